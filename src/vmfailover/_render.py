@@ -1,0 +1,44 @@
+"""Plain-text and HTML tables, shared by every object that renders itself.
+
+Reports, retention decisions, re-IP plans and simulation results all show tables in a terminal
+(``str``) and in Jupyter (``_repr_html_``). One small renderer keeps them consistent and escapes
+everything that came from the user.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+
+__all__ = ["html_table", "text_table"]
+
+
+def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
+    """A fixed-width table; every cell is ``str()``-ed, columns sized to their widest cell."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        for column, cell in enumerate(row):
+            widths[column] = max(widths[column], len(cell))
+    lines = [title] if title else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def html_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
+    """An HTML table with escaped cells, for ``_repr_html_``."""
+    parts = ['<table class="vmfailover">']
+    if title:
+        parts.append(f"<caption>{html.escape(title)}</caption>")
+    parts.append("<thead><tr>")
+    parts.extend(f"<th>{html.escape(header)}</th>" for header in headers)
+    parts.append("</tr></thead><tbody>")
+    for row in rows:
+        parts.append("<tr>")
+        parts.extend(f"<td>{html.escape(str(cell))}</td>" for cell in row)
+        parts.append("</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)

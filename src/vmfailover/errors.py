@@ -1,0 +1,123 @@
+"""The exception hierarchy of vmfailover.
+
+Every error the library raises on purpose derives from :class:`VMFailoverError`, so a caller can
+catch ours without catching everything. Validation errors carry a list of :class:`Finding`, each
+naming the offending item (a VM, a rule, a field, a line of a plan file) and saying what is wrong,
+because a DR plan usually has several problems and its author wants to see all of them at once.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = [
+    "BackendError",
+    "ConflictError",
+    "Finding",
+    "MissingExtraError",
+    "NotFoundError",
+    "PermanentBackendError",
+    "Severity",
+    "TransientBackendError",
+    "VMFailoverError",
+    "ValidationError",
+]
+
+
+class Severity(enum.StrEnum):
+    """How much a finding matters: an ``error`` blocks a run, a ``warning`` is reported only."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@attrs.frozen
+class Finding:
+    """One problem found while checking input.
+
+    ``item`` names what is wrong (``"VM 'db01'"``, ``"rule 2 ('192.168.1.*')"``,
+    ``"created_at"``); ``message`` says what is wrong with it; ``hint`` says what to change.
+    """
+
+    item: str
+    message: str
+    severity: Severity = Severity.ERROR
+    hint: str | None = None
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def __str__(self) -> str:
+        text = f"{self.item}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class VMFailoverError(Exception):
+    """Root of every error vmfailover raises on purpose."""
+
+
+class ValidationError(VMFailoverError, ValueError):
+    """Input is wrong. ``findings`` lists every problem found, each naming its item."""
+
+    findings: tuple[Finding, ...]
+
+    def __init__(self, findings: Finding | Iterable[Finding]) -> None:
+        if isinstance(findings, Finding):
+            findings = (findings,)
+        self.findings = tuple(findings)
+        if not self.findings:
+            raise ValueError("a ValidationError needs at least one finding")
+        super().__init__(self._message())
+
+    @classmethod
+    def of(cls, item: str, message: str, hint: str | None = None) -> ValidationError:
+        """A validation error with a single blocking finding."""
+        return cls(Finding(item, message, Severity.ERROR, hint))
+
+    def _message(self) -> str:
+        if len(self.findings) == 1:
+            return str(self.findings[0])
+        lines = [f"{len(self.findings)} problems:"]
+        lines.extend(f"  - {finding}" for finding in self.findings)
+        return "\n".join(lines)
+
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[tuple[Finding, ...]]]:
+        return (type(self), (self.findings,))
+
+
+class BackendError(VMFailoverError):
+    """A backend could not do what was asked."""
+
+
+class TransientBackendError(BackendError):
+    """The same call may succeed if tried again (a dropped connection, a busy host, a timeout)."""
+
+
+class PermanentBackendError(BackendError):
+    """Trying again will not help (no such operation, insufficient rights, invalid state)."""
+
+
+class NotFoundError(VMFailoverError, LookupError):
+    """A named object (VM, host, network, replica, recovery point, run) does not exist."""
+
+
+class ConflictError(VMFailoverError):
+    """The object is in a state that does not allow the operation (undo after commit, ...)."""
+
+
+class MissingExtraError(VMFailoverError, ImportError):
+    """A backend needs an optional dependency that is not installed."""
+
+    def __init__(self, backend: str, extra: str, missing: str) -> None:
+        self.backend = backend
+        self.extra = extra
+        super().__init__(
+            f"the {backend} backend needs the {missing!r} package: "
+            f"pip install 'vmfailover[{extra}]'"
+        )

@@ -1,0 +1,598 @@
+"""The hypervisor-neutral model: immutable value types every other layer speaks.
+
+Everything here is frozen (``attrs.evolve`` makes changed copies) and checked when it is built, so a
+bad value is refused where it enters, with a :class:`~vmfailover.errors.ValidationError` naming the
+item and the field. Timestamps are timezone-aware and normalised to UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+import attrs
+
+from vmfailover.errors import Finding, NotFoundError, ValidationError
+
+__all__ = [
+    "ConnectionState",
+    "Consistency",
+    "Credentials",
+    "Datastore",
+    "FailoverKind",
+    "GuestOS",
+    "Host",
+    "IPAddress",
+    "IPConfig",
+    "IPInterface",
+    "Inventory",
+    "Network",
+    "Nic",
+    "PowerState",
+    "RecoveryPoint",
+    "Replica",
+    "ReplicaState",
+    "Site",
+    "VM",
+    "aware_utc",
+]
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPInterface: TypeAlias = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+class PowerState(enum.StrEnum):
+    ON = "on"
+    OFF = "off"
+    SUSPENDED = "suspended"
+
+
+class ConnectionState(enum.StrEnum):
+    """Whether the management plane reaches a host."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    NOT_RESPONDING = "not_responding"
+
+
+class ReplicaState(enum.StrEnum):
+    """Where a replica is in its life.
+
+    ``initializing`` (created, no recovery point yet) -> ``ready`` (replicating) ->
+    ``test_failover`` (a test copy runs) / ``failed_over`` (the replica runs in production) ->
+    ``committed`` (failover made permanent) -> ``reversed`` (replicating back to the source).
+    """
+
+    INITIALIZING = "initializing"
+    READY = "ready"
+    TEST_FAILOVER = "test_failover"
+    FAILED_OVER = "failed_over"
+    COMMITTED = "committed"
+    REVERSED = "reversed"
+    ERROR = "error"
+
+
+class FailoverKind(enum.StrEnum):
+    """``planned``: no data loss, source shut down first. ``test``: isolated, production untouched.
+    ``regular``: unplanned, the source site is gone."""
+
+    PLANNED = "planned"
+    TEST = "test"
+    REGULAR = "regular"
+
+
+class Consistency(enum.StrEnum):
+    CRASH = "crash"
+    APPLICATION = "application"
+
+
+class GuestOS(enum.StrEnum):
+    LINUX = "linux"
+    WINDOWS = "windows"
+    OTHER = "other"
+
+
+# --- validation helpers -------------------------------------------------------------------------
+
+
+def aware_utc(value: datetime, item: str = "timestamp") -> datetime:
+    """Return ``value`` in UTC; refuse naive datetimes (their instant is unknown)."""
+    if not isinstance(value, datetime):
+        raise ValidationError.of(item, f"expected a datetime, got {value!r}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValidationError.of(
+            item,
+            f"{value.isoformat()} is a naive datetime",
+            "give a timezone, for example datetime(..., tzinfo=UTC)",
+        )
+    return value.astimezone(UTC)
+
+
+def _label(instance: object) -> str:
+    kind = type(instance).__name__
+    for key in ("name", "id", "mac"):
+        value = getattr(instance, key, None)
+        if isinstance(value, str) and value:
+            return f"{kind} {value!r}"
+    return kind
+
+
+def _utc_field(instance: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    if value is not None:
+        checked = aware_utc(value, f"{_label(instance)}: {attribute.name}")
+        object.__setattr__(instance, attribute.name, checked)
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError.of(_label(instance), f"{attribute.name} must be a non-empty string")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError.of(
+            _label(instance), f"{attribute.name} must be a whole number >= 0, got {value!r}"
+        )
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError.of(
+            _label(instance), f"{attribute.name} must be a whole number > 0, got {value!r}"
+        )
+
+
+def _enum_converter(enum_type: type[enum.StrEnum]) -> Any:
+    def convert(value: object) -> enum.StrEnum:
+        try:
+            return enum_type(value)
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum_type)
+            raise ValidationError.of(
+                enum_type.__name__, f"{value!r} is not one of: {allowed}"
+            ) from None
+
+    return convert
+
+
+def _str_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def _str_frozenset(value: Iterable[str] | str) -> frozenset[str]:
+    if isinstance(value, str):
+        return frozenset((value,))
+    return frozenset(value)
+
+
+# --- sites, hosts, storage, networks ------------------------------------------------------------
+
+
+@attrs.frozen
+class Site:
+    """A location that can be lost as a whole (a data centre, a region)."""
+
+    name: str = attrs.field(validator=_non_empty)
+    description: str = ""
+
+
+@attrs.frozen
+class Host:
+    """A hypervisor host. ``datastores`` and ``networks`` are the names it can reach."""
+
+    name: str = attrs.field(validator=_non_empty)
+    site: str = attrs.field(validator=_non_empty)
+    cluster: str | None = None
+    connection: ConnectionState = attrs.field(
+        default=ConnectionState.CONNECTED, converter=_enum_converter(ConnectionState)
+    )
+    power: PowerState = attrs.field(default=PowerState.ON, converter=_enum_converter(PowerState))
+    cpu_cores: int = attrs.field(default=32, validator=_positive)
+    memory_mb: int = attrs.field(default=262_144, validator=_positive)
+    datastores: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    networks: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+
+    @property
+    def available(self) -> bool:
+        """Powered on and reachable by the management plane."""
+        return self.power is PowerState.ON and self.connection is ConnectionState.CONNECTED
+
+
+@attrs.frozen
+class Datastore:
+    name: str = attrs.field(validator=_non_empty)
+    site: str = attrs.field(validator=_non_empty)
+    capacity_bytes: int = attrs.field(validator=_non_negative)
+    free_bytes: int = attrs.field(validator=_non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.free_bytes > self.capacity_bytes:
+            raise ValidationError.of(
+                _label(self),
+                f"free_bytes ({self.free_bytes}) exceeds capacity_bytes ({self.capacity_bytes})",
+            )
+
+
+@attrs.frozen
+class Network:
+    """A network (port group, virtual switch) at a site. ``isolated`` networks reach no
+    production system: test failovers must land on them."""
+
+    name: str = attrs.field(validator=_non_empty)
+    site: str = attrs.field(validator=_non_empty)
+    isolated: bool = False
+    vlan: int | None = None
+
+
+# --- NICs and addresses -------------------------------------------------------------------------
+
+
+def _interface(value: object) -> IPInterface:
+    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+        return value
+    if not isinstance(value, str):
+        raise ValidationError.of("IPConfig address", f"expected 'address/prefix', got {value!r}")
+    if "/" not in value:
+        raise ValidationError.of(
+            "IPConfig address",
+            f"{value!r} has no prefix length",
+            "write it as address/prefix, for example 192.168.1.10/24",
+        )
+    try:
+        return ipaddress.ip_interface(value)
+    except ValueError as exc:
+        raise ValidationError.of("IPConfig address", f"{value!r} is not valid: {exc}") from None
+
+
+def _address(value: object) -> IPAddress:
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    try:
+        return ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise ValidationError.of("IPConfig", f"{value!r} is not an IP address") from None
+
+
+def _optional_address(value: object) -> IPAddress | None:
+    return None if value is None else _address(value)
+
+
+def _addresses(value: Iterable[object] | str) -> tuple[IPAddress, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    return tuple(_address(item) for item in value)
+
+
+@attrs.frozen
+class IPConfig:
+    """A static interface address with its prefix, gateway, DNS servers and suffixes."""
+
+    address: IPInterface = attrs.field(converter=_interface)
+    gateway: IPAddress | None = attrs.field(default=None, converter=_optional_address)
+    dns: tuple[IPAddress, ...] = attrs.field(default=(), converter=_addresses)
+    dns_suffixes: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+
+    def __attrs_post_init__(self) -> None:
+        item = f"IPConfig {self.address}"
+        if self.gateway is not None:
+            if self.gateway.version != self.address.version:
+                raise ValidationError.of(item, f"gateway {self.gateway} is another IP version")
+            if self.gateway not in self.address.network:
+                raise ValidationError.of(
+                    item, f"gateway {self.gateway} is outside {self.address.network}"
+                )
+        for server in self.dns:
+            if server.version != self.address.version:
+                raise ValidationError.of(item, f"DNS server {server} is another IP version")
+
+
+_MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$|^[0-9a-f]{12}$")
+
+
+def _mac(value: object) -> str:
+    text = str(value).strip().lower()
+    if not _MAC.match(text):
+        raise ValidationError.of(
+            "Nic mac", f"{value!r} is not a MAC address", "write six hex pairs, aa:bb:cc:dd:ee:ff"
+        )
+    digits = re.sub(r"[^0-9a-f]", "", text)
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+@attrs.frozen
+class Nic:
+    """A virtual network adapter, identified by its MAC, on a network of its VM's site."""
+
+    mac: str = attrs.field(converter=_mac)
+    network: str = attrs.field(validator=_non_empty)
+    ip_configs: tuple[IPConfig, ...] = attrs.field(default=(), converter=tuple)
+    dhcp: bool = False
+    label: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.dhcp and self.ip_configs:
+            raise ValidationError.of(
+                _label(self), "a NIC on DHCP cannot also have static ip_configs"
+            )
+
+    @property
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return tuple(config.address.ip for config in self.ip_configs)
+
+
+# --- VMs, replicas, recovery points -------------------------------------------------------------
+
+
+@attrs.frozen
+class VM:
+    """A virtual machine. ``id`` is stable across renames and moves; ``name`` is what people use."""
+
+    id: str = attrs.field(validator=_non_empty)
+    name: str = attrs.field(validator=_non_empty)
+    host: str = attrs.field(validator=_non_empty)
+    power_state: PowerState = attrs.field(
+        default=PowerState.OFF, converter=_enum_converter(PowerState)
+    )
+    nics: tuple[Nic, ...] = attrs.field(default=(), converter=tuple)
+    cpu: int = attrs.field(default=1, validator=_positive)
+    memory_mb: int = attrs.field(default=1024, validator=_positive)
+    guest_os: GuestOS = attrs.field(default=GuestOS.LINUX, converter=_enum_converter(GuestOS))
+    datastore: str | None = None
+    disk_bytes: int = attrs.field(default=0, validator=_non_negative)
+    tags: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
+
+    def __attrs_post_init__(self) -> None:
+        seen: set[str] = set()
+        for nic in self.nics:
+            if nic.mac in seen:
+                raise ValidationError.of(_label(self), f"two NICs share the MAC {nic.mac}")
+            seen.add(nic.mac)
+
+    def nic(self, mac: str) -> Nic:
+        wanted = _mac(mac)
+        for nic in self.nics:
+            if nic.mac == wanted:
+                return nic
+        raise NotFoundError(f"VM {self.name!r} has no NIC with MAC {wanted}")
+
+
+@attrs.frozen
+class Replica:
+    """A copy of ``source_vm`` kept as ``replica_vm`` on ``target_host`` (both are VM ids)."""
+
+    id: str = attrs.field(validator=_non_empty)
+    source_vm: str = attrs.field(validator=_non_empty)
+    replica_vm: str = attrs.field(validator=_non_empty)
+    target_host: str = attrs.field(validator=_non_empty)
+    created_at: datetime = attrs.field(validator=_utc_field)
+    state: ReplicaState = attrs.field(
+        default=ReplicaState.INITIALIZING, converter=_enum_converter(ReplicaState)
+    )
+    target_datastore: str | None = None
+
+    def check_point(self, point: RecoveryPoint) -> None:
+        """Refuse a recovery point that cannot belong to this replica."""
+        if point.replica != self.id:
+            raise ValidationError.of(
+                _label(point), f"belongs to replica {point.replica!r}, not {self.id!r}"
+            )
+        if point.created_at < self.created_at:
+            raise ValidationError.of(
+                _label(point),
+                f"created_at {point.created_at.isoformat()} is older than its replica "
+                f"{self.id!r} ({self.created_at.isoformat()})",
+            )
+
+
+@attrs.frozen
+class RecoveryPoint:
+    """An immutable state of a replica's disks that a failover can return to."""
+
+    id: str = attrs.field(validator=_non_empty)
+    replica: str = attrs.field(validator=_non_empty)
+    created_at: datetime = attrs.field(validator=_utc_field)
+    consistency: Consistency = attrs.field(
+        default=Consistency.CRASH, converter=_enum_converter(Consistency)
+    )
+    tags: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
+    pinned_until: datetime | None = attrs.field(default=None, validator=_utc_field)
+    size_bytes: int = attrs.field(default=0, validator=_non_negative)
+
+    def pinned_at(self, now: datetime) -> bool:
+        return self.pinned_until is not None and self.pinned_until > aware_utc(now, "now")
+
+
+@attrs.frozen(repr=False)
+class Credentials:
+    """A user name and a secret. The secret never appears in ``repr``, ``str`` or logs."""
+
+    username: str = attrs.field(validator=_non_empty)
+    secret: str = attrs.field(eq=False, hash=False)
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, secret=<hidden>)"
+
+    __str__ = __repr__
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("Credentials are not picklable: they would carry the secret in clear")
+
+
+# --- the inventory ------------------------------------------------------------------------------
+
+
+def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Inventory:
+    """A consistent snapshot of what a backend manages, checked for internal consistency.
+
+    Lookups (:meth:`vm`, :meth:`host`, ...) raise :class:`NotFoundError` naming the missing item.
+    """
+
+    sites: tuple[Site, ...] = attrs.field(default=(), converter=_tuple)
+    hosts: tuple[Host, ...] = attrs.field(default=(), converter=_tuple)
+    datastores: tuple[Datastore, ...] = attrs.field(default=(), converter=_tuple)
+    networks: tuple[Network, ...] = attrs.field(default=(), converter=_tuple)
+    vms: tuple[VM, ...] = attrs.field(default=(), converter=_tuple)
+    replicas: tuple[Replica, ...] = attrs.field(default=(), converter=_tuple)
+    _index: _InventoryIndex = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        index = _InventoryIndex.build(self)
+        object.__setattr__(self, "_index", index)
+
+    # lookups
+    def site(self, name: str) -> Site:
+        return _lookup(self._index.sites, name, "site")
+
+    def host(self, name: str) -> Host:
+        return _lookup(self._index.hosts, name, "host")
+
+    def datastore(self, name: str) -> Datastore:
+        return _lookup(self._index.datastores, name, "datastore")
+
+    def network(self, site: str, name: str) -> Network:
+        return _lookup(self._index.networks, (site, name), f"network at site {site!r}")
+
+    def has_network(self, site: str, name: str) -> bool:
+        return (site, name) in self._index.networks
+
+    def vm(self, key: str) -> VM:
+        """The VM with this id, or else with this name (names must then be unique)."""
+        found = self._index.vms_by_id.get(key)
+        if found is not None:
+            return found
+        named = self._index.vms_by_name.get(key, ())
+        if len(named) == 1:
+            return named[0]
+        if not named:
+            raise NotFoundError(f"no VM with id or name {key!r}")
+        sites = ", ".join(sorted(self.site_of(vm) for vm in named))
+        raise NotFoundError(f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id")
+
+    def replica(self, replica_id: str) -> Replica:
+        return _lookup(self._index.replicas, replica_id, "replica")
+
+    def replica_of(self, source_vm: str) -> Replica:
+        """The replica whose source is this VM (id or name)."""
+        vm = self.vm(source_vm)
+        found = self._index.replica_by_source.get(vm.id)
+        if found is None:
+            raise NotFoundError(f"VM {vm.name!r} has no replica")
+        return found
+
+    def site_of(self, vm: VM | str) -> str:
+        if isinstance(vm, str):
+            vm = self.vm(vm)
+        return self.host(vm.host).site
+
+    def vms_at(self, site: str) -> tuple[VM, ...]:
+        return tuple(vm for vm in self.vms if self.host(vm.host).site == site)
+
+
+def _lookup(table: Mapping[Any, Any], key: Any, what: str) -> Any:
+    try:
+        return table[key]
+    except KeyError:
+        raise NotFoundError(f"no {what} {key!r}") from None
+
+
+@attrs.frozen
+class _InventoryIndex:
+    sites: dict[str, Site]
+    hosts: dict[str, Host]
+    datastores: dict[str, Datastore]
+    networks: dict[tuple[str, str], Network]
+    vms_by_id: dict[str, VM]
+    vms_by_name: dict[str, tuple[VM, ...]]
+    replicas: dict[str, Replica]
+    replica_by_source: dict[str, Replica]
+
+    @classmethod
+    def build(cls, inv: Inventory) -> _InventoryIndex:
+        findings: list[Finding] = []
+
+        def unique(items: Iterable[Any], key: Any, what: str) -> dict[Any, Any]:
+            table: dict[Any, Any] = {}
+            for item in items:
+                k = key(item)
+                if k in table:
+                    findings.append(Finding(f"{what} {k!r}", "appears twice in the inventory"))
+                table[k] = item
+            return table
+
+        sites = unique(inv.sites, lambda s: s.name, "site")
+        hosts = unique(inv.hosts, lambda h: h.name, "host")
+        datastores = unique(inv.datastores, lambda d: d.name, "datastore")
+        networks = unique(inv.networks, lambda n: (n.site, n.name), "network")
+        vms_by_id = unique(inv.vms, lambda v: v.id, "VM id")
+        replicas = unique(inv.replicas, lambda r: r.id, "replica")
+
+        for thing in (*inv.hosts, *inv.datastores, *inv.networks):
+            if thing.site not in sites:
+                findings.append(Finding(_label(thing), f"site {thing.site!r} does not exist"))
+
+        vms_by_name: dict[str, list[VM]] = {}
+        seen_per_site: dict[tuple[str, str], VM] = {}
+        for vm in inv.vms:
+            vms_by_name.setdefault(vm.name, []).append(vm)
+            host = hosts.get(vm.host)
+            if host is None:
+                findings.append(Finding(f"VM {vm.name!r}", f"host {vm.host!r} does not exist"))
+                continue
+            key = (host.site, vm.name)
+            if key in seen_per_site:
+                findings.append(
+                    Finding(
+                        f"VM {vm.name!r}",
+                        f"two VMs have this name at site {host.site!r} "
+                        f"(ids {seen_per_site[key].id!r} and {vm.id!r})",
+                    )
+                )
+            seen_per_site[key] = vm
+            if vm.datastore is not None and vm.datastore not in datastores:
+                findings.append(
+                    Finding(f"VM {vm.name!r}", f"datastore {vm.datastore!r} does not exist")
+                )
+            for nic in vm.nics:
+                if (host.site, nic.network) not in networks:
+                    findings.append(
+                        Finding(
+                            f"VM {vm.name!r} NIC {nic.mac}",
+                            f"network {nic.network!r} does not exist at site {host.site!r}",
+                        )
+                    )
+
+        replica_by_source: dict[str, Replica] = {}
+        for replica in inv.replicas:
+            for role, vm_id in (("source", replica.source_vm), ("replica", replica.replica_vm)):
+                if vm_id not in vms_by_id:
+                    findings.append(Finding(_label(replica), f"{role} VM {vm_id!r} does not exist"))
+            if replica.target_host not in hosts:
+                findings.append(
+                    Finding(_label(replica), f"target host {replica.target_host!r} does not exist")
+                )
+            if replica.state is not ReplicaState.REVERSED:
+                replica_by_source[replica.source_vm] = replica
+
+        if findings:
+            raise ValidationError(findings)
+        return cls(
+            sites=sites,
+            hosts=hosts,
+            datastores=datastores,
+            networks=networks,
+            vms_by_id=vms_by_id,
+            vms_by_name={name: tuple(vms) for name, vms in vms_by_name.items()},
+            replicas=replicas,
+            replica_by_source=replica_by_source,
+        )
