@@ -1,4 +1,4 @@
-"""Sessions: tests, lint, typecheck, docs, bench. ``nox -s lint typecheck tests`` is what CI runs."""
+"""Sessions: tests, lint, typecheck, docs, bench. CI runs ``nox -s lint typecheck tests``."""
 
 from __future__ import annotations
 

@@ -12,13 +12,14 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import attrs
 
 from vmfailover.errors import Finding, NotFoundError, ValidationError
 
 __all__ = [
+    "VM",
     "ConnectionState",
     "Consistency",
     "Credentials",
@@ -37,7 +38,6 @@ __all__ = [
     "Replica",
     "ReplicaState",
     "Site",
-    "VM",
     "aware_utc",
 ]
 
@@ -146,17 +146,39 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> 
         )
 
 
-def _enum_converter(enum_type: type[enum.StrEnum]) -> Any:
-    def convert(value: object) -> enum.StrEnum:
-        try:
-            return enum_type(value)
-        except ValueError:
-            allowed = ", ".join(member.value for member in enum_type)
-            raise ValidationError.of(
-                enum_type.__name__, f"{value!r} is not one of: {allowed}"
-            ) from None
+_E = TypeVar("_E", bound=enum.StrEnum)
 
-    return convert
+
+def _to_enum(enum_type: type[_E], value: object) -> _E:
+    if isinstance(value, enum_type):
+        return value
+    try:
+        return enum_type(str(value))
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum_type)
+        raise ValidationError.of(
+            enum_type.__name__, f"{value!r} is not one of: {allowed}"
+        ) from None
+
+
+def _power_state(value: object) -> PowerState:
+    return _to_enum(PowerState, value)
+
+
+def _connection_state(value: object) -> ConnectionState:
+    return _to_enum(ConnectionState, value)
+
+
+def _replica_state(value: object) -> ReplicaState:
+    return _to_enum(ReplicaState, value)
+
+
+def _consistency(value: object) -> Consistency:
+    return _to_enum(Consistency, value)
+
+
+def _guest_os(value: object) -> GuestOS:
+    return _to_enum(GuestOS, value)
 
 
 def _str_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
@@ -190,9 +212,9 @@ class Host:
     site: str = attrs.field(validator=_non_empty)
     cluster: str | None = None
     connection: ConnectionState = attrs.field(
-        default=ConnectionState.CONNECTED, converter=_enum_converter(ConnectionState)
+        default=ConnectionState.CONNECTED, converter=_connection_state
     )
-    power: PowerState = attrs.field(default=PowerState.ON, converter=_enum_converter(PowerState))
+    power: PowerState = attrs.field(default=PowerState.ON, converter=_power_state)
     cpu_cores: int = attrs.field(default=32, validator=_positive)
     memory_mb: int = attrs.field(default=262_144, validator=_positive)
     datastores: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
@@ -336,13 +358,11 @@ class VM:
     id: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
     host: str = attrs.field(validator=_non_empty)
-    power_state: PowerState = attrs.field(
-        default=PowerState.OFF, converter=_enum_converter(PowerState)
-    )
+    power_state: PowerState = attrs.field(default=PowerState.OFF, converter=_power_state)
     nics: tuple[Nic, ...] = attrs.field(default=(), converter=tuple)
     cpu: int = attrs.field(default=1, validator=_positive)
     memory_mb: int = attrs.field(default=1024, validator=_positive)
-    guest_os: GuestOS = attrs.field(default=GuestOS.LINUX, converter=_enum_converter(GuestOS))
+    guest_os: GuestOS = attrs.field(default=GuestOS.LINUX, converter=_guest_os)
     datastore: str | None = None
     disk_bytes: int = attrs.field(default=0, validator=_non_negative)
     tags: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
@@ -371,9 +391,7 @@ class Replica:
     replica_vm: str = attrs.field(validator=_non_empty)
     target_host: str = attrs.field(validator=_non_empty)
     created_at: datetime = attrs.field(validator=_utc_field)
-    state: ReplicaState = attrs.field(
-        default=ReplicaState.INITIALIZING, converter=_enum_converter(ReplicaState)
-    )
+    state: ReplicaState = attrs.field(default=ReplicaState.INITIALIZING, converter=_replica_state)
     target_datastore: str | None = None
 
     def check_point(self, point: RecoveryPoint) -> None:
@@ -397,9 +415,7 @@ class RecoveryPoint:
     id: str = attrs.field(validator=_non_empty)
     replica: str = attrs.field(validator=_non_empty)
     created_at: datetime = attrs.field(validator=_utc_field)
-    consistency: Consistency = attrs.field(
-        default=Consistency.CRASH, converter=_enum_converter(Consistency)
-    )
+    consistency: Consistency = attrs.field(default=Consistency.CRASH, converter=_consistency)
     tags: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
     pinned_until: datetime | None = attrs.field(default=None, validator=_utc_field)
     size_bytes: int = attrs.field(default=0, validator=_non_negative)
@@ -499,7 +515,10 @@ class Inventory:
         return tuple(vm for vm in self.vms if self.host(vm.host).site == site)
 
 
-def _lookup(table: Mapping[Any, Any], key: Any, what: str) -> Any:
+_T = TypeVar("_T")
+
+
+def _lookup(table: Mapping[Any, _T], key: Any, what: str) -> _T:
     try:
         return table[key]
     except KeyError:
@@ -537,7 +556,12 @@ class _InventoryIndex:
         vms_by_id = unique(inv.vms, lambda v: v.id, "VM id")
         replicas = unique(inv.replicas, lambda r: r.id, "replica")
 
-        for thing in (*inv.hosts, *inv.datastores, *inv.networks):
+        placed: tuple[Host | Datastore | Network, ...] = (
+            *inv.hosts,
+            *inv.datastores,
+            *inv.networks,
+        )
+        for thing in placed:
             if thing.site not in sites:
                 findings.append(Finding(_label(thing), f"site {thing.site!r} does not exist"))
 

@@ -51,9 +51,10 @@ class EnumValue:
 class OutputObject:
     """An object a cmdlet writes to its output (a ``VirtualMachine``, a ``VMSnapshot``, ...).
 
-    ``type_names`` is most derived first, as PowerShell lists them (``Microsoft.HyperV.PowerShell.
-    VirtualMachine``, ..., ``System.Object``). Property values are str, int, bool, float, None,
-    datetime (aware), uuid.UUID, :class:`EnumValue`, nested :class:`OutputObject`, or lists of these.
+    ``type_names`` is most derived first, as PowerShell lists them
+    (``Microsoft.HyperV.PowerShell.VirtualMachine``, ..., ``System.Object``). Property values are
+    str, int, bool, float, None, datetime (aware), uuid.UUID, :class:`EnumValue`, nested
+    :class:`OutputObject`, or lists of these.
     """
 
     type_names: tuple[str, ...]
