@@ -314,6 +314,10 @@ class IPConfig:
                 raise ValidationError.of(item, f"DNS server {server} is another IP version")
 
 
+def _ip_configs(value: Iterable[IPConfig]) -> tuple[IPConfig, ...]:
+    return tuple(value)
+
+
 _MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$|^[0-9a-f]{12}$")
 
 
@@ -333,7 +337,7 @@ class Nic:
 
     mac: str = attrs.field(converter=_mac)
     network: str = attrs.field(validator=_non_empty)
-    ip_configs: tuple[IPConfig, ...] = attrs.field(default=(), converter=tuple)
+    ip_configs: tuple[IPConfig, ...] = attrs.field(default=(), converter=_ip_configs)
     dhcp: bool = False
     label: str = ""
 
@@ -348,6 +352,10 @@ class Nic:
         return tuple(config.address.ip for config in self.ip_configs)
 
 
+def _nics(value: Iterable[Nic]) -> tuple[Nic, ...]:
+    return tuple(value)
+
+
 # --- VMs, replicas, recovery points -------------------------------------------------------------
 
 
@@ -359,7 +367,7 @@ class VM:
     name: str = attrs.field(validator=_non_empty)
     host: str = attrs.field(validator=_non_empty)
     power_state: PowerState = attrs.field(default=PowerState.OFF, converter=_power_state)
-    nics: tuple[Nic, ...] = attrs.field(default=(), converter=tuple)
+    nics: tuple[Nic, ...] = attrs.field(default=(), converter=_nics)
     cpu: int = attrs.field(default=1, validator=_positive)
     memory_mb: int = attrs.field(default=1024, validator=_positive)
     guest_os: GuestOS = attrs.field(default=GuestOS.LINUX, converter=_guest_os)

@@ -1,0 +1,168 @@
+"""The backend protocol: what the engine asks of a hypervisor, and nothing more.
+
+A backend translates; it makes no policy decisions (which point, which order, whether to fence is
+decided above it). Every method names its idempotency, because the runner resumes interrupted runs
+by repeating calls whose outcome it did not record: an idempotent call may simply be repeated; a
+non-idempotent one is first reconciled against :meth:`Backend.inventory` and
+:meth:`Backend.recovery_points`.
+
+How the primitives map onto the hypervisors (so that a new backend knows what is expected):
+
+============================  ====================================  ==============================
+primitive                     vSphere                               Hyper-V Replica
+============================  ====================================  ==============================
+create_replica                clone a source snapshot, NICs mapped  Enable-VMReplication + initial
+sync                          data mover, then a replica snapshot   replication / Checkpoint-VM
+revert                        RevertToSnapshot on the replica       Start-VMFailover
+                                                                    -VMRecoverySnapshot
+create_test_copy              linked clone of the snapshot          Start-VMFailover -AsTest
+remove_test_copy              destroy the clone                     Stop-VMFailover
+reverse_replication           new replica in the other direction    Set-VMReplication -Reverse
+============================  ====================================  ==============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from vmfailover.model import Consistency, Inventory, IPAddress, IPConfig, RecoveryPoint, Replica
+
+__all__ = ["Backend", "Readiness"]
+
+
+@attrs.frozen
+class Readiness:
+    """What a backend can tell about a VM's guest without logging into it."""
+
+    powered_on: bool
+    heartbeat: bool = False
+    ip_addresses: tuple[IPAddress, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        """Powered on, the guest agent answers, and the guest reports an address."""
+        return self.powered_on and self.heartbeat and bool(self.ip_addresses)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One hypervisor management plane (a vCenter, a set of Hyper-V hosts, the memory lab).
+
+    Ids are the backend's stable ids (VM ids, replica ids, recovery point ids), never display
+    names. Unknown ids raise :class:`~vmfailover.errors.NotFoundError`; an operation the object's
+    state forbids raises :class:`~vmfailover.errors.ConflictError`; failures of the hypervisor
+    raise :class:`~vmfailover.errors.TransientBackendError` (worth retrying) or
+    :class:`~vmfailover.errors.PermanentBackendError`.
+    """
+
+    name: str
+
+    def inventory(self) -> Inventory:
+        """A consistent snapshot of sites, hosts, datastores, networks, VMs and replicas.
+
+        Read-only, idempotent.
+        """
+        ...
+
+    def create_replica(
+        self,
+        vm_id: str,
+        target_host: str,
+        target_datastore: str,
+        *,
+        network_map: Mapping[str, str] | None = None,
+    ) -> Replica:
+        """Create a replica of ``vm_id`` on the target host and datastore.
+
+        The replica VM's NICs are connected to ``network_map[source network]`` (target networks by
+        name); unmapped NICs keep their network name, which must exist at the target site.
+        Idempotent: if the VM already has a replica on that host, that replica is returned.
+        """
+        ...
+
+    def sync(
+        self,
+        replica_id: str,
+        *,
+        consistency: Consistency = Consistency.CRASH,
+        tags: Sequence[str] = (),
+    ) -> RecoveryPoint:
+        """Bring the replica up to date with its source and record a new recovery point.
+
+        Not idempotent: each call creates a point. Reconcile by listing recovery points.
+        """
+        ...
+
+    def recovery_points(self, replica_id: str) -> tuple[RecoveryPoint, ...]:
+        """The replica's recovery points, oldest first. Read-only, idempotent."""
+        ...
+
+    def delete_recovery_point(self, point_id: str) -> None:
+        """Delete a recovery point. Idempotent: deleting a point that is gone does nothing."""
+        ...
+
+    def recovery_point_limit(self) -> int | None:
+        """How many recovery points a replica can hold, or None for no limit. Read-only."""
+        ...
+
+    def revert(self, replica_id: str, point_id: str) -> None:
+        """Make the replica VM's disks equal to the recovery point, ready to power on.
+
+        Idempotent for the same point. The replica VM must be powered off.
+        """
+        ...
+
+    def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
+        """Connect the VM's NIC to a network of the VM's site. Idempotent."""
+        ...
+
+    def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
+        """Set the guest's address for the NIC, applied at next boot; ``None`` means DHCP.
+
+        Idempotent. The VM must be powered off (the change is applied by guest customization or
+        Hyper-V's failover IP configuration while it boots).
+        """
+        ...
+
+    def power_on(self, vm_id: str) -> None:
+        """Power the VM on. Idempotent: a running VM stays running."""
+        ...
+
+    def shutdown_guest(self, vm_id: str, timeout: float) -> None:
+        """Ask the guest to shut down and wait up to ``timeout`` seconds for it to be off.
+
+        Idempotent: an off VM stays off. Raises TransientBackendError if it is still running
+        when the time is up (the caller may then :meth:`power_off`).
+        """
+        ...
+
+    def power_off(self, vm_id: str) -> None:
+        """Cut the power. Idempotent."""
+        ...
+
+    def readiness(self, vm_id: str) -> Readiness:
+        """Power, guest heartbeat and reported addresses. Read-only."""
+        ...
+
+    def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
+        """Create a powered-off copy of the replica at the point, for a test failover.
+
+        Returns the copy's VM id. Production (source and replica) is untouched. Idempotent per
+        ``key`` (a run id): calling again with the same key returns the same copy.
+        """
+        ...
+
+    def remove_test_copy(self, vm_id: str) -> None:
+        """Power off and delete a test copy. Idempotent: a copy that is gone stays gone."""
+        ...
+
+    def reverse_replication(self, replica_id: str) -> Replica:
+        """Replicate from the (failed-over) replica VM back to the original source VM.
+
+        Returns the new replica, whose source is the old replica VM. Only changed blocks move
+        where the original still exists. Idempotent: returns the reverse replica if it exists.
+        """
+        ...

@@ -1,0 +1,275 @@
+"""The backend contract suite: what every backend promises, as pytest tests.
+
+A backend's test module subclasses :class:`BackendContract` and provides a ``scene`` fixture that
+returns a :class:`ContractScene` for a fresh world::
+
+    from vmfailover.testing.contract import BackendContract, ContractScene
+
+    class TestMyBackend(BackendContract):
+        @pytest.fixture
+        def scene(self):
+            backend = connect_to_my_test_peer()
+            return ContractScene(backend, source_vm="vm-1", target_host="h2", ...)
+
+The suite checks the promises the engine relies on (ids, ordering, idempotency, errors of our own
+types, test copies that leave production untouched) and nothing a backend may legitimately do
+differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import attrs
+import pytest
+
+from vmfailover.backends.base import Backend, Readiness
+from vmfailover.errors import ConflictError, NotFoundError
+from vmfailover.model import VM, Inventory, IPConfig, PowerState, RecoveryPoint, Replica
+
+__all__ = ["BackendContract", "ContractScene"]
+
+
+def _no_writes(vm_id: str) -> None:
+    return None
+
+
+@attrs.frozen
+class ContractScene:
+    """A fresh world for one contract test.
+
+    ``source_vm`` is a powered-on VM with at least one NIC and no replica yet; ``network_map``
+    maps each of its networks to a network at the target site; ``spare_network`` is another
+    network at the target site. ``write(vm_id)`` changes a running VM's disks (a no-op where a
+    backend cannot); ``wait`` lets ``seconds`` of the backend's time pass; ``boot_timeout``
+    bounds how long a booting VM may take to become ready, in the backend's time.
+    """
+
+    backend: Backend
+    source_vm: str
+    target_host: str
+    target_datastore: str
+    network_map: Mapping[str, str]
+    spare_network: str
+    guest_ip: IPConfig
+    wait: Callable[[float], None]
+    write: Callable[[str], None] = _no_writes
+    boot_timeout: float = 600.0
+
+
+class BackendContract:
+    """Subclass it and provide a ``scene`` fixture; every ``test_*`` here then runs for you."""
+
+    @pytest.fixture
+    def scene(self) -> ContractScene:
+        raise NotImplementedError("a BackendContract subclass must provide the scene fixture")
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def replicate(scene: ContractScene) -> Replica:
+        return scene.backend.create_replica(
+            scene.source_vm,
+            scene.target_host,
+            scene.target_datastore,
+            network_map=scene.network_map,
+        )
+
+    @staticmethod
+    def vm(scene: ContractScene, vm_id: str) -> VM:
+        return scene.backend.inventory().vm(vm_id)
+
+    @staticmethod
+    def wait_ready(scene: ContractScene, vm_id: str) -> Readiness:
+        waited = 0.0
+        step = max(scene.boot_timeout / 200, 0.05)
+        while True:
+            readiness = scene.backend.readiness(vm_id)
+            if readiness.ready or waited >= scene.boot_timeout:
+                return readiness
+            scene.wait(step)
+            waited += step
+
+    def fail_over(self, scene: ContractScene) -> tuple[Replica, RecoveryPoint]:
+        replica = self.replicate(scene)
+        point = scene.backend.sync(replica.id)
+        scene.backend.revert(replica.id, point.id)
+        return replica, point
+
+    # --- inventory -------------------------------------------------------------------------------
+
+    def test_inventory_is_a_consistent_snapshot(self, scene: ContractScene) -> None:
+        inventory = scene.backend.inventory()
+        assert isinstance(inventory, Inventory)
+        source = inventory.vm(scene.source_vm)
+        assert source.power_state is PowerState.ON
+        assert source.nics, "the scene's source VM needs a NIC"
+        host = inventory.host(source.host)
+        assert inventory.site(host.site).name == host.site
+        target_site = inventory.host(scene.target_host).site
+        for nic in source.nics:
+            assert inventory.has_network(target_site, scene.network_map[nic.network])
+        assert inventory.has_network(target_site, scene.spare_network)
+        assert scene.backend.inventory() == inventory, "two reads with no change differ"
+
+    def test_unknown_ids_raise_not_found(self, scene: ContractScene) -> None:
+        backend = scene.backend
+        calls: list[Callable[[], object]] = [
+            lambda: backend.sync("no-such-replica"),
+            lambda: backend.recovery_points("no-such-replica"),
+            lambda: backend.revert("no-such-replica", "no-such-point"),
+            lambda: backend.power_on("no-such-vm"),
+            lambda: backend.power_off("no-such-vm"),
+            lambda: backend.readiness("no-such-vm"),
+            lambda: backend.connect_nic("no-such-vm", "00:00:00:00:00:01", scene.spare_network),
+            lambda: backend.create_replica("no-such-vm", scene.target_host, scene.target_datastore),
+            lambda: backend.reverse_replication("no-such-replica"),
+        ]
+        for call in calls:
+            with pytest.raises(NotFoundError):
+                call()
+
+    # --- replicas and recovery points ------------------------------------------------------------
+
+    def test_create_replica_is_idempotent(self, scene: ContractScene) -> None:
+        first = self.replicate(scene)
+        second = self.replicate(scene)
+        assert first.id == second.id
+        assert first.replica_vm == second.replica_vm
+        inventory = scene.backend.inventory()
+        assert inventory.replica_of(scene.source_vm).id == first.id
+        assert sum(1 for r in inventory.replicas if r.source_vm == scene.source_vm) == 1
+
+    def test_replica_is_off_on_target_with_mapped_networks(self, scene: ContractScene) -> None:
+        replica = self.replicate(scene)
+        inventory = scene.backend.inventory()
+        source = inventory.vm(scene.source_vm)
+        replica_vm = inventory.vm(replica.replica_vm)
+        assert replica.source_vm == source.id
+        assert replica_vm.host == scene.target_host
+        assert replica_vm.power_state is PowerState.OFF
+        assert len(replica_vm.nics) == len(source.nics)
+        assert {nic.network for nic in replica_vm.nics} == {
+            scene.network_map[nic.network] for nic in source.nics
+        }
+
+    def test_sync_adds_recovery_points_oldest_first(self, scene: ContractScene) -> None:
+        replica = self.replicate(scene)
+        first = scene.backend.sync(replica.id)
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        second = scene.backend.sync(replica.id)
+        points = scene.backend.recovery_points(replica.id)
+        assert [p.id for p in points][-2:] == [first.id, second.id]
+        assert first.id != second.id
+        for point in points:
+            assert point.replica == replica.id
+            assert point.created_at.tzinfo is not None
+            assert point.created_at >= replica.created_at
+        assert first.created_at <= second.created_at
+
+    def test_delete_recovery_point_is_idempotent(self, scene: ContractScene) -> None:
+        replica = self.replicate(scene)
+        keep = scene.backend.sync(replica.id)
+        scene.wait(60)
+        drop = scene.backend.sync(replica.id)
+        scene.backend.delete_recovery_point(drop.id)
+        scene.backend.delete_recovery_point(drop.id)
+        ids = [p.id for p in scene.backend.recovery_points(replica.id)]
+        assert drop.id not in ids
+        assert keep.id in ids
+
+    def test_recovery_point_limit_is_positive_or_none(self, scene: ContractScene) -> None:
+        limit = scene.backend.recovery_point_limit()
+        assert limit is None or (isinstance(limit, int) and limit > 0)
+
+    # --- failover primitives ---------------------------------------------------------------------
+
+    def test_revert_then_boot_with_new_network_and_ip(self, scene: ContractScene) -> None:
+        replica, _ = self.fail_over(scene)
+        backend = scene.backend
+        replica_vm = self.vm(scene, replica.replica_vm)
+        nic = replica_vm.nics[0]
+        backend.connect_nic(replica_vm.id, nic.mac, scene.spare_network)
+        backend.set_guest_ip(replica_vm.id, nic.mac, [scene.guest_ip])
+        assert backend.readiness(replica_vm.id).powered_on is False
+        backend.power_on(replica_vm.id)
+        readiness = self.wait_ready(scene, replica_vm.id)
+        assert readiness.ready, f"replica VM not ready after {scene.boot_timeout} s: {readiness}"
+        assert scene.guest_ip.address.ip in readiness.ip_addresses
+        after = self.vm(scene, replica_vm.id)
+        assert after.power_state is PowerState.ON
+        assert after.nic(nic.mac).network == scene.spare_network
+
+    def test_revert_is_idempotent(self, scene: ContractScene) -> None:
+        replica, point = self.fail_over(scene)
+        scene.backend.revert(replica.id, point.id)
+        assert self.vm(scene, replica.replica_vm).power_state is PowerState.OFF
+
+    def test_power_calls_are_idempotent(self, scene: ContractScene) -> None:
+        replica, _ = self.fail_over(scene)
+        backend = scene.backend
+        backend.power_on(replica.replica_vm)
+        backend.power_on(replica.replica_vm)
+        assert self.vm(scene, replica.replica_vm).power_state is PowerState.ON
+        backend.power_off(replica.replica_vm)
+        backend.power_off(replica.replica_vm)
+        assert self.vm(scene, replica.replica_vm).power_state is PowerState.OFF
+        assert backend.readiness(replica.replica_vm).ready is False
+
+    def test_connect_nic_to_unknown_network_raises_not_found(self, scene: ContractScene) -> None:
+        replica = self.replicate(scene)
+        nic = self.vm(scene, replica.replica_vm).nics[0]
+        with pytest.raises(NotFoundError):
+            scene.backend.connect_nic(replica.replica_vm, nic.mac, "no-such-network")
+
+    def test_shutdown_guest_stops_the_source(self, scene: ContractScene) -> None:
+        scene.backend.shutdown_guest(scene.source_vm, timeout=scene.boot_timeout)
+        assert self.vm(scene, scene.source_vm).power_state is PowerState.OFF
+        scene.backend.shutdown_guest(scene.source_vm, timeout=scene.boot_timeout)
+        assert self.vm(scene, scene.source_vm).power_state is PowerState.OFF
+
+    def test_revert_refuses_a_point_of_another_replica(self, scene: ContractScene) -> None:
+        replica = self.replicate(scene)
+        point = scene.backend.sync(replica.id)
+        with pytest.raises((ConflictError, NotFoundError)):
+            scene.backend.revert("no-such-replica", point.id)
+
+    # --- test failover ---------------------------------------------------------------------------
+
+    def test_test_copy_leaves_production_untouched(self, scene: ContractScene) -> None:
+        backend = scene.backend
+        replica = self.replicate(scene)
+        point = backend.sync(replica.id)
+        before = backend.inventory()
+        copy = backend.create_test_copy(replica.id, point.id, key="t1")
+        assert backend.create_test_copy(replica.id, point.id, key="t1") == copy
+        during = backend.inventory()
+        assert copy not in {vm.id for vm in before.vms}
+        assert during.vm(copy).power_state is PowerState.OFF
+        for vm_id in (scene.source_vm, replica.replica_vm):
+            assert during.vm(vm_id) == before.vm(vm_id)
+        backend.power_on(copy)
+        backend.remove_test_copy(copy)
+        backend.remove_test_copy(copy)
+        after = backend.inventory()
+        assert {vm.id for vm in after.vms} == {vm.id for vm in before.vms}
+        for vm in before.vms:
+            assert after.vm(vm.id) == vm
+        assert after.replica(replica.id).state == before.replica(replica.id).state
+
+    # --- failback --------------------------------------------------------------------------------
+
+    def test_reverse_replication_points_back_to_the_source(self, scene: ContractScene) -> None:
+        backend = scene.backend
+        backend.shutdown_guest(scene.source_vm, timeout=scene.boot_timeout)
+        replica, _ = self.fail_over(scene)
+        backend.power_on(replica.replica_vm)
+        reverse = backend.reverse_replication(replica.id)
+        assert backend.reverse_replication(replica.id).id == reverse.id
+        assert reverse.source_vm == replica.replica_vm
+        assert reverse.replica_vm == scene.source_vm
+        scene.write(replica.replica_vm)
+        point = backend.sync(reverse.id)
+        assert point.replica == reverse.id
+        assert [p.id for p in backend.recovery_points(reverse.id)][-1] == point.id
