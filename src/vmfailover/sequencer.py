@@ -607,10 +607,8 @@ def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
             remaining[waiter] -= 1
             if remaining[waiter] == 0:
                 topological.append(waiter)
-    priority = [0.0] * len(names)
-    for position in reversed(topological):
-        tail = max((priority[waiter] for waiter in dependents[position]), default=0.0)
-        priority[position] = weight[position] + tail
+    frozen_dependents = tuple(tuple(waiters) for waiters in dependents)
+    priority = _critical_path_priorities(topological, frozen_dependents, weight)
     ranks_by_name = _group_ranks(entries)
     rank = tuple(ranks_by_name[name] for name in names)
     rank_sizes = [0] * (max(rank, default=-1) + 1)
@@ -620,13 +618,13 @@ def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
     resource_names = tuple(limits)
     resource_index = {name: position for position, name in enumerate(resource_names)}
     uses = tuple(tuple(resource_index[r] for r in entry.resources) for entry in entries)
-    key = tuple((rank[position], -priority[position], position) for position in range(len(names)))
+    key = _heap_keys(rank, priority)
     return _Plan(
         order=order,
         names=names,
         index=index,
         deps=deps,
-        dependents=tuple(tuple(waiters) for waiters in dependents),
+        dependents=frozen_dependents,
         indegree=indegree,
         policy=tuple(entry.on_failure for entry in entries),
         timeout=tuple(entry.timeout for entry in entries),
@@ -637,11 +635,38 @@ def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
         rank_sizes=tuple(rank_sizes),
         barrier=order.groups is GroupMode.BARRIER,
         key=key,
-        priority=tuple(priority),
+        priority=priority,
         topological=tuple(topological),
         max_parallel=order.max_parallel,
         warnings=tuple(finding for finding in findings if not finding.blocking),
     )
+
+
+def _critical_path_priorities(
+    topological: Iterable[int], dependents: tuple[tuple[int, ...], ...], weight: list[float]
+) -> tuple[float, ...]:
+    """Longest remaining path (own weight included) from each VM to the end of the graph."""
+    priority = [0.0] * len(weight)
+    for position in reversed(list(topological)):
+        tail = 0.0
+        for waiter in dependents[position]:
+            if priority[waiter] > tail:
+                tail = priority[waiter]
+        priority[position] = weight[position] + tail
+    return tuple(priority)
+
+
+def _heap_keys(
+    rank: tuple[int, ...], priority: tuple[float, ...]
+) -> tuple[tuple[int, float, int], ...]:
+    """Best first: earlier group, then longer remaining path, then the order VMs were added."""
+    return tuple((rank[position], -priority[position], position) for position in range(len(rank)))
+
+
+def _reweighted(plan: _Plan, weight: list[float]) -> _Plan:
+    """The same compiled order with critical-path priorities under other weights."""
+    priority = _critical_path_priorities(plan.topological, plan.dependents, weight)
+    return attrs.evolve(plan, priority=priority, key=_heap_keys(plan.rank, priority))
 
 
 _PENDING = VMState.PENDING
