@@ -1,0 +1,563 @@
+"""Predict the recovery time of a start order before anything is touched.
+
+:func:`simulate` drives the very :class:`~vmfailover.sequencer.Sequencer` the runner drives, but in
+virtual time: an event heap stands in for the clock, and each VM's start-to-ready time comes from a
+number or a distribution. With distributions and ``runs=N`` it is a Monte Carlo estimate of the
+RTO (p50, p90, p99). The result carries two lower bounds no schedule can beat, the longest
+dependency path (``critical_path_bound``) and the work divided by the parallelism (``work_bound``),
+so a plan's author sees both the prediction and how much room is left.
+
+Everything is deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import html
+import math
+import random
+from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeAlias, runtime_checkable
+
+import attrs
+
+from vmfailover._render import text_table
+from vmfailover.errors import Finding, ValidationError
+from vmfailover.sequencer import (
+    Event,
+    Sequencer,
+    StartOrder,
+    VMState,
+    _compile,
+    _Plan,
+    _reweighted,
+)
+
+__all__ = [
+    "Distribution",
+    "Fixed",
+    "LogNormal",
+    "SimulationResult",
+    "Uniform",
+    "simulate",
+]
+
+
+@runtime_checkable
+class Distribution(Protocol):
+    """A start-to-ready time distribution: ``sample`` draws seconds, ``mean`` is the expectation."""
+
+    def sample(self, rng: random.Random) -> float: ...
+
+    @property
+    def mean(self) -> float: ...
+
+
+def _seconds(what: str, value: object, *, allow_zero: bool = True) -> float:
+    ok = (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError.of(what, f"must be a finite number of seconds {bound}, got {value!r}")
+    assert isinstance(value, int | float)
+    return float(value)
+
+
+def _seconds_field(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    _seconds(f"{type(instance).__name__} {attribute.name}", value)
+
+
+def _positive_seconds_field(
+    instance: object, attribute: attrs.Attribute[float], value: object
+) -> None:
+    _seconds(f"{type(instance).__name__} {attribute.name}", value, allow_zero=False)
+
+
+@attrs.frozen
+class Fixed:
+    """Always ``value`` seconds."""
+
+    value: float = attrs.field(validator=_seconds_field)
+
+    def sample(self, rng: random.Random) -> float:
+        return self.value
+
+    @property
+    def mean(self) -> float:
+        return self.value
+
+
+@attrs.frozen
+class Uniform:
+    """Uniformly between ``low`` and ``high`` seconds."""
+
+    low: float = attrs.field(validator=_seconds_field)
+    high: float = attrs.field(validator=_seconds_field)
+
+    def __attrs_post_init__(self) -> None:
+        if self.high < self.low:
+            raise ValidationError.of(
+                f"Uniform({self.low:g}, {self.high:g})", "high must not be below low"
+            )
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.uniform(self.low, self.high)
+
+    @property
+    def mean(self) -> float:
+        return (self.low + self.high) / 2
+
+
+@attrs.frozen
+class LogNormal:
+    """Log-normal around ``median`` seconds; ``sigma`` is the spread of the log (0.5: a long tail).
+
+    Boot and service start times are skewed like this: usually near the median, now and then
+    several times longer.
+    """
+
+    median: float = attrs.field(validator=_positive_seconds_field)
+    sigma: float = attrs.field(validator=_seconds_field)
+
+    def sample(self, rng: random.Random) -> float:
+        return rng.lognormvariate(math.log(self.median), self.sigma)
+
+    @property
+    def mean(self) -> float:
+        return self.median * math.exp(self.sigma**2 / 2)
+
+
+#: What a VM's duration may be given as.
+DurationSpec: TypeAlias = float | int | Distribution
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not sorted_values:
+        return 0.0
+    position = (len(sorted_values) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def _clock(seconds: float) -> str:
+    """``1h 02m 03s`` style, down to tenths below a minute."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m {secs:02d}s"
+    return f"{minutes}m {secs:02d}s"
+
+
+_STATE_COLOURS = {
+    VMState.READY: "#4c9a4c",
+    VMState.FAILED: "#c0392b",
+    VMState.TIMED_OUT: "#d68910",
+}
+
+
+@attrs.frozen
+class SimulationResult:
+    """The outcome of :func:`simulate`.
+
+    ``rto``, ``starts``, ``ends``, ``states``, ``critical_path`` and the bounds describe one run:
+    the only run, or with ``runs > 1`` the median run (the run whose RTO is the lower median).
+    ``rtos`` holds every run's RTO in run order, and ``p50``/``p90``/``p99`` summarise them.
+    ``ends`` is when each started VM became ready, failed or timed out; ``ready`` keeps only the
+    ready ones. ``critical_path`` is the longest dependency chain under that run's durations, and
+    ``critical_path_bound`` its length; ``work_bound`` is total work divided by ``max_parallel``
+    (or, if larger, one resource's work divided by its capacity; 0 when nothing limits).
+    """
+
+    rto: float
+    starts: Mapping[str, float]
+    ends: Mapping[str, float]
+    states: Mapping[str, VMState]
+    critical_path: tuple[str, ...]
+    critical_path_bound: float
+    work_bound: float
+    rtos: tuple[float, ...]
+    max_parallel: int | None = None
+    warnings: tuple[Finding, ...] = ()
+
+    @property
+    def ready(self) -> dict[str, float]:
+        """VM -> the time it became ready, for the VMs that did."""
+        return {
+            name: time for name, time in self.ends.items() if self.states[name] is VMState.READY
+        }
+
+    @property
+    def runs(self) -> int:
+        return len(self.rtos)
+
+    @property
+    def lower_bound(self) -> float:
+        """No schedule can finish sooner: the larger of the two bounds."""
+        return max(self.critical_path_bound, self.work_bound)
+
+    def percentile(self, q: float) -> float:
+        """The ``q``-th percentile (0-100) of the RTO over all runs."""
+        if not 0 <= q <= 100:
+            raise ValidationError.of("percentile", f"q must be between 0 and 100, got {q!r}")
+        return _percentile(sorted(self.rtos), q)
+
+    @property
+    def p50(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p90(self) -> float:
+        return self.percentile(90)
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(99)
+
+    def _summary(self) -> list[str]:
+        lines = [
+            f"Simulated RTO {_clock(self.rto)} "
+            f"(critical-path bound {_clock(self.critical_path_bound)}, "
+            f"work bound {_clock(self.work_bound)})"
+        ]
+        if self.runs > 1:
+            lines.append(
+                f"Monte Carlo over {self.runs} runs: p50 {_clock(self.p50)}, "
+                f"p90 {_clock(self.p90)}, p99 {_clock(self.p99)}"
+            )
+        counts: dict[str, int] = {}
+        for state in self.states.values():
+            counts[state.value] = counts.get(state.value, 0) + 1
+        lines.append(", ".join(f"{count} {state}" for state, count in counts.items()))
+        if self.critical_path:
+            path = " -> ".join(self.critical_path[:8])
+            if len(self.critical_path) > 8:
+                path += f" -> ... ({len(self.critical_path)} VMs)"
+            lines.append(f"Critical path: {path}")
+        return lines
+
+    def _timeline_rows(self, limit: int) -> list[tuple[str, float, float, VMState]]:
+        rows = sorted(
+            ((name, start, self.ends.get(name, start)) for name, start in self.starts.items()),
+            key=lambda row: (row[1], row[2], row[0]),
+        )
+        return [(name, start, end, self.states[name]) for name, start, end in rows[:limit]]
+
+    def __str__(self) -> str:
+        return self.text(rows=40)
+
+    def text(self, rows: int = 40, width: int = 50) -> str:
+        """The summary and a text Gantt of the first ``rows`` VMs to start."""
+        lines = self._summary()
+        span = self.rto or 1.0
+        table = []
+        for name, start, end, state in self._timeline_rows(rows):
+            first = min(width - 1, int(start / span * width))
+            last = max(first + 1, min(width, math.ceil(end / span * width)))
+            mark = "#" if state is VMState.READY else "x"
+            bar = " " * first + mark * (last - first)
+            table.append((name, _clock(start), _clock(end), state.value, f"|{bar.ljust(width)}|"))
+        lines.append(text_table(("VM", "start", "end", "state", "timeline"), table))
+        hidden = len(self.starts) - len(table)
+        if hidden > 0:
+            lines.append(f"... and {hidden} more VMs")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return self.svg_gantt()
+
+    def svg_gantt(self, rows: int = 200) -> str:
+        """An HTML block with the summary and an inline SVG Gantt chart (first ``rows`` VMs)."""
+        timeline = self._timeline_rows(rows)
+        label_width, chart_width, row_height, top = 160, 600, 14, 20
+        span = self.rto or 1.0
+        height = top + row_height * len(timeline) + 10
+        parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 10}" '
+            f'height="{height}" font-family="sans-serif" font-size="11">'
+        ]
+        for tick in range(5):
+            x = label_width + chart_width * tick / 4
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 6}" '
+                'stroke="#ddd"/>'
+                f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
+                f"{html.escape(_clock(span * tick / 4))}</text>"
+            )
+        for row, (name, start, end, state) in enumerate(timeline):
+            y = top + row * row_height
+            x = label_width + chart_width * start / span
+            w = max(1.0, chart_width * (end - start) / span)
+            colour = _STATE_COLOURS.get(state, "#888")
+            tip = html.escape(f"{name}: {_clock(start)} - {_clock(end)} ({state.value})")
+            parts.append(
+                f'<text x="{label_width - 4}" y="{y + row_height - 3}" text-anchor="end">'
+                f"{html.escape(name)}</text>"
+                f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_height - 4}" '
+                f'fill="{colour}"><title>{tip}</title></rect>'
+            )
+        parts.append("</svg>")
+        summary = "".join(f"<div>{html.escape(line)}</div>" for line in self._summary())
+        hidden = len(self.starts) - len(timeline)
+        more = f"<div>... and {hidden} more VMs</div>" if hidden > 0 else ""
+        return f'<div class="vmfailover">{summary}{"".join(parts)}{more}</div>'
+
+
+def _is_distribution(spec: object) -> bool:
+    # Duck-typed on purpose: isinstance() against a runtime-checkable Protocol costs
+    # microseconds per call, which 100,000 VMs notice.
+    return callable(getattr(spec, "sample", None)) and hasattr(spec, "mean")
+
+
+def _durations(plan: _Plan, durations: Mapping[str, DurationSpec]) -> list[float | Distribution]:
+    """Per VM (by position) either fixed seconds or a distribution; every VM must have one."""
+    if not isinstance(durations, Mapping):
+        raise ValidationError.of(
+            "durations", f"must map each VM to seconds or a distribution, got {durations!r}"
+        )
+    findings: list[Finding] = []
+    result: list[float | Distribution | None] = [None] * len(plan.names)
+    index = plan.index
+    for name, spec in durations.items():
+        position = index.get(name) if isinstance(name, str) else None
+        if position is None:
+            findings.append(Finding(f"duration for {name!r}", "names a VM not in the start order"))
+        elif type(spec) is float or type(spec) is int:
+            if 0 <= spec < math.inf:
+                result[position] = float(spec)
+            else:
+                findings.append(
+                    Finding(f"duration for {name!r}", f"must be seconds >= 0, got {spec!r}")
+                )
+        elif _is_distribution(spec):
+            result[position] = spec
+        else:
+            findings.append(
+                Finding(
+                    f"duration for {name!r}",
+                    f"must be seconds >= 0 or a distribution, got {spec!r}",
+                    hint="use a number, Fixed(x), Uniform(low, high) or LogNormal(median, sigma)",
+                )
+            )
+    missing = [name for name, spec in zip(plan.names, result, strict=True) if spec is None]
+    missing = [name for name in missing if name not in durations]
+    if missing:
+        shown = ", ".join(repr(name) for name in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        findings.append(
+            Finding(
+                f"durations for VM {shown}{more}",
+                "are missing",
+                hint="give every VM of the order a duration",
+            )
+        )
+    if findings:
+        raise ValidationError(findings)
+    return [spec for spec in result if spec is not None]
+
+
+def _mean(spec: float | Distribution) -> float:
+    return spec if isinstance(spec, float) else float(spec.mean)
+
+
+def _sample(specs: list[float | Distribution], rng: random.Random) -> list[float]:
+    return [spec if isinstance(spec, float) else spec.sample(rng) for spec in specs]
+
+
+def _failure_chances(
+    plan: _Plan, failures: Mapping[str, float] | Iterable[str] | None
+) -> list[float]:
+    chance = [0.0] * len(plan.names)
+    if failures is None:
+        return chance
+    pairs: Iterable[tuple[object, object]]
+    if isinstance(failures, Mapping):
+        pairs = failures.items()
+    elif isinstance(failures, str):
+        pairs = [(failures, 1.0)]
+    else:
+        pairs = [(name, 1.0) for name in failures]
+    findings: list[Finding] = []
+    for name, probability in pairs:
+        position = plan.index.get(name) if isinstance(name, str) else None
+        if position is None:
+            findings.append(Finding(f"failure for {name!r}", "names a VM not in the start order"))
+        elif (
+            isinstance(probability, bool)
+            or not isinstance(probability, int | float)
+            or not 0 <= probability <= 1
+        ):
+            findings.append(
+                Finding(
+                    f"failure for {name!r}",
+                    f"must be a probability between 0 and 1, got {probability!r}",
+                )
+            )
+        else:
+            chance[position] = float(probability)
+    if findings:
+        raise ValidationError(findings)
+    return chance
+
+
+@attrs.frozen
+class _Run:
+    rto: float
+    start: list[float]
+    end: list[float]
+    states: list[VMState]
+    duration: list[float]
+    warnings: list[Finding]
+
+
+def _one_run(plan: _Plan, durations: list[float], failing: list[bool]) -> _Run:
+    sequencer = Sequencer._from_plan(plan)
+    count = len(plan.names)
+    start = [math.nan] * count
+    end = [math.nan] * count
+    timeout = plan.timeout
+    events: list[tuple[float, int, Event]] = []
+    push = heapq.heappush
+    pop = heapq.heappop
+    now = 0.0
+
+    def launch() -> None:
+        for position in sequencer._take():
+            start[position] = now
+            limit = timeout[position]
+            duration = durations[position]
+            if limit is not None and duration > limit:
+                push(events, (now + limit, position, Event.TIME_OUT))
+            elif failing[position]:
+                push(events, (now + duration, position, Event.FAIL))
+            else:
+                push(events, (now + duration, position, Event.READY))
+
+    launch()
+    while events:
+        now = events[0][0]
+        # Everything that happens at the same instant is told before asking what may start.
+        while events and events[0][0] == now:
+            _, position, event = pop(events)
+            end[position] = now
+            if event is Event.READY:
+                sequencer._ready(position)
+            elif event is Event.FAIL:
+                sequencer._fail(position, Event.FAIL, "simulated failure")
+            else:
+                sequencer._fail(position, Event.TIME_OUT, "")
+        launch()
+    return _Run(
+        rto=now,
+        start=start,
+        end=end,
+        states=list(sequencer._states),
+        duration=durations,
+        warnings=sequencer.warnings,
+    )
+
+
+def _bounds(plan: _Plan, run: _Run) -> tuple[tuple[str, ...], float, float]:
+    """The critical path and its length, and the work bound, under this run's durations."""
+    effective = [
+        duration if limit is None else min(duration, limit)
+        for duration, limit in zip(run.duration, plan.timeout, strict=True)
+    ]
+    finish = [0.0] * len(effective)
+    best_dep = [-1] * len(effective)
+    for position in plan.topological:
+        latest = 0.0
+        for dep in plan.deps[position]:
+            if best_dep[position] == -1 or finish[dep] > latest:
+                latest = finish[dep]
+                best_dep[position] = dep
+        finish[position] = latest + effective[position]
+    path: list[str] = []
+    if finish:
+        position = max(range(len(finish)), key=finish.__getitem__)
+        bound = finish[position]
+        while position != -1:
+            path.append(plan.names[position])
+            position = best_dep[position]
+        path.reverse()
+    else:
+        bound = 0.0
+    work = 0.0
+    if plan.max_parallel is not None:
+        work = sum(effective) / plan.max_parallel
+    per_resource = [0.0] * len(plan.capacity)
+    for position, uses in enumerate(plan.uses):
+        for resource in uses:
+            per_resource[resource] += effective[position]
+    for resource, total in enumerate(per_resource):
+        work = max(work, total / plan.capacity[resource])
+    return tuple(path), bound, work
+
+
+def simulate(
+    order: StartOrder,
+    durations: Mapping[str, DurationSpec],
+    *,
+    seed: int | None = None,
+    runs: int = 1,
+    failures: Mapping[str, float] | Iterable[str] | None = None,
+) -> SimulationResult:
+    """Run ``order`` in virtual time and predict its RTO.
+
+    ``durations`` maps every VM to its start-to-ready time: seconds, or a :class:`Distribution`
+    (:class:`Fixed`, :class:`Uniform`, :class:`LogNormal`, or your own) sampled once per run.
+    A VM whose sampled time exceeds its ``timeout`` times out at the timeout. ``failures`` makes
+    VMs fail after their duration: a list of names (always fail) or a mapping name -> probability;
+    the VM's failure policy then applies as in a real run. ``runs`` > 1 repeats the run with fresh
+    samples (Monte Carlo); ``seed`` makes it repeatable. The sequencer prioritises by the
+    distributions' means, as a real run would know only expectations.
+    """
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ValidationError.of("simulate runs", f"must be a whole number >= 1, got {runs!r}")
+    unweighted = _compile(order, None)
+    specs = _durations(unweighted, durations)
+    chances = _failure_chances(unweighted, failures)
+    plan = _reweighted(unweighted, [_mean(spec) for spec in specs])
+    rng = random.Random(seed)
+    results: list[_Run] = []
+    for _ in range(runs):
+        sampled = _sample(specs, rng)
+        for position, value in enumerate(sampled):
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValidationError.of(
+                    f"duration for {plan.names[position]!r}",
+                    f"the distribution drew {value!r}; durations must be finite and >= 0",
+                )
+        failing = [chance > 0 and rng.random() < chance for chance in chances]
+        results.append(_one_run(plan, sampled, failing))
+    rtos = tuple(run.rto for run in results)
+    median_rank = sorted(range(runs), key=lambda index: (rtos[index], index))[(runs - 1) // 2]
+    shown = results[median_rank]
+    path, bound, work = _bounds(plan, shown)
+    names = plan.names
+    starts = {
+        names[position]: time for position, time in enumerate(shown.start) if not math.isnan(time)
+    }
+    ends = {
+        names[position]: time for position, time in enumerate(shown.end) if not math.isnan(time)
+    }
+    return SimulationResult(
+        rto=shown.rto,
+        starts=starts,
+        ends=ends,
+        states=dict(zip(names, shown.states, strict=True)),
+        critical_path=path,
+        critical_path_bound=bound,
+        work_bound=work,
+        rtos=rtos,
+        max_parallel=plan.max_parallel,
+        warnings=tuple(shown.warnings),
+    )
