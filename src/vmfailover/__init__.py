@@ -5,6 +5,9 @@ The public API. Everything a user scripts against is importable from here.
 
 from __future__ import annotations
 
+from vmfailover.backends.base import Backend, Readiness
+from vmfailover.backends.memory import MemoryBackend
+from vmfailover.clock import Clock, SystemClock, VirtualClock
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -36,36 +39,72 @@ from vmfailover.model import (
     ReplicaState,
     Site,
 )
+from vmfailover.probes import (
+    CallableProbe,
+    HTTPStatus,
+    IPAssigned,
+    PoweredOn,
+    TCPPort,
+    ToolsHeartbeat,
+)
+from vmfailover.report import Outcome, RunReport, RunResult, VMResult
+from vmfailover.runner import RetryPolicy, Run, Runner, choose_point
+from vmfailover.sequencer import FailurePolicy, GroupMode, Sequencer, StartOrder, VMState
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "VM",
+    "Backend",
     "BackendError",
+    "CallableProbe",
+    "Clock",
     "ConflictError",
     "ConnectionState",
     "Consistency",
     "Credentials",
     "Datastore",
     "FailoverKind",
+    "FailurePolicy",
     "Finding",
+    "GroupMode",
     "GuestOS",
+    "HTTPStatus",
     "Host",
+    "IPAssigned",
     "IPConfig",
     "Inventory",
+    "MemoryBackend",
     "MissingExtraError",
     "Network",
     "Nic",
     "NotFoundError",
+    "Outcome",
     "PermanentBackendError",
     "PowerState",
+    "PoweredOn",
+    "Readiness",
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
+    "RetryPolicy",
+    "Run",
+    "RunReport",
+    "RunResult",
+    "Runner",
+    "Sequencer",
     "Severity",
     "Site",
+    "StartOrder",
+    "SystemClock",
+    "TCPPort",
+    "ToolsHeartbeat",
     "TransientBackendError",
     "VMFailoverError",
+    "VMResult",
+    "VMState",
     "ValidationError",
+    "VirtualClock",
     "__version__",
+    "choose_point",
 ]

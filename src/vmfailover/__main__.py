@@ -1,0 +1,6 @@
+"""``python -m vmfailover``: the command line."""
+
+from vmfailover.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,584 @@
+"""The runner: checks a failover, then drives the sequencer against a backend.
+
+Two phases, and the line between them matters. **Pre-flight** reads the inventory and the recovery
+points and refuses the whole run, with every problem named, before anything is touched: a run that
+cannot finish must not start. **Execution** reverts every replica to its chosen point on a bounded
+thread pool, and powers VMs on in the order the :class:`~vmfailover.sequencer.Sequencer` allows,
+each the moment what it depends on is ready. Transient backend errors are retried with
+exponential backoff and jitter (tenacity); permanent ones fail the VM and its failure policy
+decides what happens to the rest.
+
+This first slice runs **regular** (unplanned) failovers: the source site is assumed lost. Planned
+and test failovers, plans with network mapping and re-IP, and the journal that makes a run
+resumable come next (see the roadmap); the seams are :meth:`Runner._preflight` (per kind checks) and
+:meth:`_Execution._prepare` (per kind preparation).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from typing import Literal, TypeVar
+
+import attrs
+import tenacity
+
+from vmfailover.backends.base import Backend
+from vmfailover.clock import Clock, SystemClock
+from vmfailover.errors import (
+    Finding,
+    NotFoundError,
+    TransientBackendError,
+    ValidationError,
+    VMFailoverError,
+)
+from vmfailover.events import (
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    RunWarning,
+    StepFinished,
+    StepStarted,
+    Subscriber,
+    VMFailed,
+    VMReady,
+)
+from vmfailover.model import (
+    VM,
+    Consistency,
+    FailoverKind,
+    Inventory,
+    PowerState,
+    RecoveryPoint,
+    Replica,
+    ReplicaState,
+    aware_utc,
+)
+from vmfailover.readiness import probe_passes
+from vmfailover.report import Outcome, RunReport, RunResult, VMResult
+from vmfailover.sequencer import Sequencer, StartEntry, StartOrder, VMState
+
+__all__ = ["PointChoice", "RetryPolicy", "Run", "Runner", "choose_point"]
+
+_T = TypeVar("_T")
+
+PointChoice = Literal["latest", "latest-application-consistent"] | datetime
+"""Which recovery point a regular failover uses: the newest, the newest application-consistent
+one, or the newest at or before a moment."""
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How transient backend errors are retried: exponential backoff with jitter, bounded."""
+
+    attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    initial_wait: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    max_wait: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+
+
+def choose_point(points: Sequence[RecoveryPoint], choice: PointChoice) -> RecoveryPoint | None:
+    """The recovery point ``choice`` names among ``points``, or None when none qualifies."""
+    candidates: Iterable[RecoveryPoint] = points
+    if isinstance(choice, datetime):
+        moment = aware_utc(choice, "recovery_point")
+        candidates = [p for p in points if p.created_at <= moment]
+    elif choice == "latest-application-consistent":
+        candidates = [p for p in points if p.consistency is Consistency.APPLICATION]
+    elif choice != "latest":
+        raise ValidationError.of(
+            "recovery_point",
+            f"{choice!r} is not a recovery point choice",
+            "use 'latest', 'latest-application-consistent' or a timezone-aware datetime",
+        )
+    return max(candidates, key=lambda p: p.created_at, default=None)
+
+
+@attrs.frozen
+class _Target:
+    """One VM of a run, resolved against the inventory during pre-flight."""
+
+    name: str
+    source: VM
+    replica: Replica
+    point: RecoveryPoint
+    entry: StartEntry
+
+
+@attrs.define
+class _Progress:
+    started_at: datetime | None = None
+    powered_on_at: datetime | None = None
+    ready_at: datetime | None = None
+    reason: str | None = None
+
+
+class Run:
+    """A failover in progress. :meth:`wait` returns its report; :meth:`cancel` stops new starts."""
+
+    def __init__(self, execution: _Execution) -> None:
+        self._execution = execution
+        self._thread: threading.Thread | None = None
+        self._report: RunReport | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+
+    @property
+    def id(self) -> str:
+        return self._execution.run_id
+
+    def cancel(self) -> None:
+        """Start nothing new; VMs already starting finish; the rest end ``cancelled``."""
+        self._execution.cancelled.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> RunReport:
+        """Block until the run ends and return its report (or raise what stopped it)."""
+        if self._thread is None:
+            self._run()
+        elif not self._done.wait(timeout):
+            raise TimeoutError(f"run {self.id} still running after {timeout} s")
+        if self._error is not None:
+            raise self._error
+        assert self._report is not None
+        return self._report
+
+    def _start_background(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"vmfailover-{self.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._report = self._execution.execute()
+        except BaseException as error:  # handed to wait(), which re-raises it
+            self._error = error
+        finally:
+            self._done.set()
+
+
+class Runner:
+    """Runs failovers against one backend.
+
+    ``max_parallel`` bounds the worker threads (and so the VMs being reverted or booted at once);
+    ``readiness_timeout`` is the default time a VM gets from power-on to ready;
+    ``poll_interval`` is how often readiness is checked, in the clock's seconds.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        clock: Clock | None = None,
+        max_parallel: int = 8,
+        retry: RetryPolicy | None = None,
+        readiness_timeout: float = 600.0,
+        poll_interval: float = 5.0,
+    ) -> None:
+        if max_parallel < 1:
+            raise ValidationError.of("Runner max_parallel", f"must be >= 1, got {max_parallel}")
+        if readiness_timeout <= 0 or poll_interval <= 0:
+            raise ValidationError.of(
+                "Runner", "readiness_timeout and poll_interval must be > 0 seconds"
+            )
+        self.backend = backend
+        self.clock: Clock = clock or getattr(backend, "clock", None) or SystemClock()
+        self.max_parallel = max_parallel
+        self.retry = retry or RetryPolicy()
+        self.readiness_timeout = readiness_timeout
+        self.poll_interval = poll_interval
+        self._subscribers: list[Subscriber] = []
+        self._subscribers_lock = threading.Lock()
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback`` with every event of every run; returns a function that unsubscribes.
+
+        Calls are serialized (never two at once) but may come from worker threads.
+        """
+        with self._subscribers_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def failover(
+        self,
+        vms: StartOrder | Iterable[str],
+        *,
+        kind: FailoverKind | str = FailoverKind.REGULAR,
+        recovery_point: PointChoice = "latest",
+        force: bool = False,
+        rto: float | None = None,
+    ) -> RunReport:
+        """Check, then run a failover of ``vms`` (names or ids of source VMs) and report.
+
+        Raises :class:`~vmfailover.errors.ValidationError` listing every blocking problem before
+        anything is touched. ``force=True`` starts replicas even where the source still seems to
+        run (the split-brain guard is overridden, and the report says so).
+        """
+        return self.start(
+            vms, kind=kind, recovery_point=recovery_point, force=force, rto=rto, background=False
+        ).wait()
+
+    def start(
+        self,
+        vms: StartOrder | Iterable[str],
+        *,
+        kind: FailoverKind | str = FailoverKind.REGULAR,
+        recovery_point: PointChoice = "latest",
+        force: bool = False,
+        rto: float | None = None,
+        background: bool = True,
+    ) -> Run:
+        """Like :meth:`failover`, but returns the :class:`Run` at once (it runs in a thread)."""
+        order = _as_order(vms)
+        kind = _kind(kind)
+        targets, decisions, warnings = self._preflight(order, kind, recovery_point, force)
+        run_id = f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        execution = _Execution(self, run_id, kind, order, targets, decisions, warnings, rto)
+        run = Run(execution)
+        if background:
+            run._start_background()
+        return run
+
+    # --- pre-flight ------------------------------------------------------------------------------
+
+    def _preflight(
+        self, order: StartOrder, kind: FailoverKind, choice: PointChoice, force: bool
+    ) -> tuple[dict[str, _Target], list[str], list[str]]:
+        if kind is not FailoverKind.REGULAR:
+            raise ValidationError.of(
+                f"kind {kind.value!r}",
+                "this runner runs regular (unplanned) failovers so far",
+                "planned and test failover arrive with failover plans",
+            )
+        findings = [f for f in order.validate() if f.blocking]
+        if findings:
+            raise ValidationError(findings)
+        inventory = self._call(self.backend.inventory)
+        targets: dict[str, _Target] = {}
+        decisions: list[str] = []
+        warnings: list[str] = []
+        for name in order.vms:
+            item = f"VM {name!r}"
+            try:
+                source = inventory.vm(name)
+                replica = inventory.replica_of(source.id)
+            except NotFoundError as error:
+                findings.append(Finding(item, str(error)))
+                continue
+            if replica.state not in (ReplicaState.READY, ReplicaState.FAILED_OVER):
+                findings.append(
+                    Finding(item, f"its replica {replica.id!r} is {replica.state.value}")
+                )
+                continue
+            points = self._call(self.backend.recovery_points, replica.id)
+            point = choose_point(points, choice)
+            if point is None:
+                findings.append(
+                    Finding(item, f"no recovery point of replica {replica.id!r} matches {choice!r}")
+                )
+                continue
+            fence = self._fence(inventory, source, replica)
+            if fence is not None:
+                if force:
+                    decisions.append(f"{item}: {fence}; started anyway because force=True")
+                else:
+                    findings.append(
+                        Finding(
+                            item,
+                            fence,
+                            hint="shut the source down (or run a planned failover), or pass "
+                            "force=True if you know it is fenced",
+                        )
+                    )
+                    continue
+            targets[name] = _Target(name, source, replica, point, order.entry(name))
+        if findings:
+            raise ValidationError(findings)
+        return targets, decisions, warnings
+
+    @staticmethod
+    def _fence(inventory: Inventory, source: VM, replica: Replica) -> str | None:
+        """Why starting the replica could split the brain, or None when it cannot."""
+        host = inventory.host(source.host)
+        replica_vm = inventory.vm(replica.replica_vm)
+        if replica_vm.power_state is PowerState.ON:
+            return f"its replica VM {replica_vm.name!r} is already running"
+        if source.power_state is not PowerState.ON:
+            return None
+        if host.available:
+            return f"the source is running on {host.name!r}, which answers"
+        return (
+            f"the source was last seen running on {host.name!r}, which is "
+            f"{host.connection.value} but not known to be powered off"
+        )
+
+    # --- calls and events ------------------------------------------------------------------------
+
+    def _call(
+        self,
+        fn: Callable[..., _T],
+        *args: object,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> _T:
+        """Call the backend, retrying transient errors per the retry policy."""
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            if on_retry is not None and state.outcome is not None:
+                error = state.outcome.exception()
+                on_retry(
+                    f"{getattr(fn, '__name__', 'call')}: {error} "
+                    f"(attempt {state.attempt_number} of {self.retry.attempts}, retrying)"
+                )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(TransientBackendError),
+            stop=tenacity.stop_after_attempt(self.retry.attempts),
+            wait=tenacity.wait_exponential(
+                multiplier=self.retry.initial_wait, max=self.retry.max_wait
+            )
+            + tenacity.wait_random(0, self.retry.initial_wait),
+            sleep=self.clock.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        return retrying(fn, *args)
+
+    def _emit(self, event: RunEvent) -> None:
+        with self._subscribers_lock:
+            for callback in list(self._subscribers):
+                callback(event)
+
+
+def _as_order(vms: StartOrder | Iterable[str]) -> StartOrder:
+    if isinstance(vms, StartOrder):
+        return vms
+    if isinstance(vms, str):
+        vms = (vms,)
+    order = StartOrder()
+    for name in vms:
+        order.add(name)
+    if not order.vms:
+        raise ValidationError.of("failover", "no VMs given")
+    return order
+
+
+def _kind(kind: FailoverKind | str) -> FailoverKind:
+    try:
+        return FailoverKind(kind)
+    except ValueError:
+        allowed = ", ".join(k.value for k in FailoverKind)
+        raise ValidationError.of("kind", f"{kind!r} is not one of: {allowed}") from None
+
+
+_OUTCOMES = {
+    VMState.READY: Outcome.READY,
+    VMState.FAILED: Outcome.FAILED,
+    VMState.TIMED_OUT: Outcome.TIMED_OUT,
+    VMState.SKIPPED: Outcome.SKIPPED,
+    VMState.CANCELLED: Outcome.CANCELLED,
+}
+
+
+class _Execution:
+    """One run's execution: the thread pool, the sequencer and what happened to each VM."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        run_id: str,
+        kind: FailoverKind,
+        order: StartOrder,
+        targets: dict[str, _Target],
+        decisions: list[str],
+        warnings: list[str],
+        rto: float | None,
+    ) -> None:
+        self.runner = runner
+        self.run_id = run_id
+        self.kind = kind
+        self.order = order
+        self.targets = targets
+        self.decisions = decisions
+        self.warnings = warnings
+        self.rto = rto
+        self.cancelled = threading.Event()
+        self.progress = {name: _Progress() for name in targets}
+        self._lock = threading.Lock()
+
+    @property
+    def clock(self) -> Clock:
+        return self.runner.clock
+
+    def execute(self) -> RunReport:
+        started_at = self.clock.now()
+        self.runner._emit(RunStarted(self.run_id, self.kind, self.order.vms, started_at))
+        sequencer = Sequencer(self.order)
+        with ThreadPoolExecutor(self.runner.max_parallel, thread_name_prefix=self.run_id) as pool:
+            prepared = {name: pool.submit(self._prepare, name) for name in self.order.vms}
+            running: dict[Future[VMState], str] = {}
+            while True:
+                if self.cancelled.is_set() and not sequencer.finished:
+                    sequencer.cancel()
+                for name in sequencer.take_startable():
+                    running[pool.submit(self._boot, name, prepared[name])] = name
+                if not running and sequencer.finished:
+                    break
+                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    state = future.result()  # a SimulatedCrash (or any BaseException) ends the run
+                    if state is VMState.READY:
+                        sequencer.mark_ready(name)
+                    elif state is VMState.TIMED_OUT:
+                        sequencer.mark_timed_out(name)
+                    else:
+                        sequencer.mark_failed(name, self.progress[name].reason or "")
+        finished_at = self.clock.now()
+        report = self._report(sequencer, started_at, finished_at)
+        for name, result in ((r.vm, r) for r in report.vms):
+            if result.outcome in (Outcome.SKIPPED, Outcome.CANCELLED):
+                self.runner._emit(
+                    VMFailed(
+                        self.run_id, name, result.outcome.value, result.reason or "", finished_at
+                    )
+                )
+        self.runner._emit(
+            RunFinished(self.run_id, report.result.value, finished_at, report.rto_seconds)
+        )
+        return report
+
+    # --- per-VM steps ----------------------------------------------------------------------------
+
+    def _prepare(self, name: str) -> None:
+        """Revert the replica to the chosen point (it must be off: pre-flight checked)."""
+        target = self.targets[name]
+        self._step(
+            name,
+            "revert",
+            self._call,
+            self.runner.backend.revert,
+            name,
+            target.replica.id,
+            target.point.id,
+        )
+
+    def _boot(self, name: str, prepared: Future[None]) -> VMState:
+        """Power on once prepared, then wait for the VM's readiness probe."""
+        target = self.targets[name]
+        progress = self.progress[name]
+        vm_id = target.replica.replica_vm
+        try:
+            prepared.result()
+            progress.started_at = self.clock.now()
+            self._step(name, "power_on", self._call, self.runner.backend.power_on, name, vm_id)
+            progress.powered_on_at = self.clock.now()
+            state = self._step(name, "wait_ready", self._wait_ready, name, vm_id)
+        except VMFailoverError as error:
+            progress.reason = str(error)
+            self._failed(name, VMState.FAILED, progress.reason)
+            return VMState.FAILED
+        except Exception as error:  # a bug in a backend must not leave the run half-done
+            progress.reason = f"unexpected {type(error).__name__}: {error}"
+            self._failed(name, VMState.FAILED, progress.reason)
+            return VMState.FAILED
+        if state is VMState.READY:
+            progress.ready_at = self.clock.now()
+            self.runner._emit(VMReady(self.run_id, name, progress.ready_at))
+        else:
+            self._failed(name, state, progress.reason or "")
+        return state
+
+    def _wait_ready(self, name: str, vm_id: str) -> VMState:
+        entry = self.targets[name].entry
+        probe = entry.probe
+        timeout = entry.timeout or (probe.timeout if probe else self.runner.readiness_timeout)
+        deadline = self.clock.monotonic() + timeout
+        backend = self.runner.backend
+        while True:
+            try:
+                if probe_passes(probe, backend, vm_id, name):
+                    return VMState.READY
+            except TransientBackendError as error:
+                self._warn(f"readiness of {name}: {error}", name)
+            if self.clock.monotonic() >= deadline:
+                what = probe.describe() if probe else "ready (powered on, heartbeat, address)"
+                self.progress[name].reason = f"not {what} within {timeout:g} s"
+                return VMState.TIMED_OUT
+            self.clock.sleep(self.runner.poll_interval)
+
+    def _call(self, fn: Callable[..., _T], vm: str, *args: object) -> _T:
+        return self.runner._call(fn, *args, on_retry=lambda message: self._warn(message, vm))
+
+    def _step(self, name: str, step: str, fn: Callable[..., _T], *args: object) -> _T:
+        self.runner._emit(StepStarted(self.run_id, name, step, self.clock.now()))
+        try:
+            result = fn(*args)
+        except Exception as error:
+            self.runner._emit(StepFinished(self.run_id, name, step, self.clock.now(), str(error)))
+            raise
+        self.runner._emit(StepFinished(self.run_id, name, step, self.clock.now()))
+        return result
+
+    def _warn(self, message: str, vm: str | None = None) -> None:
+        with self._lock:
+            self.warnings.append(message)
+        self.runner._emit(RunWarning(self.run_id, message, self.clock.now(), vm))
+
+    def _failed(self, name: str, state: VMState, reason: str) -> None:
+        self.runner._emit(VMFailed(self.run_id, name, state.value, reason, self.clock.now()))
+
+    # --- the report ------------------------------------------------------------------------------
+
+    def _report(self, sequencer: Sequencer, started: datetime, finished: datetime) -> RunReport:
+        results = []
+        for name in self.order.vms:
+            target = self.targets[name]
+            progress = self.progress[name]
+            state = sequencer.state(name)
+            point = target.point
+            results.append(
+                VMResult(
+                    vm=name,
+                    source_vm_id=target.source.id,
+                    replica_vm_id=target.replica.replica_vm,
+                    outcome=_OUTCOMES[state],
+                    recovery_point=point.id,
+                    recovery_point_time=point.created_at,
+                    data_loss_seconds=(started - point.created_at).total_seconds(),
+                    started_at=progress.started_at,
+                    powered_on_at=progress.powered_on_at,
+                    ready_at=progress.ready_at,
+                    reason=progress.reason or sequencer.reason(name),
+                )
+            )
+        ready = sum(1 for r in results if r.outcome is Outcome.READY)
+        if self.cancelled.is_set():
+            result = RunResult.CANCELLED
+        elif ready == len(results):
+            result = RunResult.SUCCEEDED
+        elif ready:
+            result = RunResult.PARTIAL
+        else:
+            result = RunResult.FAILED
+        warnings = [str(w) for w in sequencer.warnings]
+        return RunReport(
+            run_id=self.run_id,
+            kind=self.kind,
+            started_at=started,
+            finished_at=finished,
+            vms=tuple(results),
+            result=result,
+            warnings=(*self.warnings, *warnings),
+            decisions=tuple(self.decisions),
+            rto_target_seconds=self.rto,
+        )
