@@ -1,0 +1,67 @@
+"""Backends, found by name.
+
+Built-in backends and those of other packages are registered under the ``vmfailover.backends``
+entry-point group (``memory = "vmfailover.backends.memory:MemoryBackend"``), so a product can add
+its own without touching vmfailover. A backend that needs an optional dependency says which extra
+installs it, instead of failing with an ImportError from deep inside.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from importlib.metadata import entry_points
+from typing import Any
+
+from vmfailover.backends.base import Backend, Readiness
+from vmfailover.errors import MissingExtraError, NotFoundError
+
+__all__ = ["Backend", "Readiness", "available_backends", "backend_class", "open_backend"]
+
+_GROUP = "vmfailover.backends"
+
+# Built-in backends: where they live, and the (importable module, extra) each needs.
+_BUILTIN: dict[str, str] = {"memory": "vmfailover.backends.memory:MemoryBackend"}
+_REQUIRES: dict[str, tuple[str, str]] = {
+    "vsphere": ("pyVmomi", "vsphere"),
+    "hyperv": ("pypsrp", "hyperv"),
+}
+
+
+def _registered() -> dict[str, str]:
+    found = dict(_BUILTIN)
+    for entry in entry_points(group=_GROUP):
+        found.setdefault(entry.name, entry.value)
+    return found
+
+
+def available_backends() -> tuple[str, ...]:
+    """Names of the backends this installation can open, sorted."""
+    return tuple(sorted(_registered()))
+
+
+def backend_class(name: str) -> type[Any]:
+    """The class registered as ``name``.
+
+    Raises :class:`~vmfailover.errors.MissingExtraError` naming the extra to install when the
+    backend's dependency is missing, and :class:`~vmfailover.errors.NotFoundError` for a name
+    nobody registered.
+    """
+    requirement = _REQUIRES.get(name)
+    if requirement is not None:
+        module, extra = requirement
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtraError(name, extra, module)
+    target = _registered().get(name)
+    if target is None:
+        known = ", ".join(available_backends())
+        raise NotFoundError(f"no backend named {name!r} (available: {known})")
+    module_name, _, attribute = target.partition(":")
+    cls: type[Any] = getattr(importlib.import_module(module_name), attribute)
+    return cls
+
+
+def open_backend(name: str, **options: Any) -> Backend:
+    """Construct the backend registered as ``name`` with ``options``."""
+    backend: Backend = backend_class(name)(**options)
+    return backend
