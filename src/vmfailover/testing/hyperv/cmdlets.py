@@ -1070,8 +1070,10 @@ class _Run:
             except ValueError as problem:
                 raise self.fail("InvalidParameter", str(problem), pattern) from None
             return [item for name, item in names if compiled.is_match(name)]
-        literal = WildcardPattern.unescape(pattern).casefold()
-        hits = [item for name, item in names if name.casefold() == literal]
+        # literal: compared as WildcardPattern compares characters (ignoring case, no folding
+        # of "ß" into "ss"), after removing backtick escapes
+        literal = WildcardPattern(pattern)
+        hits = [item for name, item in names if literal.is_match(name)]
         return hits or None
 
     def vms_by_name(
