@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -44,7 +45,9 @@ from typing import Any
 
 import attrs
 
-from ._objects import CmdletError, CommandResult, EnumValue, InputObject, OutputObject
+from vmfailover.errors import ValidationError
+
+from ._objects import Call, CmdletError, CommandResult, EnumValue, InputObject, OutputObject
 from .binding import (
     NO_INPUT,
     Binder,
@@ -1081,22 +1084,20 @@ class _Run:
         names: Sequence[str] | None,
         miss: str = "ObjectNotFound",
     ) -> list[tuple[HostModel, VMRecord]]:
+        everything = [(vm.name, (host, vm)) for host in self.hosts() for vm in host.all_vms()]
+        if names is None:
+            return [item for _, item in everything]
         result: list[tuple[HostModel, VMRecord]] = []
-        for host in self.hosts():
-            everything = [(vm.name, (host, vm)) for vm in host.all_vms()]
-            if names is None:
-                result.extend(item for _, item in everything)
+        for name in names:
+            hits = self.match_names(name, everything)
+            if hits is None:  # a literal name found on none of the hosts
+                self.error(
+                    miss,
+                    f'Hyper-V was unable to find a virtual machine with name "{name}".',
+                    name,
+                )
                 continue
-            for name in names:
-                hits = self.match_names(name, everything)
-                if hits is None:
-                    self.error(
-                        miss,
-                        f'Hyper-V was unable to find a virtual machine with name "{name}".',
-                        name,
-                    )
-                    continue
-                result.extend(hit for hit in hits if hit not in result)
+            result.extend(hit for hit in hits if hit not in result)
         return result
 
     def vm_from_object(self, value: object) -> tuple[HostModel, VMRecord] | None:
@@ -1436,26 +1437,11 @@ def enable_vm_replication(run: _Run) -> None:
                 )
             if not run.should_process(vm.name, "Enable-VMReplication"):
                 continue
-            if vm.replication_mode != "None":
-                run.error(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{vm.name}' in "
-                    f"replication mode {vm.replication_mode}.",
-                    vm.name,
-                )
+            try:
+                host.enable_as_replica(vm, b.get("AllowedPrimaryServer"))
+            except HyperVStateError as problem:
+                run.state_error(problem)
                 continue
-            with host.lock:
-                from .model import ReplicationRecord  # local: only this path builds one
-
-                vm.replication = ReplicationRecord(
-                    mode="Replica",
-                    state="WaitingForInitialReplication",
-                    primary_server=b.get("AllowedPrimaryServer") or "",
-                    replica_server=host.name,
-                    port=0,
-                    auth_type="Kerberos",
-                    allowed_primary_server=b.get("AllowedPrimaryServer") or "*",
-                )
             if b.switch("Passthru"):
                 run.output.append(replication_object(host, vm))
             continue
@@ -1671,16 +1657,11 @@ def set_vm_replication(run: _Run) -> None:
         elif b.switch("AsReplica"):
             if not run.should_process(vm.name, "Set-VMReplication"):
                 continue
-            run.error(
-                "OperationFailed",
-                f"The operation is not applicable to virtual machine '{vm.name}' in replication "
-                f"mode {vm.replication_mode}."
-                if vm.replication_mode != "None"
-                else f"Replication is not enabled for virtual machine '{vm.name}'; use "
-                "Enable-VMReplication -AsReplica.",
-                vm.name,
-            )
-            continue
+            try:
+                host.set_as_replica(vm, b.get("AllowedPrimaryServer"))
+            except HyperVStateError as problem:
+                run.state_error(problem)
+                continue
         else:
             _validate_replication_settings(run, vm, auth_name if auth is not None else None)
             changes: dict[str, object] = {
@@ -2074,23 +2055,52 @@ class HyperVCommandHost:
 
     Command names are case-insensitive, with or without the ``Hyper-V\\`` module prefix; an
     unknown command raises ``CommandNotFoundException`` as PowerShell does. Each call holds the
-    fabric lock for its whole run, so concurrent pipelines see each cmdlet as atomic.
+    fabric lock while it runs, so concurrent pipelines see each cmdlet as atomic.
+
+    For tests: ``calls`` logs every invocation as a :class:`Call` (in arrival order);
+    :meth:`fail_next` and :meth:`delay` are fault hooks at the cmdlet level.
     """
 
     def __init__(self, model: HostModel) -> None:
         self.model = model
-        self.calls: list[tuple[str, tuple[tuple[str | None, Any], ...]]] = []
-        self._calls_lock = threading.Lock()
+        self.calls: list[Call] = []
+        self._hooks_lock = threading.Lock()
+        self._failures: dict[str, list[CmdletError]] = {}
+        self._delays: dict[str, float] = {}
 
     @property
     def commands(self) -> tuple[str, ...]:
         return tuple(info.name for info in CMDLETS.values())
 
+    @staticmethod
+    def _key(command: str) -> str:
+        return command.strip().casefold().removeprefix("hyper-v\\")
+
     def _lookup(self, command: str) -> tuple[CmdletInfo, Binder, Callable[[_Run], None]]:
-        key = command.strip().casefold().removeprefix("hyper-v\\")
+        key = self._key(command)
         if key not in CMDLETS:
             raise _command_not_found(command)
         return CMDLETS[key], _BINDERS[key], _BODIES[key]
+
+    def fail_next(self, command: str, error: CmdletError, times: int = 1) -> None:
+        """The next ``times`` calls of ``command`` raise ``error`` instead of running.
+
+        ``error`` is raised as given (set ``terminating=False`` to have it written as a
+        non-terminating error record with no output instead).
+        """
+        self._lookup(command)
+        if times < 1:
+            raise ValidationError.of("times", f"must be at least 1, not {times}", "pass 1 or more")
+        with self._hooks_lock:
+            self._failures.setdefault(self._key(command), []).extend([error] * times)
+
+    def delay(self, command: str, seconds: float) -> None:
+        """Every later call of ``command`` first sleeps ``seconds`` (0 removes the delay)."""
+        self._lookup(command)
+        if seconds < 0:
+            raise ValidationError.of("seconds", f"must not be negative, not {seconds}", "pass 0+")
+        with self._hooks_lock:
+            self._delays[self._key(command)] = seconds
 
     def validate(self, command: str, arguments: Sequence[tuple[str | None, Any]]) -> None:
         """Bind named and positional arguments only (what PowerShell checks before input).
@@ -2107,9 +2117,20 @@ class HyperVCommandHost:
         arguments: Sequence[tuple[str | None, Any]],
         input_objects: Sequence[Any] = (),
     ) -> CommandResult:
-        with self._calls_lock:
-            self.calls.append((command, tuple(arguments)))
+        with self._hooks_lock:
+            self.calls.append(Call(command, tuple(arguments)))
         _info, binder, body = self._lookup(command)
+        key = self._key(command)
+        with self._hooks_lock:
+            pending = self._failures.get(key)
+            injected = pending.pop(0) if pending else None
+            pause = self._delays.get(key, 0.0)
+        if pause:
+            time.sleep(pause)
+        if injected is not None:
+            if injected.terminating:
+                raise injected
+            return CommandResult((), (injected,))
         output: list[Any] = []
         errors: list[CmdletError] = []
         records: Sequence[Any] = input_objects if input_objects else (NO_INPUT,)

@@ -760,6 +760,49 @@ class HostModel:
             target._create_replica_vm(record, rep)
             return rep
 
+    def enable_as_replica(self, record: VMRecord, allowed_primary: str | None) -> None:
+        """Enable-VMReplication -AsReplica: mark a VM (mode None) as a replica awaiting data.
+
+        The replica server is taken to have a ``*`` authorization entry, so any primary (or the
+        one named) is allowed. Seeding such a replica (``-UseBackup``) is not simulated.
+        """
+        with self.lock:
+            if record.replication_mode != "None":
+                raise HyperVStateError(
+                    "OperationFailed",
+                    f"The operation is not applicable to virtual machine '{record.name}' in "
+                    f"replication mode {record.replication_mode}.",
+                    record.name,
+                )
+            record.replication = ReplicationRecord(
+                mode="Replica",
+                state="WaitingForInitialReplication",
+                primary_server=allowed_primary or "",
+                replica_server=self.name,
+                port=0,
+                auth_type="Kerberos",
+                allowed_primary_server=allowed_primary or "*",
+            )
+
+    def set_as_replica(self, record: VMRecord, allowed_primary: str | None) -> None:
+        """Set-VMReplication -AsReplica: only a Replica's allowed primary server can change."""
+        with self.lock:
+            if record.replication is None or record.is_test_replica:
+                raise HyperVStateError(
+                    "InvalidState",
+                    f"Replication is not enabled for virtual machine '{record.name}'.",
+                    record.name,
+                )
+            if record.replication.mode != "Replica":
+                raise HyperVStateError(
+                    "OperationFailed",
+                    f"The operation is not applicable to virtual machine '{record.name}' in "
+                    f"replication mode {record.replication.mode}.",
+                    record.name,
+                )
+            if allowed_primary:
+                record.replication.allowed_primary_server = allowed_primary
+
     def _create_replica_vm(self, primary: VMRecord, rep: ReplicationRecord) -> VMRecord:
         now = self.fabric.now()
         replica = VMRecord(
