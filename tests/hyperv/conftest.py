@@ -88,10 +88,21 @@ def prop(obj: Any, name: str) -> Any:
     return obj.properties[name]
 
 
-def text(obj: Any, name: str) -> str:
-    """A property as text: enums by member name, everything else by str()."""
-    value = obj.properties[name]
+def describe(value: Any) -> str:
+    """A value as text: an object by its ToString, an enum by member name, else str().
+
+    Works whether a transport delivers a nested object as an object or, beyond PowerShell's
+    remoting serialization depth, as its ToString.
+    """
+    to_string = getattr(value, "to_string", None)
+    if isinstance(to_string, str) and to_string:
+        return to_string
     return str(value)
+
+
+def text(obj: Any, name: str) -> str:
+    """A property as text (see :func:`describe`)."""
+    return describe(obj.properties[name])
 
 
 def names(result: ShellResult, key: str = "Name") -> list[str]:
