@@ -112,7 +112,7 @@ def srm_barrier_baseline(
 def veeam_linear_baseline(
     names: list[str], after: dict[str, tuple[str, ...]], durations: dict[str, float]
 ) -> tuple[float, int]:
-    """Veeam-style: a linear (topologically sorted) list, a fixed delay between starts, <= 10 at once.
+    """Veeam-style: a linear (topologically sorted) list, fixed delays, at most 10 at once.
 
     Returns the RTO and how many VMs started before one of their dependencies was ready (the fixed
     delay does not know about dependencies).
