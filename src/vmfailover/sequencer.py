@@ -823,7 +823,7 @@ class Sequencer:
 
     def mark_failed(self, name: str, reason: str = "") -> None:
         """VM ``name`` failed to start; its failure policy decides what happens to the rest."""
-        self._fail(self._event_target(name, Event.FAIL), Event.FAIL, reason)
+        self._fail(self._event_target(name, Event.FAIL), Event.FAIL, str(reason))
 
     def mark_timed_out(self, name: str) -> None:
         """VM ``name`` was not ready within its timeout: a failure whose reason is the timeout."""
