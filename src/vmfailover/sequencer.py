@@ -27,7 +27,7 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Final, TypeAlias
+from typing import Final
 
 import attrs
 
@@ -354,94 +354,118 @@ class StartOrder:
         of a later group (neither could ever start); resources used without a capacity. With
         priority groups, a VM waiting for a later group is only a warning: the dependency wins.
         """
-        findings: list[Finding] = []
-        entries = self._entries
-        rank = _group_ranks(entries.values())
-        for entry in entries.values():
-            item = f"VM {entry.name!r}"
-            for dep in entry.after:
-                if dep not in entries:
+        return _analyse(self).findings
+
+
+def _group_ranks(entries: list[StartEntry]) -> list[int]:
+    """Per VM, the dense rank of its group (numbered groups ascending, then no group)."""
+    numbered = sorted({e.group for e in entries if e.group is not None})
+    rank_of: dict[int | None, int] = {group: index for index, group in enumerate(numbered)}
+    rank_of[None] = len(numbered)
+    return [rank_of[e.group] for e in entries]
+
+
+@attrs.frozen(eq=False)
+class _Graph:
+    """A start order's graph by position, with every finding about it (one pass, shared)."""
+
+    names: tuple[str, ...]
+    index: dict[str, int]
+    deps: list[tuple[int, ...]]
+    dependents: list[list[int]]
+    topological: list[int]
+    rank: list[int]
+    findings: list[Finding]
+
+
+def _group_finding(order: StartOrder, entry: StartEntry, dep: StartEntry) -> Finding:
+    item = f"VM {entry.name!r}"
+    mine, theirs = _group_label(entry.group), _group_label(dep.group)
+    if order.groups is GroupMode.BARRIER:
+        return Finding(
+            item,
+            f"is in {mine} but waits for {dep.name!r} in {theirs}, which only starts after "
+            f"{mine} is done: neither can ever start",
+            hint=f"move {dep.name!r} to an earlier group, {entry.name!r} to a later one, "
+            "or use groups='priority'",
+        )
+    return Finding(
+        item,
+        f"is in {mine} but waits for {dep.name!r} in {theirs}; the dependency wins over the group",
+        Severity.WARNING,
+        hint="put dependencies in the same or an earlier group",
+    )
+
+
+def _analyse(order: StartOrder) -> _Graph:
+    """Index the order, find unknown names, contradicting groups, cycles and unlimited resources.
+
+    Linear in VMs plus dependencies; the cycle search only runs on what a topological sort could
+    not place.
+    """
+    entries = list(order)
+    names = order.vms
+    index = {name: position for position, name in enumerate(names)}
+    rank = _group_ranks(entries)
+    findings: list[Finding] = []
+    deps: list[tuple[int, ...]] = []
+    dependents: list[list[int]] = [[] for _ in names]
+    lookup = index.get
+    for position, entry in enumerate(entries):
+        found = tuple(map(lookup, entry.after))
+        if None in found:
+            for dep_name, dep_position in zip(entry.after, found, strict=True):
+                if dep_position is None:
                     findings.append(
                         Finding(
-                            item,
-                            f"waits for {dep!r}, which is not in the start order",
-                            hint=f"add {dep!r} to the order or remove it from after",
+                            f"VM {entry.name!r}",
+                            f"waits for {dep_name!r}, which is not in the start order",
+                            hint=f"add {dep_name!r} to the order or remove it from after",
                         )
                     )
-                    continue
-                dep_group = entries[dep].group
-                if rank[dep] > rank[entry.name]:
-                    if self._groups is GroupMode.BARRIER:
-                        findings.append(
-                            Finding(
-                                item,
-                                f"is in {_group_label(entry.group)} but waits for {dep!r} in "
-                                f"{_group_label(dep_group)}, which only starts after "
-                                f"{_group_label(entry.group)} is done: neither can ever start",
-                                hint=f"move {dep!r} to an earlier group, {entry.name!r} to a "
-                                "later one, or use groups='priority'",
-                            )
-                        )
-                    else:
-                        findings.append(
-                            Finding(
-                                item,
-                                f"is in {_group_label(entry.group)} but waits for {dep!r} in "
-                                f"{_group_label(dep_group)}; the dependency wins over the group",
-                                Severity.WARNING,
-                                hint="put dependencies in the same or an earlier group",
-                            )
-                        )
-        findings.extend(_cycle_findings(entries))
-        users: dict[str, list[str]] = {}
-        for entry in entries.values():
-            for resource in entry.resources:
-                if resource not in self._limits:
-                    users.setdefault(resource, []).append(entry.name)
-        for resource, names in users.items():
-            findings.append(
-                Finding(
-                    f"resource {resource!r}",
-                    f"is used by VM {_listing(names)} but has no capacity",
-                    hint=f"set one with order.limit({resource!r}, n)",
-                )
-            )
-        return findings
-
-
-def _group_ranks(entries: Iterable[StartEntry]) -> dict[str, int]:
-    """VM name -> dense rank of its group (numbered groups ascending, then no group)."""
-    entries = list(entries)
-    numbered = sorted({e.group for e in entries if e.group is not None})
-    rank_of = {group: index for index, group in enumerate(numbered)}
-    last = len(numbered)
-    return {e.name: last if e.group is None else rank_of[e.group] for e in entries}
-
-
-def _cycle_findings(entries: Mapping[str, StartEntry]) -> list[Finding]:
-    """One finding per strongly connected tangle of VMs, naming one cycle through it in order."""
-    # Kahn's algorithm peels off everything that is not on or behind a cycle; only what is left
-    # (usually nothing) needs the strongly-connected-components pass.
-    waits_for = {
-        name: [dep for dep in entry.after if dep in entries] for name, entry in entries.items()
-    }
-    waiters: dict[str, list[str]] = {name: [] for name in entries}
-    remaining = {name: len(deps) for name, deps in waits_for.items()}
-    for name, deps in waits_for.items():
-        for dep in deps:
-            waiters[dep].append(name)
-    queue = deque(name for name, count in remaining.items() if count == 0)
-    while queue:
-        name = queue.popleft()
-        del remaining[name]
-        for waiter in waiters[name]:
+        known = tuple(dep for dep in found if dep is not None)
+        own_rank = rank[position]
+        for dep in known:
+            dependents[dep].append(position)
+            if rank[dep] > own_rank:
+                findings.append(_group_finding(order, entry, entries[dep]))
+        deps.append(known)
+    # Kahn's algorithm places everything that is not on or behind a cycle.
+    remaining = [len(needed) for needed in deps]
+    topological = [position for position, count in enumerate(remaining) if count == 0]
+    for position in topological:
+        for waiter in dependents[position]:
             remaining[waiter] -= 1
             if remaining[waiter] == 0:
-                queue.append(waiter)
-    if not remaining:
-        return []
+                topological.append(waiter)
+    if len(topological) < len(names):
+        left = [position for position, count in enumerate(remaining) if count > 0]
+        waits_for = {names[p]: [names[dep] for dep in deps[p]] for p in left}
+        findings.extend(_cycle_findings([names[p] for p in left], waits_for))
+    limits = order.limits
+    users: dict[str, list[str]] = {}
+    for entry in entries:
+        for resource in entry.resources:
+            if resource not in limits:
+                users.setdefault(resource, []).append(entry.name)
+    for resource, user_names in users.items():
+        findings.append(
+            Finding(
+                f"resource {resource!r}",
+                f"is used by VM {_listing(user_names)} but has no capacity",
+                hint=f"set one with order.limit({resource!r}, n)",
+            )
+        )
+    return _Graph(names, index, deps, dependents, topological, rank, findings)
+
+
+def _cycle_findings(left: list[str], waits_for: Mapping[str, list[str]]) -> list[Finding]:
+    """One finding per strongly connected tangle of VMs, naming one cycle through it in order.
+
+    ``left`` are the VMs a topological sort could not place: on a cycle or behind one.
+    """
     findings = []
-    for component in _strong_components(list(remaining), waits_for):
+    for component in _strong_components(left, waits_for):
         members = set(component)
         if len(component) == 1 and component[0] not in waits_for[component[0]]:
             continue
@@ -541,9 +565,6 @@ def _one_cycle(start: str, members: set[str], edges: Mapping[str, list[str]]) ->
     return [start]  # pragma: no cover - a strong component always has a cycle through start
 
 
-_HeapItem: TypeAlias = tuple[int, float, int, int]
-
-
 @attrs.frozen(eq=False)
 class _Plan:
     """A start order compiled to indices: everything a fresh sequencer copies, computed once."""
@@ -562,7 +583,9 @@ class _Plan:
     rank: tuple[int, ...]
     rank_sizes: tuple[int, ...]
     barrier: bool
-    key: tuple[tuple[int, float, int], ...]
+    key: tuple[int, ...]
+    by_key: tuple[int, ...]
+    stride: int
     priority: tuple[float, ...]
     topological: tuple[int, ...]
     max_parallel: int | None
@@ -570,13 +593,13 @@ class _Plan:
 
 
 def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
-    findings = order.validate()
-    blocking = [finding for finding in findings if finding.blocking]
+    graph = _analyse(order)
+    blocking = [finding for finding in graph.findings if finding.blocking]
     if blocking:
         raise ValidationError(blocking)
     entries = list(order)
-    names = tuple(entry.name for entry in entries)
-    index = {name: position for position, name in enumerate(names)}
+    names = graph.names
+    index = graph.index
     weight = [1.0] * len(names)
     if weights is not None:
         bad: list[Finding] = []
@@ -593,32 +616,25 @@ def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
                 weight[index[name]] = float(value)
         if bad:
             raise ValidationError(bad)
-    deps = tuple(tuple(index[dep] for dep in entry.after) for entry in entries)
-    dependents: list[list[int]] = [[] for _ in names]
-    for position, needed in enumerate(deps):
-        for dep in needed:
-            dependents[dep].append(position)
-    indegree = tuple(len(needed) for needed in deps)
-    # Topological order (Kahn), then the longest remaining path from each VM to the end.
-    remaining = list(indegree)
-    topological = [position for position, count in enumerate(remaining) if count == 0]
-    for position in topological:
-        for waiter in dependents[position]:
-            remaining[waiter] -= 1
-            if remaining[waiter] == 0:
-                topological.append(waiter)
-    frozen_dependents = tuple(tuple(waiters) for waiters in dependents)
+    deps = tuple(graph.deps)
+    frozen_dependents = tuple(map(tuple, graph.dependents))
+    indegree = tuple(map(len, deps))
+    topological = graph.topological
     priority = _critical_path_priorities(topological, frozen_dependents, weight)
-    ranks_by_name = _group_ranks(entries)
-    rank = tuple(ranks_by_name[name] for name in names)
+    rank = tuple(graph.rank)
     rank_sizes = [0] * (max(rank, default=-1) + 1)
     for value in rank:
         rank_sizes[value] += 1
     limits = order.limits
     resource_names = tuple(limits)
     resource_index = {name: position for position, name in enumerate(resource_names)}
-    uses = tuple(tuple(resource_index[r] for r in entry.resources) for entry in entries)
-    key = _heap_keys(rank, priority)
+    no_resources: tuple[int, ...] = ()
+    uses = tuple(
+        tuple(resource_index[r] for r in entry.resources) if entry.resources else no_resources
+        for entry in entries
+    )
+    key, by_key = _heap_keys(rank, priority)
+    findings = graph.findings
     return _Plan(
         order=order,
         names=names,
@@ -635,6 +651,8 @@ def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
         rank_sizes=tuple(rank_sizes),
         barrier=order.groups is GroupMode.BARRIER,
         key=key,
+        by_key=by_key,
+        stride=len(resource_names) + 1,
         priority=priority,
         topological=tuple(topological),
         max_parallel=order.max_parallel,
@@ -658,15 +676,24 @@ def _critical_path_priorities(
 
 def _heap_keys(
     rank: tuple[int, ...], priority: tuple[float, ...]
-) -> tuple[tuple[int, float, int], ...]:
-    """Best first: earlier group, then longer remaining path, then the order VMs were added."""
-    return tuple((rank[position], -priority[position], position) for position in range(len(rank)))
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Each VM's place in best-first order, and the VM at each place.
+
+    Best first: earlier group, then longer remaining path, then the order VMs were added. Ranking
+    once lets the heaps hold plain integers instead of tuples.
+    """
+    by_key = sorted(range(len(rank)), key=lambda position: (rank[position], -priority[position]))
+    key = [0] * len(rank)
+    for place, position in enumerate(by_key):
+        key[position] = place
+    return tuple(key), tuple(by_key)
 
 
 def _reweighted(plan: _Plan, weight: list[float]) -> _Plan:
     """The same compiled order with critical-path priorities under other weights."""
     priority = _critical_path_priorities(plan.topological, plan.dependents, weight)
-    return attrs.evolve(plan, priority=priority, key=_heap_keys(plan.rank, priority))
+    key, by_key = _heap_keys(plan.rank, priority)
+    return attrs.evolve(plan, priority=priority, key=key, by_key=by_key)
 
 
 _PENDING = VMState.PENDING
@@ -708,8 +735,10 @@ class Sequencer:
         self._running: set[int] = set()
         self._pending = count
         self._stopped = False
-        self._heap: list[_HeapItem] = []
-        self._parked: list[list[tuple[int, float, int]]] = [[] for _ in plan.capacity]
+        # Heap items are ints: a VM's best-first place times ``stride``, plus 1 + the resource
+        # whose freed unit the item stands for (0: the VM itself is eligible).
+        self._heap: list[int] = []
+        self._parked: list[list[int]] = [[] for _ in plan.capacity]
         self._marked = [False] * len(plan.capacity)
         self._used = [0] * len(plan.capacity)
         self._rank_left = list(plan.rank_sizes)
@@ -794,7 +823,7 @@ class Sequencer:
 
     def mark_failed(self, name: str, reason: str = "") -> None:
         """VM ``name`` failed to start; its failure policy decides what happens to the rest."""
-        self._fail(self._event_target(name, Event.FAIL), Event.FAIL, reason)
+        self._fail(self._event_target(name, Event.FAIL), Event.FAIL, str(reason))
 
     def mark_timed_out(self, name: str) -> None:
         """VM ``name`` was not ready within its timeout: a failure whose reason is the timeout."""
@@ -834,7 +863,7 @@ class Sequencer:
         if plan.barrier and rank > self._open_rank:
             self._held[rank].append(position)
         else:
-            heapq.heappush(self._heap, (*plan.key[position], _NO_MARKER))
+            heapq.heappush(self._heap, plan.key[position] * plan.stride)
 
     def _take(self) -> list[int]:
         if self._stopped:
@@ -846,15 +875,19 @@ class Sequencer:
         capacity = plan.capacity
         limit = plan.max_parallel
         running = self._running
+        stride = plan.stride
+        by_key = plan.by_key
         started: list[int] = []
         while heap and (limit is None or len(running) < limit):
-            _, _, position, marker = heapq.heappop(heap)
+            place, slot = divmod(heapq.heappop(heap), stride)
+            marker = slot - 1
             if marker != _NO_MARKER:
                 # A resource freed a unit while VMs were parked on it: try its best one.
                 self._marked[marker] = False
                 if used[marker] >= capacity[marker] or not parked[marker]:
                     continue
-                position = heapq.heappop(parked[marker])[2]
+                place = heapq.heappop(parked[marker])
+            position = by_key[place]
             if self._states[position] is not _PENDING:
                 continue
             blocked = _NO_MARKER
@@ -864,7 +897,7 @@ class Sequencer:
                     break
             if blocked != _NO_MARKER:
                 # Park it on a full resource; a release there will wake the best parked VM.
-                heapq.heappush(parked[blocked], plan.key[position])
+                heapq.heappush(parked[blocked], place)
             else:
                 self._move(position, Event.START)
                 self._pending -= 1
@@ -885,8 +918,8 @@ class Sequencer:
             and self._used[resource] < self._plan.capacity[resource]
         ):
             self._marked[resource] = True
-            rank, priority, position = self._parked[resource][0]
-            heapq.heappush(self._heap, (rank, priority, position, resource))
+            best = self._parked[resource][0]
+            heapq.heappush(self._heap, best * self._plan.stride + resource + 1)
 
     def _note_continued(self, position: int) -> None:
         failed = self._failed_deps.pop(position, None)
@@ -924,7 +957,7 @@ class Sequencer:
                 self._held[self._open_rank] = []
                 for position in held:
                     if self._states[position] is _PENDING:
-                        heapq.heappush(self._heap, (*self._plan.key[position], _NO_MARKER))
+                        heapq.heappush(self._heap, self._plan.key[position] * self._plan.stride)
 
     def _ready(self, position: int) -> None:
         self._move(position, Event.READY)

@@ -170,6 +170,7 @@ class SimulationResult:
 
     ``rto``, ``starts``, ``ends``, ``states``, ``critical_path`` and the bounds describe one run:
     the only run, or with ``runs > 1`` the median run (the run whose RTO is the lower median).
+    ``rto`` is when the last VM became ready, failed or timed out (0 for an empty order).
     ``rtos`` holds every run's RTO in run order, and ``p50``/``p90``/``p99`` summarise them.
     ``ends`` is when each started VM became ready, failed or timed out; ``ready`` keeps only the
     ready ones. ``critical_path`` is the longest dependency chain under that run's durations, and
