@@ -537,6 +537,11 @@ class RunspaceSession:
 
     def _run_statements(self, run: _Run) -> None:
         metadata = run.pipeline.metadata
+        if any(command.is_script for command in metadata.commands):
+            # Refused as a whole, before anything runs: no command of a pipeline carrying script
+            # text is executed.
+            run.current = "Invoke-Expression"
+            raise SCRIPTS_NOT_ALLOWED
         statements: list[list[Any]] = [[]]
         for command in metadata.commands:
             statements[-1].append(command)
@@ -554,9 +559,6 @@ class RunspaceSession:
                 self._write(run, run.pipeline.write_output, to_psrp(item))
 
     def _run_command(self, run: _Run, command: Any, objects: list[Any]) -> list[Any]:
-        if command.is_script:
-            run.current = "Invoke-Expression"
-            raise SCRIPTS_NOT_ALLOWED
         name = str(command.command_text)
         run.current = name
         arguments = tuple((None if n is None else str(n), from_psrp(v)) for n, v in command.parameters)
