@@ -6,6 +6,7 @@ exercise the transport alone; the Hyper-V cmdlets are tested in ``tests/hyperv``
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import faulthandler
 import sys
@@ -23,15 +24,17 @@ from vmfailover.testing.hyperv._objects import (
     OutputObject,
 )
 from vmfailover.testing.hyperv.client import PypsrpShell
-from vmfailover.testing.hyperv.host import HyperVHost
 
 # pytest only honours ``pytest_plugins`` in the top-level conftest (not ours to edit): importing
 # the fixtures registers them for this directory just the same.
-from vmfailover.testing.hyperv.fixtures import (  # noqa: F401
+from vmfailover.testing.hyperv.fixtures import (
     hyperv_host,
     hyperv_host_factory,
     hyperv_pair,
 )
+
+__all__ = ["hyperv_host", "hyperv_host_factory", "hyperv_pair"]
+from vmfailover.testing.hyperv.host import HyperVHost
 
 #: No test may hang: after this many seconds the process dumps its threads and exits.
 HANG_GUARD_SECONDS = 60
@@ -99,7 +102,7 @@ class EchoHost:
             errors = tuple(
                 CmdletError(
                     "ObjectNotFound,Microsoft.HyperV.PowerShell.Commands.GetVM",
-                    f"Hyper-V was unable to find a virtual machine with name \"{n}\".",
+                    f'Hyper-V was unable to find a virtual machine with name "{n}".',
                     category="ObjectNotFound",
                     target=str(n),
                     terminating=False,
@@ -157,7 +160,9 @@ def transport(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def wire_host(echo_host_factory: Callable[..., HyperVHost], transport: dict[str, Any]) -> HyperVHost:
+def wire_host(
+    echo_host_factory: Callable[..., HyperVHost], transport: dict[str, Any]
+) -> HyperVHost:
     """An EchoHost behind each transport in turn."""
     return echo_host_factory(**transport)
 
@@ -178,10 +183,9 @@ def shell_factory(
 
     yield factory
     for shell in shells:
-        try:
+        # A test may have stopped the host or broken the connection on purpose.
+        with contextlib.suppress(Exception):
             shell.close()
-        except Exception:
-            pass  # a test may have stopped the host or broken the connection on purpose
 
 
 @pytest.fixture

@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pypsrp.powershell import PowerShell
 
-from vmfailover.testing.hyperv._objects import Call, CmdletError, EnumValue, InputObject, OutputObject, cmd
+from vmfailover.testing.hyperv._objects import (
+    Call,
+    CmdletError,
+    EnumValue,
+    InputObject,
+    OutputObject,
+    cmd,
+)
 from vmfailover.testing.hyperv.client import PypsrpShell
 from vmfailover.testing.hyperv.host import HyperVHost
 
@@ -117,7 +124,10 @@ def test_terminating_error_fails_the_pipeline_with_the_error_record(shell: Pypsr
     assert result.output == ()
     assert result.had_errors
     (error,) = result.errors
-    assert error.fully_qualified_error_id == "InvalidState,Microsoft.HyperV.PowerShell.Commands.StartVM"
+    assert (
+        error.fully_qualified_error_id
+        == "InvalidState,Microsoft.HyperV.PowerShell.Commands.StartVM"
+    )
     assert error.category == "InvalidOperation"
     assert error.message == "'web01' failed to start."
     assert error.exception_type == "Microsoft.HyperV.PowerShell.VirtualizationException"
@@ -153,7 +163,9 @@ def test_a_bug_in_the_command_host_fails_the_pipeline_instead_of_hanging(
     assert "bug in the command host" in error.message
 
 
-@pytest.mark.parametrize("name", ["x'; Remove-VM * -Force; '", "$(Stop-Computer)", "a\nb\x00c _x0041_"])
+@pytest.mark.parametrize(
+    "name", ["x'; Remove-VM * -Force; '", "$(Stop-Computer)", "a\nb\x00c _x0041_"]
+)
 def test_hostile_names_travel_as_literal_strings(
     wire_host: HyperVHost, shell: PypsrpShell, name: str
 ) -> None:

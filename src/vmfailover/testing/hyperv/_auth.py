@@ -65,8 +65,8 @@ def _rewrite_user_file() -> None:
     for key, (password, _count) in _users.items():
         domain, user = _split_user(key)
         lines.append(f"{domain}:{user}:{password}")
-    with open(_user_file, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
+    with open(_user_file, "w", encoding="utf-8") as file:
+        file.write("\n".join(lines) + "\n")
     os.environ["NTLM_USER_FILE"] = _user_file
 
 
@@ -74,7 +74,8 @@ def register_ntlm_user(username: str, password: str) -> None:
     """Accept ``username``/``password`` in this process's NTLM acceptors."""
     if ":" in username or ":" in password or "\n" in username + password:
         raise ValidationError.of(
-            f"user {username!r}", "NTLM users and passwords cannot contain ':' or newlines",
+            f"user {username!r}",
+            "NTLM users and passwords cannot contain ':' or newlines",
             "choose other credentials for the simulated host",
         )
     key = username.upper()
@@ -217,7 +218,9 @@ class Authenticator:
         except Exception:
             conn.context = None
             return AuthDecision(False, self.challenge)
-        header = (("WWW-Authenticate", f"{scheme} {base64.b64encode(out).decode()}"),) if out else ()
+        header = (
+            (("WWW-Authenticate", f"{scheme} {base64.b64encode(out).decode()}"),) if out else ()
+        )
         if not conn.context.complete:
             return AuthDecision(False, header)
         conn.complete = True

@@ -127,7 +127,9 @@ def parse_request(data: bytes) -> Request:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
         raise WSManFault(
-            2150858817, f"The request is not well-formed XML: {exc}", subcode="w:SchemaValidationError"
+            2150858817,
+            f"The request is not well-formed XML: {exc}",
+            subcode="w:SchemaValidationError",
         ) from None
     header = root.find("s:Header", NS)
     if header is None:
@@ -146,7 +148,8 @@ def parse_request(data: bytes) -> Request:
         for sel in header.findall("wsman:SelectorSet/wsman:Selector", NS)
     }
     options = {
-        opt.get("Name", ""): (opt.text or "") for opt in header.findall("wsman:OptionSet/wsman:Option", NS)
+        opt.get("Name", ""): (opt.text or "")
+        for opt in header.findall("wsman:OptionSet/wsman:Option", NS)
     }
     try:
         max_envelope = int(header.findtext("wsman:MaxEnvelopeSize", "153600", NS) or 153600)
@@ -160,7 +163,9 @@ def parse_request(data: bytes) -> Request:
         selectors=selectors,
         options=options,
         max_envelope_size=max_envelope,
-        operation_timeout=_duration_seconds(header.findtext("wsman:OperationTimeout", None, NS), 60.0),
+        operation_timeout=_duration_seconds(
+            header.findtext("wsman:OperationTimeout", None, NS), 60.0
+        ),
         body=body[0] if body is not None and len(body) else None,
     )
 
@@ -182,7 +187,8 @@ def envelope(action: str, relates_to: str, body: Sequence[ET.Element] = ()) -> b
     root.append(_header(RESPONSE_ACTIONS[action], relates_to))
     body_element = ET.SubElement(root, f"{{{s}}}Body")
     body_element.extend(body)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=False)
+    return data
 
 
 def fault_envelope(fault: WSManFault, relates_to: str, machine: str) -> bytes:
@@ -201,9 +207,12 @@ def fault_envelope(fault: WSManFault, relates_to: str, machine: str) -> bytes:
     text.set(f"{{{NS['xml']}}}lang", "en-US")
     text.text = fault.reason
     detail = ET.SubElement(fault_el, f"{{{s}}}Detail")
-    wsman_fault = ET.SubElement(detail, f"{{{mf}}}WSManFault", Code=str(fault.code), Machine=machine)
+    wsman_fault = ET.SubElement(
+        detail, f"{{{mf}}}WSManFault", Code=str(fault.code), Machine=machine
+    )
     ET.SubElement(wsman_fault, f"{{{mf}}}Message").text = fault.reason
-    return ET.tostring(root, encoding="utf-8")
+    data: bytes = ET.tostring(root, encoding="utf-8")
+    return data
 
 
 def element(tag: str, text: str | None = None, **attrib: str) -> ET.Element:

@@ -25,7 +25,7 @@ import types
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
@@ -41,13 +41,40 @@ if TYPE_CHECKING:
 __all__ = ["PypsrpShell", "from_clixml", "to_clixml"]
 
 _DESERIALIZED = "Deserialized."
-_ERROR_CATEGORIES = (
-    "NotSpecified OpenError CloseError DeviceError DeadlockDetected InvalidArgument InvalidData "
-    "InvalidOperation InvalidResult InvalidType MetadataError NotImplemented NotInstalled "
-    "ObjectNotFound OperationStopped OperationTimeout SyntaxError ParserError PermissionDenied "
-    "ResourceBusy ResourceExists ResourceUnavailable ReadError WriteError FromStdErr SecurityError "
-    "ProtocolError ConnectionError AuthenticationError LimitsExceeded QuotaExceeded NotEnabled"
-).split()
+_ERROR_CATEGORIES = (  # System.Management.Automation.ErrorCategory, by value
+    "NotSpecified",
+    "OpenError",
+    "CloseError",
+    "DeviceError",
+    "DeadlockDetected",
+    "InvalidArgument",
+    "InvalidData",
+    "InvalidOperation",
+    "InvalidResult",
+    "InvalidType",
+    "MetadataError",
+    "NotImplemented",
+    "NotInstalled",
+    "ObjectNotFound",
+    "OperationStopped",
+    "OperationTimeout",
+    "SyntaxError",
+    "ParserError",
+    "PermissionDenied",
+    "ResourceBusy",
+    "ResourceExists",
+    "ResourceUnavailable",
+    "ReadError",
+    "WriteError",
+    "FromStdErr",
+    "SecurityError",
+    "ProtocolError",
+    "ConnectionError",
+    "AuthenticationError",
+    "LimitsExceeded",
+    "QuotaExceeded",
+    "NotEnabled",
+)
 _ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
 _ref_ids = itertools.count(1_000_000)
 _ref_lock = threading.Lock()
@@ -59,13 +86,17 @@ def _ref() -> str:
         return str(next(_ref_ids))
 
 
-# -- Python -> CLIXML (what a PowerShell client sends) ----------------------------------------------
+# -- Python -> CLIXML (what a PowerShell client sends) -------------------------------------------
 
 
 def _encode_string(value: str) -> str:
     def escape(char: str) -> str:
         code = ord(char)
-        if code < 0x20 and char not in "\t\n\r" or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+        if (
+            (code < 0x20 and char not in "\t\n\r")
+            or 0xD800 <= code <= 0xDFFF
+            or code in (0xFFFE, 0xFFFF)
+        ):
             return f"_x{code:04X}_"
         return char
 
@@ -96,7 +127,9 @@ def to_clixml(value: Any) -> ET.Element:
     if isinstance(value, bool):
         return _primitive("B", "true" if value else "false")
     if isinstance(value, EnumValue):
-        obj = _object([value.type_name, "System.Enum", "System.ValueType", "System.Object"], value.name)
+        obj = _object(
+            [value.type_name, "System.Enum", "System.ValueType", "System.Object"], value.name
+        )
         obj.insert(0, _primitive("I32", str(value.value)))
         return obj
     if isinstance(value, int):
@@ -108,7 +141,9 @@ def to_clixml(value: Any) -> ET.Element:
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None:
             raise ValidationError.of(
-                "pipeline value", f"datetime {value!r} has no time zone", "use an aware datetime (UTC)"
+                "pipeline value",
+                f"datetime {value!r} has no time zone",
+                "use an aware datetime (UTC)",
             )
         return _primitive("DT", value.isoformat())
     if isinstance(value, uuid.UUID):
@@ -116,8 +151,13 @@ def to_clixml(value: Any) -> ET.Element:
     if isinstance(value, bytes):
         return _primitive("BA", base64.b64encode(value).decode("ascii"))
     if isinstance(value, OutputObject | InputObject):
-        names = [n[len(_DESERIALIZED) :] if n.startswith(_DESERIALIZED) else n for n in value.type_names]
-        obj = _object(names or ["System.Management.Automation.PSCustomObject", "System.Object"], value.to_string)
+        names = [
+            n[len(_DESERIALIZED) :] if n.startswith(_DESERIALIZED) else n for n in value.type_names
+        ]
+        obj = _object(
+            names or ["System.Management.Automation.PSCustomObject", "System.Object"],
+            value.to_string,
+        )
         if value.properties:
             props = ET.SubElement(obj, "Props")
             for name, item in value.properties.items():
@@ -149,7 +189,7 @@ def to_clixml(value: Any) -> ET.Element:
     )
 
 
-# -- CLIXML -> Python (what a PowerShell client deserializes) ---------------------------------------
+# -- CLIXML -> Python (what a PowerShell client deserializes) ------------------------------------
 
 
 def _decode_string(text: str | None) -> str:
@@ -205,7 +245,7 @@ class _Reader:
         if tag == "Ref":
             return self.objects.get(element.get("RefId", ""))
         if tag == "BA":
-                return base64.b64decode(element.text or "")
+            return base64.b64decode(element.text or "")
         if tag in _PRIMITIVES:
             return _PRIMITIVES[tag](element.text or "")
         if tag == "Obj":
@@ -286,7 +326,10 @@ def _error(record: Any, terminating: bool) -> CmdletError:
     message = None
     exception_type = "System.Exception"
     if exception is not None:
-        properties = {**getattr(exception, "extended_properties", {}), **getattr(exception, "adapted_properties", {})}
+        properties = {
+            **getattr(exception, "extended_properties", {}),
+            **getattr(exception, "adapted_properties", {}),
+        }
         message = properties.get("Message")
         types_ = getattr(exception, "types", None) or []
         if types_:
@@ -324,7 +367,9 @@ class PypsrpShell:
         if host.tls:
             pem = host.certificate_pem
             if pem is None:
-                raise ValidationError.of(f"host {host.name!r}", "has no certificate", "start the host first")
+                raise ValidationError.of(
+                    f"host {host.name!r}", "has no certificate", "start the host first"
+                )
             handle, self._cert_file = tempfile.mkstemp(prefix="vmfailover-hv-", suffix=".pem")
             with os.fdopen(handle, "w", encoding="ascii") as file:
                 file.write(pem)
@@ -336,7 +381,8 @@ class PypsrpShell:
             auth=host.auth,
             username=host.username,
             password=host.password,
-            cert_validation=cert_validation,
+            # pypsrp annotates a bool but takes a CA file path too (requests' ``verify``).
+            cert_validation=cast(Any, cert_validation),
             encryption="never" if host.auth == "basic" and not host.tls else "auto",
             operation_timeout=operation_timeout,
             read_timeout=read_timeout,
@@ -352,7 +398,9 @@ class PypsrpShell:
         """Run one pipeline; see :class:`Shell`."""
         return self.run_with_input(pipeline)
 
-    def run_with_input(self, pipeline: tuple[Call, ...], input_objects: list[Any] | None = None) -> ShellResult:
+    def run_with_input(
+        self, pipeline: tuple[Call, ...], input_objects: list[Any] | None = None
+    ) -> ShellResult:
         """Run ``pipeline`` with ``input_objects`` as its pipeline input."""
         if not pipeline:
             raise ValidationError.of("pipeline", "is empty", "give at least one cmd(...)")
@@ -366,7 +414,7 @@ class PypsrpShell:
                 else:
                     powershell.add_parameter(name, wire)
         wire_input = None if input_objects is None else [to_clixml(item) for item in input_objects]
-        output = powershell.invoke(wire_input)
+        output = powershell.invoke(cast(Any, wire_input))  # pypsrp takes a list of elements
         failed = powershell.state == PSInvocationState.FAILED
         records = list(powershell.streams.error)
         errors = tuple(

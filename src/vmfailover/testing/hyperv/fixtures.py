@@ -1,4 +1,6 @@
-"""pytest fixtures for simulated Hyper-V hosts: ``pytest_plugins = ["vmfailover.testing.hyperv.fixtures"]``.
+"""pytest fixtures for simulated Hyper-V hosts.
+
+Use them with ``pytest_plugins = ["vmfailover.testing.hyperv.fixtures"]`` in a top-level conftest.
 
 * ``hyperv_host``: one started :class:`HyperVHost` (Basic on http) on a free port;
 * ``hyperv_pair``: a primary and a replica host sharing one replication fabric, each on its own
@@ -11,6 +13,7 @@ pipelines, so teardown does not wait on clients).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,9 +58,9 @@ def hyperv_host(hyperv_host_factory: Callable[..., HyperVHost]) -> HyperVHost:
 @pytest.fixture
 def hyperv_pair(hyperv_host_factory: Callable[..., HyperVHost]) -> HostPair:
     """A primary (``hv-a``) and a replica (``hv-b``) host on one replication fabric."""
-    from vmfailover.testing.hyperv.model import ReplicationFabric
-
-    fabric = ReplicationFabric()
+    # Imported when used: the Hyper-V model is a layer of its own.
+    model = importlib.import_module("vmfailover.testing.hyperv.model")
+    fabric = model.ReplicationFabric()
     primary = hyperv_host_factory("hv-a", fabric=fabric)
     replica = hyperv_host_factory("hv-b", fabric=fabric)
     return HostPair(primary, replica, fabric)

@@ -7,6 +7,7 @@ pipelines against a command host: by default the Hyper-V model and cmdlets, one 
 
 from __future__ import annotations
 
+import importlib
 import types
 from typing import Any, Self
 
@@ -46,22 +47,26 @@ class HyperVHost:
         command_host: CommandHost | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
-            raise ValidationError.of("host", f"name {name!r} is empty", "name the host, e.g. 'hv-a'")
+            raise ValidationError.of(
+                "host", f"name {name!r} is empty", "name the host, e.g. 'hv-a'"
+            )
         if not username or not isinstance(username, str):
             raise ValidationError.of(f"host {name!r}", "username is empty", "give a user name")
         if not isinstance(password, str):
-            raise ValidationError.of(f"host {name!r}", "password is not a string", "give a password")
+            raise ValidationError.of(
+                f"host {name!r}", "password is not a string", "give a password"
+            )
         self.name = name
         self.fabric: Any = None
         self.model: Any = None
         if command_host is None:
             # Imported here: the Hyper-V model is a separate layer the transport does not need.
-            from vmfailover.testing.hyperv.cmdlets import HyperVCommandHost
-            from vmfailover.testing.hyperv.model import ReplicationFabric
+            cmdlets = importlib.import_module("vmfailover.testing.hyperv.cmdlets")
+            model = importlib.import_module("vmfailover.testing.hyperv.model")
 
-            self.fabric = fabric if fabric is not None else ReplicationFabric()
+            self.fabric = fabric if fabric is not None else model.ReplicationFabric()
             self.model = self.fabric.add_host(name)
-            command_host = HyperVCommandHost(self.model)
+            command_host = cmdlets.HyperVCommandHost(self.model)
         elif fabric is not None:
             raise ValidationError.of(
                 f"host {name!r}",

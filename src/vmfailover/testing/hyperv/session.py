@@ -137,9 +137,9 @@ def _enum_member(value: EnumValue) -> Any:
     with _enum_lock:
         member = _enum_cache.get(key)
         if member is None:
-            namespace = PSEnumMeta.__prepare__("SimulatedEnum", (PSEnumBase,))
+            namespace: Any = PSEnumMeta.__prepare__("SimulatedEnum", (PSEnumBase,))
             namespace[value.name] = value.value
-            cls = PSEnumMeta("SimulatedEnum", (PSEnumBase,), namespace)  # type: ignore[call-overload]
+            cls: Any = PSEnumMeta("SimulatedEnum", (PSEnumBase,), namespace)
             cls = PSType([value.type_name], rehydrate=False)(cls)
             member = cls[value.name]
             _enum_cache[key] = member
@@ -160,7 +160,9 @@ def to_psrp(value: Any) -> Any:
     if isinstance(value, OutputObject):
         return _ps_object(value.type_names, value.properties, value.to_string)
     if isinstance(value, InputObject):
-        names = [n[len(_DESERIALIZED) :] if n.startswith(_DESERIALIZED) else n for n in value.type_names]
+        names = [
+            n[len(_DESERIALIZED) :] if n.startswith(_DESERIALIZED) else n for n in value.type_names
+        ]
         return _ps_object(names, value.properties, value.to_string)
     if isinstance(value, EnumValue):
         return _enum_member(value)
@@ -188,9 +190,11 @@ def from_psrp(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, enum.Enum):
-        return EnumValue(type_names[0] if type_names else type(value).__name__, value.name, int(value.value))
+        return EnumValue(
+            type_names[0] if type_names else type(value).__name__, value.name, int(value.value)
+        )
     if isinstance(value, int):
-        if any(_strip_prefix(n) == "System.Enum" for n in type_names):
+        if ps is not None and any(_strip_prefix(n) == "System.Enum" for n in type_names):
             return EnumValue(_strip_prefix(type_names[0]), str(ps.to_string), int(value))
         return int(value)
     if isinstance(value, str):
@@ -272,7 +276,7 @@ def _accept_ci_spelling(event: Any) -> None:
         ps_object.ci = ps_object.CI
 
 
-class _Pool(ServerRunspacePool):  # type: ignore[misc]
+class _Pool(ServerRunspacePool):
     def _process_SetMaxRunspaces(self, event: Any) -> None:
         _accept_ci_spelling(event)
         super()._process_SetMaxRunspaces(event)
@@ -290,7 +294,7 @@ class _Pool(ServerRunspacePool):  # type: ignore[misc]
         super()._process_ResetRunspaceState(event)
 
 
-class _Pipeline(ServerPipeline):  # type: ignore[misc]
+class _Pipeline(ServerPipeline):
     def begin(self) -> None:
         # PowerShell does not announce Running to the client; it only reports the end state.
         self._change_state(PSInvocationState.Running, emit=False)
@@ -371,8 +375,10 @@ class RunspaceSession:
                 self._run(command_id)
             self._feed(data)
 
-    def receive(self, command_id: str | None, max_bytes: int, timeout: float) -> ReceiveResult | None:
-        """Wait up to ``timeout`` seconds for data; ``None`` means nothing came (OperationTimeout)."""
+    def receive(
+        self, command_id: str | None, max_bytes: int, timeout: float
+    ) -> ReceiveResult | None:
+        """Wait up to ``timeout`` s for data; ``None`` means nothing came (OperationTimeout)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             run = self._run(command_id) if command_id is not None else None
@@ -410,7 +416,7 @@ class RunspaceSession:
 
     @property
     def runspace_pool_id(self) -> uuid.UUID:
-        return self._pool.runspace_pool_id  # type: ignore[no-any-return]
+        return self._pool.runspace_pool_id
 
     # -- internals (called with the lock held) ------------------------------------------------
     def _run(self, command_id: str) -> _Run:
@@ -477,7 +483,9 @@ class RunspaceSession:
             self._run(str(event.pipeline_id)).inputs.append(event.data)
         elif isinstance(event, EndOfPipelineInputEvent):
             self._start(self._run(str(event.pipeline_id)))
-        elif isinstance(event, SetMaxRunspacesEvent | SetMinRunspacesEvent | ResetRunspaceStateEvent):
+        elif isinstance(
+            event, SetMaxRunspacesEvent | SetMinRunspacesEvent | ResetRunspaceStateEvent
+        ):
             self._pool.runspace_availability_response(event.ci, True)
         elif isinstance(event, GetAvailableRunspacesEvent):
             self._pool.runspace_availability_response(event.ci, int(self._pool.max_runspaces or 1))
@@ -536,14 +544,14 @@ class RunspaceSession:
             self._cond.notify_all()
 
     def _run_statements(self, run: _Run) -> None:
-        metadata = run.pipeline.metadata
-        if any(command.is_script for command in metadata.commands):
+        commands: list[Any] = list(getattr(run.pipeline.metadata, "commands", None) or [])
+        if any(command.is_script for command in commands):
             # Refused as a whole, before anything runs: no command of a pipeline carrying script
             # text is executed.
             run.current = "Invoke-Expression"
             raise SCRIPTS_NOT_ALLOWED
         statements: list[list[Any]] = [[]]
-        for command in metadata.commands:
+        for command in commands:
             statements[-1].append(command)
             if command.end_of_statement:
                 statements.append([])
@@ -561,7 +569,9 @@ class RunspaceSession:
     def _run_command(self, run: _Run, command: Any, objects: list[Any]) -> list[Any]:
         name = str(command.command_text)
         run.current = name
-        arguments = tuple((None if n is None else str(n), from_psrp(v)) for n, v in command.parameters)
+        arguments = tuple(
+            (None if n is None else str(n), from_psrp(v)) for n, v in command.parameters
+        )
         self._calls.record(Call(name, arguments))
         delay = self._faults.delay_for(name)
         if delay and run.stop.wait(delay):
@@ -578,8 +588,8 @@ class RunspaceSession:
                 raise
             self._write(run, self._write_error, run, error, name)
             return []
-        for error in result.errors:
-            self._write(run, self._write_error, run, error, name)
+        for written in result.errors:
+            self._write(run, self._write_error, run, written, name)
         return list(result.output)
 
     @staticmethod

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import http.server
 import socket
 import socketserver
@@ -110,7 +111,9 @@ class WSManServer:
                 f"host {machine!r}", f"auth {auth!r} is not supported", f"use one of {_AUTH_KINDS}"
             )
         if not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValidationError.of(f"host {machine!r}", f"port {port!r} is invalid", "use 0..65535")
+            raise ValidationError.of(
+                f"host {machine!r}", f"port {port!r} is invalid", "use 0..65535"
+            )
         self.command_host = command_host
         self.machine = machine
         self.auth_kind = auth
@@ -133,7 +136,9 @@ class WSManServer:
     @property
     def port(self) -> int:
         if self._server is None:
-            raise ValidationError.of(f"host {self.machine!r}", "is not started", "call start() first")
+            raise ValidationError.of(
+                f"host {self.machine!r}", "is not started", "call start() first"
+            )
         return int(self._server.server_address[1])
 
     @property
@@ -185,10 +190,8 @@ class WSManServer:
         for shell in shells:
             shell.session.close()
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self.auth_kind != "basic":
@@ -227,11 +230,11 @@ class WSManServer:
         except WSManFault as fault:
             return action, fault.http_status, _soap.fault_envelope(fault, relates_to, self.machine)
         except Exception as exc:
-            fault = WSManFault(
+            internal = WSManFault(
                 0x80004005,
                 f"The simulated host failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
             )
-            return action, 500, _soap.fault_envelope(fault, relates_to, self.machine)
+            return action, 500, _soap.fault_envelope(internal, relates_to, self.machine)
 
     # -- actions --------------------------------------------------------------------------------
     def _dispatch(self, request: Request) -> list[ET.Element]:
@@ -261,7 +264,9 @@ class WSManServer:
         body = request.body
         shell_id = (body.get("ShellId") or "").upper()
         if not shell_id:
-            raise WSManFault(0x80070057, "A PowerShell shell needs a ShellId.", subcode="w:InvalidParameter")
+            raise WSManFault(
+                0x80070057, "A PowerShell shell needs a ShellId.", subcode="w:InvalidParameter"
+            )
         creation = body.find("pwsh:creationXml", NS)
         session = RunspaceSession(self.command_host, faults=self.faults, calls=self.calls)
         session.open(self._b64(creation.text if creation is not None else ""))
@@ -291,7 +296,9 @@ class WSManServer:
         shell = self._shell(request)
         body = request.body
         if body is None:
-            raise WSManFault(0x80070057, "Command without CommandLine.", subcode="w:InvalidParameter")
+            raise WSManFault(
+                0x80070057, "Command without CommandLine.", subcode="w:InvalidParameter"
+            )
         arguments = body.find("rsp:Arguments", NS)
         command_id = shell.session.command(
             body.get("CommandId"), self._b64(arguments.text if arguments is not None else "")
@@ -330,10 +337,15 @@ class WSManServer:
         if command_id:
             attrs["CommandId"] = command_id
         if result.data:
-            _soap.sub(response, "rsp:Stream", base64.b64encode(result.data).decode("ascii"), **attrs)
+            _soap.sub(
+                response, "rsp:Stream", base64.b64encode(result.data).decode("ascii"), **attrs
+            )
         if command_id:
             state = _soap.sub(
-                response, "rsp:CommandState", CommandId=command_id, State=_DONE if result.done else _RUNNING
+                response,
+                "rsp:CommandState",
+                CommandId=command_id,
+                State=_DONE if result.done else _RUNNING,
             )
             if result.done:
                 _soap.sub(state, "rsp:ExitCode", "0")
@@ -393,12 +405,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.server.owner.track(self.request, False)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class name
+    def log_message(self, format: str, *args: Any) -> None:
         return None
 
     def handle_one_request(self) -> None:
@@ -407,7 +417,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, ssl.SSLError, OSError):
             self.close_connection = True
 
-    def _reply(self, status: int, body: bytes, headers: tuple[tuple[str, str], ...] = (), content_type: str = "") -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        headers: tuple[tuple[str, str], ...] = (),
+        content_type: str = "",
+    ) -> None:
         self.send_response(status)
         for name, value in headers:
             self.send_header(name, value)
