@@ -90,13 +90,11 @@ def _ref() -> str:
 
 
 def _encode_string(value: str) -> str:
+    # As PowerShell does: control characters (CR included, which XML would normalize away),
+    # surrogates and a literal "_x" escape sequence are written as _xHHHH_.
     def escape(char: str) -> str:
         code = ord(char)
-        if (
-            (code < 0x20 and char not in "\t\n\r")
-            or 0xD800 <= code <= 0xDFFF
-            or code in (0xFFFE, 0xFFFF)
-        ):
+        if code < 0x20 or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
             return f"_x{code:04X}_"
         return char
 

@@ -470,14 +470,16 @@ class RunspaceSession:
     def _dispatch(self, event: Any) -> None:
         if isinstance(event, CreatePipelineEvent):
             run = self._run(str(event.pipeline_id))
-            for command in event.pipeline.commands:
+            # psrpcore has parsed the pipeline into ``metadata`` already; parsing is not cheap.
+            metadata = run.pipeline.metadata
+            for command in getattr(metadata, "commands", None) or []:
                 fault = self._faults.peek_winrm_failure(str(command.command_text))
                 if fault is not None:
                     self._forget(run)
                     raise WSManFault(
                         fault.code, fault.reason, subcode=fault.subcode, sender=fault.sender
                     )
-            if event.pipeline.no_input:
+            if getattr(metadata, "no_input", True):
                 self._start(run)
         elif isinstance(event, PipelineInputEvent):
             self._run(str(event.pipeline_id)).inputs.append(event.data)

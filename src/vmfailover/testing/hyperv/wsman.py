@@ -28,6 +28,7 @@ import http.server
 import socket
 import socketserver
 import ssl
+import sys
 import threading
 import time
 import traceback
@@ -385,6 +386,13 @@ class _ThreadingServer(socketserver.ThreadingTCPServer):
     def __init__(self, address: tuple[str, int], handler: Any, owner: WSManServer) -> None:
         self.owner = owner
         super().__init__(address, handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up or fails the TLS handshake (an unpinned certificate) is not a
+        # server error; anything else still gets printed.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
