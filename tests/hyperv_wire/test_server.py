@@ -252,3 +252,22 @@ def test_host_context_manager_and_repr(echo_host_factory: HostFactory) -> None:
         assert f"port={host.port}" in repr(host)
         assert host.model is None
     assert "stopped" in repr(host)
+
+
+def test_stopping_a_running_pipeline_ends_it_and_the_pool_goes_on(
+    echo_host_factory: HostFactory, shell_factory: ShellFactory
+) -> None:
+    host = echo_host_factory()
+    shell = shell_factory(host)
+    host.faults.delay("Echo-Value", 30)  # interruptible: the stop signal ends the wait
+    powershell = PowerShell(shell.pool)
+    powershell.add_cmdlet("Echo-Value").add_argument("never")
+    powershell.begin_invoke()
+
+    started = time.monotonic()
+    powershell.stop()
+    host.faults.clear()
+
+    assert shell.run(cmd("Echo-Value", "next")).output == ("next",)
+    assert time.monotonic() - started < 10
+    assert host.calls.names() == ["Echo-Value", "Echo-Value"]
