@@ -44,12 +44,28 @@ from vmfailover.probes import (
     HTTPStatus,
     IPAssigned,
     PoweredOn,
+    Probe,
     TCPPort,
     ToolsHeartbeat,
 )
 from vmfailover.report import Outcome, RunReport, RunResult, VMResult
 from vmfailover.runner import RetryPolicy, Run, Runner, choose_point
-from vmfailover.sequencer import FailurePolicy, GroupMode, Sequencer, StartOrder, VMState
+from vmfailover.sequencer import (
+    FailurePolicy,
+    GroupMode,
+    Sequencer,
+    StartEntry,
+    StartOrder,
+    VMState,
+)
+from vmfailover.simulate import (
+    Distribution,
+    Fixed,
+    LogNormal,
+    SimulationResult,
+    Uniform,
+    simulate,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -64,9 +80,11 @@ __all__ = [
     "Consistency",
     "Credentials",
     "Datastore",
+    "Distribution",
     "FailoverKind",
     "FailurePolicy",
     "Finding",
+    "Fixed",
     "GroupMode",
     "GuestOS",
     "HTTPStatus",
@@ -74,6 +92,7 @@ __all__ = [
     "IPAssigned",
     "IPConfig",
     "Inventory",
+    "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
     "Network",
@@ -83,6 +102,7 @@ __all__ = [
     "PermanentBackendError",
     "PowerState",
     "PoweredOn",
+    "Probe",
     "Readiness",
     "RecoveryPoint",
     "Replica",
@@ -94,12 +114,15 @@ __all__ = [
     "Runner",
     "Sequencer",
     "Severity",
+    "SimulationResult",
     "Site",
+    "StartEntry",
     "StartOrder",
     "SystemClock",
     "TCPPort",
     "ToolsHeartbeat",
     "TransientBackendError",
+    "Uniform",
     "VMFailoverError",
     "VMResult",
     "VMState",
@@ -107,4 +130,5 @@ __all__ = [
     "VirtualClock",
     "__version__",
     "choose_point",
+    "simulate",
 ]
