@@ -15,6 +15,7 @@ shells. Compare type names with :func:`type_name`, which strips ``Deserialized.`
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -23,7 +24,9 @@ import attrs
 import pytest
 
 from vmfailover.testing.hyperv._objects import CmdletError, Shell, ShellResult
+from vmfailover.testing.hyperv.client import PypsrpShell
 from vmfailover.testing.hyperv.cmdlets import HyperVCommandHost
+from vmfailover.testing.hyperv.host import HyperVHost
 from vmfailover.testing.hyperv.local import LocalShell
 from vmfailover.testing.hyperv.model import HostModel, ReplicationFabric
 
@@ -60,8 +63,37 @@ def make_local_pair() -> Iterator[HyperVPair]:
     )
 
 
+@contextmanager
+def make_wire_pair(auth: str, tls: bool, transport: str) -> Iterator[HyperVPair]:
+    """Two simulated hosts on 127.0.0.1, each reached by pypsrp through a reused pool."""
+    fabric = ReplicationFabric()
+    with (
+        HyperVHost("hv-a", fabric=fabric, auth=auth, tls=tls) as primary,
+        HyperVHost("hv-b", fabric=fabric, auth=auth, tls=tls) as replica,
+    ):
+        shells = (PypsrpShell(primary), PypsrpShell(replica))
+        try:
+            assert primary.model is not None
+            assert replica.model is not None
+            yield HyperVPair(
+                primary=shells[0],
+                replica=shells[1],
+                primary_model=primary.model,
+                replica_model=replica.model,
+                fabric=fabric,
+                transport=transport,
+            )
+        finally:
+            for shell in shells:
+                shell.close()
+
+
 TRANSPORTS: dict[str, Callable[[], AbstractContextManager[HyperVPair]]] = {
     "local": make_local_pair,
+    # The same test bodies over the wire: pypsrp against the simulated WinRM/PSRP host.
+    "basic-http": functools.partial(make_wire_pair, "basic", False, "basic-http"),
+    "basic-https": functools.partial(make_wire_pair, "basic", True, "basic-https"),
+    "ntlm": functools.partial(make_wire_pair, "ntlm", False, "ntlm"),
 }
 
 

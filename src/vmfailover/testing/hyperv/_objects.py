@@ -2,7 +2,7 @@
 
 Three layers, each ignorant of the one above (see the package docstring):
 
-* the WS-Management server and the PSRP session (``server``/``session`` modules) turn what a
+* the WS-Management server and the PSRP session (``wsman``/``session`` modules) turn what a
   pypsrp client sends into calls of a :class:`CommandHost`, and turn what it answers into PSRP
   objects and error records;
 * the Hyper-V model and its cmdlets (``model``/``cmdlets`` modules) implement :class:`CommandHost`
@@ -127,6 +127,10 @@ class CommandHost(Protocol):
 
     Raises :class:`CmdletError` for a terminating error (unknown command, parameter binding
     failures, invalid state). Must be safe to call from several threads at once.
+
+    A host may also offer ``validate(command, arguments)``: binding only, raising the binding
+    errors. Shells call it instead of ``invoke`` for a downstream command that receives no input
+    (``Get-VM nomatch* | Stop-VM`` runs Stop-VM zero times, but still reports a bad parameter).
     """
 
     def invoke(

@@ -191,7 +191,9 @@ def to_clixml(value: Any) -> ET.Element:
 
 
 def _decode_string(text: str | None) -> str:
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text or "")
+    decoded = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text or "")
+    # .NET strings are UTF-16: a character beyond the BMP arrives as two escaped surrogates.
+    return decoded.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def _datetime(text: str) -> datetime.datetime:

@@ -13,7 +13,6 @@ pipelines, so teardown does not wait on clients).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ import attrs
 import pytest
 
 from .host import HyperVHost
+from .model import ReplicationFabric
 
 __all__ = ["HostPair", "hyperv_host", "hyperv_host_factory", "hyperv_pair"]
 
@@ -31,7 +31,7 @@ class HostPair:
 
     primary: HyperVHost
     replica: HyperVHost
-    fabric: Any
+    fabric: ReplicationFabric
 
 
 @pytest.fixture
@@ -58,9 +58,7 @@ def hyperv_host(hyperv_host_factory: Callable[..., HyperVHost]) -> HyperVHost:
 @pytest.fixture
 def hyperv_pair(hyperv_host_factory: Callable[..., HyperVHost]) -> HostPair:
     """A primary (``hv-a``) and a replica (``hv-b``) host on one replication fabric."""
-    # Imported when used: the Hyper-V model is a layer of its own.
-    model = importlib.import_module("vmfailover.testing.hyperv.model")
-    fabric = model.ReplicationFabric()
+    fabric = ReplicationFabric()
     primary = hyperv_host_factory("hv-a", fabric=fabric)
     replica = hyperv_host_factory("hv-b", fabric=fabric)
     return HostPair(primary, replica, fabric)

@@ -7,14 +7,15 @@ pipelines against a command host: by default the Hyper-V model and cmdlets, one 
 
 from __future__ import annotations
 
-import importlib
 import types
 from typing import Any, Self
 
 from vmfailover.errors import ValidationError
 
 from ._objects import CommandHost
+from .cmdlets import HyperVCommandHost
 from .faults import FaultHooks
+from .model import HostModel, ReplicationFabric
 from .session import CallLog
 from .wsman import RequestRecord, WSManServer
 
@@ -57,16 +58,12 @@ class HyperVHost:
                 f"host {name!r}", "password is not a string", "give a password"
             )
         self.name = name
-        self.fabric: Any = None
-        self.model: Any = None
+        self.fabric: ReplicationFabric | None = None
+        self.model: HostModel | None = None
         if command_host is None:
-            # Imported here: the Hyper-V model is a separate layer the transport does not need.
-            cmdlets = importlib.import_module("vmfailover.testing.hyperv.cmdlets")
-            model = importlib.import_module("vmfailover.testing.hyperv.model")
-
-            self.fabric = fabric if fabric is not None else model.ReplicationFabric()
+            self.fabric = fabric if fabric is not None else ReplicationFabric()
             self.model = self.fabric.add_host(name)
-            command_host = cmdlets.HyperVCommandHost(self.model)
+            command_host = HyperVCommandHost(self.model)
         elif fabric is not None:
             raise ValidationError.of(
                 f"host {name!r}",

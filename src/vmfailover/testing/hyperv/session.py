@@ -561,14 +561,16 @@ class RunspaceSession:
         for statement in (s for s in statements if s):
             objects: list[Any] = [from_psrp(item) for item in run.inputs] if first else []
             first = False
-            for command in statement:
+            for index, command in enumerate(statement):
                 if run.stop.is_set():
                     return
-                objects = self._run_command(run, command, objects)
+                objects = self._run_command(run, command, objects, downstream=index > 0)
             for item in objects:
                 self._write(run, run.pipeline.write_output, to_psrp(item))
 
-    def _run_command(self, run: _Run, command: Any, objects: list[Any]) -> list[Any]:
+    def _run_command(
+        self, run: _Run, command: Any, objects: list[Any], *, downstream: bool
+    ) -> list[Any]:
         name = str(command.command_text)
         run.current = name
         arguments = tuple(
@@ -584,6 +586,13 @@ class RunspaceSession:
         try:
             if injected is not None:
                 raise injected
+            if downstream and not objects:
+                # PowerShell binds a downstream command's arguments, then runs it once per input
+                # object: with none, only binding errors can surface.
+                validate = getattr(self._host, "validate", None)
+                if validate is not None:
+                    validate(name, arguments)
+                return []
             result = self._host.invoke(name, arguments, tuple(objects))
         except CmdletError as error:
             if error.terminating:
