@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import attrs
 
@@ -24,29 +23,34 @@ from vmfailover.model import VM, FailoverKind, Inventory, Network
 __all__ = ["NetworkMapping"]
 
 
-def _table(name: str) -> Any:
-    def convert(value: object) -> types.MappingProxyType[str, str]:
-        if not isinstance(value, Mapping):
-            raise ValidationError.of(
-                f"NetworkMapping {name}",
-                f"expected a mapping of source network to target network, got {value!r}",
-                f'for example {name}={{"VM Network": "DR Network"}}',
-            )
-        findings = []
-        for source, target in value.items():
-            for role, text in (("source", source), ("target", target)):
-                if not isinstance(text, str) or not text.strip():
-                    findings.append(
-                        Finding(
-                            f"NetworkMapping {name}[{source!r}]",
-                            f"the {role} network name must be a non-empty string, got {text!r}",
-                        )
+def _table(name: str, value: object) -> types.MappingProxyType[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValidationError.of(
+            f"NetworkMapping {name}",
+            f"expected a mapping of source network to target network, got {value!r}",
+            f'for example {name}={{"VM Network": "DR Network"}}',
+        )
+    findings = []
+    for source, target in value.items():
+        for role, text in (("source", source), ("target", target)):
+            if not isinstance(text, str) or not text.strip():
+                findings.append(
+                    Finding(
+                        f"NetworkMapping {name}[{source!r}]",
+                        f"the {role} network name must be a non-empty string, got {text!r}",
                     )
-        if findings:
-            raise ValidationError(findings)
-        return types.MappingProxyType(dict(value))
+                )
+    if findings:
+        raise ValidationError(findings)
+    return types.MappingProxyType(dict(value))
 
-    return convert
+
+def _production_table(value: Mapping[str, str]) -> types.MappingProxyType[str, str]:
+    return _table("production", value)
+
+
+def _test_table(value: Mapping[str, str]) -> types.MappingProxyType[str, str]:
+    return _table("test", value)
 
 
 def _kind(value: object) -> FailoverKind:
@@ -75,10 +79,10 @@ class NetworkMapping:
     """
 
     production: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_table("production"), repr=_show, hash=False
+        factory=dict, converter=_production_table, repr=_show, hash=False
     )
     test: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_table("test"), repr=_show, hash=False
+        factory=dict, converter=_test_table, repr=_show, hash=False
     )
     same_name: bool = False
     allow_non_isolated_test: bool = False
@@ -175,7 +179,7 @@ class NetworkMapping:
     # --- helpers ---
 
     @staticmethod
-    def _vm(inventory: Inventory, key: VM | str, findings: list[Finding]) -> VM | None:
+    def _vm(inventory: Inventory, key: object, findings: list[Finding]) -> VM | None:
         if isinstance(key, VM):
             return key
         if not isinstance(key, str):
