@@ -207,25 +207,25 @@ def _to_address(value: object) -> IPAddress | None:
     return None
 
 
-def _to_interface(value: object) -> tuple[IPInterface, bool] | None:
-    """The interface and whether it carried its own prefix, or None when it is not an address."""
-    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
-        return value, True
-    if isinstance(value, ipaddress.IPv4Address):
-        return ipaddress.IPv4Interface(value), False
-    if isinstance(value, ipaddress.IPv6Address):
-        return ipaddress.IPv6Interface(value), False
+_ADDRESS_TYPES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+_INTERFACE_TYPES = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+
+
+def _to_source(value: object) -> IPAddress | IPInterface | None:
+    """An address (no prefix given) or an interface (prefix given); None if it is neither."""
+    if isinstance(value, _ADDRESS_TYPES):  # interfaces are addresses too
+        return value
     if isinstance(value, str):
         text = value.strip()
         try:
-            return ipaddress.ip_interface(text), "/" in text
+            return ipaddress.ip_interface(text) if "/" in text else ipaddress.ip_address(text)
         except ValueError:
             return None
     return None
 
 
-def _interface_or_raise(value: object, item: str) -> tuple[IPInterface, bool]:
-    found = _to_interface(value)
+def _source_or_raise(value: object, item: str) -> IPAddress | IPInterface:
+    found = _to_source(value)
     if found is None:
         raise ValidationError.of(
             item,
@@ -252,10 +252,11 @@ def _str_tuple(value: object) -> tuple[str, ...] | None:
 class IPAssignment:
     """The address a rule gives one source address, with the rule's gateway and DNS settings.
 
-    ``rule`` is the rule that decided it. ``address`` keeps the source's copied octets or host bits.
+    ``rule`` is the rule that decided it. ``source`` is the address as given (an interface when it
+    came with a prefix); ``address`` keeps its copied octets or host bits.
     """
 
-    source: IPInterface
+    source: IPAddress | IPInterface
     address: IPInterface
     gateway: IPAddress | None
     dns: tuple[IPAddress, ...]
@@ -411,24 +412,26 @@ class ReIPRule:
 
     def matches(self, address: AddressLike) -> bool:
         """Whether ``address`` is in the rule's source set."""
-        interface, _ = _interface_or_raise(address, f"address for {self}")
-        return self.source_pattern.matches(interface.version, int(interface))
+        if not isinstance(address, _ADDRESS_TYPES):
+            address = _source_or_raise(address, f"address for {self}")
+        pattern = self.source_pattern
+        return address.version == pattern.version and int(address) & pattern.mask == pattern.value
 
     def apply(self, address: AddressLike) -> IPAssignment:
         """The assignment this rule gives ``address``; refuses an address it does not match."""
-        interface, own_prefix = _interface_or_raise(address, f"address for {self}")
-        if not self.source_pattern.matches(interface.version, int(interface)):
+        source = _source_or_raise(address, f"address for {self}")
+        if not self.source_pattern.matches(source.version, int(source)):
             raise ValidationError.of(
-                str(self), f"{interface.ip} does not match the source {self.source!r}"
+                str(self), f"{source} does not match the source {self.source!r}"
             )
-        return self._assign(interface, own_prefix)
+        return self._assign(source)
 
-    def _assign(self, interface: IPInterface, own_prefix: bool) -> IPAssignment:
-        number = (int(interface) & self._free) | self.target_pattern.value
+    def _assign(self, source: IPAddress | IPInterface) -> IPAssignment:
+        number = (int(source) & self._free) | self.target_pattern.value
         if self._result_prefix is not None:
             prefix = self._result_prefix
-        elif own_prefix:
-            prefix = interface.network.prefixlen
+        elif isinstance(source, _INTERFACE_TYPES):
+            prefix = source.network.prefixlen
         else:
             prefix = self._implied_prefix
         address: IPInterface
@@ -443,11 +446,11 @@ class ReIPRule:
         ):
             raise ValidationError.of(
                 str(self),
-                f"{interface} becomes {address}, whose subnet does not contain the gateway "
+                f"{source} becomes {address}, whose subnet does not contain the gateway "
                 f"{self.gateway}",
                 f"give the rule prefix={self._implied_prefix} so results land in one subnet",
             )
-        return IPAssignment(interface, address, self.gateway, self.dns, self.dns_suffixes, self)
+        return IPAssignment(source, address, self.gateway, self.dns, self.dns_suffixes, self)
 
     # --- rendering ---
 
@@ -639,19 +642,18 @@ class ReIPRules:
 
     def match(self, address: AddressLike) -> ReIPRule | None:
         """The most specific rule matching ``address``, or None."""
-        interface, _ = _interface_or_raise(address, "address")
-        return self._index.lookup(interface.version, int(interface))
+        source = _source_or_raise(address, "address")
+        return self._index.lookup(source.version, int(source))
 
     def translate(self, address: AddressLike) -> IPAssignment | None:
         """The new address for ``address`` by the most specific matching rule, or None."""
-        if isinstance(address, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
-            interface, own_prefix = address, True
-        else:
-            interface, own_prefix = _interface_or_raise(address, "address")
-        rule = self._index.lookup(interface.version, int(interface))
+        source = (
+            address if isinstance(address, _ADDRESS_TYPES) else _source_or_raise(address, "address")
+        )
+        rule = self._index.lookup(source.version, int(source))
         if rule is None:
             return None
-        return rule._assign(interface, own_prefix)
+        return rule._assign(source)
 
     def plan(
         self,
@@ -948,11 +950,11 @@ def _in_use_table(
         pairs = ((key, "an address in use at the target site") for key in in_use)
     bad = []
     for key, owner in pairs:
-        found = _to_interface(key)
+        found = _to_source(key)
         if found is None:
             bad.append(key)
             continue
-        ip = found[0].ip
+        ip = found.ip if isinstance(found, _INTERFACE_TYPES) else found
         table[_address_key(ip)] = (ip, owner)
     if bad:
         raise ValidationError.of("in_use", f"not IP addresses: {', '.join(repr(b) for b in bad)}")
