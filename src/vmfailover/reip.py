@@ -339,22 +339,28 @@ class ReIPRule:
         if gateway is not None:
             gateway_address = _to_address(gateway)
             if gateway_address is None:
-                problem(f"gateway {gateway!r} is not an IP address")
+                problem(
+                    f"gateway {gateway!r} is not an IP address", "for example gateway='10.0.0.1'"
+                )
             elif gateway_address.version != version:
                 problem(
                     f"gateway {gateway_address} is IPv{gateway_address.version}, "
-                    f"the rule IPv{version}"
+                    f"the rule IPv{version}",
+                    "give a gateway of the rule's IP version",
                 )
                 gateway_address = None
         dns_servers: list[IPAddress] = []
         for server in (dns,) if isinstance(dns, str) else dns:
             server_address = _to_address(server)
             if server_address is None:
-                problem(f"DNS server {server!r} is not an IP address")
+                problem(
+                    f"DNS server {server!r} is not an IP address", "for example dns=['10.0.0.53']"
+                )
             elif server_address.version != version:
                 problem(
                     f"DNS server {server_address} is IPv{server_address.version}, "
-                    f"the rule IPv{version}"
+                    f"the rule IPv{version}",
+                    "give DNS servers of the rule's IP version; write one rule per version",
                 )
             else:
                 dns_servers.append(server_address)
@@ -522,11 +528,14 @@ def _check_shapes(source: _Parsed, target: _Parsed, problem: Any) -> None:
 def _result_prefix_of(prefix: object, mask: object, version: int, problem: Any) -> int | None:
     bits = width(version)
     if prefix is not None and mask is not None:
-        problem("give prefix or mask, not both")
+        problem("gives both prefix and mask", "give prefix or mask, not both")
         return None
     if prefix is not None:
         if isinstance(prefix, bool) or not isinstance(prefix, int) or not 0 <= prefix <= bits:
-            problem(f"prefix must be a whole number 0-{bits}, got {prefix!r}")
+            problem(
+                f"prefix must be a whole number 0-{bits}, got {prefix!r}",
+                "for example prefix=24 (IPv4) or prefix=64 (IPv6)",
+            )
             return None
         return prefix
     if mask is not None:
