@@ -81,6 +81,12 @@ def test_check_is_clean_for_a_good_mapping_and_uses_the_replicas_site() -> None:
     assert mapping().check(inv, [inv.vm("web")], FailoverKind.TEST) == []
 
 
+def test_check_accepts_a_single_vm() -> None:
+    m = NetworkMapping(production={"VM Network": "DR Network"})
+    assert m.check(inventory(), "db", "planned") == []
+    assert len(m.check(inventory(), inventory().vm("web"), "planned")) == 1
+
+
 def test_check_names_the_vm_and_nic_of_an_unmapped_network() -> None:
     m = NetworkMapping(production={"VM Network": "DR Network"})
     (finding,) = m.check(inventory(), ["web"], "planned")

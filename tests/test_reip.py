@@ -174,6 +174,7 @@ BAD_RULES = [
     (("192.168.1.*", "10.0.0.*"), {"gateway": "ten"}, "gateway 'ten' is not an IP", ""),
     (("192.168.1.*", "10.0.0.*"), {"dns": ["10.0.0.300"]}, "DNS server '10.0.0.300' is not", ""),
     (("192.168.1.*", "10.0.0.*"), {"dns": "2001:db8::53"}, "is IPv6, the rule IPv4", ""),
+    (("192.168.1.*", "10.0.0.*"), {"dns": 5}, "dns 5 is not a list of addresses", "dns=["),
     (("192.168.1.*", "10.0.0.*"), {"prefix": 33}, "prefix must be a whole number 0-32", ""),
     (("192.168.1.*", "10.0.0.*"), {"prefix": True}, "prefix must be a whole number", ""),
     (("192.168.1.*", "10.0.0.*"), {"prefix": 24, "mask": "255.0.0.0"}, "gives both", "not both"),
@@ -477,6 +478,15 @@ def test_plan_refuses_what_is_not_a_vm_or_override() -> None:
         plan_rules().plan(["web"])  # type: ignore[list-item]
     with pytest.raises(ValidationError, match="expected ReIPOverride objects"):
         plan_rules().plan([], overrides=[("web", MAC1)])  # type: ignore[list-item]
+
+
+def test_plan_and_rules_accept_single_items() -> None:
+    web = vm("web", static(MAC1, "192.168.1.10/24"))
+    single = plan_rules().plan(web, overrides=ReIPOverride("web", MAC1, dhcp=True))
+    assert single.entries[0].new_dhcp
+    rule = ReIPRule("10.0.0.*", "11.0.0.*", dns=None)
+    assert rule.dns == ()
+    assert ReIPRule("10.0.0.*", "11.0.0.*", dns="11.0.0.53").dns == (ADDR("11.0.0.53"),)
 
 
 def test_a_nic_without_addresses_is_left_alone() -> None:

@@ -131,7 +131,7 @@ class NetworkMapping:
     def check(
         self,
         inventory: Inventory,
-        vms: Iterable[VM | str],
+        vms: Iterable[VM | str] | VM | str,
         kind: FailoverKind | str,
         *,
         target_site: str | None = None,
@@ -157,7 +157,7 @@ class NetworkMapping:
                     )
                 ]
         findings: list[Finding] = []
-        for key in vms:
+        for key in (vms,) if isinstance(vms, VM | str) else vms:
             vm = self._vm(inventory, key, findings)
             if vm is None:
                 continue

@@ -309,7 +309,7 @@ class ReIPRule:
         prefix: int | None = None,
         mask: str | ipaddress.IPv4Address | None = None,
         gateway: str | IPAddress | None = None,
-        dns: Iterable[str | IPAddress] | str = (),
+        dns: Iterable[str | IPAddress] | str | IPAddress | None = (),
         dns_suffixes: Iterable[str] | str = (),
         description: str = "",
     ) -> None:
@@ -350,7 +350,15 @@ class ReIPRule:
                 )
                 gateway_address = None
         dns_servers: list[IPAddress] = []
-        for server in (dns,) if isinstance(dns, str) else dns:
+        given: object = dns
+        servers: tuple[object, ...] = ()
+        if isinstance(given, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+            servers = (given,)
+        elif isinstance(given, Iterable):
+            servers = tuple(given)
+        elif given is not None:
+            problem(f"dns {given!r} is not a list of addresses", "for example dns=['10.0.0.53']")
+        for server in servers:
             server_address = _to_address(server)
             if server_address is None:
                 problem(
@@ -666,8 +674,8 @@ class ReIPRules:
 
     def plan(
         self,
-        vms: Iterable[VM],
-        overrides: Iterable[ReIPOverride] = (),
+        vms: Iterable[VM] | VM,
+        overrides: Iterable[ReIPOverride] | ReIPOverride = (),
         in_use: Mapping[AddressLike, str] | Iterable[AddressLike] = (),
     ) -> ReIPPlan:
         """Old and new configuration of every NIC of ``vms``, with findings.
@@ -976,15 +984,15 @@ def _address_key(address: IPAddress) -> int:
 
 def _build_plan(
     rules: ReIPRules,
-    vms: Iterable[VM],
-    overrides: Iterable[ReIPOverride],
+    vms: Iterable[VM] | VM,
+    overrides: Iterable[ReIPOverride] | ReIPOverride,
     in_use: Mapping[AddressLike, str] | Iterable[AddressLike],
 ) -> ReIPPlan:
-    vm_list = list(vms)
+    vm_list = [vms] if isinstance(vms, VM) else list(vms)
     wrong = [vm for vm in vm_list if not isinstance(vm, VM)]
     if wrong:
         raise ValidationError.of("vms", f"expected VM objects, got {wrong[0]!r}")
-    override_list = list(overrides)
+    override_list = [overrides] if isinstance(overrides, ReIPOverride) else list(overrides)
     if any(not isinstance(o, ReIPOverride) for o in override_list):
         raise ValidationError.of("overrides", "expected ReIPOverride objects")
     taken = _in_use_table(in_use)
