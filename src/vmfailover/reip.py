@@ -26,8 +26,8 @@ import contextlib
 import enum
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, overload
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import overload
 
 import attrs
 
@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 AddressLike = str | IPAddress | IPInterface
+# Collects one problem of a rule being built: what is wrong, and what to change.
+_Problem = Callable[[str, str], None]
 
 
 class RuleForm(enum.StrEnum):
@@ -335,52 +337,9 @@ class ReIPRule:
         version = parsed_source.pattern.version
 
         result_prefix = _result_prefix_of(prefix, mask, version, problem)
-        gateway_address = None
-        if gateway is not None:
-            gateway_address = _to_address(gateway)
-            if gateway_address is None:
-                problem(
-                    f"gateway {gateway!r} is not an IP address", "for example gateway='10.0.0.1'"
-                )
-            elif gateway_address.version != version:
-                problem(
-                    f"gateway {gateway_address} is IPv{gateway_address.version}, "
-                    f"the rule IPv{version}",
-                    "give a gateway of the rule's IP version",
-                )
-                gateway_address = None
-        dns_servers: list[IPAddress] = []
-        given: object = dns
-        servers: tuple[object, ...] = ()
-        if isinstance(given, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
-            servers = (given,)
-        elif isinstance(given, Iterable):
-            servers = tuple(given)
-        elif given is not None:
-            problem(f"dns {given!r} is not a list of addresses", "for example dns=['10.0.0.53']")
-        for server in servers:
-            server_address = _to_address(server)
-            if server_address is None:
-                problem(
-                    f"DNS server {server!r} is not an IP address", "for example dns=['10.0.0.53']"
-                )
-            elif server_address.version != version:
-                problem(
-                    f"DNS server {server_address} is IPv{server_address.version}, "
-                    f"the rule IPv{version}",
-                    "give DNS servers of the rule's IP version; write one rule per version",
-                )
-            else:
-                dns_servers.append(server_address)
-        suffixes = _str_tuple(dns_suffixes)
-        if suffixes is None or any(
-            not s.strip() or any(c.isspace() for c in s.strip()) for s in suffixes
-        ):
-            problem(
-                f"dns_suffixes {dns_suffixes!r} must be domain names without spaces",
-                "for example dns_suffixes=['dr.example.com']",
-            )
-            suffixes = ()
+        gateway_address = _gateway_of(gateway, version, problem)
+        dns_servers = _dns_of(dns, version, problem)
+        suffixes = _suffixes_of(dns_suffixes, problem)
 
         implied = parsed_target.implied_prefix
         if gateway_address is not None and not problems:
@@ -395,8 +354,8 @@ class ReIPRule:
             None if result_prefix is None or mask is not None else result_prefix,
             None if mask is None else str(mask).strip(),
             gateway_address,
-            tuple(dns_servers),
-            tuple(s.strip() for s in suffixes),
+            dns_servers,
+            suffixes,
             description,
             parsed_source.form,
             parsed_source.pattern,
@@ -503,7 +462,7 @@ def _rule_error(item: str, problems: list[str], hints: list[str | None]) -> Vali
     )
 
 
-def _check_shapes(source: _Parsed, target: _Parsed, problem: Any) -> None:
+def _check_shapes(source: _Parsed, target: _Parsed, problem: _Problem) -> None:
     s, t = source.pattern, target.pattern
     if s.version != t.version:
         problem(
@@ -533,7 +492,57 @@ def _check_shapes(source: _Parsed, target: _Parsed, problem: Any) -> None:
         )
 
 
-def _result_prefix_of(prefix: object, mask: object, version: int, problem: Any) -> int | None:
+def _gateway_of(gateway: object, version: int, problem: _Problem) -> IPAddress | None:
+    if gateway is None:
+        return None
+    address = _to_address(gateway)
+    if address is None:
+        problem(f"gateway {gateway!r} is not an IP address", "for example gateway='10.0.0.1'")
+        return None
+    if address.version != version:
+        problem(
+            f"gateway {address} is IPv{address.version}, the rule IPv{version}",
+            "give a gateway of the rule's IP version",
+        )
+        return None
+    return address
+
+
+def _dns_of(dns: object, version: int, problem: _Problem) -> tuple[IPAddress, ...]:
+    servers: tuple[object, ...] = ()
+    if isinstance(dns, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        servers = (dns,)
+    elif isinstance(dns, Iterable):
+        servers = tuple(dns)
+    elif dns is not None:
+        problem(f"dns {dns!r} is not a list of addresses", "for example dns=['10.0.0.53']")
+    found: list[IPAddress] = []
+    for server in servers:
+        address = _to_address(server)
+        if address is None:
+            problem(f"DNS server {server!r} is not an IP address", "for example dns=['10.0.0.53']")
+        elif address.version != version:
+            problem(
+                f"DNS server {address} is IPv{address.version}, the rule IPv{version}",
+                "give DNS servers of the rule's IP version; write one rule per version",
+            )
+        else:
+            found.append(address)
+    return tuple(found)
+
+
+def _suffixes_of(suffixes: object, problem: _Problem) -> tuple[str, ...]:
+    names = _str_tuple(suffixes)
+    if names is None or any(not n.strip() or any(c.isspace() for c in n.strip()) for n in names):
+        problem(
+            f"dns_suffixes {suffixes!r} must be domain names without spaces",
+            "for example dns_suffixes=['dr.example.com']",
+        )
+        return ()
+    return tuple(n.strip() for n in names)
+
+
+def _result_prefix_of(prefix: object, mask: object, version: int, problem: _Problem) -> int | None:
     bits = width(version)
     if prefix is not None and mask is not None:
         problem("gives both prefix and mask", "give prefix or mask, not both")
@@ -560,7 +569,7 @@ def _result_prefix_of(prefix: object, mask: object, version: int, problem: Any) 
     return None
 
 
-def _check_gateway(target: Pattern, prefix: int, gateway: IPAddress, problem: Any) -> None:
+def _check_gateway(target: Pattern, prefix: int, gateway: IPAddress, problem: _Problem) -> None:
     bits = width(target.version)
     subnet_mask = ((1 << bits) - 1) ^ ((1 << (bits - prefix)) - 1)
     if subnet_mask & ~target.mask:
