@@ -754,3 +754,31 @@ def test_a_rule_set_translates_like_its_single_most_specific_rule(
         assert [oracle_size(r.source) for r in matching].count(oracle_size(best.source)) == 1
         assert rules.match(address) is best
         assert rules.translate(address) == best.apply(address)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2, 3]), st.integers(1, 6)), min_size=1, max_size=8),
+    st.lists(st.integers(1, 6), max_size=3),
+)
+def test_every_shared_or_taken_address_in_a_plan_is_an_error_for_each_holder(
+    hosts: list[tuple[int, int]], taken: list[int]
+) -> None:
+    # 192.168.1.x and 192.168.2.x both land in 10.0.0.x; 192.168.3.x matches no rule and is kept.
+    rules = ReIPRules(
+        [ReIPRule("192.168.1.*", "10.0.0.*"), ReIPRule("192.168.2.0/24", "10.0.0.0/24")]
+    )
+    vms = [
+        vm(f"vm{i}", static(MAC1, f"192.168.{subnet}.{host}/24"))
+        for i, (subnet, host) in enumerate(hosts)
+    ]
+    in_use = [f"10.0.0.{host}" for host in taken]
+    plan = rules.plan(vms, in_use=in_use)
+    final = [(e.item, e.new[0].address.ip) for e in plan.entries]
+    errors = {(f.item, f.message.split(",")[0]) for f in plan.errors}
+    for item, address in final:
+        shared = sum(1 for _, other in final if other == address) > 1
+        in_use_here = str(address) in in_use
+        assert ((item, f"would get {address}") in errors) == (shared or in_use_here)
+    unmatched = {f.item for f in plan.warnings if f.message.startswith("no re-IP rule matches")}
+    for entry, (subnet, _) in zip(plan.entries, hosts, strict=True):
+        assert (entry.item in unmatched) == (subnet == 3)
