@@ -1014,10 +1014,13 @@ def _build_plan(
         if key in seen:
             raise ValidationError.of(str(override), "is given twice", "keep one override per NIC")
         seen.add(key)
-    used: set[int] = set()
-    for position, override in enumerate(override_list):
-        by_id = [vm for vm in vm_list if vm.id == override.vm]
-        matching = by_id or [vm for vm in vm_list if vm.name == override.vm]
+    vms_by_id: dict[str, list[VM]] = {}
+    vms_by_name: dict[str, list[VM]] = {}
+    for vm in vm_list:
+        vms_by_id.setdefault(vm.id, []).append(vm)
+        vms_by_name.setdefault(vm.name, []).append(vm)
+    for override in override_list:
+        matching = vms_by_id.get(override.vm) or vms_by_name.get(override.vm, [])
         if len(matching) > 1:
             findings.append(
                 Finding(
@@ -1049,7 +1052,6 @@ def _build_plan(
         if (vm.id, override.mac) in by_key:
             raise ValidationError.of(str(override), "is given twice", "keep one override per NIC")
         by_key[vm.id, override.mac] = override
-        used.add(position)
 
     entries: list[ReIPEntry] = []
     for vm in vm_list:
