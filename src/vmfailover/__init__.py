@@ -39,6 +39,7 @@ from vmfailover.model import (
     ReplicaState,
     Site,
 )
+from vmfailover.netmap import NetworkMapping
 from vmfailover.probes import (
     CallableProbe,
     HTTPStatus,
@@ -47,6 +48,17 @@ from vmfailover.probes import (
     Probe,
     TCPPort,
     ToolsHeartbeat,
+)
+from vmfailover.reip import (
+    IPAssignment,
+    ReIPAction,
+    ReIPEntry,
+    ReIPOverride,
+    ReIPPlan,
+    ReIPRule,
+    ReIPRules,
+    RuleForm,
+    addresses_in_use,
 )
 from vmfailover.report import Outcome, RunReport, RunResult, VMResult
 from vmfailover.runner import RetryPolicy, Run, Runner, choose_point
@@ -90,12 +102,14 @@ __all__ = [
     "HTTPStatus",
     "Host",
     "IPAssigned",
+    "IPAssignment",
     "IPConfig",
     "Inventory",
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
     "Network",
+    "NetworkMapping",
     "Nic",
     "NotFoundError",
     "Outcome",
@@ -103,11 +117,18 @@ __all__ = [
     "PowerState",
     "PoweredOn",
     "Probe",
+    "ReIPAction",
+    "ReIPEntry",
+    "ReIPOverride",
+    "ReIPPlan",
+    "ReIPRule",
+    "ReIPRules",
     "Readiness",
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
     "RetryPolicy",
+    "RuleForm",
     "Run",
     "RunReport",
     "RunResult",
@@ -129,6 +150,7 @@ __all__ = [
     "ValidationError",
     "VirtualClock",
     "__version__",
+    "addresses_in_use",
     "choose_point",
     "simulate",
 ]

@@ -1,4 +1,4 @@
-"""The command host itself: call log, fault hooks, concurrency, model scene setters."""
+"""The command host itself: concurrency and the model's scene setters."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from vmfailover.errors import ValidationError
-from vmfailover.testing.hyperv._objects import Call, CmdletError, InputObject, OutputObject, cmd
+from vmfailover.testing.hyperv._objects import InputObject, OutputObject, cmd
 from vmfailover.testing.hyperv.cmdlets import HyperVCommandHost
 from vmfailover.testing.hyperv.local import LocalShell, deserialize
 from vmfailover.testing.hyperv.model import HostModel, ReplicationFabric
@@ -23,51 +23,6 @@ def host() -> HyperVCommandHost:
     for index in range(20):
         model.add_vm(f"vm{index:02d}", switch="Prod")
     return HyperVCommandHost(model)
-
-
-def test_call_log_records_every_invocation(host: HyperVCommandHost) -> None:
-    shell = LocalShell(host)
-    shell.run(cmd("Get-VM", "vm01"), cmd("Start-VM", Passthru=None))
-    shell.run(cmd("No-Such"))
-    assert host.calls == [
-        Call("Get-VM", ((None, "vm01"),)),
-        Call("Start-VM", (("Passthru", None),)),
-        Call("No-Such", ()),
-    ]
-
-
-def test_fail_next_injects_an_error_record_once(host: HyperVCommandHost) -> None:
-    shell = LocalShell(host)
-    injected = CmdletError(
-        "OperationFailed,Microsoft.HyperV.PowerShell.Commands.StartVM", "worker process died"
-    )
-    host.fail_next("start-vm", injected)
-    failed = shell.run(cmd("Start-VM", "vm01"))
-    assert failed.errors == (injected,)
-    assert host.model.vm("vm01").state == "Off"
-    ok(shell.run(cmd("Start-VM", "vm01")))
-    assert host.model.vm("vm01").state == "Running"
-    soft = CmdletError("x,y", "soft", terminating=False)
-    host.fail_next("Get-VM", soft, times=2)
-    assert shell.run(cmd("Get-VM")).errors == (soft,)
-    assert shell.run(cmd("Get-VM")).output == ()
-    assert len(ok(shell.run(cmd("Get-VM"))).output) == 20
-
-
-def test_hooks_reject_unknown_commands_and_bad_values(host: HyperVCommandHost) -> None:
-    with pytest.raises(CmdletError):
-        host.fail_next("Remove-VM", CmdletError("a", "b"))
-    with pytest.raises(ValidationError):
-        host.delay("Get-VM", -1)
-    with pytest.raises(ValidationError):
-        host.fail_next("Get-VM", CmdletError("a", "b"), times=0)
-
-
-def test_delay_applies_to_later_calls(host: HyperVCommandHost) -> None:
-    host.delay("Get-VM", 0.01)
-    assert len(ok(LocalShell(host).run(cmd("Get-VM"))).output) == 20
-    host.delay("Get-VM", 0)
-    assert len(ok(LocalShell(host).run(cmd("Get-VM"))).output) == 20
 
 
 def test_concurrent_pipelines_keep_the_model_consistent(host: HyperVCommandHost) -> None:

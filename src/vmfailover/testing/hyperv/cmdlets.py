@@ -36,8 +36,6 @@ Behaviour promised, beyond the reference:
 from __future__ import annotations
 
 import ipaddress
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -45,9 +43,7 @@ from typing import Any
 
 import attrs
 
-from vmfailover.errors import ValidationError
-
-from ._objects import Call, CmdletError, CommandResult, EnumValue, InputObject, OutputObject
+from ._objects import CmdletError, CommandResult, EnumValue, InputObject, OutputObject
 from .binding import (
     NO_INPUT,
     Binder,
@@ -2057,16 +2053,12 @@ class HyperVCommandHost:
     unknown command raises ``CommandNotFoundException`` as PowerShell does. Each call holds the
     fabric lock while it runs, so concurrent pipelines see each cmdlet as atomic.
 
-    For tests: ``calls`` logs every invocation as a :class:`Call` (in arrival order);
-    :meth:`fail_next` and :meth:`delay` are fault hooks at the cmdlet level.
+    Fault hooks and the call log live one layer up, on :class:`~.host.HyperVHost` (``faults``,
+    ``calls``), where they act on every transport alike.
     """
 
     def __init__(self, model: HostModel) -> None:
         self.model = model
-        self.calls: list[Call] = []
-        self._hooks_lock = threading.Lock()
-        self._failures: dict[str, list[CmdletError]] = {}
-        self._delays: dict[str, float] = {}
 
     @property
     def commands(self) -> tuple[str, ...]:
@@ -2081,26 +2073,6 @@ class HyperVCommandHost:
         if key not in CMDLETS:
             raise _command_not_found(command)
         return CMDLETS[key], _BINDERS[key], _BODIES[key]
-
-    def fail_next(self, command: str, error: CmdletError, times: int = 1) -> None:
-        """The next ``times`` calls of ``command`` raise ``error`` instead of running.
-
-        ``error`` is raised as given (set ``terminating=False`` to have it written as a
-        non-terminating error record with no output instead).
-        """
-        self._lookup(command)
-        if times < 1:
-            raise ValidationError.of("times", f"must be at least 1, not {times}", "pass 1 or more")
-        with self._hooks_lock:
-            self._failures.setdefault(self._key(command), []).extend([error] * times)
-
-    def delay(self, command: str, seconds: float) -> None:
-        """Every later call of ``command`` first sleeps ``seconds`` (0 removes the delay)."""
-        self._lookup(command)
-        if seconds < 0:
-            raise ValidationError.of("seconds", f"must not be negative, not {seconds}", "pass 0+")
-        with self._hooks_lock:
-            self._delays[self._key(command)] = seconds
 
     def validate(self, command: str, arguments: Sequence[tuple[str | None, Any]]) -> None:
         """Bind named and positional arguments only (what PowerShell checks before input).
@@ -2117,20 +2089,7 @@ class HyperVCommandHost:
         arguments: Sequence[tuple[str | None, Any]],
         input_objects: Sequence[Any] = (),
     ) -> CommandResult:
-        with self._hooks_lock:
-            self.calls.append(Call(command, tuple(arguments)))
         _info, binder, body = self._lookup(command)
-        key = self._key(command)
-        with self._hooks_lock:
-            pending = self._failures.get(key)
-            injected = pending.pop(0) if pending else None
-            pause = self._delays.get(key, 0.0)
-        if pause:
-            time.sleep(pause)
-        if injected is not None:
-            if injected.terminating:
-                raise injected
-            return CommandResult((), (injected,))
         output: list[Any] = []
         errors: list[CmdletError] = []
         records: Sequence[Any] = input_objects if input_objects else (NO_INPUT,)
