@@ -39,6 +39,7 @@ __all__ = [
     "ReplicaState",
     "Site",
     "aware_utc",
+    "lookup",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -476,16 +477,16 @@ class Inventory:
 
     # lookups
     def site(self, name: str) -> Site:
-        return _lookup(self._index.sites, name, "site")
+        return lookup(self._index.sites, name, "site")
 
     def host(self, name: str) -> Host:
-        return _lookup(self._index.hosts, name, "host")
+        return lookup(self._index.hosts, name, "host")
 
     def datastore(self, name: str) -> Datastore:
-        return _lookup(self._index.datastores, name, "datastore")
+        return lookup(self._index.datastores, name, "datastore")
 
     def network(self, site: str, name: str) -> Network:
-        return _lookup(self._index.networks, (site, name), f"network at site {site!r}")
+        return lookup(self._index.networks, (site, name), f"network at site {site!r}")
 
     def has_network(self, site: str, name: str) -> bool:
         return (site, name) in self._index.networks
@@ -504,7 +505,7 @@ class Inventory:
         raise NotFoundError(f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id")
 
     def replica(self, replica_id: str) -> Replica:
-        return _lookup(self._index.replicas, replica_id, "replica")
+        return lookup(self._index.replicas, replica_id, "replica")
 
     def replica_of(self, source_vm: str) -> Replica:
         """The replica whose source is this VM (id or name)."""
@@ -526,7 +527,8 @@ class Inventory:
 _T = TypeVar("_T")
 
 
-def _lookup(table: Mapping[Any, _T], key: Any, what: str) -> _T:
+def lookup(table: Mapping[Any, _T], key: Any, what: str) -> _T:
+    """``table[key]``, or a NotFoundError saying which ``what`` is missing."""
     try:
         return table[key]
     except KeyError:

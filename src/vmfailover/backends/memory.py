@@ -41,6 +41,7 @@ from vmfailover.model import (
     Replica,
     ReplicaState,
     Site,
+    lookup,
 )
 
 __all__ = ["BLOCK_SIZE", "Disk", "MemoryBackend"]
@@ -642,28 +643,16 @@ class MemoryBackend:
             self.clock.sleep(delay)
 
     def _vm(self, vm_id: str) -> _VMRecord:
-        record = self._vms.get(vm_id)
-        if record is None:
-            raise NotFoundError(f"no VM with id {vm_id!r}")
-        return record
+        return lookup(self._vms, vm_id, "VM with id")
 
     def _host(self, name: str) -> Host:
-        host = self._hosts.get(name)
-        if host is None:
-            raise NotFoundError(f"no host {name!r}")
-        return host
+        return lookup(self._hosts, name, "host")
 
     def _replica(self, replica_id: str) -> Replica:
-        replica = self._replicas.get(replica_id)
-        if replica is None:
-            raise NotFoundError(f"no replica {replica_id!r}")
-        return replica
+        return lookup(self._replicas, replica_id, "replica")
 
     def _point(self, point_id: str) -> _PointRecord:
-        point = self._points.get(point_id)
-        if point is None:
-            raise NotFoundError(f"no recovery point {point_id!r}")
-        return point
+        return lookup(self._points, point_id, "recovery point")
 
     def _replica_of(self, vm_id: str) -> Replica | None:
         for replica in self._replicas.values():
