@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from vmfailover import FailoverKind, PowerState, ValidationError
+from vmfailover import FailoverKind, NotFoundError, PowerState, ValidationError
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.demo import lab_start_order
 from vmfailover.events import RunEvent, RunFinished, RunStarted, StepStarted, VMFailed, VMReady
@@ -230,6 +230,8 @@ def test_report_renders_as_text_html_and_json(backend: MemoryBackend) -> None:
     assert report.rto_met is False
     html = report._repr_html_()
     assert html.startswith("<p>") and "<table" in html
+    with pytest.raises(NotFoundError, match="no VM 'web01'"):
+        report.vm("web01")
     data = json.loads(report.to_json())
     assert data["result"] == "succeeded"
     assert [vm["vm"] for vm in data["vms"]] == ["dc01", "db01"]

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from vmfailover._render import html_table, text_table
+from vmfailover.errors import NotFoundError
 from vmfailover.model import FailoverKind
 
 __all__ = ["Outcome", "RunReport", "RunResult", "VMResult"]
@@ -96,7 +97,7 @@ class RunReport:
         for result in self.vms:
             if result.vm == name:
                 return result
-        raise KeyError(name)
+        raise NotFoundError(f"run {self.run_id} has no VM {name!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
