@@ -105,9 +105,9 @@ def reference(
 
     for index in order:
         point = points[index]
-        if isinstance(point, RecoveryPoint) and point.pinned_until is not None:
-            if point.pinned_until > now:
-                reasons[index].append("pinned")
+        pin = point.pinned_until if isinstance(point, RecoveryPoint) else None
+        if pin is not None and pin > now:
+            reasons[index].append("pinned")
     for tags in policy.tags:
         for index in order:
             point = points[index]
