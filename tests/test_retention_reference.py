@@ -187,6 +187,8 @@ ANCHORS = [
     datetime(2020, 12, 31, 12, 0, tzinfo=UTC),  # ISO week 2020-W53
     datetime(2024, 2, 29, 12, 0, tzinfo=UTC),  # leap day
     datetime(2023, 3, 31, 23, 0, tzinfo=UTC),  # month end before a short month
+    datetime(2150, 10, 25, 1, 0, tzinfo=UTC),  # beyond 2106: integer keys, DST from tz rules
+    datetime(1890, 1, 1, 0, 0, tzinfo=UTC),  # before 1833 once shifted back: local mean time
 ]
 TAGS = ("a", "b", "c")
 

@@ -31,11 +31,12 @@ Reasons a point is kept (``decision.reasons[point]``), in this order:
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import compress, islice, pairwise, repeat
-from operator import attrgetter, floordiv, ne, sub
+from operator import attrgetter, floordiv, ne, neg, sub
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -75,6 +76,8 @@ _CREATED = attrgetter("created_at")
 _PINNED = attrgetter("pinned_until")
 _TAGS = attrgetter("tags")
 _TZINFO = attrgetter("tzinfo")
+_TIMESTAMP = datetime.timestamp
+_MICROSECOND = timedelta(microseconds=1)
 
 
 # --- validation and conversion of the policy's fields -------------------------------------------
@@ -245,12 +248,9 @@ class RetentionPolicy:
         now_utc = aware_utc(now, "now")
         items = _as_list(points)
         n = len(items)
-        instants, pinned, tag_sets = _extract(items, now_utc, want_tags=bool(self.tags))
-        order = sorted(range(n), key=instants.__getitem__, reverse=True)
-        ordered = list(map(items.__getitem__, order))
         if n == 0:
             return RetentionDecision(policy=self, now=now_utc, points=(), kept=b"", reasons=())
-        newest_first = list(map(instants.__getitem__, order))
+        timeline = _Timeline(items, now_utc, want_tags=bool(self.tags))
         reasons: dict[int, list[str]] = {}
 
         def give(positions: Iterable[int], reason: str) -> None:
@@ -261,26 +261,19 @@ class RetentionPolicy:
                 else:
                     found.append(reason)
 
-        def positions_of(indices: Iterable[int]) -> Iterator[int]:
-            mask = bytearray(n)
-            for index in indices:
-                mask[index] = 1
-            return compress(range(n), map(mask.__getitem__, order))
+        if timeline.pinned:
+            give(timeline.positions(timeline.pinned), "pinned")
+        for tags in self.tags:
+            wanted = frozenset(tags)
+            matching = [index for index, carried in timeline.tags if wanted <= carried]
+            if matching:
+                give(timeline.positions(matching), f"tag:{','.join(tags)}")
 
-        if pinned:
-            give(positions_of(pinned), "pinned")
-        if tag_sets is not None:
-            for tags in self.tags:
-                wanted = frozenset(tags)
-                matching = list(compress(range(n), map(wanted.issubset, tag_sets)))
-                if matching:
-                    give(positions_of(matching), f"tag:{','.join(tags)}")
-
-        windows = _Windows(newest_first, now_utc, self._zone)
+        windows = _Windows(timeline, now_utc, self._zone)
         if self.within is not None:
             give(range(windows.size(self.within)), "within")
 
-        starts = _BucketStarts(newest_first, self._zone)
+        starts = _BucketStarts(timeline, self._zone)
         oldest = n - 1
         for name in COUNT_RULES:
             count: int = getattr(self, name)
@@ -313,7 +306,7 @@ class RetentionPolicy:
         return RetentionDecision(
             policy=self,
             now=now_utc,
-            points=tuple(ordered),
+            points=tuple(map(items.__getitem__, timeline.order)),
             kept=bytes(kept_mask),
             reasons=tuple(tuple(reasons[position]) for position in positions),
         )
@@ -554,56 +547,119 @@ def _as_list(points: Iterable[P]) -> list[P]:
         ) from None
 
 
-def _extract(
-    items: Sequence[object], now: datetime, *, want_tags: bool
-) -> tuple[list[datetime], list[int], list[frozenset[str]] | None]:
-    """The UTC instants, the indices of pinned points and (if wanted) the tags of ``items``.
+class _Timeline:
+    """The points sorted newest first, as ascending sort keys (the negated instant).
 
-    The common cases (all recovery points, or all UTC datetimes) run in C-level loops.
+    Keys are float seconds since 1970 when every point lies between 1833 and 2106: there a
+    double resolves a microsecond exactly and in order, and Python sorts floats fast. Outside
+    that range keys are integer microseconds. ``order[position]`` is the input index of the
+    point at that position.
     """
-    n = len(items)
-    kinds = set(map(type, items))
-    if kinds and all(issubclass(kind, RecoveryPoint) for kind in kinds):
-        instants: list[datetime] = list(map(_CREATED, items))
-        pinned = [
-            index
-            for index in compress(range(n), map(_PINNED, items))
-            if _PINNED(items[index]) > now
-        ]
-        return instants, pinned, (list(map(_TAGS, items)) if want_tags else None)
-    all_datetimes = kinds and all(issubclass(kind, datetime) for kind in kinds)
-    if all_datetimes and set(map(_TZINFO, items)) == {UTC}:
-        utc_instants = cast("list[datetime]", list(items))
-        return utc_instants, [], ([frozenset()] * n if want_tags else None)
-    instants = []
-    pinned = []
-    tag_sets: list[frozenset[str]] = []
-    for index, item in enumerate(items):
-        if isinstance(item, RecoveryPoint):
-            instants.append(item.created_at)
-            if item.pinned_at(now):
-                pinned.append(index)
-            tag_sets.append(item.tags)
-        elif isinstance(item, datetime):
-            instants.append(aware_utc(item, f"points[{index}]"))
-            tag_sets.append(frozenset())
+
+    _FLOAT_RANGE = float(2**32)
+
+    def __init__(self, items: Sequence[object], now: datetime, *, want_tags: bool) -> None:
+        n = len(items)
+        self.n = n
+        self.pinned: list[int] = []
+        self.tags: list[tuple[int, frozenset[str]]] = []
+        kinds = set(map(type, items))
+        if kinds and all(issubclass(kind, RecoveryPoint) for kind in kinds):
+            points = cast("Sequence[RecoveryPoint]", items)
+            self.instant_of: Callable[[int], datetime] = lambda index: points[index].created_at
+            timestamps = list(map(_TIMESTAMP, map(_CREATED, points)))
+            for index in compress(range(n), map(_PINNED, points)):
+                pin = points[index].pinned_until
+                if pin is not None and pin > now:
+                    self.pinned.append(index)
+            if want_tags:
+                tagged = compress(range(n), map(_TAGS, points))
+                self.tags = [(index, points[index].tags) for index in tagged]
+        elif (
+            kinds
+            and all(issubclass(kind, datetime) for kind in kinds)
+            and (set(map(_TZINFO, items)) == {UTC})
+        ):
+            stamps = cast("Sequence[datetime]", items)
+            self.instant_of = stamps.__getitem__
+            timestamps = list(map(_TIMESTAMP, stamps))
         else:
-            raise ValidationError.of(
-                f"points[{index}]",
-                f"expected a RecoveryPoint or an aware datetime, got {item!r}",
-            )
-    return instants, pinned, (tag_sets if want_tags else None)
+            instants = self._read_one_by_one(items, now, want_tags=want_tags)
+            self.instant_of = instants.__getitem__
+            timestamps = list(map(_TIMESTAMP, instants))
+        self.floats = not timestamps or (
+            min(timestamps) > -self._FLOAT_RANGE and max(timestamps) < self._FLOAT_RANGE
+        )
+        self.scale = 1 if self.floats else 1_000_000
+        negated: list[float] | list[int]
+        if self.floats:
+            negated = list(map(neg, timestamps))
+        else:
+            negated = [-((self.instant_of(index) - _EPOCH) // _MICROSECOND) for index in range(n)]
+        del timestamps
+        self._negated = negated
+        self.order = sorted(range(n), key=negated.__getitem__)
+        self.keys: list[float] | list[int] = list(map(negated.__getitem__, self.order))
+
+    def _read_one_by_one(
+        self, items: Sequence[object], now: datetime, *, want_tags: bool
+    ) -> list[datetime]:
+        instants: list[datetime] = []
+        for index, item in enumerate(items):
+            if isinstance(item, RecoveryPoint):
+                instants.append(item.created_at)
+                if item.pinned_at(now):
+                    self.pinned.append(index)
+                if want_tags and item.tags:
+                    self.tags.append((index, item.tags))
+            elif isinstance(item, datetime):
+                instants.append(aware_utc(item, f"points[{index}]"))
+            else:
+                raise ValidationError.of(
+                    f"points[{index}]",
+                    f"expected a RecoveryPoint or an aware datetime, got {item!r}",
+                )
+        return instants
+
+    def key(self, instant: datetime) -> float | int:
+        """The sort key of ``instant``; outside the float range, one beyond every point's."""
+        if not self.floats:
+            return -((instant - _EPOCH) // _MICROSECOND)
+        stamp = instant.timestamp()
+        if stamp <= -self._FLOAT_RANGE:
+            return math.inf
+        if stamp >= self._FLOAT_RANGE:
+            return -math.inf
+        return -stamp
+
+    def instant_at(self, position: int) -> datetime:
+        return self.instant_of(self.order[position])
+
+    def positions(self, indices: Sequence[int]) -> list[int]:
+        """The sorted positions of the points with these input indices, ascending."""
+        if len(indices) * 64 > self.n:
+            mask = bytearray(self.n)
+            for index in indices:
+                mask[index] = 1
+            return list(compress(range(self.n), map(mask.__getitem__, self.order)))
+        found = []
+        for index in indices:
+            position = bisect_left(self.keys, self._negated[index])
+            while self.order[position] != index:
+                position += 1
+            found.append(position)
+        return sorted(found)
 
 
 class _Windows:
     """How many of the newest points lie inside each window (a prefix of the sorted points)."""
 
-    def __init__(self, newest_first: list[datetime], now: datetime, zone: ZoneInfo) -> None:
-        self._points = newest_first
+    def __init__(self, timeline: _Timeline, now: datetime, zone: ZoneInfo) -> None:
+        self._timeline = timeline
         self._zone = zone
         # restic's "latest": the newest point strictly before now.
-        index = _first_at_or_before(newest_first, now, strict=True)
-        self._latest = newest_first[index] if index < len(newest_first) else None
+        position = bisect_right(timeline.keys, timeline.key(now))
+        self._latest = timeline.instant_at(position) if position < timeline.n else None
         self._sizes: dict[CalendarDuration, int] = {}
 
     def size(self, window: CalendarDuration) -> int:
@@ -613,24 +669,11 @@ class _Windows:
             start = None if self._latest is None else window.before(self._latest, self._zone)
             if start is None:
                 # No point before now (or a window reaching past year 1): no lower bound.
-                size = len(self._points)
+                size = self._timeline.n
             else:
-                size = _first_at_or_before(self._points, start, strict=False)
+                size = bisect_left(self._timeline.keys, self._timeline.key(start))
             self._sizes[window] = size
         return size
-
-
-def _first_at_or_before(newest_first: list[datetime], instant: datetime, *, strict: bool) -> int:
-    """The first index whose point is before (``strict``) or at-or-before ``instant``."""
-    low, high = 0, len(newest_first)
-    while low < high:
-        middle = (low + high) // 2
-        value = newest_first[middle]
-        if value < instant or (not strict and value == instant):
-            high = middle
-        else:
-            low = middle + 1
-    return low
 
 
 class _BucketStarts:
@@ -642,10 +685,10 @@ class _BucketStarts:
     only the hour is computed for every point; the rest only where the finer unit changes.
     """
 
-    def __init__(self, newest_first: list[datetime], zone: ZoneInfo) -> None:
-        self._points = newest_first
+    def __init__(self, timeline: _Timeline, zone: ZoneInfo) -> None:
+        self._timeline = timeline
         self._zone = zone
-        self._runs: dict[str, Sequence[int]] = {"last": range(len(newest_first))}
+        self._runs: dict[str, Sequence[int]] = {"last": range(timeline.n)}
 
     def of(self, unit: str) -> Sequence[int]:
         if unit not in self._runs:
@@ -653,9 +696,9 @@ class _BucketStarts:
         return self._runs[unit]
 
     def _compute(self) -> None:
-        hours = _local_hours(self._points, self._zone)
+        hours = _local_hours(self._timeline, self._zone)
         hour_runs = _run_starts(hours)
-        days = [hour // 24 for hour in map(hours.__getitem__, hour_runs)]
+        days = [int(hour // 24) for hour in map(hours.__getitem__, hour_runs)]
         day_starts = _run_starts(days)
         day_runs = [hour_runs[index] for index in day_starts]
         day_values = [days[index] for index in day_starts]
@@ -671,7 +714,7 @@ class _BucketStarts:
         self._runs["yearly"] = [month_runs[index] for index in _run_starts(years)]
 
 
-def _run_starts(values: list[int]) -> list[int]:
+def _run_starts(values: Sequence[float]) -> list[int]:
     """Indices where ``values`` differs from the value before (0 always)."""
     if not values:
         return []
@@ -679,21 +722,24 @@ def _run_starts(values: list[int]) -> list[int]:
     return [0, *compress(range(1, len(values)), changes)]
 
 
-def _local_hours(newest_first: list[datetime], zone: ZoneInfo) -> list[int]:
-    """Each point's wall-clock hour in ``zone``, counted from 1970-01-01 00:00 wall time."""
-    hours: list[int] = []
-    runs = _offset_runs(newest_first, zone)
-    bounds: list[tuple[int, timedelta | None]] = [*runs, (len(newest_first), None)]
+def _local_hours(timeline: _Timeline, zone: ZoneInfo) -> list[float] | list[int]:
+    """Each sorted point's wall-clock hour in ``zone``, counted from 1970-01-01 00:00 wall time."""
+    hours: list[Any] = []
+    scale = timeline.scale
+    hour = 3600 * scale if not timeline.floats else 3600.0
+    keys = timeline.keys
+    runs = _offset_runs(timeline, zone)
+    bounds: list[tuple[int, timedelta | None]] = [*runs, (timeline.n, None)]
     for (start, offset), (end, _) in pairwise(bounds):
         assert offset is not None
-        base = _EPOCH - offset
-        wall = map(sub, newest_first[start:end], repeat(base))
-        hours.extend(map(floordiv, wall, repeat(_HOUR)))
+        shift = offset.total_seconds() if timeline.floats else offset // _MICROSECOND
+        # wall clock = instant + offset = offset - key
+        hours.extend(map(floordiv, map(sub, repeat(shift), keys[start:end]), repeat(hour)))
     return hours
 
 
-def _offset_runs(newest_first: list[datetime], zone: ZoneInfo) -> list[tuple[int, timedelta]]:
-    """Where the zone's UTC offset changes along the sorted points: (first index, offset).
+def _offset_runs(timeline: _Timeline, zone: ZoneInfo) -> list[tuple[int, timedelta]]:
+    """Where the zone's UTC offset changes along the sorted points: (first position, offset).
 
     Probes the offset at a few points only, splitting ranges in half until each range spans at
     most a day and has the same offset at both ends. That relies on no zone changing its offset
@@ -701,23 +747,25 @@ def _offset_runs(newest_first: list[datetime], zone: ZoneInfo) -> list[tuple[int
     transitions are four days apart).
     """
     probed: dict[int, timedelta] = {}
+    keys = timeline.keys
+    day = 86400 * timeline.scale
 
-    def offset(index: int) -> timedelta:
-        found = probed.get(index)
+    def offset(position: int) -> timedelta:
+        found = probed.get(position)
         if found is None:
-            found = probed[index] = offset_at(newest_first[index], zone)
+            found = probed[position] = offset_at(timeline.instant_at(position), zone)
         return found
 
     runs: list[tuple[int, timedelta]] = []
 
-    def mark(index: int) -> None:
-        if not runs or runs[-1][1] != offset(index):
-            runs.append((index, offset(index)))
+    def mark(position: int) -> None:
+        if not runs or runs[-1][1] != offset(position):
+            runs.append((position, offset(position)))
 
-    stack = [(0, len(newest_first) - 1)]
+    stack = [(0, timeline.n - 1)]
     while stack:
         low, high = stack.pop()
-        if offset(low) == offset(high) and newest_first[low] - newest_first[high] <= _DAY:
+        if offset(low) == offset(high) and keys[high] - keys[low] <= day:
             mark(low)
         elif high - low <= 1:
             mark(low)
