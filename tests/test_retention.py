@@ -469,3 +469,17 @@ def test_policy_describes_itself() -> None:
     assert str(policy) == (
         "keep 3 last, all yearly, daily within 7d, all tagged a,b (calendar UTC)"
     )
+
+
+def test_a_point_then_a_datetime_then_garbage() -> None:
+    rp = point("rp", utc(2024, 1, 1, 12), pinned_until=utc(2030, 1, 1))
+    later = utc(2024, 1, 2)
+    decision = RetentionPolicy(last=1).apply([rp, later], now=utc(2024, 2, 1))
+    assert decision.keep == (later, rp)
+    assert decision.reasons[rp] == ("pinned",)
+    with pytest.raises(ValidationError) as error:
+        RetentionPolicy(last=1).apply([rp, later, 3], now=utc(2024, 2, 1))
+    assert _item(error) == "points[2]"
+    with pytest.raises(ValidationError) as error:
+        RetentionPolicy(last=1).apply([later, datetime(2024, 1, 1).time()], now=utc(2024, 2, 1))
+    assert _item(error) == "points[1]"

@@ -36,7 +36,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import compress, islice, pairwise, repeat
-from operator import attrgetter, floordiv, ne, neg, sub
+from operator import add, attrgetter, floordiv, ne, neg
+from types import MemberDescriptorType
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -249,7 +250,9 @@ class RetentionPolicy:
         items = _as_list(points)
         n = len(items)
         if n == 0:
-            return RetentionDecision(policy=self, now=now_utc, points=(), kept=b"", reasons=())
+            return RetentionDecision(
+                policy=self, now=now_utc, items=(), order=(), kept=b"", reasons=()
+            )
         timeline = _Timeline(items, now_utc, want_tags=bool(self.tags))
         reasons: dict[int, list[str]] = {}
 
@@ -306,7 +309,8 @@ class RetentionPolicy:
         return RetentionDecision(
             policy=self,
             now=now_utc,
-            points=tuple(map(items.__getitem__, timeline.order)),
+            items=items,
+            order=timeline.order,
             kept=bytes(kept_mask),
             reasons=tuple(tuple(reasons[position]) for position in positions),
         )
@@ -477,7 +481,8 @@ class RetentionDecision(Generic[P]):
     keep: tuple[P, ...]
     remove: tuple[P, ...]
     reasons: KeepReasons[P] = attrs.field(eq=False)
-    _points: tuple[P, ...] = attrs.field(repr=False, eq=False)
+    _items: Sequence[P] = attrs.field(repr=False, eq=False)
+    _order: Sequence[int] = attrs.field(repr=False, eq=False)
     _kept: bytes = attrs.field(repr=False, eq=False)
 
     def __init__(
@@ -485,14 +490,19 @@ class RetentionDecision(Generic[P]):
         *,
         policy: RetentionPolicy,
         now: datetime,
-        points: tuple[P, ...],
+        items: Sequence[P],
+        order: Sequence[int],
         kept: bytes,
         reasons: tuple[tuple[str, ...], ...],
     ) -> None:
-        keep = tuple(compress(points, kept))
-        remove = tuple(compress(points, kept.translate(_FLIP)))
+        """Only :meth:`RetentionPolicy.apply` makes decisions.
+
+        ``order`` lists the input indices newest first; ``kept`` flags each of those positions.
+        """
+        keep = tuple(map(items.__getitem__, compress(order, kept)))
+        remove = tuple(map(items.__getitem__, compress(order, kept.translate(_FLIP))))
         self.__attrs_init__(
-            policy, now, keep, remove, KeepReasons(keep, reasons, remove), points, kept
+            policy, now, keep, remove, KeepReasons(keep, reasons, remove), items, order, kept
         )
 
     @property
@@ -500,8 +510,8 @@ class RetentionDecision(Generic[P]):
         """Every point, newest first, with whether it is kept and why."""
         reasons = iter(self.reasons._reasons)
         return tuple(
-            RetentionEntry(point, bool(flag), next(reasons) if flag else ())
-            for point, flag in zip(self._points, self._kept, strict=True)
+            RetentionEntry(self._items[index], bool(flag), next(reasons) if flag else ())
+            for index, flag in zip(self._order, self._kept, strict=True)
         )
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
@@ -548,12 +558,12 @@ def _as_list(points: Iterable[P]) -> list[P]:
 
 
 class _Timeline:
-    """The points sorted newest first, as ascending sort keys (the negated instant).
+    """The points sorted newest first, as descending sort keys.
 
     Keys are float seconds since 1970 when every point lies between 1833 and 2106: there a
     double resolves a microsecond exactly and in order, and Python sorts floats fast. Outside
     that range keys are integer microseconds. ``order[position]`` is the input index of the
-    point at that position.
+    point at that position; the sort is stable, so equal instants keep their input order.
     """
 
     _FLOAT_RANGE = float(2**32)
@@ -563,43 +573,54 @@ class _Timeline:
         self.n = n
         self.pinned: list[int] = []
         self.tags: list[tuple[int, frozenset[str]]] = []
-        kinds = set(map(type, items))
-        if kinds and all(issubclass(kind, RecoveryPoint) for kind in kinds):
-            points = cast("Sequence[RecoveryPoint]", items)
-            self.instant_of: Callable[[int], datetime] = lambda index: points[index].created_at
-            timestamps = list(map(_TIMESTAMP, map(_CREATED, points)))
-            for index in compress(range(n), map(_PINNED, points)):
-                pin = points[index].pinned_until
-                if pin is not None and pin > now:
-                    self.pinned.append(index)
-            if want_tags:
-                tagged = compress(range(n), map(_TAGS, points))
-                self.tags = [(index, points[index].tags) for index in tagged]
-        elif (
-            kinds
-            and all(issubclass(kind, datetime) for kind in kinds)
-            and (set(map(_TZINFO, items)) == {UTC})
-        ):
-            stamps = cast("Sequence[datetime]", items)
-            self.instant_of = stamps.__getitem__
-            timestamps = list(map(_TIMESTAMP, stamps))
-        else:
+        stamps = self._read_fast(items, now, want_tags=want_tags)
+        if stamps is None:
             instants = self._read_one_by_one(items, now, want_tags=want_tags)
-            self.instant_of = instants.__getitem__
-            timestamps = list(map(_TIMESTAMP, instants))
-        self.floats = not timestamps or (
-            min(timestamps) > -self._FLOAT_RANGE and max(timestamps) < self._FLOAT_RANGE
+            self.instant_of: Callable[[int], datetime] = instants.__getitem__
+            stamps = list(map(_TIMESTAMP, instants))
+        self.floats = not stamps or (
+            min(stamps) > -self._FLOAT_RANGE and max(stamps) < self._FLOAT_RANGE
         )
         self.scale = 1 if self.floats else 1_000_000
-        negated: list[float] | list[int]
-        if self.floats:
-            negated = list(map(neg, timestamps))
-        else:
-            negated = [-((self.instant_of(index) - _EPOCH) // _MICROSECOND) for index in range(n)]
-        del timestamps
-        self._negated = negated
-        self.order = sorted(range(n), key=negated.__getitem__)
-        self.keys: list[float] | list[int] = list(map(negated.__getitem__, self.order))
+        keys: list[float] | list[int] = stamps
+        if not self.floats:
+            keys = [(self.instant_of(index) - _EPOCH) // _MICROSECOND for index in range(n)]
+        self._stamps = keys
+        self.order = sorted(range(n), key=keys.__getitem__, reverse=True)
+        self.keys: list[float] | list[int] = list(map(keys.__getitem__, self.order))
+
+    def _read_fast(
+        self, items: Sequence[object], now: datetime, *, want_tags: bool
+    ) -> list[float] | None:
+        """Timestamps, pins and tags in C-level passes, or ``None`` to read one by one.
+
+        The slot descriptors of RecoveryPoint refuse any other type, so reading a field also
+        checks the type; a datetime's ``timestamp`` refuses anything but a datetime.
+        """
+        n = len(items)
+        try:
+            if _SLOTS is not None and isinstance(items[0], RecoveryPoint):
+                created, pinned, tags = _SLOTS
+                stamps = list(map(_TIMESTAMP, map(created, items)))
+                for index in compress(range(n), map(pinned, items)):
+                    if pinned(items[index]) > now:
+                        self.pinned.append(index)
+                if want_tags:
+                    self.tags = [
+                        (index, tags(items[index]))
+                        for index in compress(range(n), map(tags, items))
+                    ]
+                self.instant_of = lambda index: created(items[index])
+                return stamps
+            if isinstance(items[0], datetime) and set(map(_TZINFO, items)) == {UTC}:
+                moments = cast("Sequence[datetime]", items)
+                stamps = list(map(_TIMESTAMP, moments))
+                self.instant_of = moments.__getitem__
+                return stamps
+        except (TypeError, AttributeError):
+            self.pinned.clear()
+            self.tags.clear()
+        return None
 
     def _read_one_by_one(
         self, items: Sequence[object], now: datetime, *, want_tags: bool
@@ -624,13 +645,21 @@ class _Timeline:
     def key(self, instant: datetime) -> float | int:
         """The sort key of ``instant``; outside the float range, one beyond every point's."""
         if not self.floats:
-            return -((instant - _EPOCH) // _MICROSECOND)
+            return (instant - _EPOCH) // _MICROSECOND
         stamp = instant.timestamp()
         if stamp <= -self._FLOAT_RANGE:
-            return math.inf
-        if stamp >= self._FLOAT_RANGE:
             return -math.inf
-        return -stamp
+        if stamp >= self._FLOAT_RANGE:
+            return math.inf
+        return stamp
+
+    def newer_than(self, instant: datetime) -> int:
+        """How many points are strictly newer than ``instant`` (they come first)."""
+        return bisect_left(self.keys, -self.key(instant), key=neg)
+
+    def at_or_newer_than(self, instant: datetime) -> int:
+        """How many points are at ``instant`` or newer."""
+        return bisect_right(self.keys, -self.key(instant), key=neg)
 
     def instant_at(self, position: int) -> datetime:
         return self.instant_of(self.order[position])
@@ -644,11 +673,25 @@ class _Timeline:
             return list(compress(range(self.n), map(mask.__getitem__, self.order)))
         found = []
         for index in indices:
-            position = bisect_left(self.keys, self._negated[index])
+            position = bisect_left(self.keys, -self._stamps[index], key=neg)
             while self.order[position] != index:
                 position += 1
             found.append(position)
         return sorted(found)
+
+
+def _slot_readers() -> tuple[Callable[[object], Any], ...] | None:
+    """The type-checking readers of RecoveryPoint's slots, if it has slots."""
+    readers = []
+    for name in ("created_at", "pinned_until", "tags"):
+        descriptor = RecoveryPoint.__dict__.get(name)
+        if not isinstance(descriptor, MemberDescriptorType):
+            return None
+        readers.append(descriptor.__get__)
+    return tuple(readers)
+
+
+_SLOTS = _slot_readers()
 
 
 class _Windows:
@@ -658,7 +701,7 @@ class _Windows:
         self._timeline = timeline
         self._zone = zone
         # restic's "latest": the newest point strictly before now.
-        position = bisect_right(timeline.keys, timeline.key(now))
+        position = timeline.at_or_newer_than(now)
         self._latest = timeline.instant_at(position) if position < timeline.n else None
         self._sizes: dict[CalendarDuration, int] = {}
 
@@ -667,11 +710,8 @@ class _Windows:
         size = self._sizes.get(window)
         if size is None:
             start = None if self._latest is None else window.before(self._latest, self._zone)
-            if start is None:
-                # No point before now (or a window reaching past year 1): no lower bound.
-                size = self._timeline.n
-            else:
-                size = bisect_left(self._timeline.keys, self._timeline.key(start))
+            # No point before now, or a window reaching past year 1: no lower bound.
+            size = self._timeline.n if start is None else self._timeline.newer_than(start)
             self._sizes[window] = size
         return size
 
@@ -733,8 +773,7 @@ def _local_hours(timeline: _Timeline, zone: ZoneInfo) -> list[float] | list[int]
     for (start, offset), (end, _) in pairwise(bounds):
         assert offset is not None
         shift = offset.total_seconds() if timeline.floats else offset // _MICROSECOND
-        # wall clock = instant + offset = offset - key
-        hours.extend(map(floordiv, map(sub, repeat(shift), keys[start:end]), repeat(hour)))
+        hours.extend(map(floordiv, map(add, keys[start:end], repeat(shift)), repeat(hour)))
     return hours
 
 
@@ -765,7 +804,7 @@ def _offset_runs(timeline: _Timeline, zone: ZoneInfo) -> list[tuple[int, timedel
     stack = [(0, timeline.n - 1)]
     while stack:
         low, high = stack.pop()
-        if offset(low) == offset(high) and keys[high] - keys[low] <= day:
+        if offset(low) == offset(high) and keys[low] - keys[high] <= day:
             mark(low)
         elif high - low <= 1:
             mark(low)
