@@ -483,3 +483,11 @@ def test_a_point_then_a_datetime_then_garbage() -> None:
     with pytest.raises(ValidationError) as error:
         RetentionPolicy(last=1).apply([later, datetime(2024, 1, 1).time()], now=utc(2024, 2, 1))
     assert _item(error) == "points[1]"
+
+
+def test_docs_example_oldest_weekly() -> None:
+    days = [utc(2024, 6, 30, 12) - timedelta(days=back) for back in range(21)]
+    decision = RetentionPolicy(daily=7, weekly=4).apply(days, now=utc(2024, 7, 1))
+    assert len(decision.keep) == 10
+    assert decision.keep[-3:] == (utc(2024, 6, 23, 12), utc(2024, 6, 16, 12), utc(2024, 6, 10, 12))
+    assert decision.reasons[utc(2024, 6, 10, 12)] == ("oldest-weekly",)

@@ -73,9 +73,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 _FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
-_CREATED = attrgetter("created_at")
-_PINNED = attrgetter("pinned_until")
-_TAGS = attrgetter("tags")
 _TZINFO = attrgetter("tzinfo")
 _TIMESTAMP = datetime.timestamp
 _MICROSECOND = timedelta(microseconds=1)
@@ -320,8 +317,8 @@ class RetentionPolicy:
     def rule_bounds(self) -> dict[str, int | None]:
         """For each rule that is on, the most points it can keep (``None``: no bound).
 
-        Points created after ``now`` and pinned points are not counted: windows always keep the
-        former and pins the latter, whatever the policy says.
+        Points created at or after ``now`` and pinned points are not counted: windows always keep
+        the former and pins the latter, whatever the policy says.
         """
         bounds: dict[str, int | None] = {}
         for name in COUNT_RULES:
@@ -345,7 +342,7 @@ class RetentionPolicy:
 
         An upper bound that holds for every set of points: the sum of what each rule can keep,
         less the newest point, which every count rule keeps. Pinned points and points created
-        after ``now`` come on top (see :meth:`rule_bounds`).
+        at or after ``now`` come on top (see :meth:`rule_bounds`).
         """
         bounds = self.rule_bounds()
         if any(bound is None for bound in bounds.values()):
