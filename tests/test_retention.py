@@ -491,3 +491,25 @@ def test_docs_example_oldest_weekly() -> None:
     assert len(decision.keep) == 10
     assert decision.keep[-3:] == (utc(2024, 6, 23, 12), utc(2024, 6, 16, 12), utc(2024, 6, 10, 12))
     assert decision.reasons[utc(2024, 6, 10, 12)] == ("oldest-weekly",)
+
+
+@pytest.mark.parametrize("year", [1834, 1970, 2024, 2105, 2107, 9000])
+def test_microseconds_apart_at_an_hour_boundary(year: int) -> None:
+    boundary = datetime(year, 7, 1, 12, tzinfo=BERLIN).astimezone(UTC)
+    before = boundary - timedelta(microseconds=1)
+    after = boundary + timedelta(microseconds=1)
+    points = [before, after, boundary]
+    decision = RetentionPolicy(hourly=-1, tz="Europe/Berlin").apply(points, now=utc(9999, 1, 1))
+    assert decision.keep == (after, before)
+    assert decision.remove == (boundary,)
+    assert decision.reasons[before] == ("hourly",)
+    at_start = after - _HOUR
+    window = RetentionPolicy(within="1h").apply(
+        [*points, at_start, at_start + timedelta(microseconds=1)], now=utc(9999, 1, 1)
+    )
+    # latest is `after`; the window starts at after - 1h, exclusive.
+    assert at_start in window.remove
+    assert len(window.keep) == 4
+
+
+_HOUR = timedelta(hours=1)
