@@ -118,8 +118,13 @@ class CalendarDuration:
         return "".join(parts)
 
     def longest(self) -> timedelta:
-        """The longest absolute time this duration can span (leap years, 31-day months, DST)."""
-        return timedelta(days=366 * self.years + 31 * self.months + self.days, hours=self.hours + 2)
+        """A bound on the wall-clock span of a window of this duration, in any time zone.
+
+        Leap years and 31-day months, plus four hours: up to two for the DST changes between the
+        window's ends in absolute time, and two more reading that span back on a wall clock.
+        """
+        days = 366 * self.years + 31 * self.months + self.days
+        return timedelta(days=days, hours=self.hours + 4)
 
     def before(self, instant: datetime, tz: tzinfo) -> datetime | None:
         """``instant`` minus this duration, on the wall clock of ``tz``; ``None`` if before year 1.

@@ -689,6 +689,13 @@ def _slot_readers() -> tuple[Callable[[object], Any], ...] | None:
 
 
 _SLOTS = _slot_readers()
+_FIXED_ZONES = frozenset(
+    ["UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Etc/Zulu", "Zulu"]
+    + ["GMT", "Etc/GMT", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "Etc/Greenwich", "Greenwich"]
+    + [f"Etc/GMT+{hours}" for hours in range(1, 13)]
+    + [f"Etc/GMT-{hours}" for hours in range(1, 15)]
+)
+"""Zones whose offset never changes: no need to look for transitions."""
 
 
 class _Windows:
@@ -798,6 +805,8 @@ def _offset_runs(timeline: _Timeline, zone: ZoneInfo) -> list[tuple[int, timedel
         if not runs or runs[-1][1] != offset(position):
             runs.append((position, offset(position)))
 
+    if zone.key in _FIXED_ZONES:
+        return [(0, offset(0))]
     stack = [(0, timeline.n - 1)]
     while stack:
         low, high = stack.pop()
