@@ -74,6 +74,7 @@ _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
 _FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 _TZINFO = attrgetter("tzinfo")
+_PIN_AND_TAGS = attrgetter("pinned_until", "tags")
 _TIMESTAMP = datetime.timestamp
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -599,14 +600,15 @@ class _Timeline:
             if _SLOTS is not None and isinstance(items[0], RecoveryPoint):
                 created, pinned, tags = _SLOTS
                 stamps = list(map(_TIMESTAMP, map(created, items)))
-                for index in compress(range(n), map(pinned, items)):
-                    if pinned(items[index]) > now:
+                # One more pass finds the few points with a pin (or tags, if wanted).
+                special = map(any, map(_PIN_AND_TAGS, items)) if want_tags else map(pinned, items)
+                for index in compress(range(n), special):
+                    pin = pinned(items[index])
+                    if pin is not None and pin > now:
                         self.pinned.append(index)
-                if want_tags:
-                    self.tags = [
-                        (index, tags(items[index]))
-                        for index in compress(range(n), map(tags, items))
-                    ]
+                    carried = tags(items[index])
+                    if want_tags and carried:
+                        self.tags.append((index, carried))
                 self.instant_of = lambda index: created(items[index])
                 return stamps
             if isinstance(items[0], datetime) and set(map(_TZINFO, items)) == {UTC}:
