@@ -70,8 +70,6 @@ WITHIN_RULES = (
 """The windowed bucket rules; the reason is the name with ``-`` for ``_``."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_HOUR = timedelta(hours=1)
-_DAY = timedelta(days=1)
 _FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 _TZINFO = attrgetter("tzinfo")
 _PIN_AND_TAGS = attrgetter("pinned_until", "tags")
@@ -246,71 +244,35 @@ class RetentionPolicy:
         """
         now_utc = aware_utc(now, "now")
         items = _as_list(points)
-        n = len(items)
-        if n == 0:
-            return RetentionDecision(
-                policy=self, now=now_utc, items=(), order=(), kept=b"", reasons=()
-            )
         timeline = _Timeline(items, now_utc, want_tags=bool(self.tags))
-        reasons: dict[int, list[str]] = {}
-
-        def give(positions: Iterable[int], reason: str) -> None:
-            for position in positions:
-                found = reasons.get(position)
-                if found is None:
-                    reasons[position] = [reason]
-                else:
-                    found.append(reason)
-
-        if timeline.pinned:
-            give(timeline.positions(timeline.pinned), "pinned")
-        for tags in self.tags:
-            wanted = frozenset(tags)
-            matching = [index for index, carried in timeline.tags if wanted <= carried]
-            if matching:
-                give(timeline.positions(matching), f"tag:{','.join(tags)}")
-
-        windows = _Windows(timeline, now_utc, self._zone)
-        if self.within is not None:
-            give(range(windows.size(self.within)), "within")
-
-        starts = _BucketStarts(timeline, self._zone)
-        oldest = n - 1
-        for name in COUNT_RULES:
-            count: int = getattr(self, name)
-            if count == 0:
-                continue
-            runs = starts.of(name)
-            kept = runs if count < 0 else runs[:count]
-            give(kept, name)
-            if kept[-1] != oldest:
-                newer_runs = len(runs) - (runs[-1] == oldest)
-                if count < 0 or newer_runs < count:
-                    give((oldest,), f"oldest-{name}")
-
-        for name in WITHIN_RULES:
-            window: CalendarDuration | None = getattr(self, name)
-            if window is None:
-                continue
-            reason = name.replace("_", "-")
-            size = windows.size(window)
-            runs = starts.of(name.removeprefix("within_"))
-            kept = runs[: bisect_left(runs, size)]
-            give(kept, reason)
-            if size == n and kept and kept[-1] != oldest:
-                give((oldest,), f"oldest-{reason}")
-
-        kept_mask = bytearray(n)
-        positions = sorted(reasons)
-        for position in positions:
-            kept_mask[position] = 1
+        verdicts = _Verdicts(timeline.n)
+        if timeline.n:
+            verdicts.give(timeline.positions(timeline.pinned), "pinned")
+            for tags in self.tags:
+                wanted = frozenset(tags)
+                matching = [index for index, carried in timeline.tags if wanted <= carried]
+                verdicts.give(timeline.positions(matching), f"tag:{','.join(tags)}")
+            windows = _Windows(timeline, now_utc, self._zone)
+            if self.within is not None:
+                verdicts.give(range(windows.size(self.within)), "within")
+            starts = _BucketStarts(timeline, self._zone)
+            for name in COUNT_RULES:
+                count: int = getattr(self, name)
+                if count:
+                    verdicts.give_bucket_starts(starts.of(name), count, name)
+            for name in WITHIN_RULES:
+                window: CalendarDuration | None = getattr(self, name)
+                if window is not None:
+                    runs = starts.of(name.removeprefix("within_"))
+                    inside = windows.size(window)
+                    verdicts.give_window_starts(runs, inside, name.replace("_", "-"))
         return RetentionDecision(
             policy=self,
             now=now_utc,
             items=items,
             order=timeline.order,
-            kept=bytes(kept_mask),
-            reasons=tuple(tuple(reasons[position]) for position in positions),
+            kept=verdicts.kept(),
+            reasons=verdicts.reasons(),
         )
 
     # --- snapshot limits ------------------------------------------------------------------------
@@ -596,6 +558,9 @@ class _Timeline:
         checks the type; a datetime's ``timestamp`` refuses anything but a datetime.
         """
         n = len(items)
+        if n == 0:
+            self.instant_of = _no_instant
+            return []
         try:
             if _SLOTS is not None and isinstance(items[0], RecoveryPoint):
                 created, pinned, tags = _SLOTS
@@ -679,6 +644,10 @@ class _Timeline:
         return sorted(found)
 
 
+def _no_instant(index: int) -> datetime:
+    raise IndexError(index)
+
+
 def _slot_readers() -> tuple[Callable[[object], Any], ...] | None:
     """The type-checking readers of RecoveryPoint's slots, if it has slots."""
     readers = []
@@ -698,6 +667,51 @@ _FIXED_ZONES = frozenset(
     + [f"Etc/GMT-{hours}" for hours in range(1, 15)]
 )
 """Zones whose offset never changes: no need to look for transitions."""
+
+
+class _Verdicts:
+    """The reasons collected for each sorted position, rule after rule."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._reasons: dict[int, list[str]] = {}
+
+    def give(self, positions: Iterable[int], reason: str) -> None:
+        reasons = self._reasons
+        for position in positions:
+            found = reasons.get(position)
+            if found is None:
+                reasons[position] = [reason]
+            else:
+                found.append(reason)
+
+    def give_bucket_starts(self, runs: Sequence[int], count: int, name: str) -> None:
+        """A count rule: the first ``count`` bucket starts (all for -1), then the oldest rule."""
+        kept = runs if count < 0 else runs[:count]
+        self.give(kept, name)
+        oldest = self._n - 1
+        if kept[-1] != oldest:
+            # The rule reaches the oldest point with count left if fewer buckets started before.
+            started_before = len(runs) - (runs[-1] == oldest)
+            if count < 0 or started_before < count:
+                self.give((oldest,), f"oldest-{name}")
+
+    def give_window_starts(self, runs: Sequence[int], inside: int, name: str) -> None:
+        """A window rule: the bucket starts among the ``inside`` newest points, then the oldest."""
+        kept = runs[: bisect_left(runs, inside)]
+        self.give(kept, name)
+        oldest = self._n - 1
+        if inside == self._n and kept and kept[-1] != oldest:
+            self.give((oldest,), f"oldest-{name}")
+
+    def kept(self) -> bytes:
+        mask = bytearray(self._n)
+        for position in self._reasons:
+            mask[position] = 1
+        return bytes(mask)
+
+    def reasons(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(self._reasons[position]) for position in sorted(self._reasons))
 
 
 class _Windows:
