@@ -28,7 +28,7 @@ from vmfailover.retention import RetentionPolicy
 
 N = 1_000_000
 TARGET = 3.0
-REPEATS = 3
+REPEATS = 5
 
 POLICY = RetentionPolicy(
     last=3,

@@ -513,3 +513,16 @@ def test_microseconds_apart_at_an_hour_boundary(year: int) -> None:
 
 
 _HOUR = timedelta(hours=1)
+
+
+def test_few_pins_among_many_points_with_equal_timestamps() -> None:
+    now = utc(2024, 6, 1)
+    stamps = [utc(2024, 1, 1) + timedelta(hours=number // 10) for number in range(1000)]
+    pinned = {17, 500, 999}
+    points = [
+        point(f"rp{number}", stamp, pinned_until=now + _HOUR if number in pinned else None)
+        for number, stamp in enumerate(stamps)
+    ]
+    decision = RetentionPolicy(last=1).apply(points, now=now)
+    assert decision.keep == (points[990], points[999], points[500], points[17])
+    assert [decision.reasons[kept] for kept in decision.keep] == [("last",)] + [("pinned",)] * 3
