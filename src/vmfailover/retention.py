@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, islice, pairwise, repeat
 from operator import add, attrgetter, floordiv, ne, neg
 from types import MemberDescriptorType
@@ -576,11 +576,17 @@ class _Timeline:
                         self.tags.append((index, carried))
                 self.instant_of = lambda index: created(items[index])
                 return stamps
-            if isinstance(items[0], datetime) and set(map(_TZINFO, items)) == {UTC}:
-                moments = cast("Sequence[datetime]", items)
-                stamps = list(map(_TIMESTAMP, moments))
-                self.instant_of = moments.__getitem__
-                return stamps
+            if isinstance(items[0], datetime):
+                # Fixed offsets and IANA zones always give an offset, so every one is aware.
+                zones = set(map(_TZINFO, items))
+                if all(isinstance(zone, timezone | ZoneInfo) for zone in zones):
+                    moments = cast("Sequence[datetime]", items)
+                    stamps = list(map(_TIMESTAMP, moments))
+                    if zones == {UTC}:
+                        self.instant_of = moments.__getitem__
+                    else:
+                        self.instant_of = lambda index: moments[index].astimezone(UTC)
+                    return stamps
         except (TypeError, AttributeError):
             self.pinned.clear()
             self.tags.clear()
