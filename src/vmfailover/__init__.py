@@ -61,6 +61,13 @@ from vmfailover.reip import (
     addresses_in_use,
 )
 from vmfailover.report import Outcome, RunReport, RunResult, VMResult
+from vmfailover.retention import (
+    CalendarDuration,
+    KeepReasons,
+    RetentionDecision,
+    RetentionEntry,
+    RetentionPolicy,
+)
 from vmfailover.runner import RetryPolicy, Run, Runner, choose_point
 from vmfailover.sequencer import (
     FailurePolicy,
@@ -85,6 +92,7 @@ __all__ = [
     "VM",
     "Backend",
     "BackendError",
+    "CalendarDuration",
     "CallableProbe",
     "Clock",
     "ConflictError",
@@ -105,6 +113,7 @@ __all__ = [
     "IPAssignment",
     "IPConfig",
     "Inventory",
+    "KeepReasons",
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
@@ -127,6 +136,9 @@ __all__ = [
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
+    "RetentionDecision",
+    "RetentionEntry",
+    "RetentionPolicy",
     "RetryPolicy",
     "RuleForm",
     "Run",
