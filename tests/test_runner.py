@@ -215,11 +215,18 @@ def test_cancel_stops_new_starts_and_leaves_a_consistent_state(backend: MemoryBa
     assert any(isinstance(e, VMFailed) and e.state == "cancelled" for e in seen)
 
 
-def test_a_simulated_crash_ends_the_run(backend: MemoryBackend) -> None:
+def test_a_simulated_crash_ends_the_run_and_its_workers(backend: MemoryBackend) -> None:
     backend.fail_site("site-a")
-    backend.faults.crash_at(backend.faults.calls + 40)
+    crash_at = backend.faults.calls + 40
+    backend.faults.crash_at(crash_at)
+    runner = runner_for(backend, max_parallel=4)
     with pytest.raises(SimulatedCrash):
-        runner_for(backend).failover(lab_start_order())
+        runner.failover(lab_start_order())
+    # Each worker makes at most the call it was already in; nothing runs on after the crash.
+    calls_after = backend.faults.calls - crash_at
+    assert calls_after <= runner.max_parallel
+    backend.clock.sleep(600)
+    assert backend.faults.calls - crash_at == calls_after
 
 
 def test_report_renders_as_text_html_and_json(backend: MemoryBackend) -> None:

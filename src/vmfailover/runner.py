@@ -29,6 +29,7 @@ import tenacity
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import (
+    ConflictError,
     Finding,
     NotFoundError,
     TransientBackendError,
@@ -380,6 +381,10 @@ def _kind(kind: FailoverKind | str) -> FailoverKind:
         raise ValidationError.of("kind", f"{kind!r} is not one of: {allowed}") from None
 
 
+class _Abandoned(BaseException):
+    """Raised in a worker whose run was abandoned; a BaseException so no handler records it."""
+
+
 _OUTCOMES = {
     VMState.READY: Outcome.READY,
     VMState.FAILED: Outcome.FAILED,
@@ -413,6 +418,7 @@ class _Execution:
         self.rto = rto
         self.cancelled = threading.Event()
         self.progress = {name: _Progress() for name in targets}
+        self._abandoned = threading.Event()
         self._lock = threading.Lock()
 
     @property
@@ -423,26 +429,16 @@ class _Execution:
         started_at = self.clock.now()
         self.runner._emit(RunStarted(self.run_id, self.kind, self.order.vms, started_at))
         sequencer = Sequencer(self.order)
-        with ThreadPoolExecutor(self.runner.max_parallel, thread_name_prefix=self.run_id) as pool:
-            prepared = {name: pool.submit(self._prepare, name) for name in self.order.vms}
-            running: dict[Future[VMState], str] = {}
-            while True:
-                if self.cancelled.is_set() and not sequencer.finished:
-                    sequencer.cancel()
-                for name in sequencer.take_startable():
-                    running[pool.submit(self._boot, name, prepared[name])] = name
-                if not running and sequencer.finished:
-                    break
-                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    name = running.pop(future)
-                    state = future.result()  # a SimulatedCrash (or any BaseException) ends the run
-                    if state is VMState.READY:
-                        sequencer.mark_ready(name)
-                    elif state is VMState.TIMED_OUT:
-                        sequencer.mark_timed_out(name)
-                    else:
-                        sequencer.mark_failed(name, self.progress[name].reason or "")
+        pool = ThreadPoolExecutor(self.runner.max_parallel, thread_name_prefix=self.run_id)
+        try:
+            self._drive(sequencer, pool)
+        except BaseException:
+            # The orchestrator is going down (a crash, an interrupt): workers stop at their next
+            # backend call or poll instead of finishing work nobody will record.
+            self._abandoned.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         finished_at = self.clock.now()
         report = self._report(sequencer, started_at, finished_at)
         for name, result in ((r.vm, r) for r in report.vms):
@@ -456,6 +452,32 @@ class _Execution:
             RunFinished(self.run_id, report.result.value, finished_at, report.rto_seconds)
         )
         return report
+
+    def _drive(self, sequencer: Sequencer, pool: ThreadPoolExecutor) -> None:
+        """Start what the sequencer allows, tell it what finished, until it is finished."""
+        prepared = {name: pool.submit(self._prepare, name) for name in self.order.vms}
+        running: dict[Future[VMState], str] = {}
+        while True:
+            if self.cancelled.is_set() and not sequencer.finished:
+                sequencer.cancel()
+            for name in sequencer.take_startable():
+                running[pool.submit(self._boot, name, prepared[name])] = name
+            if not running:
+                if sequencer.finished:
+                    return
+                raise ConflictError(  # a sequencer bug; better loud than a silent hang
+                    f"run {self.run_id}: VMs are pending but none may start ({sequencer!r})"
+                )
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                state = future.result()  # a SimulatedCrash (any BaseException) ends the run
+                if state is VMState.READY:
+                    sequencer.mark_ready(name)
+                elif state is VMState.TIMED_OUT:
+                    sequencer.mark_timed_out(name)
+                else:
+                    sequencer.mark_failed(name, self.progress[name].reason or "")
 
     # --- per-VM steps ----------------------------------------------------------------------------
 
@@ -510,6 +532,8 @@ class _Execution:
                     return VMState.READY
             except TransientBackendError as error:
                 self._warn(f"readiness of {name}: {error}", name)
+            if self._abandoned.is_set():
+                raise _Abandoned(self.run_id)
             if self.clock.monotonic() >= deadline:
                 what = probe.describe() if probe else "ready (powered on, heartbeat, address)"
                 self.progress[name].reason = f"not {what} within {timeout:g} s"
@@ -517,6 +541,8 @@ class _Execution:
             self.clock.sleep(self.runner.poll_interval)
 
     def _call(self, fn: Callable[..., _T], vm: str, *args: object) -> _T:
+        if self._abandoned.is_set():
+            raise _Abandoned(self.run_id)
         return self.runner._call(fn, *args, on_retry=lambda message: self._warn(message, vm))
 
     def _step(self, name: str, step: str, fn: Callable[..., _T], *args: object) -> _T:
