@@ -39,7 +39,7 @@ import ipaddress
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -77,6 +77,8 @@ from .model import (
 __all__ = ["CMDLETS", "HyperVCommandHost"]
 
 NS = "Microsoft.HyperV.PowerShell."
+
+_T = TypeVar("_T")
 
 # ------------------------------------------------------------------- parameter types
 
@@ -1114,19 +1116,59 @@ class _Run:
         )
         return None
 
+    def objects(self, param: str, resolve: Callable[[object], _T | None]) -> list[_T]:
+        """The objects given to ``param`` (one or an array), each resolved on this host.
+
+        ``resolve`` writes the error for an object it cannot find and returns None; those are
+        left out.
+        """
+        value = self.bound.get(param)
+        found = [resolve(item) for item in (value if isinstance(value, list) else [value])]
+        return [item for item in found if item is not None]
+
     def vms(
         self, names_param: str = "VMName", objects_param: str = "VM", miss: str = "ObjectNotFound"
     ) -> list[tuple[HostModel, VMRecord]]:
         """The VMs a by-name or by-object parameter set names."""
         if self.bound.has(objects_param):
-            value = self.bound.get(objects_param)
-            items = value if isinstance(value, list) else [value]
-            found = [self.vm_from_object(item) for item in items]
-            return [f for f in found if f is not None]
+            return self.objects(objects_param, self.vm_from_object)
         names = self.bound.get(names_param)
         if isinstance(names, str):
             names = [names]
         return self.vms_by_name(names, miss)
+
+    def vm_items(
+        self,
+        objects_param: str,
+        from_object: Callable[[object], tuple[VMRecord, _T] | None],
+        items_of: Callable[[VMRecord], Sequence[tuple[str, _T]]],
+        patterns: Sequence[str] | None,
+        not_found: str,
+    ) -> list[tuple[HostModel, VMRecord, _T]]:
+        """Items of VMs (adapters, checkpoints) given as objects, or named per VM.
+
+        With ``objects_param`` bound, its objects resolved by ``from_object``. Otherwise each VM
+        of :meth:`vms` contributes its named ``items_of(vm)`` that match ``patterns`` (all of
+        them when None), resolved as VM names are: a literal name that matches nothing writes
+        an ``ObjectNotFound`` error, ``not_found`` formatted with ``{name}`` and ``{vm}``.
+        """
+        if self.bound.has(objects_param):
+            return [(self.host, vm, item) for vm, item in self.objects(objects_param, from_object)]
+        result: list[tuple[HostModel, VMRecord, _T]] = []
+        for host, vm in self.vms():
+            named = items_of(vm)
+            if patterns is None:
+                result.extend((host, vm, item) for _, item in named)
+                continue
+            for pattern in patterns:
+                hits = self.match_names(pattern, named)
+                if hits is None:
+                    self.error(
+                        "ObjectNotFound", not_found.format(name=pattern, vm=vm.name), pattern
+                    )
+                    continue
+                result.extend((host, vm, hit) for hit in hits)
+        return result
 
     def snapshot_from_object(self, value: object) -> tuple[VMRecord, SnapshotRecord] | None:
         ident = _as_uuid(_props(value).get("Id"))
@@ -1139,6 +1181,19 @@ class _Run:
                 _text(value),
             )
         return found
+
+    def replication_from_object(self, value: object) -> tuple[HostModel, VMRecord] | None:
+        props = _props(value)
+        ident = _as_uuid(props.get("VMId"))
+        if ident is not None and ident in self.host.vms:
+            return self.host, self.host.vms[ident]
+        self.error(
+            "ObjectNotFound",
+            f"Hyper-V was unable to find the replication of virtual machine "
+            f"'{props.get('VMName', '')}' on '{self.host.name}'.",
+            _text(value),
+        )
+        return None
 
     def adapter_from_object(self, value: object) -> tuple[VMRecord, NetworkAdapterRecord] | None:
         props = _props(value)
@@ -1271,29 +1326,9 @@ def get_vm_network_adapter(run: _Run) -> None:
 
 def connect_vm_network_adapter(run: _Run) -> None:
     b = run.bound
-    targets: list[tuple[HostModel, VMRecord, NetworkAdapterRecord]] = []
-    if b.parameter_set.startswith("Object_"):
-        for value in b.get("VMNetworkAdapter"):
-            found = run.adapter_from_object(value)
-            if found is not None:
-                targets.append((run.host, *found))
-    else:
-        for host, vm in run.vms():
-            adapters = [(a.name, a) for a in vm.adapters]
-            if not b.has("Name"):
-                targets.extend((host, vm, a) for _, a in adapters)
-                continue
-            for name in b.get("Name"):
-                hits = run.match_names(name, adapters)
-                if hits is None:
-                    run.error(
-                        "ObjectNotFound",
-                        f'Hyper-V was unable to find a network adapter named "{name}" on '
-                        f"virtual machine '{vm.name}'.",
-                        name,
-                    )
-                    continue
-                targets.extend((host, vm, a) for a in hits)
+    targets = run.vm_items(
+        "VMNetworkAdapter", run.adapter_from_object, _adapters, b.get("Name"), _NO_ADAPTER
+    )
     if b.parameter_set.endswith("UseAutomaticConnection"):
         for _, vm, adapter in targets:
             run.error(
@@ -1476,21 +1511,8 @@ def enable_vm_replication(run: _Run) -> None:
 
 
 def _replication_targets(run: _Run) -> list[tuple[HostModel, VMRecord]]:
-    if run.bound.parameter_set == "VMReplication":
-        found = []
-        for value in run.bound.get("VMReplication"):
-            props = _props(value)
-            ident = _as_uuid(props.get("VMId"))
-            if ident is not None and ident in run.host.vms:
-                found.append((run.host, run.host.vms[ident]))
-            else:
-                run.error(
-                    "ObjectNotFound",
-                    f"Hyper-V was unable to find the replication of virtual machine "
-                    f"'{props.get('VMName', '')}' on '{run.host.name}'.",
-                    _text(value),
-                )
-        return found
+    if run.bound.has("VMReplication"):
+        return run.objects("VMReplication", run.replication_from_object)
     return run.vms()
 
 
@@ -1756,31 +1778,19 @@ def checkpoint_vm(run: _Run) -> None:
             run.output.append(snapshot_object(host, vm, snap))
 
 
+def _snapshots(vm: VMRecord) -> list[tuple[str, SnapshotRecord]]:
+    return [(s.name, s) for s in vm.snapshots]
+
+
 def remove_vm_snapshot(run: _Run) -> None:
     b = run.bound
-    doomed: list[tuple[HostModel, VMRecord, SnapshotRecord]] = []
-    if b.parameter_set == "SnapshotObject":
-        for value in b.get("VMSnapshot"):
-            found = run.snapshot_from_object(value)
-            if found is not None:
-                doomed.append((run.host, *found))
-    else:
-        for host, vm in run.vms():
-            snaps = [(s.name, s) for s in vm.snapshots]
-            if not b.has("Name"):
-                doomed.extend((host, vm, s) for _, s in snaps)
-                continue
-            for name in b.get("Name"):
-                hits = run.match_names(name, snaps)
-                if hits is None:
-                    run.error(
-                        "ObjectNotFound",
-                        f'Hyper-V was unable to find a checkpoint named "{name}" of virtual '
-                        f"machine '{vm.name}'.",
-                        name,
-                    )
-                    continue
-                doomed.extend((host, vm, s) for s in hits)
+    doomed = run.vm_items(
+        "VMSnapshot",
+        run.snapshot_from_object,
+        _snapshots,
+        b.get("Name"),
+        "Hyper-V was unable to find a checkpoint named \"{name}\" of virtual machine '{vm}'.",
+    )
     for host, vm, snap in doomed:
         if not any(s.id == snap.id for s in vm.snapshots):
             continue  # already removed with a subtree
@@ -1878,34 +1888,29 @@ def complete_vm_failover(run: _Run) -> None:
             run.output.append(vm_object(host, vm))
 
 
-def _adapters_of(
-    run: _Run, name_filter: str | None
-) -> list[tuple[HostModel, VMRecord, NetworkAdapterRecord]]:
-    b = run.bound
-    result: list[tuple[HostModel, VMRecord, NetworkAdapterRecord]] = []
-    if b.parameter_set == "ResourceObject":
-        value = b.get("VMNetworkAdapter")
-        for item in value if isinstance(value, list) else [value]:
-            found = run.adapter_from_object(item)
-            if found is not None:
-                result.append((run.host, *found))
-        return result
-    for host, vm in run.vms():
-        synthetic = [(a.name, a) for a in vm.adapters if not a.is_legacy]
-        if name_filter is None:
-            result.extend((host, vm, a) for _, a in synthetic)
-            continue
-        hits = run.match_names(name_filter, synthetic)
-        if hits is None:
-            run.error(
-                "ObjectNotFound",
-                f'Hyper-V was unable to find a network adapter named "{name_filter}" on '
-                f"virtual machine '{vm.name}'.",
-                name_filter,
-            )
-            continue
-        result.extend((host, vm, a) for a in hits)
-    return result
+def _adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
+    return [(a.name, a) for a in vm.adapters]
+
+
+def _synthetic_adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
+    return [(a.name, a) for a in vm.adapters if not a.is_legacy]
+
+
+_NO_ADAPTER = (
+    "Hyper-V was unable to find a network adapter named \"{name}\" on virtual machine '{vm}'."
+)
+
+
+def _failover_adapters(run: _Run) -> list[tuple[HostModel, VMRecord, NetworkAdapterRecord]]:
+    """The adapters a *-VMNetworkAdapterFailoverConfiguration names (synthetic ones only)."""
+    name = run.bound.get("VMNetworkAdapterName")
+    return run.vm_items(
+        "VMNetworkAdapter",
+        run.adapter_from_object,
+        _synthetic_adapters,
+        None if name is None else [name],
+        _NO_ADAPTER,
+    )
 
 
 _IPV4_FIELDS = {
@@ -1975,7 +1980,7 @@ def _validate_failover_ip(run: _Run) -> None:
 def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
     b = run.bound
     _validate_failover_ip(run)
-    for host, vm, adapter in _adapters_of(run, b.get("VMNetworkAdapterName")):
+    for host, vm, adapter in _failover_adapters(run):
         if vm.replication is None or vm.is_test_replica:
             run.error(
                 "InvalidState",
@@ -2004,7 +2009,7 @@ def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
 
 
 def get_vm_network_adapter_failover_configuration(run: _Run) -> None:
-    for host, _, adapter in _adapters_of(run, run.bound.get("VMNetworkAdapterName")):
+    for host, _, adapter in _failover_adapters(run):
         with host.lock:
             settings = attrs.evolve(adapter.failover)
         if not settings.is_empty:
