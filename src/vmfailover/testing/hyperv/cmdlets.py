@@ -39,7 +39,8 @@ import ipaddress
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, ParamSpec, TypeVar
 
 import attrs
 
@@ -79,6 +80,7 @@ __all__ = ["CMDLETS", "HyperVCommandHost"]
 NS = "Microsoft.HyperV.PowerShell."
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 # ------------------------------------------------------------------- parameter types
 
@@ -1023,7 +1025,12 @@ class _Run:
             self.error_record(problem.error_id, problem.message, problem.target, problem.category)
         )
 
-    def should_process(self, target: str, action: str) -> bool:
+    def should_process(self, target: str, action: str | None = None) -> bool:
+        """ShouldProcess: False under -WhatIf; the prompt fails (see the module doc).
+
+        ``action`` defaults to the cmdlet's name, as Hyper-V's cmdlets word it.
+        """
+        action = action or self.info.name
         if self.bound.switch("WhatIf"):
             return False
         confirm = self.bound.get("Confirm")
@@ -1039,6 +1046,27 @@ class _Run:
                 target=target,
             )
         return True
+
+    def attempt(self, operation: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> bool:
+        """Run one Hyper-V operation on one target; False when Hyper-V refused it.
+
+        The refusal (:class:`HyperVStateError`) is written as that target's non-terminating
+        error, so the cmdlet goes on with its next target; a :class:`CmdletError` the operation
+        raises stays terminating.
+        """
+        try:
+            operation(*args, **kwargs)
+        except HyperVStateError as problem:
+            self.state_error(problem)
+            return False
+        return True
+
+    def passthru(
+        self, make: Callable[_P, OutputObject], *args: _P.args, **kwargs: _P.kwargs
+    ) -> None:
+        """With ``-Passthru``, write ``make(*args, **kwargs)``: the object the cmdlet changed."""
+        if self.bound.switch("Passthru"):
+            self.output.append(make(*args, **kwargs))
 
     # ----------------------------------------------------------------- resolution
 
@@ -1267,25 +1295,15 @@ def get_vm(run: _Run) -> None:
 
 def start_vm(run: _Run) -> None:
     for host, vm in run.vms("Name"):
-        if not run.should_process(vm.name, "Start-VM"):
-            continue
-        try:
-            host.start_vm(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if run.bound.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.start_vm, vm):
+            run.passthru(vm_object, host, vm)
 
 
 def stop_vm(run: _Run) -> None:
-    b = run.bound
+    save = run.bound.switch("Save")
     for host, vm in run.vms("Name"):
-        if not run.should_process(vm.name, "Stop-VM"):
-            continue
-        host.stop_vm(vm, save=b.switch("Save"))
-        if b.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.stop_vm, vm, save=save):
+            run.passthru(vm_object, host, vm)
 
 
 def get_vm_network_adapter(run: _Run) -> None:
@@ -1354,15 +1372,10 @@ def connect_vm_network_adapter(run: _Run) -> None:
     else:
         switch_name = b.get("SwitchName")
     for host, vm, adapter in targets:
-        if not run.should_process(f"{vm.name}: {adapter.name}", "Connect-VMNetworkAdapter"):
-            continue
-        try:
-            host.connect_adapter(adapter, switch_name)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if b.switch("Passthru"):
-            run.output.append(adapter_object(host, vm, adapter))
+        if run.should_process(f"{vm.name}: {adapter.name}") and run.attempt(
+            host.connect_adapter, adapter, switch_name
+        ):
+            run.passthru(adapter_object, host, vm, adapter)
 
 
 def get_vm_switch(run: _Run) -> None:
@@ -1457,6 +1470,7 @@ def enable_vm_replication(run: _Run) -> None:
     b = run.bound
     as_replica_set = b.parameter_set.endswith("_AsReplica")
     for host, vm in run.vms():
+        operation: Callable[[], object]
         if as_replica_set:
             if not b.switch("AsReplica"):
                 raise run.fail(
@@ -1466,30 +1480,20 @@ def enable_vm_replication(run: _Run) -> None:
                     "-AuthenticationType.",
                     vm.name,
                 )
-            if not run.should_process(vm.name, "Enable-VMReplication"):
-                continue
-            try:
-                host.enable_as_replica(vm, b.get("AllowedPrimaryServer"))
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
-            if b.switch("Passthru"):
-                run.output.append(replication_object(host, vm))
-            continue
-        server = b.get("ReplicaServerName")
-        if _is_ip_literal(server):
-            raise run.fail(
-                "InvalidParameter",
-                f"The Replica server name '{server}' is not valid: give a host name (FQDN), not "
-                "an IP address.",
-                server,
-            )
-        auth = b.get("AuthenticationType").name
-        _validate_replication_settings(run, vm, auth)
-        if not run.should_process(vm.name, "Enable-VMReplication"):
-            continue
-        try:
-            host.enable_replication(
+            operation = partial(host.enable_as_replica, vm, b.get("AllowedPrimaryServer"))
+        else:
+            server = b.get("ReplicaServerName")
+            if _is_ip_literal(server):
+                raise run.fail(
+                    "InvalidParameter",
+                    f"The Replica server name '{server}' is not valid: give a host name (FQDN), "
+                    "not an IP address.",
+                    server,
+                )
+            auth = b.get("AuthenticationType").name
+            _validate_replication_settings(run, vm, auth)
+            operation = partial(
+                host.enable_replication,
                 vm,
                 replica_server=server,
                 port=b.get("ReplicaServerPort"),
@@ -1503,11 +1507,8 @@ def enable_vm_replication(run: _Run) -> None:
                 replicate_host_kvp_items=b.get("ReplicateHostKvpItems", True),
                 auto_resynchronize_enabled=b.get("AutoResynchronizeEnabled", False),
             )
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if b.switch("Passthru"):
-            run.output.append(replication_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(operation):
+            run.passthru(replication_object, host, vm)
 
 
 def _replication_targets(run: _Run) -> list[tuple[HostModel, VMRecord]]:
@@ -1517,40 +1518,38 @@ def _replication_targets(run: _Run) -> list[tuple[HostModel, VMRecord]]:
 
 
 def start_vm_initial_replication(run: _Run) -> None:
+    for host, vm in _replication_targets(run):
+        if run.should_process(vm.name) and run.attempt(_start_initial_replication, run, host, vm):
+            run.passthru(replication_object, host, vm)
+
+
+def _start_initial_replication(run: _Run, host: HostModel, vm: VMRecord) -> None:
+    """Start (or schedule, or stage with -DestinationPath) one VM's initial replication."""
     b = run.bound
     start: datetime | None = b.get("InitialReplicationStartTime")
-    for host, vm in _replication_targets(run):
-        if not run.should_process(vm.name, "Start-VMInitialReplication"):
-            continue
-        now = host.fabric.now()
-        if start is not None and start > now + timedelta(days=7):
-            raise run.fail(
-                "InvalidParameter",
-                "The initial replication can be scheduled at most 7 days ahead.",
-                vm.name,
-            )
-        try:
-            if b.switch("UseBackup"):
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"Initial replication of '{vm.name}' from a backup needs a Replica virtual "
-                    "machine prepared with Enable-VMReplication -AsReplica.",
-                    vm.name,
-                )
-            if start is not None and start > now:
-                _check_initial_ready(vm)  # scheduled: state stays ReadyForInitialReplication
-            elif b.has("DestinationPath"):
-                _check_initial_ready(vm)
-                with host.lock:
-                    assert vm.replication is not None
-                    vm.replication.state = "InitialReplicationInProgress"
-            else:
-                host.start_initial_replication(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if b.switch("Passthru"):
-            run.output.append(replication_object(host, vm))
+    now = host.fabric.now()
+    if start is not None and start > now + timedelta(days=7):
+        raise run.fail(
+            "InvalidParameter",
+            "The initial replication can be scheduled at most 7 days ahead.",
+            vm.name,
+        )
+    if b.switch("UseBackup"):
+        raise HyperVStateError(
+            "InvalidState",
+            f"Initial replication of '{vm.name}' from a backup needs a Replica virtual "
+            "machine prepared with Enable-VMReplication -AsReplica.",
+            vm.name,
+        )
+    if start is not None and start > now:
+        _check_initial_ready(vm)  # scheduled: state stays ReadyForInitialReplication
+    elif b.has("DestinationPath"):
+        _check_initial_ready(vm)
+        with host.lock:
+            assert vm.replication is not None
+            vm.replication.state = "InitialReplicationInProgress"
+    else:
+        host.start_initial_replication(vm)
 
 
 def _check_initial_ready(vm: VMRecord) -> None:
@@ -1651,6 +1650,7 @@ def set_vm_replication(run: _Run) -> None:
             if auth is not None
             else (vm.replication.auth_type if vm.replication else None)
         )
+        operation: Callable[[], object]
         if b.switch("Reverse"):
             if b.has("ReplicaServerName") and _is_ip_literal(b.get("ReplicaServerName")):
                 raise run.fail(
@@ -1659,27 +1659,16 @@ def set_vm_replication(run: _Run) -> None:
                     "host name.",
                     b.get("ReplicaServerName"),
                 )
-            if not run.should_process(vm.name, "Set-VMReplication"):
-                continue
-            try:
-                host.reverse_replication(
-                    vm,
-                    replica_server=b.get("ReplicaServerName"),
-                    port=b.get("ReplicaServerPort"),
-                    auth_type=auth.name if auth is not None else None,
-                    certificate_thumbprint=b.get("CertificateThumbprint"),
-                )
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
+            operation = partial(
+                host.reverse_replication,
+                vm,
+                replica_server=b.get("ReplicaServerName"),
+                port=b.get("ReplicaServerPort"),
+                auth_type=auth.name if auth is not None else None,
+                certificate_thumbprint=b.get("CertificateThumbprint"),
+            )
         elif b.switch("AsReplica"):
-            if not run.should_process(vm.name, "Set-VMReplication"):
-                continue
-            try:
-                host.set_as_replica(vm, b.get("AllowedPrimaryServer"))
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
+            operation = partial(host.set_as_replica, vm, b.get("AllowedPrimaryServer"))
         else:
             _validate_replication_settings(run, vm, auth_name if auth is not None else None)
             changes: dict[str, object] = {
@@ -1702,15 +1691,9 @@ def set_vm_replication(run: _Run) -> None:
                     )
                     continue
                 changes["replica_server"] = b.get("ReplicaServerName")
-            if not run.should_process(vm.name, "Set-VMReplication"):
-                continue
-            try:
-                host.set_replication(vm, **changes)
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
-        if b.switch("Passthru"):
-            run.output.append(replication_object(host, vm))
+            operation = partial(host.set_replication, vm, **changes)
+        if run.should_process(vm.name) and run.attempt(operation):
+            run.passthru(replication_object, host, vm)
 
 
 def get_vm_snapshot(run: _Run) -> None:
@@ -1767,15 +1750,14 @@ def get_vm_snapshot(run: _Run) -> None:
 def checkpoint_vm(run: _Run) -> None:
     b = run.bound
     for host, vm in run.vms("Name"):
-        if not run.should_process(vm.name, "Checkpoint-VM"):
+        if not run.should_process(vm.name):
             continue
         try:
             snap = host.checkpoint(vm, b.get("SnapshotName"))
         except HyperVStateError as problem:
             run.state_error(problem)
             continue
-        if b.switch("Passthru"):
-            run.output.append(snapshot_object(host, vm, snap))
+        run.passthru(snapshot_object, host, vm, snap)
 
 
 def _snapshots(vm: VMRecord) -> list[tuple[str, SnapshotRecord]]:
@@ -1794,7 +1776,7 @@ def remove_vm_snapshot(run: _Run) -> None:
     for host, vm, snap in doomed:
         if not any(s.id == snap.id for s in vm.snapshots):
             continue  # already removed with a subtree
-        if not run.should_process(snap.name, "Remove-VMSnapshot"):
+        if not run.should_process(snap.name):
             continue
         obj = snapshot_object(host, vm, snap)
         host.remove_snapshot(vm, snap, subtree=b.switch("IncludeAllChildSnapshots"))
@@ -1815,7 +1797,7 @@ def start_vm_failover(run: _Run) -> None:
     else:
         targets = [(host, vm, None) for host, vm in run.vms()]
     for host, vm, point in targets:
-        if not run.should_process(vm.name, "Start-VMFailover"):
+        if not run.should_process(vm.name):
             continue
         try:
             mode = vm.replication_mode
@@ -1864,28 +1846,14 @@ def start_vm_failover(run: _Run) -> None:
 
 def stop_vm_failover(run: _Run) -> None:
     for host, vm in run.vms():
-        if not run.should_process(vm.name, "Stop-VMFailover"):
-            continue
-        try:
-            host.stop_failover(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if run.bound.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.stop_failover, vm):
+            run.passthru(vm_object, host, vm)
 
 
 def complete_vm_failover(run: _Run) -> None:
     for host, vm in run.vms():
-        if not run.should_process(vm.name, "Complete-VMFailover"):
-            continue
-        try:
-            host.complete_failover(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if run.bound.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.complete_failover, vm):
+            run.passthru(vm_object, host, vm)
 
 
 def _adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
@@ -1988,9 +1956,7 @@ def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
                 vm.name,
             )
             continue
-        if not run.should_process(
-            f"{vm.name}: {adapter.name}", "Set-VMNetworkAdapterFailoverConfiguration"
-        ):
+        if not run.should_process(f"{vm.name}: {adapter.name}"):
             continue
         with host.lock:
             settings = adapter.failover
@@ -2004,8 +1970,7 @@ def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
                 if b.has(param):
                     setattr(settings, field, b.get(param))
             snapshot = attrs.evolve(settings)
-        if b.switch("Passthru"):
-            run.output.append(failover_object(snapshot))
+        run.passthru(failover_object, snapshot)
 
 
 def get_vm_network_adapter_failover_configuration(run: _Run) -> None:
