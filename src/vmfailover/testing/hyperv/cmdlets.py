@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import attrs
 
@@ -116,6 +116,10 @@ VSWITCH = _obj("VMSwitch")
 REPLS = _obj("VMReplication", True)
 
 
+#: One parameter as the table below writes it (see :func:`P`), before :func:`_cmdlet` builds it.
+_Spec: TypeAlias = tuple[str, ParamType, str, str, int | Mapping[str, int] | None, str, bool, bool]
+
+
 def P(
     name: str,
     ptype: ParamType,
@@ -126,16 +130,14 @@ def P(
     aliases: str = "",
     pipe: bool = False,
     prop: bool = False,
-) -> tuple[str, ParamType, str, str, int | Mapping[str, int] | None, str, bool, bool]:
+) -> _Spec:
     return (name, ptype, sets, mandatory, pos, aliases, pipe, prop)
 
 
 def _cmdlet(
     name: str,
     sets: str,
-    params: Sequence[
-        tuple[str, ParamType, str, str, int | Mapping[str, int] | None, str, bool, bool]
-    ],
+    params: Sequence[_Spec],
     *,
     should_process: bool = False,
     impact: str = "Medium",
@@ -171,6 +173,24 @@ def _cmdlet(
     )
 
 
+def _piped(
+    name: str,
+    ptype: ParamType,
+    sets: str,
+    *,
+    pos: int | Mapping[str, int] = 0,
+    aliases: str = "",
+    prop: bool = False,
+) -> _Spec:
+    """The input of a parameter set: mandatory in each of its ``sets``, by value from the pipe."""
+    return P(name, ptype, sets=sets, mandatory=sets, pos=pos, aliases=aliases, pipe=True, prop=prop)
+
+
+#: The VM objects of a VMObject set, and the VM names of a VMName set, as most cmdlets take them.
+_VM_OBJECT = _piped("VM", VMS, "VMObject")
+_VM_NAMES = _piped("VMName", STRS, "VMName")
+
+
 def _remote(sets: str) -> list[Any]:
     return [
         P("CimSession", ANYS, sets=sets),
@@ -191,7 +211,7 @@ _FILTERS = [
     ),
     P("ReplicationState", _enum(REPLICATION_STATE), sets="VMName", aliases="State"),
     P("TrustGroup", STR, sets="VMName"),
-    P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+    _VM_OBJECT,
     P("VMName", STRS, sets="VMName", pos=0, aliases="Name", pipe=True),
 ]
 
@@ -237,14 +257,7 @@ CMDLETS: dict[str, CmdletInfo] = {
             "Name Id ClusterObject",
             [
                 *_remote("Name Id"),
-                P(
-                    "ClusterObject",
-                    ANY,
-                    sets="ClusterObject",
-                    mandatory="ClusterObject",
-                    pos=0,
-                    pipe=True,
-                ),
+                _piped("ClusterObject", ANY, "ClusterObject"),
                 P("Id", GUID, sets="Id", pos=0, pipe=True, prop=True),
                 P("Name", STRS, sets="Name", pos=0, aliases="VMName", pipe=True),
             ],
@@ -255,9 +268,9 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 P("AsJob", SWITCH),
                 *_remote("Name"),
-                P("Name", STRS, sets="Name", mandatory="Name", pos=0, aliases="VMName", pipe=True),
+                _piped("Name", STRS, "Name", aliases="VMName"),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
             ],
             should_process=True,
         ),
@@ -268,11 +281,11 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("AsJob", SWITCH),
                 *_remote("Name"),
                 P("Force", SWITCH),
-                P("Name", STRS, sets="Name", mandatory="Name", pos=0, aliases="VMName", pipe=True),
+                _piped("Name", STRS, "Name", aliases="VMName"),
                 P("Passthru", SWITCH),
                 P("Save", SWITCH),
                 P("TurnOff", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
             ],
             should_process=True,
         ),
@@ -286,17 +299,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("ManagementOS", SWITCH, sets="ManagementOS", mandatory="ManagementOS"),
                 P("Name", STR, pos=1, aliases="VMNetworkAdapterName"),
                 P("SwitchName", STR, sets="ManagementOS"),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMSnapshot",
-                    SNAP,
-                    sets="VMSnapshot",
-                    mandatory="VMSnapshot",
-                    pos=0,
-                    aliases="VMCheckpoint",
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _VM_NAMES,
+                _piped("VMSnapshot", SNAP, "VMSnapshot", aliases="VMCheckpoint"),
             ],
         ),
         _cmdlet(
@@ -333,21 +338,16 @@ CMDLETS: dict[str, CmdletInfo] = {
                     mandatory="Name_SwitchName Name_SwitchObject Name_UseAutomaticConnection",
                     pos=0,
                 ),
-                P(
+                _piped(
                     "VMNetworkAdapter",
                     ADAPTERS,
-                    sets="Object_SwitchName Object_SwitchObject Object_UseAutomaticConnection",
-                    mandatory="Object_SwitchName Object_SwitchObject Object_UseAutomaticConnection",
-                    pos=0,
-                    pipe=True,
+                    "Object_SwitchName Object_SwitchObject Object_UseAutomaticConnection",
                 ),
-                P(
+                _piped(
                     "VMSwitch",
                     VSWITCH,
-                    sets="Name_SwitchObject Object_SwitchObject",
-                    mandatory="Name_SwitchObject Object_SwitchObject",
+                    "Name_SwitchObject Object_SwitchObject",
                     pos={"Name_SwitchObject": 2, "Object_SwitchObject": 1},
-                    pipe=True,
                 ),
             ],
             should_process=True,
@@ -414,23 +414,8 @@ CMDLETS: dict[str, CmdletInfo] = {
                     pos=2,
                     aliases="ReplicaPort",
                 ),
-                P(
-                    "VM",
-                    VMS,
-                    sets="VMObject VMObject_AsReplica",
-                    mandatory="VMObject VMObject_AsReplica",
-                    pos=0,
-                    pipe=True,
-                ),
-                P(
-                    "VMName",
-                    STRS,
-                    sets="VMName VMName_AsReplica",
-                    mandatory="VMName VMName_AsReplica",
-                    pos=0,
-                    aliases="Name",
-                    pipe=True,
-                ),
+                _piped("VM", VMS, "VMObject VMObject_AsReplica"),
+                _piped("VMName", STRS, "VMName VMName_AsReplica", aliases="Name"),
             ],
             should_process=True,
         ),
@@ -446,16 +431,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("InitialReplicationStartTime", DATETIME, aliases="IRTime"),
                 P("Passthru", SWITCH),
                 P("UseBackup", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMReplication",
-                    REPLS,
-                    sets="VMReplication",
-                    mandatory="VMReplication",
-                    pos=0,
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _VM_NAMES,
+                _piped("VMReplication", REPLS, "VMReplication"),
             ],
             should_process=True,
         ),
@@ -483,24 +461,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("ReplicatedDisks", ANYS),
                 P("Reverse", SWITCH),
                 P("UseBackup", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P(
-                    "VMName",
-                    STRS,
-                    sets="VMName",
-                    mandatory="VMName",
-                    pos=0,
-                    aliases="Name",
-                    pipe=True,
-                ),
-                P(
-                    "VMReplication",
-                    REPLS,
-                    sets="VMReplication",
-                    mandatory="VMReplication",
-                    pos=0,
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _piped("VMName", STRS, "VMName", aliases="Name"),
+                _piped("VMReplication", REPLS, "VMReplication"),
             ],
             should_process=True,
         ),
@@ -510,7 +473,7 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 P("ChildOf", SNAP, sets="Child", mandatory="Child"),
                 *_remote("Id VMName"),
-                P("Id", GUID, sets="Id", mandatory="Id", pos=0, pipe=True, prop=True),
+                _piped("Id", GUID, "Id", prop=True),
                 P(
                     "Name",
                     STR,
@@ -524,8 +487,8 @@ CMDLETS: dict[str, CmdletInfo] = {
                     sets="Child Parent VMName VMObject",
                     aliases="VMRecoveryCheckpoint",
                 ),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
+                _VM_OBJECT,
+                _VM_NAMES,
             ],
         ),
         _cmdlet(
@@ -534,10 +497,10 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 P("AsJob", SWITCH),
                 *_remote("Name"),
-                P("Name", STRS, sets="Name", mandatory="Name", pos=0, aliases="VMName", pipe=True),
+                _piped("Name", STRS, "Name", aliases="VMName"),
                 P("Passthru", SWITCH),
                 P("SnapshotName", STR, pos=1, aliases="CheckpointName"),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
             ],
             should_process=True,
         ),
@@ -550,17 +513,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("IncludeAllChildSnapshots", SWITCH, aliases="IncludeAllChildCheckpoints"),
                 P("Name", STRS, sets="SnapshotName VMObject", pos=1, pipe=True),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
                 P("VMName", STRS, sets="SnapshotName", mandatory="SnapshotName", pos=0),
-                P(
-                    "VMSnapshot",
-                    SNAPS,
-                    sets="SnapshotObject",
-                    mandatory="SnapshotObject",
-                    pos=0,
-                    aliases="VMCheckpoint",
-                    pipe=True,
-                ),
+                _piped("VMSnapshot", SNAPS, "SnapshotObject", aliases="VMCheckpoint"),
             ],
             should_process=True,
         ),
@@ -578,30 +533,13 @@ CMDLETS: dict[str, CmdletInfo] = {
                 *_remote("VMName VMName_Test"),
                 P("Passthru", SWITCH),
                 P("Prepare", SWITCH, sets="VMName VMObject"),
-                P(
-                    "VM",
-                    VMS,
-                    sets="VMObject VMObject_Test",
-                    mandatory="VMObject VMObject_Test",
-                    pos=0,
-                    pipe=True,
-                ),
-                P(
-                    "VMName",
-                    STRS,
-                    sets="VMName VMName_Test",
-                    mandatory="VMName VMName_Test",
-                    pos=0,
-                    pipe=True,
-                ),
-                P(
+                _piped("VM", VMS, "VMObject VMObject_Test"),
+                _piped("VMName", STRS, "VMName VMName_Test"),
+                _piped(
                     "VMRecoverySnapshot",
                     SNAP,
-                    sets="VMSnapshot VMSnapshot_Test",
-                    mandatory="VMSnapshot VMSnapshot_Test",
-                    pos=0,
+                    "VMSnapshot VMSnapshot_Test",
                     aliases="VMRecoveryCheckpoint",
-                    pipe=True,
                 ),
             ],
             should_process=True,
@@ -614,8 +552,8 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("AsJob", SWITCH),
                 *_remote("VMName"),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
+                _VM_OBJECT,
+                _VM_NAMES,
             ],
             should_process=True,
         ),
@@ -625,8 +563,8 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 *_remote("VMName"),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
+                _VM_OBJECT,
+                _VM_NAMES,
             ],
             should_process=True,
             impact="High",
@@ -638,17 +576,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 *_remote("VMName"),
                 *_FAILOVER_IP,
                 P("Passthru", SWITCH),
-                P("VM", VM1, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STR, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMNetworkAdapter",
-                    ADAPTER,
-                    sets="ResourceObject",
-                    mandatory="ResourceObject",
-                    pos=0,
-                    pipe=True,
-                    prop=True,
-                ),
+                _piped("VM", VM1, "VMObject"),
+                _piped("VMName", STR, "VMName"),
+                _piped("VMNetworkAdapter", ADAPTER, "ResourceObject", prop=True),
                 P("VMNetworkAdapterName", STR, sets="VMName VMObject"),
             ],
             should_process=True,
@@ -658,16 +588,9 @@ CMDLETS: dict[str, CmdletInfo] = {
             "VMName VMObject ResourceObject",
             [
                 *_remote("VMName"),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMNetworkAdapter",
-                    ADAPTERS,
-                    sets="ResourceObject",
-                    mandatory="ResourceObject",
-                    pos=0,
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _VM_NAMES,
+                _piped("VMNetworkAdapter", ADAPTERS, "ResourceObject"),
                 P("VMNetworkAdapterName", STR, sets="VMName VMObject"),
             ],
         ),
