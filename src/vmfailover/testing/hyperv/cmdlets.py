@@ -1125,12 +1125,7 @@ class _Run:
         ident = _as_uuid(_props(value).get("Id"))
         found = self.host.find_snapshot(ident) if ident is not None else None
         if found is None:
-            self.error(
-                "ObjectNotFound",
-                f"Hyper-V was unable to find the checkpoint '{_props(value).get('Name', '')}' "
-                f"on '{self.host.name}'.",
-                _text(value),
-            )
+            self.not_held(value, f"the checkpoint '{_props(value).get('Name', '')}'")
         return found
 
     def replication_from_object(self, value: object) -> tuple[HostModel, VMRecord] | None:
@@ -1138,12 +1133,7 @@ class _Run:
         ident = _as_uuid(props.get("VMId"))
         if ident is not None and ident in self.host.vms:
             return self.host, self.host.vms[ident]
-        self.error(
-            "ObjectNotFound",
-            f"Hyper-V was unable to find the replication of virtual machine "
-            f"'{props.get('VMName', '')}' on '{self.host.name}'.",
-            _text(value),
-        )
+        self.not_held(value, f"the replication of virtual machine '{props.get('VMName', '')}'")
         return None
 
     def adapter_from_object(self, value: object) -> tuple[VMRecord, NetworkAdapterRecord] | None:
@@ -1156,13 +1146,20 @@ class _Run:
                     "Id" not in props and adapter.name == props.get("Name")
                 ):
                     return vm, adapter
-        self.error(
-            "ObjectNotFound",
-            f"Hyper-V was unable to find the network adapter '{props.get('Name', '')}' of "
-            f"virtual machine '{props.get('VMName', '')}' on '{self.host.name}'.",
-            _text(value),
+        self.not_held(
+            value,
+            f"the network adapter '{props.get('Name', '')}' of virtual machine "
+            f"'{props.get('VMName', '')}'",
         )
         return None
+
+    def not_held(self, value: object, what: str) -> None:
+        """Write that ``value``, an object given back by the client, is not on this host."""
+        self.error(
+            "ObjectNotFound",
+            f"Hyper-V was unable to find {what} on '{self.host.name}'.",
+            _text(value),
+        )
 
 
 def _props(value: object) -> Mapping[str, Any]:
