@@ -1475,12 +1475,7 @@ def _start_initial_replication(run: _Run, host: HostModel, vm: VMRecord) -> None
 def _check_initial_ready(vm: VMRecord) -> None:
     rep = vm.replication
     if rep is None or rep.mode != "Primary" or rep.state != "ReadyForInitialReplication":
-        raise HyperVStateError(
-            "InvalidState",
-            f"The operation cannot be performed on virtual machine '{vm.name}' in the current "
-            f"replication state ({vm.replication_state}).",
-            vm.name,
-        )
+        raise HyperVStateError.wrong_state(vm, vm.replication_state)
 
 
 def _replication_listing(run: _Run, measure: bool) -> None:
@@ -1722,12 +1717,7 @@ def start_vm_failover(run: _Run) -> None:
         try:
             mode = vm.replication_mode
             if mode in {"None", "TestReplica"}:
-                raise HyperVStateError(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{vm.name}' in "
-                    f"replication mode {mode}.",
-                    vm.name,
-                )
+                raise HyperVStateError.not_applicable(vm, mode)
             if mode == "Primary":
                 if test or point is not None:
                     raise HyperVStateError(
@@ -1870,11 +1860,7 @@ def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
     _validate_failover_ip(run)
     for host, vm, adapter in _failover_adapters(run):
         if vm.replication is None or vm.is_test_replica:
-            run.error(
-                "InvalidState",
-                f"Replication is not enabled for virtual machine '{vm.name}'.",
-                vm.name,
-            )
+            run.state_error(HyperVStateError.not_enabled(vm))
             continue
         if not run.should_process(f"{vm.name}: {adapter.name}"):
             continue
