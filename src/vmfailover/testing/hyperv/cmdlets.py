@@ -1188,6 +1188,29 @@ def _as_uuid(value: object) -> uuid.UUID | None:
 # ----------------------------------------------------------------- cmdlet bodies
 
 
+# Items of a VM by name, for _Run.vm_items, and what a literal name that matches none says.
+
+
+def _adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
+    return [(a.name, a) for a in vm.adapters]
+
+
+def _synthetic_adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
+    return [(a.name, a) for a in vm.adapters if not a.is_legacy]
+
+
+_NO_ADAPTER = (
+    "Hyper-V was unable to find a network adapter named \"{name}\" on virtual machine '{vm}'."
+)
+
+
+def _snapshots(vm: VMRecord) -> list[tuple[str, SnapshotRecord]]:
+    return [(s.name, s) for s in vm.snapshots]
+
+
+_NO_SNAPSHOT = "Hyper-V was unable to find a checkpoint named \"{name}\" of virtual machine '{vm}'."
+
+
 def get_vm(run: _Run) -> None:
     b = run.bound
     if b.parameter_set == "ClusterObject":
@@ -1675,10 +1698,6 @@ def checkpoint_vm(run: _Run) -> None:
         run.passthru(snapshot_object, host, vm, snap)
 
 
-def _snapshots(vm: VMRecord) -> list[tuple[str, SnapshotRecord]]:
-    return [(s.name, s) for s in vm.snapshots]
-
-
 def remove_vm_snapshot(run: _Run) -> None:
     b = run.bound
     doomed = run.vm_items(
@@ -1686,7 +1705,7 @@ def remove_vm_snapshot(run: _Run) -> None:
         run.snapshot_from_object,
         _snapshots,
         b.get("Name"),
-        "Hyper-V was unable to find a checkpoint named \"{name}\" of virtual machine '{vm}'.",
+        _NO_SNAPSHOT,
     )
     for host, vm, snap in doomed:
         if not any(s.id == snap.id for s in vm.snapshots):
@@ -1764,19 +1783,6 @@ def complete_vm_failover(run: _Run) -> None:
     for host, vm in run.vms():
         if run.should_process(vm.name) and run.attempt(host.complete_failover, vm):
             run.passthru(vm_object, host, vm)
-
-
-def _adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
-    return [(a.name, a) for a in vm.adapters]
-
-
-def _synthetic_adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
-    return [(a.name, a) for a in vm.adapters if not a.is_legacy]
-
-
-_NO_ADAPTER = (
-    "Hyper-V was unable to find a network adapter named \"{name}\" on virtual machine '{vm}'."
-)
 
 
 def _failover_adapters(run: _Run) -> list[tuple[HostModel, VMRecord, NetworkAdapterRecord]]:
