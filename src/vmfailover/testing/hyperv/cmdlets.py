@@ -39,7 +39,8 @@ import ipaddress
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 import attrs
 
@@ -78,6 +79,9 @@ __all__ = ["CMDLETS", "HyperVCommandHost"]
 
 NS = "Microsoft.HyperV.PowerShell."
 
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
 # ------------------------------------------------------------------- parameter types
 
 STR = ParamType("string", "System.String")
@@ -112,6 +116,10 @@ VSWITCH = _obj("VMSwitch")
 REPLS = _obj("VMReplication", True)
 
 
+#: One parameter as the table below writes it (see :func:`P`), before :func:`_cmdlet` builds it.
+_Spec: TypeAlias = tuple[str, ParamType, str, str, int | Mapping[str, int] | None, str, bool, bool]
+
+
 def P(
     name: str,
     ptype: ParamType,
@@ -122,16 +130,14 @@ def P(
     aliases: str = "",
     pipe: bool = False,
     prop: bool = False,
-) -> tuple[str, ParamType, str, str, int | Mapping[str, int] | None, str, bool, bool]:
+) -> _Spec:
     return (name, ptype, sets, mandatory, pos, aliases, pipe, prop)
 
 
 def _cmdlet(
     name: str,
     sets: str,
-    params: Sequence[
-        tuple[str, ParamType, str, str, int | Mapping[str, int] | None, str, bool, bool]
-    ],
+    params: Sequence[_Spec],
     *,
     should_process: bool = False,
     impact: str = "Medium",
@@ -167,6 +173,24 @@ def _cmdlet(
     )
 
 
+def _piped(
+    name: str,
+    ptype: ParamType,
+    sets: str,
+    *,
+    pos: int | Mapping[str, int] = 0,
+    aliases: str = "",
+    prop: bool = False,
+) -> _Spec:
+    """The input of a parameter set: mandatory in each of its ``sets``, by value from the pipe."""
+    return P(name, ptype, sets=sets, mandatory=sets, pos=pos, aliases=aliases, pipe=True, prop=prop)
+
+
+#: The VM objects of a VMObject set, and the VM names of a VMName set, as most cmdlets take them.
+_VM_OBJECT = _piped("VM", VMS, "VMObject")
+_VM_NAMES = _piped("VMName", STRS, "VMName")
+
+
 def _remote(sets: str) -> list[Any]:
     return [
         P("CimSession", ANYS, sets=sets),
@@ -187,7 +211,7 @@ _FILTERS = [
     ),
     P("ReplicationState", _enum(REPLICATION_STATE), sets="VMName", aliases="State"),
     P("TrustGroup", STR, sets="VMName"),
-    P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+    _VM_OBJECT,
     P("VMName", STRS, sets="VMName", pos=0, aliases="Name", pipe=True),
 ]
 
@@ -233,14 +257,7 @@ CMDLETS: dict[str, CmdletInfo] = {
             "Name Id ClusterObject",
             [
                 *_remote("Name Id"),
-                P(
-                    "ClusterObject",
-                    ANY,
-                    sets="ClusterObject",
-                    mandatory="ClusterObject",
-                    pos=0,
-                    pipe=True,
-                ),
+                _piped("ClusterObject", ANY, "ClusterObject"),
                 P("Id", GUID, sets="Id", pos=0, pipe=True, prop=True),
                 P("Name", STRS, sets="Name", pos=0, aliases="VMName", pipe=True),
             ],
@@ -251,9 +268,9 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 P("AsJob", SWITCH),
                 *_remote("Name"),
-                P("Name", STRS, sets="Name", mandatory="Name", pos=0, aliases="VMName", pipe=True),
+                _piped("Name", STRS, "Name", aliases="VMName"),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
             ],
             should_process=True,
         ),
@@ -264,11 +281,11 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("AsJob", SWITCH),
                 *_remote("Name"),
                 P("Force", SWITCH),
-                P("Name", STRS, sets="Name", mandatory="Name", pos=0, aliases="VMName", pipe=True),
+                _piped("Name", STRS, "Name", aliases="VMName"),
                 P("Passthru", SWITCH),
                 P("Save", SWITCH),
                 P("TurnOff", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
             ],
             should_process=True,
         ),
@@ -282,17 +299,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("ManagementOS", SWITCH, sets="ManagementOS", mandatory="ManagementOS"),
                 P("Name", STR, pos=1, aliases="VMNetworkAdapterName"),
                 P("SwitchName", STR, sets="ManagementOS"),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMSnapshot",
-                    SNAP,
-                    sets="VMSnapshot",
-                    mandatory="VMSnapshot",
-                    pos=0,
-                    aliases="VMCheckpoint",
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _VM_NAMES,
+                _piped("VMSnapshot", SNAP, "VMSnapshot", aliases="VMCheckpoint"),
             ],
         ),
         _cmdlet(
@@ -329,21 +338,16 @@ CMDLETS: dict[str, CmdletInfo] = {
                     mandatory="Name_SwitchName Name_SwitchObject Name_UseAutomaticConnection",
                     pos=0,
                 ),
-                P(
+                _piped(
                     "VMNetworkAdapter",
                     ADAPTERS,
-                    sets="Object_SwitchName Object_SwitchObject Object_UseAutomaticConnection",
-                    mandatory="Object_SwitchName Object_SwitchObject Object_UseAutomaticConnection",
-                    pos=0,
-                    pipe=True,
+                    "Object_SwitchName Object_SwitchObject Object_UseAutomaticConnection",
                 ),
-                P(
+                _piped(
                     "VMSwitch",
                     VSWITCH,
-                    sets="Name_SwitchObject Object_SwitchObject",
-                    mandatory="Name_SwitchObject Object_SwitchObject",
+                    "Name_SwitchObject Object_SwitchObject",
                     pos={"Name_SwitchObject": 2, "Object_SwitchObject": 1},
-                    pipe=True,
                 ),
             ],
             should_process=True,
@@ -410,23 +414,8 @@ CMDLETS: dict[str, CmdletInfo] = {
                     pos=2,
                     aliases="ReplicaPort",
                 ),
-                P(
-                    "VM",
-                    VMS,
-                    sets="VMObject VMObject_AsReplica",
-                    mandatory="VMObject VMObject_AsReplica",
-                    pos=0,
-                    pipe=True,
-                ),
-                P(
-                    "VMName",
-                    STRS,
-                    sets="VMName VMName_AsReplica",
-                    mandatory="VMName VMName_AsReplica",
-                    pos=0,
-                    aliases="Name",
-                    pipe=True,
-                ),
+                _piped("VM", VMS, "VMObject VMObject_AsReplica"),
+                _piped("VMName", STRS, "VMName VMName_AsReplica", aliases="Name"),
             ],
             should_process=True,
         ),
@@ -442,16 +431,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("InitialReplicationStartTime", DATETIME, aliases="IRTime"),
                 P("Passthru", SWITCH),
                 P("UseBackup", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMReplication",
-                    REPLS,
-                    sets="VMReplication",
-                    mandatory="VMReplication",
-                    pos=0,
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _VM_NAMES,
+                _piped("VMReplication", REPLS, "VMReplication"),
             ],
             should_process=True,
         ),
@@ -479,24 +461,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("ReplicatedDisks", ANYS),
                 P("Reverse", SWITCH),
                 P("UseBackup", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P(
-                    "VMName",
-                    STRS,
-                    sets="VMName",
-                    mandatory="VMName",
-                    pos=0,
-                    aliases="Name",
-                    pipe=True,
-                ),
-                P(
-                    "VMReplication",
-                    REPLS,
-                    sets="VMReplication",
-                    mandatory="VMReplication",
-                    pos=0,
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _piped("VMName", STRS, "VMName", aliases="Name"),
+                _piped("VMReplication", REPLS, "VMReplication"),
             ],
             should_process=True,
         ),
@@ -506,7 +473,7 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 P("ChildOf", SNAP, sets="Child", mandatory="Child"),
                 *_remote("Id VMName"),
-                P("Id", GUID, sets="Id", mandatory="Id", pos=0, pipe=True, prop=True),
+                _piped("Id", GUID, "Id", prop=True),
                 P(
                     "Name",
                     STR,
@@ -520,8 +487,8 @@ CMDLETS: dict[str, CmdletInfo] = {
                     sets="Child Parent VMName VMObject",
                     aliases="VMRecoveryCheckpoint",
                 ),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
+                _VM_OBJECT,
+                _VM_NAMES,
             ],
         ),
         _cmdlet(
@@ -530,10 +497,10 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 P("AsJob", SWITCH),
                 *_remote("Name"),
-                P("Name", STRS, sets="Name", mandatory="Name", pos=0, aliases="VMName", pipe=True),
+                _piped("Name", STRS, "Name", aliases="VMName"),
                 P("Passthru", SWITCH),
                 P("SnapshotName", STR, pos=1, aliases="CheckpointName"),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
             ],
             should_process=True,
         ),
@@ -546,17 +513,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("IncludeAllChildSnapshots", SWITCH, aliases="IncludeAllChildCheckpoints"),
                 P("Name", STRS, sets="SnapshotName VMObject", pos=1, pipe=True),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
+                _VM_OBJECT,
                 P("VMName", STRS, sets="SnapshotName", mandatory="SnapshotName", pos=0),
-                P(
-                    "VMSnapshot",
-                    SNAPS,
-                    sets="SnapshotObject",
-                    mandatory="SnapshotObject",
-                    pos=0,
-                    aliases="VMCheckpoint",
-                    pipe=True,
-                ),
+                _piped("VMSnapshot", SNAPS, "SnapshotObject", aliases="VMCheckpoint"),
             ],
             should_process=True,
         ),
@@ -574,30 +533,13 @@ CMDLETS: dict[str, CmdletInfo] = {
                 *_remote("VMName VMName_Test"),
                 P("Passthru", SWITCH),
                 P("Prepare", SWITCH, sets="VMName VMObject"),
-                P(
-                    "VM",
-                    VMS,
-                    sets="VMObject VMObject_Test",
-                    mandatory="VMObject VMObject_Test",
-                    pos=0,
-                    pipe=True,
-                ),
-                P(
-                    "VMName",
-                    STRS,
-                    sets="VMName VMName_Test",
-                    mandatory="VMName VMName_Test",
-                    pos=0,
-                    pipe=True,
-                ),
-                P(
+                _piped("VM", VMS, "VMObject VMObject_Test"),
+                _piped("VMName", STRS, "VMName VMName_Test"),
+                _piped(
                     "VMRecoverySnapshot",
                     SNAP,
-                    sets="VMSnapshot VMSnapshot_Test",
-                    mandatory="VMSnapshot VMSnapshot_Test",
-                    pos=0,
+                    "VMSnapshot VMSnapshot_Test",
                     aliases="VMRecoveryCheckpoint",
-                    pipe=True,
                 ),
             ],
             should_process=True,
@@ -610,8 +552,8 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("AsJob", SWITCH),
                 *_remote("VMName"),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
+                _VM_OBJECT,
+                _VM_NAMES,
             ],
             should_process=True,
         ),
@@ -621,8 +563,8 @@ CMDLETS: dict[str, CmdletInfo] = {
             [
                 *_remote("VMName"),
                 P("Passthru", SWITCH),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
+                _VM_OBJECT,
+                _VM_NAMES,
             ],
             should_process=True,
             impact="High",
@@ -634,17 +576,9 @@ CMDLETS: dict[str, CmdletInfo] = {
                 *_remote("VMName"),
                 *_FAILOVER_IP,
                 P("Passthru", SWITCH),
-                P("VM", VM1, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STR, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMNetworkAdapter",
-                    ADAPTER,
-                    sets="ResourceObject",
-                    mandatory="ResourceObject",
-                    pos=0,
-                    pipe=True,
-                    prop=True,
-                ),
+                _piped("VM", VM1, "VMObject"),
+                _piped("VMName", STR, "VMName"),
+                _piped("VMNetworkAdapter", ADAPTER, "ResourceObject", prop=True),
                 P("VMNetworkAdapterName", STR, sets="VMName VMObject"),
             ],
             should_process=True,
@@ -654,16 +588,9 @@ CMDLETS: dict[str, CmdletInfo] = {
             "VMName VMObject ResourceObject",
             [
                 *_remote("VMName"),
-                P("VM", VMS, sets="VMObject", mandatory="VMObject", pos=0, pipe=True),
-                P("VMName", STRS, sets="VMName", mandatory="VMName", pos=0, pipe=True),
-                P(
-                    "VMNetworkAdapter",
-                    ADAPTERS,
-                    sets="ResourceObject",
-                    mandatory="ResourceObject",
-                    pos=0,
-                    pipe=True,
-                ),
+                _VM_OBJECT,
+                _VM_NAMES,
+                _piped("VMNetworkAdapter", ADAPTERS, "ResourceObject"),
                 P("VMNetworkAdapterName", STR, sets="VMName VMObject"),
             ],
         ),
@@ -1021,7 +948,12 @@ class _Run:
             self.error_record(problem.error_id, problem.message, problem.target, problem.category)
         )
 
-    def should_process(self, target: str, action: str) -> bool:
+    def should_process(self, target: str, action: str | None = None) -> bool:
+        """ShouldProcess: False under -WhatIf; the prompt fails (see the module doc).
+
+        ``action`` defaults to the cmdlet's name, as Hyper-V's cmdlets word it.
+        """
+        action = action or self.info.name
         if self.bound.switch("WhatIf"):
             return False
         confirm = self.bound.get("Confirm")
@@ -1037,6 +969,27 @@ class _Run:
                 target=target,
             )
         return True
+
+    def attempt(self, operation: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> bool:
+        """Run one Hyper-V operation on one target; False when Hyper-V refused it.
+
+        The refusal (:class:`HyperVStateError`) is written as that target's non-terminating
+        error, so the cmdlet goes on with its next target; a :class:`CmdletError` the operation
+        raises stays terminating.
+        """
+        try:
+            operation(*args, **kwargs)
+        except HyperVStateError as problem:
+            self.state_error(problem)
+            return False
+        return True
+
+    def passthru(
+        self, make: Callable[_P, OutputObject], *args: _P.args, **kwargs: _P.kwargs
+    ) -> None:
+        """With ``-Passthru``, write ``make(*args, **kwargs)``: the object the cmdlet changed."""
+        if self.bound.switch("Passthru"):
+            self.output.append(make(*args, **kwargs))
 
     # ----------------------------------------------------------------- resolution
 
@@ -1114,31 +1067,74 @@ class _Run:
         )
         return None
 
+    def objects(self, param: str, resolve: Callable[[object], _T | None]) -> list[_T]:
+        """The objects given to ``param`` (one or an array), each resolved on this host.
+
+        ``resolve`` writes the error for an object it cannot find and returns None; those are
+        left out.
+        """
+        value = self.bound.get(param)
+        found = [resolve(item) for item in (value if isinstance(value, list) else [value])]
+        return [item for item in found if item is not None]
+
     def vms(
         self, names_param: str = "VMName", objects_param: str = "VM", miss: str = "ObjectNotFound"
     ) -> list[tuple[HostModel, VMRecord]]:
         """The VMs a by-name or by-object parameter set names."""
         if self.bound.has(objects_param):
-            value = self.bound.get(objects_param)
-            items = value if isinstance(value, list) else [value]
-            found = [self.vm_from_object(item) for item in items]
-            return [f for f in found if f is not None]
+            return self.objects(objects_param, self.vm_from_object)
         names = self.bound.get(names_param)
         if isinstance(names, str):
             names = [names]
         return self.vms_by_name(names, miss)
 
+    def vm_items(
+        self,
+        objects_param: str,
+        from_object: Callable[[object], tuple[VMRecord, _T] | None],
+        items_of: Callable[[VMRecord], Sequence[tuple[str, _T]]],
+        patterns: Sequence[str] | None,
+        not_found: str,
+    ) -> list[tuple[HostModel, VMRecord, _T]]:
+        """Items of VMs (adapters, checkpoints) given as objects, or named per VM.
+
+        With ``objects_param`` bound, its objects resolved by ``from_object``. Otherwise each VM
+        of :meth:`vms` contributes its named ``items_of(vm)`` that match ``patterns`` (all of
+        them when None), resolved as VM names are: a literal name that matches nothing writes
+        an ``ObjectNotFound`` error, ``not_found`` formatted with ``{name}`` and ``{vm}``.
+        """
+        if self.bound.has(objects_param):
+            return [(self.host, vm, item) for vm, item in self.objects(objects_param, from_object)]
+        result: list[tuple[HostModel, VMRecord, _T]] = []
+        for host, vm in self.vms():
+            named = items_of(vm)
+            if patterns is None:
+                result.extend((host, vm, item) for _, item in named)
+                continue
+            for pattern in patterns:
+                hits = self.match_names(pattern, named)
+                if hits is None:
+                    self.error(
+                        "ObjectNotFound", not_found.format(name=pattern, vm=vm.name), pattern
+                    )
+                    continue
+                result.extend((host, vm, hit) for hit in hits)
+        return result
+
     def snapshot_from_object(self, value: object) -> tuple[VMRecord, SnapshotRecord] | None:
         ident = _as_uuid(_props(value).get("Id"))
         found = self.host.find_snapshot(ident) if ident is not None else None
         if found is None:
-            self.error(
-                "ObjectNotFound",
-                f"Hyper-V was unable to find the checkpoint '{_props(value).get('Name', '')}' "
-                f"on '{self.host.name}'.",
-                _text(value),
-            )
+            self.not_held(value, f"the checkpoint '{_props(value).get('Name', '')}'")
         return found
+
+    def replication_from_object(self, value: object) -> tuple[HostModel, VMRecord] | None:
+        props = _props(value)
+        ident = _as_uuid(props.get("VMId"))
+        if ident is not None and ident in self.host.vms:
+            return self.host, self.host.vms[ident]
+        self.not_held(value, f"the replication of virtual machine '{props.get('VMName', '')}'")
+        return None
 
     def adapter_from_object(self, value: object) -> tuple[VMRecord, NetworkAdapterRecord] | None:
         props = _props(value)
@@ -1150,13 +1146,20 @@ class _Run:
                     "Id" not in props and adapter.name == props.get("Name")
                 ):
                     return vm, adapter
-        self.error(
-            "ObjectNotFound",
-            f"Hyper-V was unable to find the network adapter '{props.get('Name', '')}' of "
-            f"virtual machine '{props.get('VMName', '')}' on '{self.host.name}'.",
-            _text(value),
+        self.not_held(
+            value,
+            f"the network adapter '{props.get('Name', '')}' of virtual machine "
+            f"'{props.get('VMName', '')}'",
         )
         return None
+
+    def not_held(self, value: object, what: str) -> None:
+        """Write that ``value``, an object given back by the client, is not on this host."""
+        self.error(
+            "ObjectNotFound",
+            f"Hyper-V was unable to find {what} on '{self.host.name}'.",
+            _text(value),
+        )
 
 
 def _props(value: object) -> Mapping[str, Any]:
@@ -1183,6 +1186,29 @@ def _as_uuid(value: object) -> uuid.UUID | None:
 
 
 # ----------------------------------------------------------------- cmdlet bodies
+
+
+# Items of a VM by name, for _Run.vm_items, and what a literal name that matches none says.
+
+
+def _adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
+    return [(a.name, a) for a in vm.adapters]
+
+
+def _synthetic_adapters(vm: VMRecord) -> list[tuple[str, NetworkAdapterRecord]]:
+    return [(a.name, a) for a in vm.adapters if not a.is_legacy]
+
+
+_NO_ADAPTER = (
+    "Hyper-V was unable to find a network adapter named \"{name}\" on virtual machine '{vm}'."
+)
+
+
+def _snapshots(vm: VMRecord) -> list[tuple[str, SnapshotRecord]]:
+    return [(s.name, s) for s in vm.snapshots]
+
+
+_NO_SNAPSHOT = "Hyper-V was unable to find a checkpoint named \"{name}\" of virtual machine '{vm}'."
 
 
 def get_vm(run: _Run) -> None:
@@ -1212,25 +1238,15 @@ def get_vm(run: _Run) -> None:
 
 def start_vm(run: _Run) -> None:
     for host, vm in run.vms("Name"):
-        if not run.should_process(vm.name, "Start-VM"):
-            continue
-        try:
-            host.start_vm(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if run.bound.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.start_vm, vm):
+            run.passthru(vm_object, host, vm)
 
 
 def stop_vm(run: _Run) -> None:
-    b = run.bound
+    save = run.bound.switch("Save")
     for host, vm in run.vms("Name"):
-        if not run.should_process(vm.name, "Stop-VM"):
-            continue
-        host.stop_vm(vm, save=b.switch("Save"))
-        if b.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.stop_vm, vm, save=save):
+            run.passthru(vm_object, host, vm)
 
 
 def get_vm_network_adapter(run: _Run) -> None:
@@ -1271,29 +1287,9 @@ def get_vm_network_adapter(run: _Run) -> None:
 
 def connect_vm_network_adapter(run: _Run) -> None:
     b = run.bound
-    targets: list[tuple[HostModel, VMRecord, NetworkAdapterRecord]] = []
-    if b.parameter_set.startswith("Object_"):
-        for value in b.get("VMNetworkAdapter"):
-            found = run.adapter_from_object(value)
-            if found is not None:
-                targets.append((run.host, *found))
-    else:
-        for host, vm in run.vms():
-            adapters = [(a.name, a) for a in vm.adapters]
-            if not b.has("Name"):
-                targets.extend((host, vm, a) for _, a in adapters)
-                continue
-            for name in b.get("Name"):
-                hits = run.match_names(name, adapters)
-                if hits is None:
-                    run.error(
-                        "ObjectNotFound",
-                        f'Hyper-V was unable to find a network adapter named "{name}" on '
-                        f"virtual machine '{vm.name}'.",
-                        name,
-                    )
-                    continue
-                targets.extend((host, vm, a) for a in hits)
+    targets = run.vm_items(
+        "VMNetworkAdapter", run.adapter_from_object, _adapters, b.get("Name"), _NO_ADAPTER
+    )
     if b.parameter_set.endswith("UseAutomaticConnection"):
         for _, vm, adapter in targets:
             run.error(
@@ -1319,15 +1315,10 @@ def connect_vm_network_adapter(run: _Run) -> None:
     else:
         switch_name = b.get("SwitchName")
     for host, vm, adapter in targets:
-        if not run.should_process(f"{vm.name}: {adapter.name}", "Connect-VMNetworkAdapter"):
-            continue
-        try:
-            host.connect_adapter(adapter, switch_name)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if b.switch("Passthru"):
-            run.output.append(adapter_object(host, vm, adapter))
+        if run.should_process(f"{vm.name}: {adapter.name}") and run.attempt(
+            host.connect_adapter, adapter, switch_name
+        ):
+            run.passthru(adapter_object, host, vm, adapter)
 
 
 def get_vm_switch(run: _Run) -> None:
@@ -1422,6 +1413,7 @@ def enable_vm_replication(run: _Run) -> None:
     b = run.bound
     as_replica_set = b.parameter_set.endswith("_AsReplica")
     for host, vm in run.vms():
+        operation: Callable[[], object]
         if as_replica_set:
             if not b.switch("AsReplica"):
                 raise run.fail(
@@ -1431,30 +1423,20 @@ def enable_vm_replication(run: _Run) -> None:
                     "-AuthenticationType.",
                     vm.name,
                 )
-            if not run.should_process(vm.name, "Enable-VMReplication"):
-                continue
-            try:
-                host.enable_as_replica(vm, b.get("AllowedPrimaryServer"))
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
-            if b.switch("Passthru"):
-                run.output.append(replication_object(host, vm))
-            continue
-        server = b.get("ReplicaServerName")
-        if _is_ip_literal(server):
-            raise run.fail(
-                "InvalidParameter",
-                f"The Replica server name '{server}' is not valid: give a host name (FQDN), not "
-                "an IP address.",
-                server,
-            )
-        auth = b.get("AuthenticationType").name
-        _validate_replication_settings(run, vm, auth)
-        if not run.should_process(vm.name, "Enable-VMReplication"):
-            continue
-        try:
-            host.enable_replication(
+            operation = partial(host.enable_as_replica, vm, b.get("AllowedPrimaryServer"))
+        else:
+            server = b.get("ReplicaServerName")
+            if _is_ip_literal(server):
+                raise run.fail(
+                    "InvalidParameter",
+                    f"The Replica server name '{server}' is not valid: give a host name (FQDN), "
+                    "not an IP address.",
+                    server,
+                )
+            auth = b.get("AuthenticationType").name
+            _validate_replication_settings(run, vm, auth)
+            operation = partial(
+                host.enable_replication,
                 vm,
                 replica_server=server,
                 port=b.get("ReplicaServerPort"),
@@ -1468,78 +1450,55 @@ def enable_vm_replication(run: _Run) -> None:
                 replicate_host_kvp_items=b.get("ReplicateHostKvpItems", True),
                 auto_resynchronize_enabled=b.get("AutoResynchronizeEnabled", False),
             )
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if b.switch("Passthru"):
-            run.output.append(replication_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(operation):
+            run.passthru(replication_object, host, vm)
 
 
 def _replication_targets(run: _Run) -> list[tuple[HostModel, VMRecord]]:
-    if run.bound.parameter_set == "VMReplication":
-        found = []
-        for value in run.bound.get("VMReplication"):
-            props = _props(value)
-            ident = _as_uuid(props.get("VMId"))
-            if ident is not None and ident in run.host.vms:
-                found.append((run.host, run.host.vms[ident]))
-            else:
-                run.error(
-                    "ObjectNotFound",
-                    f"Hyper-V was unable to find the replication of virtual machine "
-                    f"'{props.get('VMName', '')}' on '{run.host.name}'.",
-                    _text(value),
-                )
-        return found
+    if run.bound.has("VMReplication"):
+        return run.objects("VMReplication", run.replication_from_object)
     return run.vms()
 
 
 def start_vm_initial_replication(run: _Run) -> None:
+    for host, vm in _replication_targets(run):
+        if run.should_process(vm.name) and run.attempt(_start_initial_replication, run, host, vm):
+            run.passthru(replication_object, host, vm)
+
+
+def _start_initial_replication(run: _Run, host: HostModel, vm: VMRecord) -> None:
+    """Start (or schedule, or stage with -DestinationPath) one VM's initial replication."""
     b = run.bound
     start: datetime | None = b.get("InitialReplicationStartTime")
-    for host, vm in _replication_targets(run):
-        if not run.should_process(vm.name, "Start-VMInitialReplication"):
-            continue
-        now = host.fabric.now()
-        if start is not None and start > now + timedelta(days=7):
-            raise run.fail(
-                "InvalidParameter",
-                "The initial replication can be scheduled at most 7 days ahead.",
-                vm.name,
-            )
-        try:
-            if b.switch("UseBackup"):
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"Initial replication of '{vm.name}' from a backup needs a Replica virtual "
-                    "machine prepared with Enable-VMReplication -AsReplica.",
-                    vm.name,
-                )
-            if start is not None and start > now:
-                _check_initial_ready(vm)  # scheduled: state stays ReadyForInitialReplication
-            elif b.has("DestinationPath"):
-                _check_initial_ready(vm)
-                with host.lock:
-                    assert vm.replication is not None
-                    vm.replication.state = "InitialReplicationInProgress"
-            else:
-                host.start_initial_replication(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if b.switch("Passthru"):
-            run.output.append(replication_object(host, vm))
+    now = host.fabric.now()
+    if start is not None and start > now + timedelta(days=7):
+        raise run.fail(
+            "InvalidParameter",
+            "The initial replication can be scheduled at most 7 days ahead.",
+            vm.name,
+        )
+    if b.switch("UseBackup"):
+        raise HyperVStateError(
+            "InvalidState",
+            f"Initial replication of '{vm.name}' from a backup needs a Replica virtual "
+            "machine prepared with Enable-VMReplication -AsReplica.",
+            vm.name,
+        )
+    if start is not None and start > now:
+        _check_initial_ready(vm)  # scheduled: state stays ReadyForInitialReplication
+    elif b.has("DestinationPath"):
+        _check_initial_ready(vm)
+        with host.lock:
+            assert vm.replication is not None
+            vm.replication.state = "InitialReplicationInProgress"
+    else:
+        host.start_initial_replication(vm)
 
 
 def _check_initial_ready(vm: VMRecord) -> None:
     rep = vm.replication
     if rep is None or rep.mode != "Primary" or rep.state != "ReadyForInitialReplication":
-        raise HyperVStateError(
-            "InvalidState",
-            f"The operation cannot be performed on virtual machine '{vm.name}' in the current "
-            f"replication state ({vm.replication_state}).",
-            vm.name,
-        )
+        raise HyperVStateError.wrong_state(vm, vm.replication_state)
 
 
 def _replication_listing(run: _Run, measure: bool) -> None:
@@ -1629,6 +1588,7 @@ def set_vm_replication(run: _Run) -> None:
             if auth is not None
             else (vm.replication.auth_type if vm.replication else None)
         )
+        operation: Callable[[], object]
         if b.switch("Reverse"):
             if b.has("ReplicaServerName") and _is_ip_literal(b.get("ReplicaServerName")):
                 raise run.fail(
@@ -1637,27 +1597,16 @@ def set_vm_replication(run: _Run) -> None:
                     "host name.",
                     b.get("ReplicaServerName"),
                 )
-            if not run.should_process(vm.name, "Set-VMReplication"):
-                continue
-            try:
-                host.reverse_replication(
-                    vm,
-                    replica_server=b.get("ReplicaServerName"),
-                    port=b.get("ReplicaServerPort"),
-                    auth_type=auth.name if auth is not None else None,
-                    certificate_thumbprint=b.get("CertificateThumbprint"),
-                )
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
+            operation = partial(
+                host.reverse_replication,
+                vm,
+                replica_server=b.get("ReplicaServerName"),
+                port=b.get("ReplicaServerPort"),
+                auth_type=auth.name if auth is not None else None,
+                certificate_thumbprint=b.get("CertificateThumbprint"),
+            )
         elif b.switch("AsReplica"):
-            if not run.should_process(vm.name, "Set-VMReplication"):
-                continue
-            try:
-                host.set_as_replica(vm, b.get("AllowedPrimaryServer"))
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
+            operation = partial(host.set_as_replica, vm, b.get("AllowedPrimaryServer"))
         else:
             _validate_replication_settings(run, vm, auth_name if auth is not None else None)
             changes: dict[str, object] = {
@@ -1680,15 +1629,9 @@ def set_vm_replication(run: _Run) -> None:
                     )
                     continue
                 changes["replica_server"] = b.get("ReplicaServerName")
-            if not run.should_process(vm.name, "Set-VMReplication"):
-                continue
-            try:
-                host.set_replication(vm, **changes)
-            except HyperVStateError as problem:
-                run.state_error(problem)
-                continue
-        if b.switch("Passthru"):
-            run.output.append(replication_object(host, vm))
+            operation = partial(host.set_replication, vm, **changes)
+        if run.should_process(vm.name) and run.attempt(operation):
+            run.passthru(replication_object, host, vm)
 
 
 def get_vm_snapshot(run: _Run) -> None:
@@ -1745,46 +1688,29 @@ def get_vm_snapshot(run: _Run) -> None:
 def checkpoint_vm(run: _Run) -> None:
     b = run.bound
     for host, vm in run.vms("Name"):
-        if not run.should_process(vm.name, "Checkpoint-VM"):
+        if not run.should_process(vm.name):
             continue
         try:
             snap = host.checkpoint(vm, b.get("SnapshotName"))
         except HyperVStateError as problem:
             run.state_error(problem)
             continue
-        if b.switch("Passthru"):
-            run.output.append(snapshot_object(host, vm, snap))
+        run.passthru(snapshot_object, host, vm, snap)
 
 
 def remove_vm_snapshot(run: _Run) -> None:
     b = run.bound
-    doomed: list[tuple[HostModel, VMRecord, SnapshotRecord]] = []
-    if b.parameter_set == "SnapshotObject":
-        for value in b.get("VMSnapshot"):
-            found = run.snapshot_from_object(value)
-            if found is not None:
-                doomed.append((run.host, *found))
-    else:
-        for host, vm in run.vms():
-            snaps = [(s.name, s) for s in vm.snapshots]
-            if not b.has("Name"):
-                doomed.extend((host, vm, s) for _, s in snaps)
-                continue
-            for name in b.get("Name"):
-                hits = run.match_names(name, snaps)
-                if hits is None:
-                    run.error(
-                        "ObjectNotFound",
-                        f'Hyper-V was unable to find a checkpoint named "{name}" of virtual '
-                        f"machine '{vm.name}'.",
-                        name,
-                    )
-                    continue
-                doomed.extend((host, vm, s) for s in hits)
+    doomed = run.vm_items(
+        "VMSnapshot",
+        run.snapshot_from_object,
+        _snapshots,
+        b.get("Name"),
+        _NO_SNAPSHOT,
+    )
     for host, vm, snap in doomed:
         if not any(s.id == snap.id for s in vm.snapshots):
             continue  # already removed with a subtree
-        if not run.should_process(snap.name, "Remove-VMSnapshot"):
+        if not run.should_process(snap.name):
             continue
         obj = snapshot_object(host, vm, snap)
         host.remove_snapshot(vm, snap, subtree=b.switch("IncludeAllChildSnapshots"))
@@ -1805,17 +1731,12 @@ def start_vm_failover(run: _Run) -> None:
     else:
         targets = [(host, vm, None) for host, vm in run.vms()]
     for host, vm, point in targets:
-        if not run.should_process(vm.name, "Start-VMFailover"):
+        if not run.should_process(vm.name):
             continue
         try:
             mode = vm.replication_mode
             if mode in {"None", "TestReplica"}:
-                raise HyperVStateError(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{vm.name}' in "
-                    f"replication mode {mode}.",
-                    vm.name,
-                )
+                raise HyperVStateError.not_applicable(vm, mode)
             if mode == "Primary":
                 if test or point is not None:
                     raise HyperVStateError(
@@ -1854,58 +1775,26 @@ def start_vm_failover(run: _Run) -> None:
 
 def stop_vm_failover(run: _Run) -> None:
     for host, vm in run.vms():
-        if not run.should_process(vm.name, "Stop-VMFailover"):
-            continue
-        try:
-            host.stop_failover(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if run.bound.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.stop_failover, vm):
+            run.passthru(vm_object, host, vm)
 
 
 def complete_vm_failover(run: _Run) -> None:
     for host, vm in run.vms():
-        if not run.should_process(vm.name, "Complete-VMFailover"):
-            continue
-        try:
-            host.complete_failover(vm)
-        except HyperVStateError as problem:
-            run.state_error(problem)
-            continue
-        if run.bound.switch("Passthru"):
-            run.output.append(vm_object(host, vm))
+        if run.should_process(vm.name) and run.attempt(host.complete_failover, vm):
+            run.passthru(vm_object, host, vm)
 
 
-def _adapters_of(
-    run: _Run, name_filter: str | None
-) -> list[tuple[HostModel, VMRecord, NetworkAdapterRecord]]:
-    b = run.bound
-    result: list[tuple[HostModel, VMRecord, NetworkAdapterRecord]] = []
-    if b.parameter_set == "ResourceObject":
-        value = b.get("VMNetworkAdapter")
-        for item in value if isinstance(value, list) else [value]:
-            found = run.adapter_from_object(item)
-            if found is not None:
-                result.append((run.host, *found))
-        return result
-    for host, vm in run.vms():
-        synthetic = [(a.name, a) for a in vm.adapters if not a.is_legacy]
-        if name_filter is None:
-            result.extend((host, vm, a) for _, a in synthetic)
-            continue
-        hits = run.match_names(name_filter, synthetic)
-        if hits is None:
-            run.error(
-                "ObjectNotFound",
-                f'Hyper-V was unable to find a network adapter named "{name_filter}" on '
-                f"virtual machine '{vm.name}'.",
-                name_filter,
-            )
-            continue
-        result.extend((host, vm, a) for a in hits)
-    return result
+def _failover_adapters(run: _Run) -> list[tuple[HostModel, VMRecord, NetworkAdapterRecord]]:
+    """The adapters a *-VMNetworkAdapterFailoverConfiguration names (synthetic ones only)."""
+    name = run.bound.get("VMNetworkAdapterName")
+    return run.vm_items(
+        "VMNetworkAdapter",
+        run.adapter_from_object,
+        _synthetic_adapters,
+        None if name is None else [name],
+        _NO_ADAPTER,
+    )
 
 
 _IPV4_FIELDS = {
@@ -1975,17 +1864,11 @@ def _validate_failover_ip(run: _Run) -> None:
 def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
     b = run.bound
     _validate_failover_ip(run)
-    for host, vm, adapter in _adapters_of(run, b.get("VMNetworkAdapterName")):
+    for host, vm, adapter in _failover_adapters(run):
         if vm.replication is None or vm.is_test_replica:
-            run.error(
-                "InvalidState",
-                f"Replication is not enabled for virtual machine '{vm.name}'.",
-                vm.name,
-            )
+            run.state_error(HyperVStateError.not_enabled(vm))
             continue
-        if not run.should_process(
-            f"{vm.name}: {adapter.name}", "Set-VMNetworkAdapterFailoverConfiguration"
-        ):
+        if not run.should_process(f"{vm.name}: {adapter.name}"):
             continue
         with host.lock:
             settings = adapter.failover
@@ -1999,12 +1882,11 @@ def set_vm_network_adapter_failover_configuration(run: _Run) -> None:
                 if b.has(param):
                     setattr(settings, field, b.get(param))
             snapshot = attrs.evolve(settings)
-        if b.switch("Passthru"):
-            run.output.append(failover_object(snapshot))
+        run.passthru(failover_object, snapshot)
 
 
 def get_vm_network_adapter_failover_configuration(run: _Run) -> None:
-    for host, _, adapter in _adapters_of(run, run.bound.get("VMNetworkAdapterName")):
+    for host, _, adapter in _failover_adapters(run):
         with host.lock:
             settings = attrs.evolve(adapter.failover)
         if not settings.is_empty:

@@ -171,6 +171,9 @@ CHECKPOINT_TYPE = EnumType(
 #: Recovery point types Start-VMFailover accepts (SnapshotType 6..8).
 RECOVERY_SNAPSHOT_TYPES = frozenset({"Replica", "AppConsistentReplica", "SyncedReplica"})
 
+#: A Replica failed over (committed or not): it runs, takes checkpoints, can be reversed.
+_FAILED_OVER = frozenset({"FailedOverWaitingCompletion", "FailedOver"})
+
 
 class HyperVStateError(Exception):
     """An operation Hyper-V refuses; ``error_id`` is the first half of the FullyQualifiedErrorId.
@@ -193,6 +196,35 @@ class HyperVStateError(Exception):
         self.message = message
         self.category = self._CATEGORIES.get(error_id, "NotSpecified")
         self.target = target
+
+    @classmethod
+    def not_applicable(cls, record: VMRecord, mode: str) -> HyperVStateError:
+        """OperationFailed: the operation does not apply to a VM in replication ``mode``."""
+        return cls(
+            "OperationFailed",
+            f"The operation is not applicable to virtual machine '{record.name}' in "
+            f"replication mode {mode}.",
+            record.name,
+        )
+
+    @classmethod
+    def wrong_state(cls, record: VMRecord, state: str) -> HyperVStateError:
+        """InvalidState: the operation does not apply in the current replication ``state``."""
+        return cls(
+            "InvalidState",
+            f"The operation cannot be performed on virtual machine '{record.name}' in the "
+            f"current replication state ({state}).",
+            record.name,
+        )
+
+    @classmethod
+    def not_enabled(cls, record: VMRecord) -> HyperVStateError:
+        """InvalidState: the VM has no replication (or is a test replica)."""
+        return cls(
+            "InvalidState",
+            f"Replication is not enabled for virtual machine '{record.name}'.",
+            record.name,
+        )
 
 
 @attrs.define
@@ -570,15 +602,7 @@ class HostModel:
     def start_vm(self, record: VMRecord) -> None:
         with self.lock:
             rep = record.replication
-            if (
-                rep is not None
-                and rep.mode == "Replica"
-                and rep.state
-                not in {
-                    "FailedOverWaitingCompletion",
-                    "FailedOver",
-                }
-            ):
+            if rep is not None and rep.mode == "Replica" and rep.state not in _FAILED_OVER:
                 raise HyperVStateError(
                     "InvalidState",
                     f"'{record.name}' failed to start. The virtual machine is a Replica "
@@ -607,10 +631,10 @@ class HostModel:
 
     def checkpoint(self, record: VMRecord, name: str | None = None) -> SnapshotRecord:
         with self.lock:
-            if record.replication_mode == "Replica" and record.replication_state not in {
-                "FailedOverWaitingCompletion",
-                "FailedOver",
-            }:
+            if (
+                record.replication_mode == "Replica"
+                and record.replication_state not in _FAILED_OVER
+            ):
                 raise HyperVStateError(
                     "InvalidState",
                     f"Cannot create a checkpoint of '{record.name}': it is a Replica virtual "
@@ -713,12 +737,7 @@ class HostModel:
                     record.name,
                 )
             if mode != "None":
-                raise HyperVStateError(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{record.name}' in "
-                    f"replication mode {mode}.",
-                    record.name,
-                )
+                raise HyperVStateError.not_applicable(record, mode)
             target = self.fabric.host(replica_server)
             if target is None:
                 raise HyperVStateError(
@@ -768,12 +787,7 @@ class HostModel:
         """
         with self.lock:
             if record.replication_mode != "None":
-                raise HyperVStateError(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{record.name}' in "
-                    f"replication mode {record.replication_mode}.",
-                    record.name,
-                )
+                raise HyperVStateError.not_applicable(record, record.replication_mode)
             record.replication = ReplicationRecord(
                 mode="Replica",
                 state="WaitingForInitialReplication",
@@ -787,21 +801,11 @@ class HostModel:
     def set_as_replica(self, record: VMRecord, allowed_primary: str | None) -> None:
         """Set-VMReplication -AsReplica: only a Replica's allowed primary server can change."""
         with self.lock:
-            if record.replication is None or record.is_test_replica:
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"Replication is not enabled for virtual machine '{record.name}'.",
-                    record.name,
-                )
-            if record.replication.mode != "Replica":
-                raise HyperVStateError(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{record.name}' in "
-                    f"replication mode {record.replication.mode}.",
-                    record.name,
-                )
+            rep = self._enabled_replication(record)
+            if rep.mode != "Replica":
+                raise HyperVStateError.not_applicable(record, rep.mode)
             if allowed_primary:
-                record.replication.allowed_primary_server = allowed_primary
+                rep.allowed_primary_server = allowed_primary
 
     def _create_replica_vm(self, primary: VMRecord, rep: ReplicationRecord) -> VMRecord:
         now = self.fabric.now()
@@ -834,30 +838,15 @@ class HostModel:
 
     def start_initial_replication(self, record: VMRecord) -> None:
         with self.lock:
-            rep = record.replication
-            if rep is None or record.is_test_replica:
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"Replication is not enabled for virtual machine '{record.name}'.",
-                    record.name,
-                )
+            rep = self._enabled_replication(record)
             if rep.mode != "Primary" or rep.state != "ReadyForInitialReplication":
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"The operation cannot be performed on virtual machine '{record.name}' in the "
-                    f"current replication state ({rep.state}).",
-                    record.name,
-                )
+                raise HyperVStateError.wrong_state(record, rep.state)
             replica_host, replica = self._replica_of(record)
             rep.state = "Replicating"
             assert replica.replication is not None
             replica.replication.state = "Replicating"
-            now = self.fabric.now()
             replica.data_version = record.data_version
-            for side in (rep, replica.replication):
-                side.last_replication_time = now
-                side.successful_replications += 1
-                side.last_replication_type = "Regular"
+            _count_cycle("Regular", self.fabric.now(), rep, replica.replication)
             del replica_host  # same lock; nothing else to do on the replica host
 
     def _receive(
@@ -886,10 +875,8 @@ class HostModel:
         points = [s for s in replica.snapshots if s.snapshot_type in RECOVERY_SNAPSHOT_TYPES]
         stale = {s.id for s in points[:-keep]}
         replica.snapshots = [s for s in replica.snapshots if s.id not in stale]
-        for side in (primary.replication, replica.replication):
-            side.last_replication_time = now
-            side.successful_replications += 1
-            side.last_replication_type = "ApplicationConsistent" if app_consistent else "Regular"
+        kind = "ApplicationConsistent" if app_consistent else "Regular"
+        _count_cycle(kind, now, primary.replication, replica.replication)
         return point
 
     def prepare_failover(self, record: VMRecord) -> None:
@@ -906,22 +893,20 @@ class HostModel:
                 )
             _, replica = self._replica_of(record)
             assert replica.replication is not None
-            now = self.fabric.now()
             replica.data_version = record.data_version
-            for side in (rep, replica.replication):
-                side.last_replication_time = now
-                side.successful_replications += 1
-                side.last_replication_type = "Planned"
+            _count_cycle("Planned", self.fabric.now(), rep, replica.replication)
             rep.state = "PreparedForFailover"
 
+    def _enabled_replication(self, record: VMRecord) -> ReplicationRecord:
+        """The VM's relationship; InvalidState ("not enabled") for none or a test replica."""
+        if record.replication is None or record.is_test_replica:
+            raise HyperVStateError.not_enabled(record)
+        return record.replication
+
     def _require_replication(self, record: VMRecord) -> ReplicationRecord:
+        """The VM's relationship; OperationFailed ("not applicable") for none or a test replica."""
         if record.is_test_replica:
-            raise HyperVStateError(
-                "OperationFailed",
-                f"The operation is not applicable to virtual machine '{record.name}' in "
-                "replication mode TestReplica.",
-                record.name,
-            )
+            raise HyperVStateError.not_applicable(record, "TestReplica")
         if record.replication is None:
             raise HyperVStateError(
                 "OperationFailed",
@@ -931,7 +916,16 @@ class HostModel:
             )
         return record.replication
 
-    def _check_failover_source(self, record: VMRecord, rep: ReplicationRecord, test: bool) -> None:
+    def _failover_source(
+        self, record: VMRecord, *, test: bool, on_primary: str
+    ) -> ReplicationRecord:
+        """The relationship of a Replica VM that can fail over now (off, replicated at least once).
+
+        ``on_primary`` is the InvalidParameter message for a primary VM.
+        """
+        rep = self._require_replication(record)
+        if rep.mode != "Replica":
+            raise HyperVStateError("InvalidParameter", on_primary, record.name)
         allowed = {"Replicating", "Suspended"}
         if not test:
             allowed |= {"Resynchronizing", "WaitingForUpdateCompletion"}
@@ -943,6 +937,7 @@ class HostModel:
                 f"last replication {rep.last_replication_time or 'never'}).",
                 record.name,
             )
+        return rep
 
     def _point_for(self, record: VMRecord, point: SnapshotRecord | None) -> int:
         if point is None:
@@ -959,15 +954,12 @@ class HostModel:
     def failover(self, record: VMRecord, point: SnapshotRecord | None = None) -> None:
         """Fail a replica VM over to ``point`` (the latest replicated data when None)."""
         with self.lock:
-            rep = self._require_replication(record)
-            if rep.mode != "Replica":
-                raise HyperVStateError(
-                    "InvalidParameter",
-                    f"'Prepare' is not provided: on the primary virtual machine '{record.name}' "
-                    "only a planned failover (-Prepare) can be started.",
-                    record.name,
-                )
-            self._check_failover_source(record, rep, test=False)
+            rep = self._failover_source(
+                record,
+                test=False,
+                on_primary=f"'Prepare' is not provided: on the primary virtual machine "
+                f"'{record.name}' only a planned failover (-Prepare) can be started.",
+            )
             version = self._point_for(record, point)
             rep.pre_failover_version = record.data_version
             rep.failed_over_point_id = point.id if point else None
@@ -979,15 +971,12 @@ class HostModel:
     def test_failover(self, record: VMRecord, point: SnapshotRecord | None = None) -> VMRecord:
         """Create the test VM (``<name> - Test``) of a replica from ``point`` or the latest."""
         with self.lock:
-            rep = self._require_replication(record)
-            if rep.mode != "Replica":
-                raise HyperVStateError(
-                    "InvalidParameter",
-                    f"'Prepare' is the only valid parameter for the primary virtual machine "
-                    f"'{record.name}'; a test failover runs on the Replica server.",
-                    record.name,
-                )
-            self._check_failover_source(record, rep, test=True)
+            rep = self._failover_source(
+                record,
+                test=True,
+                on_primary=f"'Prepare' is the only valid parameter for the primary virtual "
+                f"machine '{record.name}'; a test failover runs on the Replica server.",
+            )
             if rep.test_vm_id is not None and rep.test_vm_id in self.vms:
                 raise HyperVStateError(
                     "InvalidState",
@@ -1039,12 +1028,7 @@ class HostModel:
                 "PreparedForFailover",
                 "RecoveryInProgress",
             }:
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"The operation cannot be performed on virtual machine '{record.name}' in the "
-                    f"current replication state ({rep.state}).",
-                    record.name,
-                )
+                raise HyperVStateError.wrong_state(record, rep.state)
             self.stop_vm(record)
             if rep.mode == "Replica":
                 if rep.pre_failover_version is not None:
@@ -1060,22 +1044,10 @@ class HostModel:
         with self.lock:
             rep = self._require_replication(record)
             if rep.mode != "Replica":
-                raise HyperVStateError(
-                    "OperationFailed",
-                    f"The operation is not applicable to virtual machine '{record.name}' in "
-                    f"replication mode {rep.mode}.",
-                    record.name,
-                )
+                raise HyperVStateError.not_applicable(record, rep.mode)
             if rep.state != "FailedOverWaitingCompletion":
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"The operation cannot be performed on virtual machine '{record.name}' in the "
-                    f"current replication state ({rep.state}).",
-                    record.name,
-                )
-            record.snapshots = [
-                s for s in record.snapshots if s.snapshot_type not in RECOVERY_SNAPSHOT_TYPES
-            ]
+                raise HyperVStateError.wrong_state(record, rep.state)
+            _drop_recovery_points(record)
             rep.pre_failover_version = None
             rep.state = "FailedOver"
 
@@ -1103,13 +1075,8 @@ class HostModel:
                     f"'{record.name}': reverse replication runs on the Replica.",
                     record.name,
                 )
-            if rep.state not in {"FailedOverWaitingCompletion", "FailedOver"}:
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"The operation cannot be performed on virtual machine '{record.name}' in the "
-                    f"current replication state ({rep.state}).",
-                    record.name,
-                )
+            if rep.state not in _FAILED_OVER:
+                raise HyperVStateError.wrong_state(record, rep.state)
             new_auth = auth_type or rep.auth_type
             thumbprint = certificate_thumbprint or (
                 rep.certificate_thumbprint if auth_type is None else None
@@ -1143,9 +1110,7 @@ class HostModel:
                     f"'{target.name}' must be turned off (it is {old.state}).",
                     record.name,
                 )
-            record.snapshots = [
-                s for s in record.snapshots if s.snapshot_type not in RECOVERY_SNAPSHOT_TYPES
-            ]
+            _drop_recovery_points(record)
             new = attrs.evolve(
                 rep,
                 mode="Primary",
@@ -1165,9 +1130,7 @@ class HostModel:
             if old is None:
                 target._create_replica_vm(record, new)
             else:
-                old.snapshots = [
-                    s for s in old.snapshots if s.snapshot_type not in RECOVERY_SNAPSHOT_TYPES
-                ]
+                _drop_recovery_points(old)
                 old.replication = attrs.evolve(
                     new,
                     mode="Replica",
@@ -1180,13 +1143,7 @@ class HostModel:
     def set_replication(self, record: VMRecord, **changes: object) -> ReplicationRecord:
         """Change settings of a primary's relationship (mirrored to the replica's record)."""
         with self.lock:
-            rep = record.replication
-            if rep is None or record.is_test_replica:
-                raise HyperVStateError(
-                    "InvalidState",
-                    f"Replication is not enabled for virtual machine '{record.name}'.",
-                    record.name,
-                )
+            rep = self._enabled_replication(record)
             if rep.mode != "Primary":
                 raise HyperVStateError(
                     "OperationFailed",
@@ -1204,6 +1161,21 @@ class HostModel:
             for key, value in changes.items():
                 setattr(replica.replication, key, value)
             return rep
+
+
+def _count_cycle(kind: str, now: datetime, *sides: ReplicationRecord) -> None:
+    """Both ends of a relationship record one replication cycle of ``kind``, sent at ``now``."""
+    for side in sides:
+        side.last_replication_time = now
+        side.successful_replications += 1
+        side.last_replication_type = kind
+
+
+def _drop_recovery_points(record: VMRecord) -> None:
+    """Remove a VM's Replica recovery points; its own checkpoints stay."""
+    record.snapshots = [
+        s for s in record.snapshots if s.snapshot_type not in RECOVERY_SNAPSHOT_TYPES
+    ]
 
 
 def _stamp(moment: datetime) -> str:
