@@ -242,9 +242,9 @@ class Runner:
         """Like :meth:`failover`, but returns the :class:`Run` at once (it runs in a thread)."""
         order = _as_order(vms)
         kind = _kind(kind)
-        targets, decisions, warnings = self._preflight(order, kind, recovery_point, force)
+        targets, decisions = self._preflight(order, kind, recovery_point, force)
         run_id = f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        execution = _Execution(self, run_id, kind, order, targets, decisions, warnings, rto)
+        execution = _Execution(self, run_id, kind, order, targets, decisions, rto)
         run = Run(execution)
         if background:
             run._start_background()
@@ -254,7 +254,7 @@ class Runner:
 
     def _preflight(
         self, order: StartOrder, kind: FailoverKind, choice: PointChoice, force: bool
-    ) -> tuple[dict[str, _Target], list[str], list[str]]:
+    ) -> tuple[dict[str, _Target], list[str]]:
         if kind is not FailoverKind.REGULAR:
             raise ValidationError.of(
                 f"kind {kind.value!r}",
@@ -267,7 +267,6 @@ class Runner:
         inventory = self._call(self.backend.inventory)
         targets: dict[str, _Target] = {}
         decisions: list[str] = []
-        warnings: list[str] = []
         for name in order.vms:
             item = f"VM {name!r}"
             try:
@@ -305,7 +304,7 @@ class Runner:
             targets[name] = _Target(name, source, replica, point, order.entry(name))
         if findings:
             raise ValidationError(findings)
-        return targets, decisions, warnings
+        return targets, decisions
 
     @staticmethod
     def _fence(inventory: Inventory, source: VM, replica: Replica) -> str | None:
@@ -405,7 +404,6 @@ class _Execution:
         order: StartOrder,
         targets: dict[str, _Target],
         decisions: list[str],
-        warnings: list[str],
         rto: float | None,
     ) -> None:
         self.runner = runner
@@ -414,7 +412,7 @@ class _Execution:
         self.order = order
         self.targets = targets
         self.decisions = decisions
-        self.warnings = warnings
+        self.warnings: list[str] = []
         self.rto = rto
         self.cancelled = threading.Event()
         self.progress = {name: _Progress() for name in targets}

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 import pytest
 
-from vmfailover.testing.hyperv._objects import CmdletError, Shell, ShellResult
+from vmfailover.testing.hyperv._objects import CmdletError, Shell, ShellResult, cmd
 from vmfailover.testing.hyperv.client import PypsrpShell
 from vmfailover.testing.hyperv.cmdlets import HyperVCommandHost
 from vmfailover.testing.hyperv.host import HyperVHost
@@ -109,6 +109,15 @@ def hv(hv_pair: HyperVPair) -> HyperVSingle:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def start_replication(pair: HyperVPair, vm: str, *, cycles: int) -> None:
+    """Replicate ``vm`` from hv-a to hv-b (history 4), then run ``cycles`` write+sync cycles."""
+    ok(pair.primary.run(cmd("Enable-VMReplication", vm, "hv-b", 80, "Kerberos", RecoveryHistory=4)))
+    ok(pair.primary.run(cmd("Start-VMInitialReplication", vm)))
+    for _ in range(cycles):
+        pair.primary_model.write_data(vm)
+        pair.primary_model.replicate(vm)
 
 
 def type_name(obj: Any) -> str:

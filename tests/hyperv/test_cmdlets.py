@@ -16,6 +16,7 @@ from .conftest import (
     ok,
     only_error,
     prop,
+    start_replication,
     text,
     type_name,
 )
@@ -40,15 +41,7 @@ def replicating(hv_pair: HyperVPair) -> HyperVPair:
         model.add_switch("Prod")
     hv_pair.primary_model.add_vm("web01", switch="Prod", state="Running")
     hv_pair.primary_model.add_vm("db01", switch="Prod")
-    ok(
-        hv_pair.primary.run(
-            cmd("Enable-VMReplication", "web01", "hv-b", 80, "Kerberos", RecoveryHistory=4)
-        )
-    )
-    ok(hv_pair.primary.run(cmd("Start-VMInitialReplication", "web01")))
-    for _ in range(2):
-        hv_pair.primary_model.write_data("web01")
-        hv_pair.primary_model.replicate("web01")
+    start_replication(hv_pair, "web01", cycles=2)
     return hv_pair
 
 

@@ -10,7 +10,17 @@ import pytest
 from vmfailover.testing.hyperv._objects import Call, cmd
 from vmfailover.testing.hyperv.model import HyperVStateError, SnapshotRecord
 
-from .conftest import HyperVPair, error_ids, names, ok, only_error, prop, text, type_name
+from .conftest import (
+    HyperVPair,
+    error_ids,
+    names,
+    ok,
+    only_error,
+    prop,
+    start_replication,
+    text,
+    type_name,
+)
 
 CMDS = "Microsoft.HyperV.PowerShell.Commands."
 NO = {"Confirm": False}
@@ -24,15 +34,7 @@ def pair(hv_pair: HyperVPair) -> HyperVPair:
     hv_pair.replica_model.add_switch("TestNet", "Private")
     hv_pair.primary_model.add_vm("web01", switch="Prod", state="Running", memory_mb=2048)
     hv_pair.primary_model.add_vm("plain")
-    ok(
-        hv_pair.primary.run(
-            cmd("Enable-VMReplication", "web01", "hv-b", 80, "Kerberos", RecoveryHistory=4)
-        )
-    )
-    ok(hv_pair.primary.run(cmd("Start-VMInitialReplication", "web01")))
-    for _ in range(3):
-        hv_pair.primary_model.write_data("web01")
-        hv_pair.primary_model.replicate("web01")
+    start_replication(hv_pair, "web01", cycles=3)
     return hv_pair
 
 

@@ -16,7 +16,7 @@ import ipaddress
 import itertools
 import random
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 import attrs
@@ -282,19 +282,17 @@ class MemoryBackend:
 
     def fail_site(self, site: str) -> None:
         """Every host of the site loses power (a disaster)."""
-        with self._lock:
-            self._require(site, self._sites, "site")
-            for host in list(self._hosts.values()):
-                if host.site == site:
-                    self.fail_host(host.name)
+        self._each_host_at(site, self.fail_host)
 
     def isolate_site(self, site: str) -> None:
         """The site is cut off but still running (the split-brain scenario)."""
+        self._each_host_at(site, self.isolate_host)
+
+    def _each_host_at(self, site: str, action: Callable[[str], None]) -> None:
         with self._lock:
             self._require(site, self._sites, "site")
-            for host in list(self._hosts.values()):
-                if host.site == site:
-                    self.isolate_host(host.name)
+            for host in [h.name for h in self._hosts.values() if h.site == site]:
+                action(host)
 
     # --- the Backend protocol --------------------------------------------------------------------
 
