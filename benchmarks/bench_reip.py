@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vmfailover.reip import IPAssignment, ReIPRule, ReIPRules
+from vmfailover.policy.reip import IPAssignment, ReIPRule, ReIPRules
 
 
 def family(index: int) -> list[ReIPRule]:

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from vmfailover.model import RecoveryPoint
-from vmfailover.retention import RetentionPolicy
+from vmfailover.policy.retention import RetentionPolicy
 
 N = 1_000_000
 TARGET = 3.0

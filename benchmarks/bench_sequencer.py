@@ -28,8 +28,8 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from vmfailover.sequencer import StartOrder
-from vmfailover.simulate import simulate
+from vmfailover.engine.simulate import simulate
+from vmfailover.policy.sequencer import StartOrder
 
 SEED = 20261126
 #: Log-normal start-to-ready times: median one minute, a long tail (p99 about 5 minutes).

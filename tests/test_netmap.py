@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from vmfailover.errors import Severity, ValidationError
 from vmfailover.model import VM, FailoverKind, Host, Inventory, Network, Nic, Replica, Site
-from vmfailover.netmap import NetworkMapping
+from vmfailover.policy.netmap import NetworkMapping
 
 MAC1 = "00:50:56:00:00:01"
 MAC2 = "00:50:56:00:00:02"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from vmfailover.errors import NotFoundError, Severity, ValidationError
 from vmfailover.model import VM, Host, Inventory, IPConfig, Network, Nic, Replica, Site
-from vmfailover.reip import (
+from vmfailover.policy.reip import (
     IPAssignment,
     ReIPAction,
     ReIPOverride,

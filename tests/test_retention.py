@@ -9,7 +9,7 @@ import pytest
 
 from vmfailover.errors import ValidationError
 from vmfailover.model import RecoveryPoint
-from vmfailover.retention import CalendarDuration, RetentionPolicy
+from vmfailover.policy.retention import CalendarDuration, RetentionPolicy
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from vmfailover.model import RecoveryPoint
-from vmfailover.retention import RetentionPolicy
+from vmfailover.policy.retention import RetentionPolicy
 
 # --- the reference ------------------------------------------------------------------------------
 

@@ -9,11 +9,18 @@ import pytest
 
 from vmfailover import FailoverKind, NotFoundError, PowerState, ValidationError
 from vmfailover.backends.memory import MemoryBackend
-from vmfailover.demo import lab_start_order
-from vmfailover.events import RunEvent, RunFinished, RunStarted, StepStarted, VMFailed, VMReady
+from vmfailover.cli.demo import lab_start_order
+from vmfailover.engine.events import (
+    RunEvent,
+    RunFinished,
+    RunStarted,
+    StepStarted,
+    VMFailed,
+    VMReady,
+)
+from vmfailover.engine.results import Outcome, RunResult
+from vmfailover.engine.runner import RetryPolicy, Runner, choose_point
 from vmfailover.model import Consistency, RecoveryPoint
-from vmfailover.report import Outcome, RunResult
-from vmfailover.runner import RetryPolicy, Runner, choose_point
 from vmfailover.testing import LAB_DEPENDENCIES, LAB_VMS, SimulatedCrash, lab
 
 MUTATING = {

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from vmfailover.errors import ConflictError, NotFoundError, Severity, ValidationError
-from vmfailover.probes import (
+from vmfailover.policy.probes import (
     CallableProbe,
     HTTPStatus,
     IPAssigned,
@@ -17,7 +17,7 @@ from vmfailover.probes import (
     TCPPort,
     ToolsHeartbeat,
 )
-from vmfailover.sequencer import (
+from vmfailover.policy.sequencer import (
     TRANSITIONS,
     Event,
     FailurePolicy,

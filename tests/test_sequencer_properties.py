@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vmfailover.errors import ConflictError
-from vmfailover.sequencer import FailurePolicy, GroupMode, Sequencer, StartOrder, VMState
+from vmfailover.policy.sequencer import FailurePolicy, GroupMode, Sequencer, StartOrder, VMState
 
 RESOURCES = ("host:a", "host:b", "datastore:c")
 FAILED_STATES = (VMState.FAILED, VMState.TIMED_OUT)

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vmfailover.engine.simulate import Fixed, LogNormal, SimulationResult, Uniform, simulate
 from vmfailover.errors import ValidationError
-from vmfailover.sequencer import StartOrder, VMState
-from vmfailover.simulate import Fixed, LogNormal, SimulationResult, Uniform, simulate
+from vmfailover.policy.sequencer import StartOrder, VMState
 
 RESOURCES = ("host:a", "host:b")
 

@@ -8,6 +8,16 @@ from __future__ import annotations
 from vmfailover.backends.base import Backend, Readiness
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
+from vmfailover.engine.runner import RetryPolicy, Run, Runner
+from vmfailover.engine.simulate import (
+    Distribution,
+    Fixed,
+    LogNormal,
+    SimulationResult,
+    Uniform,
+    simulate,
+)
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -39,8 +49,9 @@ from vmfailover.model import (
     ReplicaState,
     Site,
 )
-from vmfailover.netmap import NetworkMapping
-from vmfailover.probes import (
+from vmfailover.policy.netmap import NetworkMapping
+from vmfailover.policy.points import choose_point
+from vmfailover.policy.probes import (
     CallableProbe,
     HTTPStatus,
     IPAssigned,
@@ -49,7 +60,7 @@ from vmfailover.probes import (
     TCPPort,
     ToolsHeartbeat,
 )
-from vmfailover.reip import (
+from vmfailover.policy.reip import (
     IPAssignment,
     ReIPAction,
     ReIPEntry,
@@ -60,30 +71,20 @@ from vmfailover.reip import (
     RuleForm,
     addresses_in_use,
 )
-from vmfailover.report import Outcome, RunReport, RunResult, VMResult
-from vmfailover.retention import (
+from vmfailover.policy.retention import (
     CalendarDuration,
     KeepReasons,
     RetentionDecision,
     RetentionEntry,
     RetentionPolicy,
 )
-from vmfailover.runner import RetryPolicy, Run, Runner, choose_point
-from vmfailover.sequencer import (
+from vmfailover.policy.sequencer import (
     FailurePolicy,
     GroupMode,
     Sequencer,
     StartEntry,
     StartOrder,
     VMState,
-)
-from vmfailover.simulate import (
-    Distribution,
-    Fixed,
-    LogNormal,
-    SimulationResult,
-    Uniform,
-    simulate,
 )
 
 __version__ = "0.1.0.dev0"

@@ -6,8 +6,8 @@ test against: :func:`lab` for a ready two-site world on the memory backend,
 :mod:`vmfailover.testing.hyperv` for a simulated Hyper-V host reached over WinRM/PSRP.
 """
 
-from vmfailover.backends._faults import FaultInjector, SimulatedCrash
-from vmfailover.testing.lab import (
+from vmfailover.backends.memory.faults import FaultInjector, SimulatedCrash
+from vmfailover.backends.memory.lab import (
     LAB_DEPENDENCIES,
     LAB_NETWORK_MAP,
     LAB_TEST_NETWORK_MAP,

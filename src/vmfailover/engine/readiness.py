@@ -1,4 +1,4 @@
-"""Running readiness probes: the I/O side of :mod:`vmfailover.probes`.
+"""Running readiness probes: the I/O side of :mod:`vmfailover.policy.probes`.
 
 A probe passes or not; it never raises. A guest that is not up yet refuses connections, and that
 is an answer ("not yet"), not an error. Backend errors do propagate, so the runner's retry policy
@@ -14,7 +14,7 @@ import urllib.request
 import attrs
 
 from vmfailover.backends.base import Backend, Readiness
-from vmfailover.probes import (
+from vmfailover.policy.probes import (
     CallableProbe,
     HTTPStatus,
     IPAssigned,
@@ -31,7 +31,7 @@ _NETWORK_TIMEOUT = 2.0
 
 @attrs.frozen
 class ProbeContext:
-    """What a :class:`~vmfailover.probes.CallableProbe` function receives."""
+    """What a :class:`~vmfailover.policy.probes.CallableProbe` function receives."""
 
     backend: Backend
     vm_id: str

@@ -38,7 +38,7 @@ from vmfailover.errors import (
     Severity,
     ValidationError,
 )
-from vmfailover.probes import PROBE_TYPES, Probe
+from vmfailover.policy.probes import PROBE_TYPES, Probe
 
 __all__ = [
     "TRANSITIONS",

@@ -43,10 +43,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from vmfailover._durations import CalendarDuration, offset_at
 from vmfailover._render import html_table, text_table
 from vmfailover.errors import Finding, ValidationError
 from vmfailover.model import RecoveryPoint, aware_utc
+from vmfailover.policy._durations import CalendarDuration, offset_at
 
 __all__ = [
     "CalendarDuration",

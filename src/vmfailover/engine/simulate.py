@@ -1,9 +1,9 @@
 """Predict the recovery time of a start order before anything is touched.
 
-:func:`simulate` drives the very :class:`~vmfailover.sequencer.Sequencer` the runner drives, but in
-virtual time: an event heap stands in for the clock, and each VM's start-to-ready time comes from a
-number or a distribution. With distributions and ``runs=N`` it is a Monte Carlo estimate of the
-RTO (p50, p90, p99). The result carries two lower bounds no schedule can beat, the longest
+:func:`simulate` drives the very :class:`~vmfailover.policy.sequencer.Sequencer` the runner drives,
+but in virtual time: an event heap stands in for the clock, and each VM's start-to-ready time comes
+from a number or a distribution. With distributions and ``runs=N`` it is a Monte Carlo estimate of
+the RTO (p50, p90, p99). The result carries two lower bounds no schedule can beat, the longest
 dependency path (``critical_path_bound``) and the work divided by the parallelism (``work_bound``),
 so a plan's author sees both the prediction and how much room is left.
 
@@ -23,7 +23,7 @@ import attrs
 
 from vmfailover._render import text_table
 from vmfailover.errors import Finding, ValidationError
-from vmfailover.sequencer import (
+from vmfailover.policy.sequencer import (
     Event,
     Sequencer,
     StartOrder,

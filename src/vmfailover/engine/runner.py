@@ -3,8 +3,8 @@
 Two phases, and the line between them matters. **Pre-flight** reads the inventory and the recovery
 points and refuses the whole run, with every problem named, before anything is touched: a run that
 cannot finish must not start. **Execution** reverts every replica to its chosen point on a bounded
-thread pool, and powers VMs on in the order the :class:`~vmfailover.sequencer.Sequencer` allows,
-each the moment what it depends on is ready. Transient backend errors are retried with
+thread pool, and powers VMs on in the order the :class:`~vmfailover.policy.sequencer.Sequencer`
+allows, each the moment what it depends on is ready. Transient backend errors are retried with
 exponential backoff and jitter (tenacity); permanent ones fail the VM and its failure policy
 decides what happens to the rest.
 
@@ -18,25 +18,17 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import attrs
 import tenacity
 
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock
-from vmfailover.errors import (
-    ConflictError,
-    Finding,
-    NotFoundError,
-    TransientBackendError,
-    ValidationError,
-    VMFailoverError,
-)
-from vmfailover.events import (
+from vmfailover.engine.events import (
     RunEvent,
     RunFinished,
     RunStarted,
@@ -47,28 +39,30 @@ from vmfailover.events import (
     VMFailed,
     VMReady,
 )
+from vmfailover.engine.readiness import probe_passes
+from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
+from vmfailover.errors import (
+    ConflictError,
+    Finding,
+    NotFoundError,
+    TransientBackendError,
+    ValidationError,
+    VMFailoverError,
+)
 from vmfailover.model import (
     VM,
-    Consistency,
     FailoverKind,
-    Inventory,
-    PowerState,
     RecoveryPoint,
     Replica,
     ReplicaState,
-    aware_utc,
 )
-from vmfailover.readiness import probe_passes
-from vmfailover.report import Outcome, RunReport, RunResult, VMResult
-from vmfailover.sequencer import Sequencer, StartEntry, StartOrder, VMState
+from vmfailover.policy.fencing import fence_reason
+from vmfailover.policy.points import PointChoice, choose_point
+from vmfailover.policy.sequencer import Sequencer, StartEntry, StartOrder, VMState
 
-__all__ = ["PointChoice", "RetryPolicy", "Run", "Runner", "choose_point"]
+__all__ = ["RetryPolicy", "Run", "Runner"]
 
 _T = TypeVar("_T")
-
-PointChoice = Literal["latest", "latest-application-consistent"] | datetime
-"""Which recovery point a regular failover uses: the newest, the newest application-consistent
-one, or the newest at or before a moment."""
 
 
 @attrs.frozen
@@ -78,23 +72,6 @@ class RetryPolicy:
     attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     initial_wait: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
     max_wait: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
-
-
-def choose_point(points: Sequence[RecoveryPoint], choice: PointChoice) -> RecoveryPoint | None:
-    """The recovery point ``choice`` names among ``points``, or None when none qualifies."""
-    candidates: Iterable[RecoveryPoint] = points
-    if isinstance(choice, datetime):
-        moment = aware_utc(choice, "recovery_point")
-        candidates = [p for p in points if p.created_at <= moment]
-    elif choice == "latest-application-consistent":
-        candidates = [p for p in points if p.consistency is Consistency.APPLICATION]
-    elif choice != "latest":
-        raise ValidationError.of(
-            "recovery_point",
-            f"{choice!r} is not a recovery point choice",
-            "use 'latest', 'latest-application-consistent' or a timezone-aware datetime",
-        )
-    return max(candidates, key=lambda p: p.created_at, default=None)
 
 
 @attrs.frozen
@@ -287,7 +264,7 @@ class Runner:
                     Finding(item, f"no recovery point of replica {replica.id!r} matches {choice!r}")
                 )
                 continue
-            fence = self._fence(inventory, source, replica)
+            fence = fence_reason(inventory, source, replica)
             if fence is not None:
                 if force:
                     decisions.append(f"{item}: {fence}; started anyway because force=True")
@@ -305,22 +282,6 @@ class Runner:
         if findings:
             raise ValidationError(findings)
         return targets, decisions
-
-    @staticmethod
-    def _fence(inventory: Inventory, source: VM, replica: Replica) -> str | None:
-        """Why starting the replica could split the brain, or None when it cannot."""
-        host = inventory.host(source.host)
-        replica_vm = inventory.vm(replica.replica_vm)
-        if replica_vm.power_state is PowerState.ON:
-            return f"its replica VM {replica_vm.name!r} is already running"
-        if source.power_state is not PowerState.ON:
-            return None
-        if host.available:
-            return f"the source is running on {host.name!r}, which answers"
-        return (
-            f"the source was last seen running on {host.name!r}, which is "
-            f"{host.connection.value} but not known to be powered off"
-        )
 
     # --- calls and events ------------------------------------------------------------------------
 

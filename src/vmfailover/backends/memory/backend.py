@@ -21,8 +21,8 @@ from types import MappingProxyType
 
 import attrs
 
-from vmfailover.backends._faults import FaultInjector
 from vmfailover.backends.base import Readiness
+from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.clock import Clock, VirtualClock
 from vmfailover.errors import ConflictError, NotFoundError, TransientBackendError, ValidationError
 from vmfailover.model import (
@@ -75,8 +75,9 @@ class _PointRecord:
 class MemoryBackend:
     """Sites, hosts, datastores, networks and VMs held in memory, with fault injection.
 
-    Build a scene with the ``add_*`` methods (or start from :func:`vmfailover.testing.lab`), then
-    use it through the :class:`~vmfailover.backends.base.Backend` protocol like any other backend.
+    Build a scene with the ``add_*`` methods (or start from the lab,
+    :func:`vmfailover.backends.memory.lab.lab`), then use it through the
+    :class:`~vmfailover.backends.base.Backend` protocol like any other backend.
     ``clock`` decides whether boots and shutdowns take real or virtual time.
     """
 

@@ -11,11 +11,11 @@ from typing import TextIO
 
 from vmfailover._render import text_table
 from vmfailover.backends.memory import BLOCK_SIZE, MemoryBackend
-from vmfailover.events import RunEvent, RunStarted, RunWarning, VMFailed, VMReady
-from vmfailover.report import RunReport
-from vmfailover.runner import Runner
-from vmfailover.sequencer import StartOrder
-from vmfailover.testing.lab import LAB_DEPENDENCIES, lab
+from vmfailover.backends.memory.lab import LAB_DEPENDENCIES, lab
+from vmfailover.engine.events import RunEvent, RunStarted, RunWarning, VMFailed, VMReady
+from vmfailover.engine.results import RunReport
+from vmfailover.engine.runner import Runner
+from vmfailover.policy.sequencer import StartOrder
 
 __all__ = ["Progress", "lab_start_order", "run_demo"]
 

@@ -32,9 +32,9 @@ from typing import overload
 import attrs
 
 from vmfailover import _render
-from vmfailover._ipindex import MostSpecificIndex, Pattern, conflicts, width
 from vmfailover.errors import Finding, NotFoundError, Severity, ValidationError
 from vmfailover.model import VM, Inventory, IPAddress, IPConfig, IPInterface, Nic
+from vmfailover.policy._ipindex import MostSpecificIndex, Pattern, conflicts, width
 
 __all__ = [
     "IPAssignment",

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from vmfailover import __version__
-from vmfailover.demo import run_demo
+from vmfailover.cli.demo import run_demo
+from vmfailover.engine.results import RunResult
 from vmfailover.errors import ValidationError
-from vmfailover.report import RunResult
 
 __all__ = ["EXIT_CODES", "main"]
 
