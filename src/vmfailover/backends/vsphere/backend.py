@@ -395,9 +395,7 @@ class VSphereBackend:
             source_host=source.vm.host,
             created_at=created,
             state=ReplicaState.INITIALIZING,
-            target_datastore=_datastore_name(
-                target_name, _plain_datastore(target_view, target_datastore, views), {}
-            ),
+            target_datastore=target_datastore,
         )
         conn = source_site.conn
         what = f"replicating VM {source.vm.name!r}"

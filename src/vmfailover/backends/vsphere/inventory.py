@@ -67,7 +67,12 @@ _PATHS: Mapping[str, tuple[str, ...]] = {
     "HostSystem": HOST_PATHS,
     "Datastore": ("name", "summary.capacity", "summary.freeSpace"),
     "Network": ("name",),
-    "DistributedVirtualPortgroup": ("name", "key", "config.distributedVirtualSwitch"),
+    "DistributedVirtualPortgroup": (
+        "name",
+        "key",
+        "config.distributedVirtualSwitch",
+        "config.uplink",
+    ),
     "DistributedVirtualSwitch": ("uuid",),
     "VirtualMachine": VM_PATHS,
 }
@@ -196,6 +201,8 @@ def read_site(conn: VCenterConnection, site: str, datacenter: DatacenterInfo) ->
     for item in by_type.get("Network", ()):
         networks[str(item.get("name"))] = NetworkInfo(str(item.get("name")), item.ref)
     for item in by_type.get("DistributedVirtualPortgroup", ()):
+        if item.get("config.uplink"):
+            continue  # a switch's uplink port group carries no VM traffic
         name = str(item.get("name"))
         key = str(item.get("key"))
         switch = item.get("config.distributedVirtualSwitch")
