@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from vmfailover.backends.vsphere import VSphereBackend
+from vmfailover.clock import VirtualClock
 from vmfailover.model import IPConfig
 from vmfailover.testing.contract import BackendContract, ContractScene
 from vmfailover.testing.vcsim import VCSim
@@ -24,7 +24,8 @@ def vsphere(vcsim_session: VCSim) -> Iterator[VSphereBackend]:
         [
             vcsim_session.vcenter("site-a", datacenter="DC0"),
             vcsim_session.vcenter("site-b", datacenter="DC1"),
-        ]
+        ],
+        clock=VirtualClock(rate=1.0),  # flows in real time; the scene's waits jump ahead
     )
     yield backend
     backend.close()
@@ -43,6 +44,6 @@ class TestVSphereBackendContract(BackendContract):
             network_map={"DC0_DVPG0": "DR-Net"},
             spare_network="DC1_DVPG0",
             guest_ip=IPConfig("10.0.0.5/24", gateway="10.0.0.1", dns=["10.0.0.2"]),
-            wait=time.sleep,
+            wait=vsphere.clock.advance,  # type: ignore[attr-defined]
             boot_timeout=10,
         )
