@@ -63,7 +63,6 @@ FAULT_KINDS: Mapping[str, FaultKind] = MappingProxyType(
         "SystemError": FaultKind.TRANSIENT,
         "HostPowerOpFailed": FaultKind.TRANSIENT,
         "InsufficientResourcesFault": FaultKind.TRANSIENT,
-        "NoConnectedHostFound": FaultKind.TRANSIENT,
         # trying again will not help
         "InvalidLogin": FaultKind.PERMANENT,
         "NoPermission": FaultKind.PERMANENT,
@@ -140,8 +139,11 @@ def translate_fault(fault: BaseException, what: str) -> VMFailoverError:
     """Our error for a vim fault raised while doing ``what`` (which names the item)."""
     if isinstance(fault, VMFailoverError):
         return fault
-    if isinstance(fault, ssl.SSLCertVerificationError | ssl.SSLError):
-        return PermanentBackendError(f"{what}: TLS failed: {fault}")
+    if isinstance(fault, ssl.SSLCertVerificationError) or _is_pin_mismatch(fault):
+        return PermanentBackendError(
+            f"{what}: TLS failed, the server's certificate is not trusted: {fault} (give "
+            "ca_bundle= or a pinned thumbprint=, or insecure=True to turn verification off)"
+        )
     kind = fault_kind(fault) if _is_vim_fault(fault) else None
     if kind is None:
         if isinstance(fault, TRANSPORT_ERRORS):
@@ -152,6 +154,10 @@ def translate_fault(fault: BaseException, what: str) -> VMFailoverError:
     message = _fault_message(fault)
     detail = f"{fault_name(fault)}" + (f": {message}" if message else "")
     return _ERRORS[kind](f"{what}: {detail}")
+
+
+def _is_pin_mismatch(fault: BaseException) -> bool:
+    return type(fault).__name__ == "CertificateMismatchError"
 
 
 def _is_vim_fault(fault: BaseException) -> bool:
