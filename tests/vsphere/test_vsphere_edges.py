@@ -130,6 +130,7 @@ def test_host_failure_is_seen_by_inventory_and_fencing() -> None:
         before = backend.inventory()
         source = next(v for v in before.vms if v.id.startswith("site-a:"))
         other = next(v for v in before.vms if v.id.startswith("site-b:"))
+        backend.power_off(other.id)  # stands in for the powered-off replica VM
         sim.fail_host(source.host, power_off=False)
         after = backend.inventory()
         host = after.host(source.host)
