@@ -1,4 +1,4 @@
-"""The backend contract suite, run against govmomi's simulated vCenter (two datacenters, two sites)."""
+"""The backend contract suite against govmomi's simulated vCenter (two datacenters, two sites)."""
 
 from __future__ import annotations
 

@@ -151,8 +151,7 @@ def test_unresponsive_vcenter_is_transient_not_a_hang() -> None:
         try:
             began = time.monotonic()
             with pytest.raises(TransientBackendError):
-                backend.connection("site-a").content  # noqa: B018 - a call that must not hang
-                backend.power_off("site-a:vm-1")
+                backend.inventory()
             assert time.monotonic() - began < 30
         finally:
             sim.resume()

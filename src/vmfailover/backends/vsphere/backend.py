@@ -15,6 +15,7 @@ the PropertyCollector with explicit paths; tasks are awaited with one filter and
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,7 +57,7 @@ from vmfailover.backends.vsphere.metadata import (
 from vmfailover.backends.vsphere.movers import DataMover, DiskPair, FullCopyMover, TransferJob
 from vmfailover.backends.vsphere.properties import ObjectProperties, retrieve_objects
 from vmfailover.backends.vsphere.settings import VCenter
-from vmfailover.backends.vsphere.tasks import wait_for_task, wait_for_tasks
+from vmfailover.backends.vsphere.tasks import wait_for_task
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import (
     ConflictError,
@@ -312,7 +313,9 @@ class VSphereBackend:
                 synthetic_hosts[placeholder.host] = Host(
                     placeholder.host,
                     source_site,
-                    connection=ConnectionState.CONNECTED if answered else ConnectionState.NOT_RESPONDING,
+                    connection=ConnectionState.CONNECTED
+                    if answered
+                    else ConnectionState.NOT_RESPONDING,
                 )
                 known_hosts.add(placeholder.host)
         hosts.extend(synthetic_hosts.values())
@@ -355,7 +358,11 @@ class VSphereBackend:
         for view in views.values():
             for info in view.vms if view else ():
                 record = info.record
-                if record and record.source_vm == vm_id and record.state is not ReplicaState.REVERSED:
+                if (
+                    record
+                    and record.source_vm == vm_id
+                    and record.state is not ReplicaState.REVERSED
+                ):
                     if info.vm.host != target_host:
                         raise ConflictError(
                             f"VM {source.vm.name!r} already has replica {record.id!r} on host "
@@ -482,11 +489,14 @@ class VSphereBackend:
         consistency = Consistency(consistency)
         tag_list = _tags(tags)
         vm_id, site, ref, props, record = self._read_replica(
-            replica_id, ("runtime.powerState", "config.hardware.device", "snapshot.rootSnapshotList")
+            replica_id,
+            ("runtime.powerState", "config.hardware.device", "snapshot.rootSnapshotList"),
         )
         name = props.get("name")
         if record.state not in _SYNCABLE:
-            raise ConflictError(f"replica {replica_id!r} is {record.state.value}: it cannot sync now")
+            raise ConflictError(
+                f"replica {replica_id!r} is {record.state.value}: it cannot sync now"
+            )
         if POWER.get(str(props.get("runtime.powerState"))) is PowerState.ON:
             raise ConflictError(f"replica VM {name!r} is running: it cannot receive a sync")
         points = _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
@@ -552,7 +562,7 @@ class VSphereBackend:
             self._reconfigure(
                 site.conn, ref, {REPLICA_STATE: ReplicaState.READY.value}, f"{what}: marking ready"
             )
-        point = RecoveryPoint(
+        return RecoveryPoint(
             id=point_id(vm_id, snapshot._moId),
             replica=replica_id,
             created_at=created,
@@ -560,7 +570,6 @@ class VSphereBackend:
             tags=frozenset(tag_list),
             size_bytes=moved,
         )
-        return point
 
     def recovery_points(self, replica_id: str) -> tuple[RecoveryPoint, ...]:
         vm_id, _, _, props, _ = self._read_replica(replica_id, ("snapshot.rootSnapshotList",))
@@ -598,7 +607,9 @@ class VSphereBackend:
         name = props.get("name")
         if POWER.get(str(props.get("runtime.powerState"))) is not PowerState.OFF:
             raise ConflictError(f"replica VM {name!r} is running: power it off before reverting")
-        point_ids = {p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))}
+        point_ids = {
+            p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
+        }
         if point_id not in point_ids:
             raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
         what = f"reverting replica VM {name!r} to {point_id!r}"
@@ -634,7 +645,13 @@ class VSphereBackend:
             site,
             ref,
             vm_id,
-            ("name", "runtime.powerState", "config.hardware.device", "config.extraConfig", "config.guestId"),
+            (
+                "name",
+                "runtime.powerState",
+                "config.hardware.device",
+                "config.extraConfig",
+                "config.guestId",
+            ),
         )
         name = props.get("name")
         _nic(props.get("config.hardware.device"), wanted, name)
@@ -658,7 +675,13 @@ class VSphereBackend:
             site,
             ref,
             vm_id,
-            ("name", "runtime.powerState", "config.extraConfig", "config.hardware.device", "config.guestId"),
+            (
+                "name",
+                "runtime.powerState",
+                "config.extraConfig",
+                "config.hardware.device",
+                "config.guestId",
+            ),
         )
         name = str(props.get("name"))
         if POWER.get(str(props.get("runtime.powerState"))) is PowerState.ON:
@@ -692,8 +715,15 @@ class VSphereBackend:
         return POWER.get(str(props.get("runtime.powerState")), PowerState.ON)
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout < 0:
-            raise ValidationError.of("shutdown_guest timeout", f"must be a finite number >= 0, got {timeout!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout < 0
+        ):
+            raise ValidationError.of(
+                "shutdown_guest timeout", f"must be a finite number >= 0, got {timeout!r}"
+            )
         site, ref = self._vm_ref(vm_id)
         props = self._read_vm(site, ref, vm_id, ("name", "runtime.powerState"))
         name = props.get("name")
@@ -733,13 +763,14 @@ class VSphereBackend:
                 for filter_update in update.filterSet or ():
                     for object_update in filter_update.objectSet or ():
                         for change in object_update.changeSet or ():
-                            if change.name == "runtime.powerState" and str(change.val) != "poweredOn":
+                            if (
+                                change.name == "runtime.powerState"
+                                and str(change.val) != "poweredOn"
+                            ):
                                 return
         finally:
-            try:
+            with contextlib.suppress(VMFailoverError):
                 conn.invoke(what, collector.DestroyPropertyCollector)
-            except VMFailoverError:
-                pass
 
     def power_off(self, vm_id: str) -> None:
         site, ref = self._vm_ref(vm_id)
@@ -778,9 +809,11 @@ class VSphereBackend:
 
     def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
         if not isinstance(key, str) or not key.strip() or len(key) > 40:
-            raise ValidationError.of("create_test_copy key", f"must be 1-40 characters, got {key!r}")
+            raise ValidationError.of(
+                "create_test_copy key", f"must be 1-40 characters, got {key!r}"
+            )
         parts = split_point_id(point_id) if isinstance(point_id, str) else None
-        vm_id, site, ref, props, record = self._read_replica(
+        vm_id, site, ref, props, _record = self._read_replica(
             replica_id, ("snapshot.rootSnapshotList", "runtime.host", "resourcePool", "parent")
         )
         if parts is None:
@@ -789,7 +822,9 @@ class VSphereBackend:
             raise ConflictError(
                 f"recovery point {point_id!r} belongs to replica {replica_id_of(parts[0])!r}"
             )
-        if point_id not in {p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))}:
+        if point_id not in {
+            p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
+        }:
             raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
         name = f"{props.get('name')}-test-{key}"
         conn = site.conn
@@ -798,12 +833,14 @@ class VSphereBackend:
         existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
         if existing is not None:
             extra = extra_config(
-                self._read_vm(site, existing, name, ("config.extraConfig",)).get("config.extraConfig")
+                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
+                    "config.extraConfig"
+                )
             )
             if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
                 return f"{site.settings.site}:{existing._moId}"
             raise ConflictError(f"{what}: a VM of that name exists and is not that test copy")
-        markers = {k: "" for k in REPLICA_KEYS}
+        markers = dict.fromkeys(REPLICA_KEYS, "")
         markers.update({TESTCOPY_REPLICA: replica_id, TESTCOPY_KEY: key, GUEST_IP: ""})
         spec = vim.vm.CloneSpec(
             location=vim.vm.RelocateSpec(
@@ -824,7 +861,9 @@ class VSphereBackend:
     def remove_test_copy(self, vm_id: str) -> None:
         site, ref = self._vm_ref(vm_id)
         try:
-            props = self._read_vm(site, ref, vm_id, ("name", "runtime.powerState", "config.extraConfig"))
+            props = self._read_vm(
+                site, ref, vm_id, ("name", "runtime.powerState", "config.extraConfig")
+            )
         except NotFoundError:
             return
         name = props.get("name")
@@ -889,7 +928,9 @@ class VSphereBackend:
             target_datastore=self._datastore_display(original_site, stores[0]) if stores else None,
         )
         what = f"reversing replica {replica_id!r}"
-        self._reconfigure(original_site.conn, original_ref, reverse.encode(), f"{what}: new replica")
+        self._reconfigure(
+            original_site.conn, original_ref, reverse.encode(), f"{what}: new replica"
+        )
         self._reconfigure(site.conn, ref, {REPLICA_STATE: ReplicaState.REVERSED.value}, what)
         return Replica(
             id=reverse_id,
@@ -945,7 +986,9 @@ def _tags(tags: Sequence[str]) -> list[str]:
     checked = []
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
-            raise ValidationError.of("sync tags", f"each tag must be a non-empty string, got {tag!r}")
+            raise ValidationError.of(
+                "sync tags", f"each tag must be a non-empty string, got {tag!r}"
+            )
         checked.append(tag)
     return checked
 
@@ -1052,7 +1095,9 @@ def _same_vcenter(a: VCenterConnection, b: VCenterConnection) -> bool:
 def _unreachable(view: SiteView) -> SiteView:
     """The last read of a site whose vCenter no longer answers: no host is vouched for."""
     hosts = {
-        name: attrs.evolve(info, host=attrs.evolve(info.host, connection=ConnectionState.NOT_RESPONDING))
+        name: attrs.evolve(
+            info, host=attrs.evolve(info.host, connection=ConnectionState.NOT_RESPONDING)
+        )
         for name, info in view.hosts.items()
     }
     return attrs.evolve(view, hosts=hosts)

@@ -161,6 +161,4 @@ def _is_pin_mismatch(fault: BaseException) -> bool:
 
 
 def _is_vim_fault(fault: BaseException) -> bool:
-    return any(
-        getattr(cls, "_wsdlName", None) == "MethodFault" for cls in type(fault).__mro__
-    )
+    return any(getattr(cls, "_wsdlName", None) == "MethodFault" for cls in type(fault).__mro__)

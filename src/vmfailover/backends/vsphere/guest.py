@@ -6,6 +6,7 @@ addresses get them (IPv4 and IPv6, gateways, DNS servers and suffixes); the othe
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -163,8 +164,6 @@ def reported_addresses(guest_net: Any, fallback: Any) -> tuple[Any, ...]:
             if address not in found:
                 found.append(address)
     if not found and fallback:
-        try:
+        with contextlib.suppress(ValueError):
             found.append(ipaddress.ip_address(str(fallback)))
-        except ValueError:
-            pass
     return tuple(found)

@@ -179,7 +179,11 @@ def read_site(conn: VCenterConnection, site: str, datacenter: DatacenterInfo) ->
     pools: dict[str, tuple[str, bool, Any]] = {}
     for kind in ("ComputeResource", "ClusterComputeResource"):
         for item in by_type.get(kind, ()):
-            pools[item.moref] = (str(item.get("name")), kind == "ClusterComputeResource", item.get("resourcePool"))
+            pools[item.moref] = (
+                str(item.get("name")),
+                kind == "ClusterComputeResource",
+                item.get("resourcePool"),
+            )
 
     datastores: dict[str, tuple[Any, int, int]] = {}
     datastore_names: dict[str, str] = {}
@@ -207,7 +211,10 @@ def read_site(conn: VCenterConnection, site: str, datacenter: DatacenterInfo) ->
         key = str(item.get("key"))
         switch = item.get("config.distributedVirtualSwitch")
         networks[name] = NetworkInfo(
-            name, item.ref, portgroup_key=key, switch_uuid=switches.get(getattr(switch, "_moId", ""))
+            name,
+            item.ref,
+            portgroup_key=key,
+            switch_uuid=switches.get(getattr(switch, "_moId", "")),
         )
         portgroups_by_key[key] = name
 
@@ -220,12 +227,16 @@ def read_site(conn: VCenterConnection, site: str, datacenter: DatacenterInfo) ->
             name=name,
             site=site,
             cluster=parent[0] if parent and parent[1] else None,
-            connection=CONNECTION.get(str(item.get("runtime.connectionState")), ConnectionState.NOT_RESPONDING),
+            connection=CONNECTION.get(
+                str(item.get("runtime.connectionState")), ConnectionState.NOT_RESPONDING
+            ),
             power=POWER.get(str(item.get("runtime.powerState")), PowerState.ON),
             cpu_cores=max(1, int(item.get("summary.hardware.numCpuCores") or 1)),
             memory_mb=max(1, int(item.get("summary.hardware.memorySize") or 0) >> 20),
             datastores=sorted(
-                datastore_names[d._moId] for d in item.get("datastore") or () if d._moId in datastore_names
+                datastore_names[d._moId]
+                for d in item.get("datastore") or ()
+                if d._moId in datastore_names
             ),
             networks=sorted({n.name for n in networks.values() if _on_host(n, item)}),
         )
@@ -275,12 +286,19 @@ def _vm_info(
     for device, mac in nics(devices):
         network = nic_network(device, portgroups_by_key)
         if network not in networks:
-            log.warning("VM %r NIC %s: network %r is not a port group of site %r; left out",
-                        name, mac, network, site)
+            log.warning(
+                "VM %r NIC %s: network %r is not a port group of site %r; left out",
+                name,
+                mac,
+                network,
+                site,
+            )
             continue
         vm_nics.append(Nic(mac, network, addresses.get(mac, ())))
     extra = extra_config(item.get("config.extraConfig"))
-    stores = [datastore_names[d._moId] for d in item.get("datastore") or () if d._moId in datastore_names]
+    stores = [
+        datastore_names[d._moId] for d in item.get("datastore") or () if d._moId in datastore_names
+    ]
     vm = VM(
         id=vm_id,
         name=name,

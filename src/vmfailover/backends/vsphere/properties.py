@@ -1,7 +1,7 @@
 """Reads through the PropertyCollector, with explicit property paths and continuation tokens.
 
-Never pyVmomi attribute access in loops: one ``RetrievePropertiesEx`` returns the named properties of
-every object of the named types under a container (through a ContainerView), or of a given list of
+Never pyVmomi attribute access in loops: one ``RetrievePropertiesEx`` returns the named properties
+of every object of the named types under a container (through a ContainerView), or of a given list of
 objects, however many there are; pages announced by a token are followed to the end.
 """
 
@@ -120,7 +120,9 @@ def retrieve_objects(
     An object that does not exist raises :class:`~vmfailover.errors.NotFoundError` naming
     ``what``.
     """
-    object_specs = [vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False) for obj in objects]
+    object_specs = [
+        vmodl.query.PropertyCollector.ObjectSpec(obj=obj, skip=False) for obj in objects
+    ]
     if not object_specs:
         return []
     spec = vmodl.query.PropertyCollector.FilterSpec(

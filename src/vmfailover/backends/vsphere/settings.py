@@ -1,4 +1,4 @@
-"""How to reach one site's vCenter: address, credentials, trust, and which datacenter is the site."""
+"""How to reach one site's vCenter: address, credentials, trust, which datacenter is the site."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def _thumbprint(value: str | None) -> str | None:
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValidationError.of(f"VCenter {attribute.name}", f"must be a finite number, got {value!r}")
+        raise ValidationError.of(
+            f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
+        )
     if value <= 0:
         raise ValidationError.of(f"VCenter {attribute.name}", f"must be > 0 seconds, got {value!r}")
 

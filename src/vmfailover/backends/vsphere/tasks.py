@@ -20,7 +20,7 @@ from vmfailover.backends.vsphere.faults import translate_fault
 from vmfailover.backends.vsphere.properties import retrieve_objects
 from vmfailover.errors import TransientBackendError, VMFailoverError
 
-__all__ = ["TaskOutcome", "wait_for_tasks", "wait_for_task"]
+__all__ = ["TaskOutcome", "wait_for_task", "wait_for_tasks"]
 
 _PATHS = ("info.state", "info.error", "info.result")
 _DONE = ("success", "error")
@@ -69,13 +69,19 @@ def wait_for_tasks(
     states: dict[str, dict[str, Any]] = {}
     for item in retrieve_objects(conn, tasks, {"Task": _PATHS}, what=f"{label}: task state"):
         states[item.moref] = dict(item.values)
-    pending = {task._moId for task in tasks if states.get(task._moId, {}).get("info.state") not in _DONE}
+    pending = {
+        task._moId for task in tasks if states.get(task._moId, {}).get("info.state") not in _DONE
+    }
     if pending:
         _watch(conn, [t for t in tasks if t._moId in pending], states, deadline, label)
-    return [_outcome(what, states.get(task._moId, {})) for task, what in zip(tasks, whats, strict=True)]
+    return [
+        _outcome(what, states.get(task._moId, {})) for task, what in zip(tasks, whats, strict=True)
+    ]
 
 
-def wait_for_task(conn: VCenterConnection, task: Any, what: str, *, timeout: float | None = None) -> Any:
+def wait_for_task(
+    conn: VCenterConnection, task: Any, what: str, *, timeout: float | None = None
+) -> Any:
     """Wait for one task and return its result; its fault is raised as our error."""
     return wait_for_tasks(conn, [task], [what], timeout=timeout)[0].unwrap()
 

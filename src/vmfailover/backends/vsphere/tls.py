@@ -9,8 +9,8 @@ import logging
 import ssl
 from typing import Any
 
-from vmfailover.errors import PermanentBackendError
 from vmfailover.backends.vsphere.settings import VCenter
+from vmfailover.errors import PermanentBackendError
 
 __all__ = ["CertificateMismatchError", "connection_class", "ssl_context"]
 
@@ -29,7 +29,7 @@ def ssl_context(settings: VCenter) -> ssl.SSLContext:
             settings.address,
             settings.site,
         )
-        return ssl._create_unverified_context()  # noqa: S323 - explicit, logged opt-in
+        return ssl._create_unverified_context()
     if settings.thumbprint:
         # The pin replaces the chain check: the certificate itself is compared after the handshake.
         context = ssl.create_default_context()

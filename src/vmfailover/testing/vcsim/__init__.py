@@ -7,4 +7,11 @@
 from vmfailover.testing.vcsim.build import DEBIAN_PACKAGES, VCSimBuildError, build_launcher
 from vmfailover.testing.vcsim.launcher import VCSim, VCSimError, VCSimInventory
 
-__all__ = ["DEBIAN_PACKAGES", "VCSim", "VCSimBuildError", "VCSimError", "VCSimInventory", "build_launcher"]
+__all__ = [
+    "DEBIAN_PACKAGES",
+    "VCSim",
+    "VCSimBuildError",
+    "VCSimError",
+    "VCSimInventory",
+    "build_launcher",
+]

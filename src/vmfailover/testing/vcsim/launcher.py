@@ -43,7 +43,9 @@ class VCSimError(VMFailoverError):
 
 def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError.of(f"VCSim {attribute.name}", f"must be a whole number >= 0, got {value!r}")
+        raise ValidationError.of(
+            f"VCSim {attribute.name}", f"must be a whole number >= 0, got {value!r}"
+        )
 
 
 @attrs.frozen
@@ -101,7 +103,9 @@ class VCSim:
         self.user = user
         self._password = password or secrets.token_urlsafe(16)
         if isinstance(task_delay, bool) or not isinstance(task_delay, int) or task_delay < 0:
-            raise ValidationError.of("VCSim task_delay", f"must be milliseconds >= 0, got {task_delay!r}")
+            raise ValidationError.of(
+                "VCSim task_delay", f"must be milliseconds >= 0, got {task_delay!r}"
+            )
         self.task_delay = task_delay
         self._port = port
         self._process: subprocess.Popen[bytes] | None = None
@@ -207,9 +211,12 @@ class VCSim:
 
     def _first_line(self, timeout: float) -> str:
         process = self._process
-        assert process is not None and process.stdout is not None
+        assert process is not None
+        assert process.stdout is not None
         found: list[bytes] = []
-        reader = threading.Thread(target=lambda: found.append(process.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(
+            target=lambda: found.append(process.stdout.readline()), daemon=True
+        )  # type: ignore[union-attr]
         reader.start()
         reader.join(timeout)
         if not found or not found[0]:
@@ -268,7 +275,9 @@ class VCSim:
         base = self.url.rsplit("/sdk", 1)[0]
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         request = urllib.request.Request(
-            f"{base}/_vmfailover/{path}{query}", method="POST" if post else "GET", data=b"" if post else None
+            f"{base}/_vmfailover/{path}{query}",
+            method="POST" if post else "GET",
+            data=b"" if post else None,
         )
         context = ssl.create_default_context(cafile=self.ca_file)
         try:
@@ -293,4 +302,3 @@ class VCSim:
 
     def reset_soap_requests(self) -> None:
         self._hook("stats/reset")
-

@@ -87,7 +87,9 @@ class SceneBuilder:
         vm = self.vm(vm_name)
         _done(vm.ReconfigVM_Task(vim.vm.ConfigSpec(guestId=guest_id)))
 
-    def clone_vm(self, source: str, name: str, *, power_on: bool = True, host: str | None = None) -> str:
+    def clone_vm(
+        self, source: str, name: str, *, power_on: bool = True, host: str | None = None
+    ) -> str:
         """Clone ``source`` as ``name`` (on ``host`` if given); returns the new VM's moref."""
         vm = self.vm(source)
         location = vim.vm.RelocateSpec()
