@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pyVmomi import SoapStubAdapter, VmomiSupport, vim
+from pyVmomi import SoapAdapter, VmomiSupport, vim, vmodl
 
 from vmfailover.backends.vsphere.faults import (
     TRANSPORT_ERRORS,
@@ -69,7 +69,7 @@ class VCenterConnection:
 
     def _make_stub(self, version: str) -> Any:
         settings = self.settings
-        stub = SoapStubAdapter(
+        stub: Any = SoapAdapter.SoapStubAdapter(
             host=settings.host,
             port=settings.port,
             path=settings.path,
@@ -97,7 +97,8 @@ class VCenterConnection:
                     instance = vim.ServiceInstance("ServiceInstance", stub)
                     content = instance.RetrieveContent()
                 credentials = self.settings.credentials
-                content.sessionManager.Login(credentials.username, credentials.secret, None)
+                session_manager: Any = content.sessionManager
+                session_manager.Login(credentials.username, credentials.secret, None)
             except vim.fault.InvalidLogin:
                 raise PermanentBackendError(
                     f"{self.label} refused the login of user "
@@ -153,7 +154,7 @@ class VCenterConnection:
 
 
 def _is_vim(error: BaseException) -> bool:
-    return isinstance(error, vim.MethodFault)
+    return isinstance(error, vmodl.MethodFault)
 
 
 def _is_session_fault(error: BaseException) -> bool:

@@ -212,11 +212,10 @@ class VCSim:
     def _first_line(self, timeout: float) -> str:
         process = self._process
         assert process is not None
-        assert process.stdout is not None
+        stdout = process.stdout
+        assert stdout is not None
         found: list[bytes] = []
-        reader = threading.Thread(
-            target=lambda: found.append(process.stdout.readline()), daemon=True
-        )  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: found.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         if not found or not found[0]:
