@@ -730,7 +730,7 @@ class VSphereBackend:
         if POWER.get(str(props.get("runtime.powerState"))) is not PowerState.ON:
             return
         what = f"shutting down the guest of VM {name!r}"
-        try:
+        try:  # noqa: SIM105
             site.conn.invoke(what, ref.ShutdownGuest)
         except ConflictError:
             pass  # it went off meanwhile: the wait below sees it
@@ -872,7 +872,7 @@ class VSphereBackend:
         what = f"removing test copy {name!r}"
         try:
             if POWER.get(str(props.get("runtime.powerState"))) is not PowerState.OFF:
-                try:
+                try:  # noqa: SIM105
                     wait_for_task(site.conn, site.conn.invoke(what, ref.PowerOffVM_Task), what)
                 except ConflictError:
                     pass  # off already

@@ -1,8 +1,8 @@
 """Reads through the PropertyCollector, with explicit property paths and continuation tokens.
 
 Never pyVmomi attribute access in loops: one ``RetrievePropertiesEx`` returns the named properties
-of every object of the named types under a container (through a ContainerView), or of a given list of
-objects, however many there are; pages announced by a token are followed to the end.
+of every object of the named types under a container (through a ContainerView), or of a given
+list of objects, however many there are; pages announced by a token are followed to the end.
 """
 
 from __future__ import annotations

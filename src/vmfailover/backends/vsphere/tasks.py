@@ -124,7 +124,7 @@ def _watch(
                     if values.get("info.state") in _DONE:
                         pending.discard(object_update.obj._moId)
     finally:
-        try:
+        try:  # noqa: SIM105
             conn.invoke(what, collector.DestroyPropertyCollector)
         except VMFailoverError:
             pass  # the collector dies with the session anyway
