@@ -74,10 +74,10 @@ from .reading import (
     HostView,
     addresses,
     build_inventory,
+    guid_of_test_vm,
     mac_of,
     recovery_points,
     replica_from,
-    test_vm_guid,
 )
 from .reading import SWITCH as SWITCH_TYPE
 from .session import HostSession
@@ -513,7 +513,7 @@ class HyperVBackend:
                 f"not {replica_id!r}"
             )
         _, replication, _ = self._read_replica(ref)
-        existing = test_vm_guid(replication)
+        existing = guid_of_test_vm(replication)
         if existing is None:
             session = self._session_for(ref)
             result = session.run(
@@ -529,7 +529,7 @@ class HyperVBackend:
                 if classify(result.errors[0]) is not ConflictError:
                     raise to_error(result.errors[0], session.name, "start a test failover")
                 _, replication, _ = self._read_replica(ref)  # a retry may have started it
-                existing = test_vm_guid(replication)
+                existing = guid_of_test_vm(replication)
                 if existing is None:
                     raise to_error(result.errors[0], session.name, "start a test failover")
             else:
@@ -553,7 +553,7 @@ class HyperVBackend:
             )
         )
         for replication in _of_type(replications, REPLICATION):
-            if test_vm_guid(replication) == ref.guid:
+            if guid_of_test_vm(replication) == ref.guid:
                 owner = as_uuid(replication.get("VMId"))
                 assert owner is not None
                 session.run_checked(

@@ -44,11 +44,11 @@ __all__ = [
     "RECOVERY_POINT_TYPES",
     "HostView",
     "build_inventory",
+    "guid_of_test_vm",
     "mac_of",
     "power_state",
     "recovery_points",
     "replica_state",
-    "test_vm_guid",
 ]
 
 NS = "Microsoft.HyperV.PowerShell."
@@ -120,7 +120,7 @@ def mac_of(text: Any) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
-def test_vm_guid(replication: PSObject) -> uuid.UUID | None:
+def guid_of_test_vm(replication: PSObject) -> uuid.UUID | None:
     """The test VM of a relationship (``TestVirtualMachine``), as an object or its text."""
     found = replication.get("TestVirtualMachine")
     if found is None:
@@ -231,7 +231,7 @@ def replica_from(
         created_at=created or _EPOCH,
         state=replica_state(
             enum_name(replication.get("ReplicationState")),
-            testing=test_vm_guid(replication) is not None,
+            testing=guid_of_test_vm(replication) is not None,
         ),
         target_datastore=replica_host.datastore,
     )
