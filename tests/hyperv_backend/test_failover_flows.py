@@ -172,3 +172,20 @@ def test_inventory_takes_one_pipeline_per_host_whatever_the_number_of_vms(world:
     before = backend.pipelines_sent
     assert len(backend.inventory().vms) == 31
     assert backend.pipelines_sent - before == 2
+
+
+def test_a_sync_of_a_stopped_source_never_leaves_it_unable_to_start(world: World) -> None:
+    backend = world.backend
+    source = add_vm(world, "maint01")
+    replica = replicate(world, source)
+    backend.shutdown_guest(source, timeout=60)  # maintenance, not a failover
+    backend.sync(replica.id)  # -Prepare: the source is locked against power-on
+    backend.power_on(source)  # the preparation is cancelled, the source starts
+    assert backend.inventory().vm(source).power_state is PowerState.ON
+    assert backend.inventory().replica(replica.id).state is ReplicaState.READY
+
+    backend.shutdown_guest(source, timeout=60)
+    point = backend.sync(replica.id)
+    backend.revert(replica.id, point.id)  # now the replica has failed over
+    with pytest.raises(ConflictError, match="split the brain"):
+        backend.power_on(source)

@@ -465,8 +465,35 @@ class HyperVBackend:
         )
 
     def power_on(self, vm_id: str) -> None:
+        """Start-VM. A source whose planned failover was prepared (a sync while it was off) and
+        whose replica has not failed over gets the preparation cancelled first
+        (Stop-VMFailover), so that a sync never leaves a VM unable to start."""
         ref = VMRef.parse(vm_id)
-        self._session_for(ref).run_checked(pipeline("power on", (_vm(ref.guid), cmd("Start-VM"))))
+        session = self._session_for(ref)
+        start = (_vm(ref.guid), cmd("Start-VM"))
+        result = session.run(pipeline("power on", start))
+        if not result.errors:
+            return
+        if classify(result.errors[0]) is not ConflictError:
+            raise to_error(result.errors[0], session.name, "power on")
+        _, replication = self._read_relationship(ref)
+        if enum_name(replication.get("ReplicationState")) != "PreparedForFailover":
+            raise to_error(result.errors[0], session.name, "power on")
+        target = self._server(replication.get("ReplicaServerName"), vm_id)
+        _, far = self._read_relationship(VMRef(target.name, ref.guid))
+        far_state = enum_name(far.get("ReplicationState"))
+        if far_state in ("FailedOverWaitingCompletion", "FailedOver"):
+            raise ConflictError(
+                f"VM {vm_id!r}: its replica on {target.name!r} is {far_state}; starting the "
+                "source as well would split the brain"
+            )
+        session.run_checked(
+            pipeline(
+                "cancel the planned failover, then power on",
+                (_vm(ref.guid), cmd("Stop-VMFailover")),
+                start,
+            )
+        )
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
@@ -572,7 +599,7 @@ class HyperVBackend:
     def reverse_replication(self, replica_id: str) -> Replica:
         ref = VMRef.parse(replica_id, "replica")
         session = self._session_for(ref)
-        vm, replication = self._read_relationship(ref)
+        _, replication = self._read_relationship(ref)
         mode = enum_name(replication.get("ReplicationMode"))
         if mode == "Replica":
             state = enum_name(replication.get("ReplicationState"))
@@ -597,11 +624,8 @@ class HyperVBackend:
         elif mode != "Primary":
             raise NotFoundError(f"no replica {replica_id!r}")
         target = self._server(replication.get("ReplicaServerName"), replica_id)
-        if self._reversed_from(ref, target) is False:
-            raise ConflictError(
-                f"VM {vm.get('Name')!r} ({replica_id}) is a primary replicating to {target.name!r}"
-                " but was never failed over to: nothing to reverse"
-            )
+        # A primary: reversed already (Hyper-V does not tell a reversed primary from an
+        # original one), so the replica it replicates to is the answer.
         if enum_name(replication.get("ReplicationState")) == "ReadyForInitialReplication":
             self._start_initial_replication(ref)
         return self._replica(VMRef(target.name, ref.guid))
@@ -696,14 +720,6 @@ class HyperVBackend:
         vm, replication, _ = self._read_replica(ref)
         primary = self._server(replication.get("PrimaryServerName"), str(ref))
         return replica_from(self._connection(ref.host), vm, replication, primary)
-
-    def _reversed_from(self, ref: VMRef, target: HostConnection) -> bool | None:
-        """Whether the primary ``ref`` replicates back to where it was a replica (None: unknown)."""
-        try:
-            _, replication = self._read_relationship(VMRef(target.name, ref.guid))
-        except (NotFoundError, TransientBackendError):
-            return None
-        return enum_name(replication.get("ReplicationMode")) == "Replica"
 
     def _adapter(self, ref: VMRef, mac: str) -> tuple[list[PSObject], PSObject]:
         output = self._session_for(ref).run_checked(
