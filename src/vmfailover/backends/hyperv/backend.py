@@ -388,13 +388,7 @@ class HyperVBackend:
         return RECOVERY_POINT_LIMIT
 
     def revert(self, replica_id: str, point_id: str) -> None:
-        ref = VMRef.parse(replica_id, "replica")
-        point = PointRef.parse(point_id)
-        if point.replica != ref:
-            raise ConflictError(
-                f"recovery point {point_id!r} belongs to replica {str(point.replica)!r}, "
-                f"not {replica_id!r}"
-            )
+        ref, point = _replica_and_point(replica_id, point_id)
         session = self._session_for(ref)
         fail_over = (cmd("Get-VMSnapshot", Id=point.snapshot), cmd("Start-VMFailover", **_NO))
         result = session.run(pipeline("fail over to the recovery point", fail_over))
@@ -532,13 +526,7 @@ class HyperVBackend:
     def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
         if not isinstance(key, str) or not key.strip():
             raise ValidationError.of(f"test copy of replica {replica_id!r}", "key is empty")
-        ref = VMRef.parse(replica_id, "replica")
-        point = PointRef.parse(point_id)
-        if point.replica != ref:
-            raise ConflictError(
-                f"recovery point {point_id!r} belongs to replica {str(point.replica)!r}, "
-                f"not {replica_id!r}"
-            )
+        ref, point = _replica_and_point(replica_id, point_id)
         _, replication, _ = self._read_replica(ref)
         existing = guid_of_test_vm(replication)
         if existing is None:
@@ -930,6 +918,18 @@ class HyperVBackend:
             )
         if statements:
             session.run_checked(Pipeline("connect the replica's NICs", tuple(statements)))
+
+
+def _replica_and_point(replica_id: str, point_id: str) -> tuple[VMRef, PointRef]:
+    """Both ids read back; a point of another replica is refused without asking a host."""
+    ref = VMRef.parse(replica_id, "replica")
+    point = PointRef.parse(point_id)
+    if point.replica != ref:
+        raise ConflictError(
+            f"recovery point {point_id!r} belongs to replica {str(point.replica)!r}, "
+            f"not {replica_id!r}"
+        )
+    return ref, point
 
 
 def _one(output: Iterable[Any], type_name: str, what: str) -> PSObject:
