@@ -24,6 +24,7 @@ _GROUP = "vmfailover.backends"
 _BUILTIN: dict[str, str] = {
     "memory": "vmfailover.backends.memory:MemoryBackend",
     "vsphere": "vmfailover.backends.vsphere:VSphereBackend",
+    "hyperv": "vmfailover.backends.hyperv:HyperVBackend",
 }
 _REQUIRES: dict[str, tuple[str, str]] = {
     "vsphere": ("pyVmomi", "vsphere"),

@@ -31,6 +31,7 @@ from ._objects import (
 )
 from .client import PypsrpShell
 from .cmdlets import HyperVCommandHost
+from .fabric_clock import FabricClock
 from .faults import (
     ACCESS_DENIED,
     OPERATION_TIMEOUT,
@@ -55,6 +56,7 @@ __all__ = [
     "CommandHost",
     "CommandResult",
     "EnumValue",
+    "FabricClock",
     "FaultHooks",
     "HostModel",
     "HyperVCommandHost",
