@@ -40,6 +40,7 @@ from .faults import (
     WinRMFault,
 )
 from .host import HyperVHost
+from .limits import ConnectionCounts, ServerLimits
 from .local import LocalShell
 from .model import HostModel, ReplicationFabric
 from .session import CallLog
@@ -54,6 +55,7 @@ __all__ = [
     "CmdletError",
     "CommandHost",
     "CommandResult",
+    "ConnectionCounts",
     "EnumValue",
     "FaultHooks",
     "HostModel",
@@ -64,6 +66,7 @@ __all__ = [
     "OutputObject",
     "PypsrpShell",
     "ReplicationFabric",
+    "ServerLimits",
     "Shell",
     "ShellResult",
     "WinRMFault",

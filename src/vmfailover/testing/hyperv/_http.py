@@ -1,0 +1,370 @@
+"""One HTTP/1.1 connection of the simulated host: h11 parses, this module bounds every wait.
+
+The protocol (request framing, header validation, keep-alive) is h11's sans-IO state machine;
+this driver feeds it bytes and writes what it answers, and owns the limits a Windows host
+enforces before WinRM sees a request (HTTP.sys):
+
+* a request must arrive, head and body, within ``request_timeout`` of its first byte (a new
+  connection's first request within ``request_timeout`` of the accept), and a kept-alive
+  connection may stay silent for ``idle_timeout``; past either the connection is closed without an
+  answer, as HTTP.sys does;
+* a malformed request (a Content-Length that is not a number, two that disagree, no Host, a head
+  over ``max_header_bytes``) is answered ``400``, a POST with neither Content-Length nor chunked
+  framing ``411``, another method ``405``, a transfer coding other than chunked ``501``;
+* the :class:`Exchange` (WinRM) admits a request on its head alone, authentication included,
+  before any of its body is read; a body over ``max_body_bytes`` is answered ``413`` unread;
+* every error answer closes the connection (as HTTP.sys does); a refused request whose body is
+  small enough is read and dropped first, so an authentication handshake keeps its connection.
+
+A failure of the exchange itself is logged with an error id, and the client gets a ``500`` that
+names the id, never a traceback.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Protocol
+
+import attrs
+import h11
+
+from .limits import ServerLimits
+
+__all__ = [
+    "SERVER_NAME",
+    "Exchange",
+    "HttpConnection",
+    "Reply",
+    "RequestHead",
+    "encode_alone",
+    "error_page",
+]
+
+log = logging.getLogger("vmfailover.testing.hyperv")
+
+#: The ``Server`` header of every answer, as HTTP.sys sends it.
+SERVER_NAME = "Microsoft-HTTPAPI/2.0"
+_RECEIVE_SIZE = 65_536
+_LINGER_SECONDS = 1.0
+_LINGER_BYTES = 1 << 20
+
+
+@attrs.frozen
+class RequestHead:
+    """A request's method, target and headers (names lower-cased, values as sent, latin-1)."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        key = name.lower()
+        for header_name, value in self.headers:
+            if header_name == key:
+                return value
+        return None
+
+
+@attrs.frozen
+class Reply:
+    """An answer: status, extra headers, body. ``close`` ends the connection after it; ``drop``
+    ends it instead of answering."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    content_type: str = ""
+    close: bool = False
+    drop: bool = False
+
+
+class Exchange(Protocol):
+    """What serves the requests of one connection (the WinRM layer)."""
+
+    def admit(self, head: RequestHead) -> Reply | None:
+        """Decide on the head alone: None to read the body and :meth:`answer`, or a refusal."""
+
+    def answer(self, head: RequestHead, body: bytes) -> Reply:
+        """Answer a whole request."""
+
+
+def error_page(status: int, title: str, sentence: str, *, close: bool = True) -> Reply:
+    """An error answer in the style of HTTP.sys: a short HTML page naming the status."""
+    phrase = HTTPStatus(status).phrase
+    body = (
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">'
+        f"\r\n<HTML><HEAD><TITLE>{phrase}</TITLE>\r\n"
+        '<META HTTP-EQUIV="Content-Type" Content="text/html; charset=us-ascii"></HEAD>\r\n'
+        f"<BODY><h2>{phrase} - {title}</h2>\r\n<hr><p>HTTP Error {status}. {sentence}</p>\r\n"
+        "</BODY></HTML>\r\n"
+    ).encode("ascii")
+    return Reply(status, body=body, content_type="text/html; charset=us-ascii", close=close)
+
+
+class _TimedOut(Exception):
+    """A wait on the client passed its deadline."""
+
+
+class _PeerGone(Exception):
+    """The client closed or broke the connection."""
+
+
+class _BodyTooLarge(Exception):
+    """A chunked body grew past the cap."""
+
+
+def _head(event: h11.Request) -> RequestHead:
+    return RequestHead(
+        method=event.method.decode("ascii", "replace"),
+        target=event.target.decode("latin-1"),
+        headers=tuple(
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in event.headers
+        ),
+    )
+
+
+def _refusal_for(error: h11.RemoteProtocolError | ValueError) -> Reply:
+    status = getattr(error, "error_status_hint", 400)
+    if status == 431:
+        return error_page(400, "Request Too Long", "The size of the request headers is too long.")
+    if status == 501:
+        return error_page(501, "Not Implemented", "The request has an unsupported transfer coding.")
+    if "Content-Length" in str(error):
+        return error_page(
+            400, "Invalid Content Length", "The request has an invalid Content-Length header."
+        )
+    return error_page(400, "Invalid Request", "The request could not be parsed.")
+
+
+class HttpConnection:
+    """Serve one accepted connection until it closes, times out or is refused."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        limits: ServerLimits,
+        exchange: Exchange,
+        *,
+        on_timeout: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sock = sock
+        self._limits = limits
+        self._exchange = exchange
+        self._on_timeout = on_timeout
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
+        self._eof = False
+        self._answered_and_closing = False
+        # The first byte of a request must come before ``_wait_deadline``; once it came, the
+        # whole request before ``_request_deadline``.
+        accepted = time.monotonic()
+        self._wait_deadline = accepted + limits.request_timeout
+        self._request_deadline: float | None = accepted + limits.request_timeout
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def serve(self) -> None:
+        try:
+            self._handshake()
+            while self._serve_one():
+                self._h11.start_next_cycle()
+                now = time.monotonic()
+                self._wait_deadline = now + self._limits.idle_timeout
+                pipelined = bool(self._h11.trailing_data[0])
+                self._request_deadline = now + self._limits.request_timeout if pipelined else None
+            if self._answered_and_closing:
+                self._linger()
+        except _TimedOut:
+            self._on_timeout()
+            log.debug("closed a connection whose client did not send in time")
+        except (_PeerGone, h11.LocalProtocolError, OSError):  # ssl.SSLError is an OSError
+            pass
+
+    def _serve_one(self) -> bool:
+        """Serve one request; True if the connection goes on."""
+        try:
+            event = self._next_event()
+        except (h11.RemoteProtocolError, ValueError) as error:
+            if not self._eof:
+                self._send(_refusal_for(error))
+            return False
+        if not isinstance(event, h11.Request):  # ConnectionClosed: the client is done
+            return False
+        head = _head(event)
+        refusal = self._framing_refusal(head)
+        if refusal is not None:
+            self._send(refusal)
+            return False
+        # Authentication comes first: an unknown client gets 401 whatever it announces, a known
+        # one 413 for a body over the cap; neither body is read.
+        admission = self._exchange.admit(head)
+        if admission is not None:
+            return self._refuse_early(head, admission)
+        length = head.header("content-length")
+        if length is not None and int(length) > self._limits.max_body_bytes:
+            self._send(self._too_large())
+            return False
+        try:
+            body = self._read_body(self._limits.max_body_bytes)
+        except _BodyTooLarge:
+            self._send(self._too_large())
+            return False
+        reply = self._answer(head, body)
+        if reply.drop:
+            return False
+        self._send(reply)
+        return not reply.close and self._h11.our_state is h11.DONE
+
+    def _framing_refusal(self, head: RequestHead) -> Reply | None:
+        if head.method != "POST":
+            page = error_page(405, "Method Not Allowed", "The request method is not supported.")
+            return attrs.evolve(page, headers=(("Allow", "POST"),))
+        length = head.header("content-length")
+        if length is None and head.header("transfer-encoding") is None:
+            return error_page(
+                411, "Length Required", "The request must be chunked or have a content length."
+            )
+        return None
+
+    def _refuse_early(self, head: RequestHead, admission: Reply) -> bool:
+        """Answer ``admission`` without reading the body; keep the connection if the body is
+        small enough to read and drop."""
+        if admission.drop:
+            return False
+        length = head.header("content-length")
+        drainable = length is not None and int(length) <= self._limits.max_body_bytes
+        if admission.close or not drainable:
+            self._send(attrs.evolve(admission, close=True))
+            return False
+        self._send(admission)
+        try:
+            self._read_body(self._limits.max_body_bytes)
+        except _BodyTooLarge:  # unreachable: the length was checked above
+            return False
+        return self._h11.our_state is h11.DONE
+
+    def _too_large(self) -> Reply:
+        return Reply(413, close=True)
+
+    def _answer(self, head: RequestHead, body: bytes) -> Reply:
+        try:
+            return self._exchange.answer(head, body)
+        except Exception:
+            error_id = str(uuid.uuid4())
+            log.exception("the simulated host failed answering a request (error id %s)", error_id)
+            return error_page(
+                500,
+                "Internal Server Error",
+                f"The simulated host failed; its log has the details under error id {error_id}.",
+            )
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        while True:
+            event = self._h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            self._h11.receive_data(self._receive())
+
+    def _read_body(self, limit: int) -> bytes:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                event = self._next_event()
+            except (h11.RemoteProtocolError, ValueError):
+                raise _PeerGone from None
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    raise _BodyTooLarge
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            else:
+                raise _PeerGone
+
+    def _receive(self) -> bytes:
+        deadline = self._request_deadline or self._wait_deadline
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _TimedOut
+        self._sock.settimeout(remaining)
+        try:
+            data = self._sock.recv(_RECEIVE_SIZE)
+        except TimeoutError:
+            raise _TimedOut from None
+        if not data:
+            self._eof = True
+        elif self._request_deadline is None:
+            self._request_deadline = time.monotonic() + self._limits.request_timeout
+        return data
+
+    def _handshake(self) -> None:
+        if not isinstance(self._sock, ssl.SSLSocket):
+            return
+        remaining = (self._request_deadline or self._wait_deadline) - time.monotonic()
+        self._sock.settimeout(max(remaining, 0.001))
+        try:
+            self._sock.do_handshake()
+        except TimeoutError:
+            raise _TimedOut from None
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _send(self, reply: Reply) -> None:
+        data = b"".join(self._h11.send(event) or b"" for event in _events(reply))
+        self._sock.settimeout(self._limits.request_timeout)
+        try:
+            self._sock.sendall(data)
+        except TimeoutError:
+            raise _TimedOut from None
+        self._answered_and_closing = reply.close
+
+    def _linger(self) -> None:
+        """After an answer that ends the connection, stop sending and drop what the client still
+        sends, briefly and up to a bound: closing a socket with unread data resets it, and the
+        reset could destroy the answer before the client read it (the client of a 413 is often
+        still sending its body)."""
+        if self._eof or isinstance(self._sock, ssl.SSLSocket):
+            return
+        self._sock.shutdown(socket.SHUT_WR)
+        deadline = time.monotonic() + min(_LINGER_SECONDS, self._limits.request_timeout)
+        budget = _LINGER_BYTES
+        while budget > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._sock.settimeout(remaining)
+            data = self._sock.recv(_RECEIVE_SIZE)
+            if not data:
+                return
+            budget -= len(data)
+
+
+def _events(reply: Reply) -> list[h11.Event]:
+    headers = [("Server", SERVER_NAME), ("Date", email.utils.formatdate(usegmt=True))]
+    headers.extend(reply.headers)
+    if reply.content_type:
+        headers.append(("Content-Type", reply.content_type))
+    headers.append(("Content-Length", str(len(reply.body))))
+    if reply.close:
+        headers.append(("Connection", "close"))
+    response = h11.Response(
+        status_code=reply.status,
+        headers=headers,
+        reason=HTTPStatus(reply.status).phrase.encode("ascii"),
+    )
+    body = [h11.Data(data=reply.body)] if reply.body else []
+    return [response, *body, h11.EndOfMessage()]
+
+
+def encode_alone(reply: Reply) -> bytes:
+    """``reply`` as bytes, for a connection that never read a request (one refused at accept)."""
+    connection = h11.Connection(h11.SERVER)
+    return b"".join(connection.send(event) or b"" for event in _events(reply))
