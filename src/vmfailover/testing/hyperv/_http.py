@@ -85,6 +85,10 @@ class Reply:
     drop: bool = False
 
 
+#: WinRM's answer to an envelope over MaxEnvelopeSizekb: 413 with no body.
+_TOO_LARGE = Reply(413, close=True)
+
+
 class Exchange(Protocol):
     """What serves the requests of one connection (the WinRM layer)."""
 
@@ -109,7 +113,11 @@ def error_page(status: int, title: str, sentence: str, *, close: bool = True) ->
 
 
 class _TimedOut(Exception):
-    """A wait on the client passed its deadline."""
+    """A wait on the client passed its deadline: ``idle`` if it was the wait between requests."""
+
+    def __init__(self, *, idle: bool = False) -> None:
+        super().__init__()
+        self.idle = idle
 
 
 class _PeerGone(Exception):
@@ -131,10 +139,13 @@ def _head(event: h11.Request) -> RequestHead:
     )
 
 
+_HEAD_TOO_LONG = error_page(400, "Request Too Long", "The size of the request headers is too long.")
+
+
 def _refusal_for(error: h11.RemoteProtocolError | ValueError) -> Reply:
     status = getattr(error, "error_status_hint", 400)
     if status == 431:
-        return error_page(400, "Request Too Long", "The size of the request headers is too long.")
+        return _HEAD_TOO_LONG
     if status == 501:
         return error_page(501, "Not Implemented", "The request has an unsupported transfer coding.")
     if "Content-Length" in str(error):
@@ -153,7 +164,7 @@ class HttpConnection:
         limits: ServerLimits,
         exchange: Exchange,
         *,
-        on_timeout: Callable[[], None] = lambda: None,
+        on_timeout: Callable[[bool], None] = lambda idle: None,
     ) -> None:
         self._sock = sock
         self._limits = limits
@@ -162,6 +173,7 @@ class HttpConnection:
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=limits.max_header_bytes)
         self._eof = False
         self._answered_and_closing = False
+        self._cycle_bytes = 0  # bytes given to h11 for the current request, pipelined ones included
         # The first byte of a request must come before ``_wait_deadline``; once it came, the
         # whole request before ``_request_deadline``.
         accepted = time.monotonic()
@@ -176,13 +188,14 @@ class HttpConnection:
                 self._h11.start_next_cycle()
                 now = time.monotonic()
                 self._wait_deadline = now + self._limits.idle_timeout
-                pipelined = bool(self._h11.trailing_data[0])
+                self._cycle_bytes = len(self._h11.trailing_data[0])
+                pipelined = self._cycle_bytes > 0
                 self._request_deadline = now + self._limits.request_timeout if pipelined else None
             if self._answered_and_closing:
                 self._linger()
-        except _TimedOut:
-            self._on_timeout()
-            log.debug("closed a connection whose client did not send in time")
+        except _TimedOut as timeout:
+            self._on_timeout(timeout.idle)
+            log.debug("closed a connection (%s)", "idle" if timeout.idle else "request too slow")
         except (_PeerGone, h11.LocalProtocolError, OSError):  # ssl.SSLError is an OSError
             pass
 
@@ -196,6 +209,10 @@ class HttpConnection:
             return False
         if not isinstance(event, h11.Request):  # ConnectionClosed: the client is done
             return False
+        # h11 bounds a head only while it is incomplete; one that came whole is measured here.
+        if self._cycle_bytes - len(self._h11.trailing_data[0]) > self._limits.max_header_bytes:
+            self._send(_HEAD_TOO_LONG)
+            return False
         head = _head(event)
         refusal = self._framing_refusal(head)
         if refusal is not None:
@@ -203,19 +220,22 @@ class HttpConnection:
             return False
         # Authentication comes first: an unknown client gets 401 whatever it announces, a known
         # one 413 for a body over the cap; neither body is read.
-        admission = self._exchange.admit(head)
+        admission = self._guarded(lambda: self._exchange.admit(head))
         if admission is not None:
             return self._refuse_early(head, admission)
         length = head.header("content-length")
         if length is not None and int(length) > self._limits.max_body_bytes:
-            self._send(self._too_large())
+            self._send(_TOO_LARGE)
             return False
+        if self._h11.they_are_waiting_for_100_continue:
+            self._send_informational(100)
         try:
             body = self._read_body(self._limits.max_body_bytes)
         except _BodyTooLarge:
-            self._send(self._too_large())
+            self._send(_TOO_LARGE)
             return False
-        reply = self._answer(head, body)
+        reply = self._guarded(lambda: self._exchange.answer(head, body))
+        assert reply is not None
         if reply.drop:
             return False
         self._send(reply)
@@ -238,7 +258,11 @@ class HttpConnection:
         if admission.drop:
             return False
         length = head.header("content-length")
-        drainable = length is not None and int(length) <= self._limits.max_body_bytes
+        drainable = (
+            length is not None
+            and int(length) <= self._limits.max_body_bytes
+            and not self._h11.they_are_waiting_for_100_continue  # its body will not come
+        )
         if admission.close or not drainable:
             self._send(attrs.evolve(admission, close=True))
             return False
@@ -249,12 +273,11 @@ class HttpConnection:
             return False
         return self._h11.our_state is h11.DONE
 
-    def _too_large(self) -> Reply:
-        return Reply(413, close=True)
-
-    def _answer(self, head: RequestHead, body: bytes) -> Reply:
+    def _guarded(self, decide: Callable[[], Reply | None]) -> Reply | None:
+        """Run the exchange; a failure of it is logged with an id the client gets, never the
+        traceback."""
         try:
-            return self._exchange.answer(head, body)
+            return decide()
         except Exception:
             error_id = str(uuid.uuid4())
             log.exception("the simulated host failed answering a request (error id %s)", error_id)
@@ -270,7 +293,9 @@ class HttpConnection:
             event = self._h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            self._h11.receive_data(self._receive())
+            data = self._receive()
+            self._cycle_bytes += len(data)
+            self._h11.receive_data(data)
 
     def _read_body(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -291,15 +316,16 @@ class HttpConnection:
                 raise _PeerGone
 
     def _receive(self) -> bytes:
-        deadline = self._request_deadline or self._wait_deadline
+        idle = self._request_deadline is None
+        deadline = self._wait_deadline if self._request_deadline is None else self._request_deadline
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _TimedOut
+            raise _TimedOut(idle=idle)
         self._sock.settimeout(remaining)
         try:
             data = self._sock.recv(_RECEIVE_SIZE)
         except TimeoutError:
-            raise _TimedOut from None
+            raise _TimedOut(idle=idle) from None
         if not data:
             self._eof = True
         elif self._request_deadline is None:
@@ -309,7 +335,7 @@ class HttpConnection:
     def _handshake(self) -> None:
         if not isinstance(self._sock, ssl.SSLSocket):
             return
-        remaining = (self._request_deadline or self._wait_deadline) - time.monotonic()
+        remaining = self._wait_deadline - time.monotonic()
         self._sock.settimeout(max(remaining, 0.001))
         try:
             self._sock.do_handshake()
@@ -318,13 +344,21 @@ class HttpConnection:
 
     # -- writing ----------------------------------------------------------------------------------
     def _send(self, reply: Reply) -> None:
-        data = b"".join(self._h11.send(event) or b"" for event in _events(reply))
+        self._write(b"".join(self._h11.send(event) or b"" for event in _events(reply)))
+        self._answered_and_closing = reply.close
+
+    def _send_informational(self, status: int) -> None:
+        self._write(
+            self._h11.send(h11.InformationalResponse(status_code=status, headers=[])) or b""
+        )
+
+    def _write(self, data: bytes) -> None:
+        """Send, bounded: a client that does not take its answer does not hold the thread."""
         self._sock.settimeout(self._limits.request_timeout)
         try:
             self._sock.sendall(data)
         except TimeoutError:
             raise _TimedOut from None
-        self._answered_and_closing = reply.close
 
     def _linger(self) -> None:
         """After an answer that ends the connection, stop sending and drop what the client still

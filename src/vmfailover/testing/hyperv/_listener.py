@@ -28,8 +28,9 @@ __all__ = ["Listener"]
 
 log = logging.getLogger("vmfailover.testing.hyperv")
 
-#: Serve one accepted connection; the second argument is called when it times out.
-ServeConnection = Callable[[socket.socket, Callable[[], None]], None]
+#: Serve one accepted connection; the second argument is called when it times out (with True if
+#: it was idle between requests, False if a request did not arrive in time).
+ServeConnection = Callable[[socket.socket, Callable[[bool], None]], None]
 
 
 _BUSY = error_page(503, "Service Unavailable", "The service is unavailable.")
@@ -75,6 +76,7 @@ class Listener:
         self._peak = 0
         self._refused = 0
         self._timed_out = 0
+        self._idle_closed = 0
         self._acceptor = _Acceptor(("127.0.0.1", port), self)
         if tls is not None:
             self._acceptor.socket = tls.wrap_socket(
@@ -123,6 +125,7 @@ class Listener:
                 peak=self._peak,
                 refused=self._refused,
                 timed_out=self._timed_out,
+                idle_closed=self._idle_closed,
             )
 
     def wait_for_open(self, at_most: int, timeout: float) -> bool:
@@ -166,9 +169,12 @@ class Listener:
                 sock.shutdown(socket.SHUT_RDWR)
         sock.close()
 
-    def _note_timeout(self) -> None:
+    def _note_timeout(self, idle: bool) -> None:
         with self._cond:
-            self._timed_out += 1
+            if idle:
+                self._idle_closed += 1
+            else:
+                self._timed_out += 1
 
     def _run(self, sock: socket.socket) -> None:
         try:

@@ -93,10 +93,12 @@ class ServerLimits:
 @attrs.frozen
 class ConnectionCounts:
     """What a host's listener has seen: connections ``open`` now (each holds one handler thread),
-    the ``peak`` of open connections, connections ``refused`` for being over ``max_connections``
-    and connections closed because a request or an idle wait ``timed_out``."""
+    the ``peak`` of open connections, connections ``refused`` for being over ``max_connections``,
+    connections closed because a request did not arrive within ``request_timeout``
+    (``timed_out``) and kept-alive connections closed after ``idle_timeout`` (``idle_closed``)."""
 
     open: int
     peak: int
     refused: int
     timed_out: int
+    idle_closed: int

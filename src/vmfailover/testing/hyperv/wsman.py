@@ -224,7 +224,7 @@ class WSManServer:
         """The name every handler thread of this server starts with."""
         return self._started_listener().thread_name_prefix
 
-    def _serve_connection(self, sock: socket.socket, on_timeout: Callable[[], None]) -> None:
+    def _serve_connection(self, sock: socket.socket, on_timeout: Callable[[bool], None]) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         HttpConnection(sock, self.limits, _WinRMExchange(self), on_timeout=on_timeout).serve()
 
