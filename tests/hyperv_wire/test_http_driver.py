@@ -165,6 +165,15 @@ def test_a_refused_small_body_is_drained_and_the_connection_kept() -> None:
     assert exchange.bodies == [b"seen"]
 
 
+def test_a_malformed_chunk_is_400_and_closes() -> None:
+    chunked = request(extra="Transfer-Encoding: chunked\r\n").replace(b"Content-Length: 0\r\n", b"")
+    answer, _ = serve_bytes(
+        chunked + b"zz\r\nabc\r\n0\r\n\r\n" + request(b"never"), RecordingExchange()
+    )
+    assert statuses(answer) == [400]
+    assert b"Connection: close" in answer
+
+
 def test_a_refused_large_body_closes_the_connection_unread() -> None:
     exchange = RecordingExchange()
     large = (

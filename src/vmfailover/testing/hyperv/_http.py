@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import attrs
 import h11
@@ -52,6 +52,7 @@ log = logging.getLogger("vmfailover.testing.hyperv")
 #: The ``Server`` header of every answer, as HTTP.sys sends it.
 SERVER_NAME = "Microsoft-HTTPAPI/2.0"
 _RECEIVE_SIZE = 65_536
+_Decision = TypeVar("_Decision")
 _LINGER_SECONDS = 1.0
 _LINGER_BYTES = 1 << 20
 
@@ -75,7 +76,7 @@ class RequestHead:
 @attrs.frozen
 class Reply:
     """An answer: status, extra headers, body. ``close`` ends the connection after it; ``drop``
-    ends it instead of answering."""
+    ends it instead of answering (the status is then unused)."""
 
     status: int
     headers: tuple[tuple[str, str], ...] = ()
@@ -99,8 +100,9 @@ class Exchange(Protocol):
         """Answer a whole request."""
 
 
-def error_page(status: int, title: str, sentence: str, *, close: bool = True) -> Reply:
-    """An error answer in the style of HTTP.sys: a short HTML page naming the status."""
+def error_page(status: int, title: str, sentence: str) -> Reply:
+    """An error answer in the style of HTTP.sys: a short HTML page naming the status; like
+    HTTP.sys, it closes the connection."""
     phrase = HTTPStatus(status).phrase
     body = (
         '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.01//EN" "http://www.w3.org/TR/html4/strict.dtd">'
@@ -109,7 +111,7 @@ def error_page(status: int, title: str, sentence: str, *, close: bool = True) ->
         f"<BODY><h2>{phrase} - {title}</h2>\r\n<hr><p>HTTP Error {status}. {sentence}</p>\r\n"
         "</BODY></HTML>\r\n"
     ).encode("ascii")
-    return Reply(status, body=body, content_type="text/html; charset=us-ascii", close=close)
+    return Reply(status, body=body, content_type="text/html; charset=us-ascii", close=True)
 
 
 class _TimedOut(Exception):
@@ -126,6 +128,14 @@ class _PeerGone(Exception):
 
 class _BodyTooLarge(Exception):
     """A chunked body grew past the cap."""
+
+
+class _BadBody(Exception):
+    """The body's framing is broken (a malformed chunk)."""
+
+    def __init__(self, error: h11.RemoteProtocolError | ValueError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _head(event: h11.Request) -> RequestHead:
@@ -234,8 +244,10 @@ class HttpConnection:
         except _BodyTooLarge:
             self._send(_TOO_LARGE)
             return False
+        except _BadBody as bad:
+            self._send(_refusal_for(bad.error))
+            return False
         reply = self._guarded(lambda: self._exchange.answer(head, body))
-        assert reply is not None
         if reply.drop:
             return False
         self._send(reply)
@@ -269,11 +281,11 @@ class HttpConnection:
         self._send(admission)
         try:
             self._read_body(self._limits.max_body_bytes)
-        except _BodyTooLarge:  # unreachable: the length was checked above
+        except (_BodyTooLarge, _BadBody):  # answered already: just close
             return False
         return self._h11.our_state is h11.DONE
 
-    def _guarded(self, decide: Callable[[], Reply | None]) -> Reply | None:
+    def _guarded(self, decide: Callable[[], _Decision]) -> _Decision | Reply:
         """Run the exchange; a failure of it is logged with an id the client gets, never the
         traceback."""
         try:
@@ -303,8 +315,10 @@ class HttpConnection:
         while True:
             try:
                 event = self._next_event()
-            except (h11.RemoteProtocolError, ValueError):
-                raise _PeerGone from None
+            except (h11.RemoteProtocolError, ValueError) as error:
+                if self._eof:
+                    raise _PeerGone from None
+                raise _BadBody(error) from None
             if isinstance(event, h11.Data):
                 size += len(event.data)
                 if size > limit:
