@@ -112,9 +112,13 @@ def test_bad_limits_are_refused_naming_the_field(field: str, value: object) -> N
         ServerLimits(**{field: value})  # type: ignore[arg-type]
 
 
-def test_a_host_refuses_limits_of_the_wrong_type() -> None:
+def test_a_host_refuses_limits_tls_and_basic_users_it_cannot_serve() -> None:
     with pytest.raises(ValidationError, match="limits"):
         HyperVHost("hv", command_host=EchoHost(), limits={"max_connections": 1})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="tls"):
+        HyperVHost("hv", command_host=EchoHost(), tls="no")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="':'"):
+        HyperVHost("hv", command_host=EchoHost(), username="a:b")
 
 
 # -- Basic credentials: anything in the header is a decision, never an exception -------------------

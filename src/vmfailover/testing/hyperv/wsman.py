@@ -135,6 +135,16 @@ class WSManServer:
             raise ValidationError.of(
                 f"host {machine!r}", f"limits {limits!r} is not a ServerLimits", "pass one"
             )
+        if not isinstance(tls, bool):
+            raise ValidationError.of(
+                f"host {machine!r}", f"tls {tls!r} is not a boolean", "pass True or False"
+            )
+        if auth == "basic" and ":" in username:
+            raise ValidationError.of(
+                f"host {machine!r}",
+                f"user name {username!r} contains ':', which Basic credentials cannot carry",
+                "choose a user name without ':'",
+            )
         self.command_host = command_host
         self.machine = machine
         self.auth_kind = auth
