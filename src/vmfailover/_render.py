@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
-__all__ = ["html_table", "text_table"]
+__all__ = ["duration", "html_table", "text_table"]
 
 
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
@@ -42,3 +42,22 @@ def html_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: 
         parts.append("</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as people read it: ``4.2s``, ``47s``, ``2m47s``, ``1h02m03s``, ``3d04h``."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 72:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h{minutes:02d}m"
