@@ -41,6 +41,7 @@ from .faults import (
     WinRMFault,
 )
 from .host import HyperVHost
+from .limits import ConnectionCounts, ServerLimits
 from .local import LocalShell
 from .model import HostModel, ReplicationFabric
 from .session import CallLog
@@ -55,6 +56,7 @@ __all__ = [
     "CmdletError",
     "CommandHost",
     "CommandResult",
+    "ConnectionCounts",
     "EnumValue",
     "FabricClock",
     "FaultHooks",
@@ -66,6 +68,7 @@ __all__ = [
     "OutputObject",
     "PypsrpShell",
     "ReplicationFabric",
+    "ServerLimits",
     "Shell",
     "ShellResult",
     "WinRMFault",
