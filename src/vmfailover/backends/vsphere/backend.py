@@ -167,6 +167,7 @@ class VSphereBackend:
         self._lock = threading.Lock()
         self._known: dict[tuple[str, str], _Known] = {}
         self._known_lock = threading.Lock()
+        self._unmarked: set[tuple[str, str]] = set()  # reverted; the marker rides the next write
 
     def __repr__(self) -> str:
         sites = ", ".join(f"{s.settings.site}={s.settings.address}" for s in self._sites.values())
@@ -302,6 +303,21 @@ class VSphereBackend:
                 return self._known_replica(replica, fresh=True)
             raise NotFoundError(f"no replica {replica!r} (VM {vm_id!r} is no replica)")
         return vm_id, site, ref, current, record
+
+    def _owes_marker(self, site: _Site, ref: Any) -> bool:
+        with self._known_lock:
+            return (site.settings.site, ref._moId) in self._unmarked
+
+    def _with_marker(self, site: _Site, ref: Any, values: Mapping[str, str]) -> dict[str, str]:
+        """``values``, plus the failed-over marker if this backend reverted the VM and owes it."""
+        if not self._owes_marker(site, ref):
+            return dict(values)
+        return {**values, REPLICA_STATE: ReplicaState.FAILED_OVER.value}
+
+    def _marker_written(self, site: _Site, ref: Any, values: Mapping[str, str]) -> None:
+        if REPLICA_STATE in values:
+            with self._known_lock:
+                self._unmarked.discard((site.settings.site, ref._moId))
 
     def _act(
         self,
@@ -621,6 +637,10 @@ class VSphereBackend:
         )
         what = f"syncing replica {replica_id!r}"
         self._forget(site.settings.site, ref._moId)  # its disks and snapshots change now
+        with self._known_lock:
+            self._unmarked.discard(
+                (site.settings.site, ref._moId)
+            )  # no longer the point reverted to
         self._forget(source_site.settings.site, source_ref._moId)
         source_conn = source_site.conn
         frozen = wait_for_task(
@@ -728,14 +748,16 @@ class VSphereBackend:
         snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
         self._act(site, ref, what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True)
         # Reverting restores the configuration the snapshot recorded, our state marker included:
-        # it is the VM as it is now that says whether the marker must be written again.
+        # it is the VM as it is now that says whether the marker must be written again. It is
+        # written with the next change of the VM's configuration this backend makes anyway (a NIC
+        # moved, a guest address set, the customization handed over), at the latest right
+        # before power-on; until then this backend knows the VM was reverted, and power_on
+        # (of another backend, after a restart) refuses, asking for the revert again.
         after = self._current(site, ref, vm_id, _STATE_PATHS)
         record = ReplicaRecord.decode(extra_config(after.get("config.extraConfig")), f"VM {name!r}")
         if record is None or record.state is not ReplicaState.FAILED_OVER:
-            spec = vim.vm.ConfigSpec(
-                extraConfig=_options({REPLICA_STATE: ReplicaState.FAILED_OVER.value})
-            )
-            self._act(site, ref, f"{what}: state", ref.ReconfigVM_Task, spec)
+            with self._known_lock:
+                self._unmarked.add((site.settings.site, ref._moId))
 
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         site, ref = self._vm_ref(vm_id)
@@ -749,8 +771,12 @@ class VSphereBackend:
             if _backing_matches(device, target):
                 return
         what = f"connecting VM {current.get('name')!r} NIC {wanted} to {network!r}"
-        spec = vim.vm.ConfigSpec(deviceChange=[nic_edit(device, target)])
+        values = self._with_marker(site, ref, {})
+        spec = vim.vm.ConfigSpec(
+            deviceChange=[nic_edit(device, target)], extraConfig=_options(values) or None
+        )
         self._act(site, ref, what, ref.ReconfigVM_Task, spec, then=_DEVICE_PATHS)
+        self._marker_written(site, ref, values)
 
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
         site, ref = self._vm_ref(vm_id)
@@ -770,19 +796,22 @@ class VSphereBackend:
         pending[wanted] = checked
         name = current.get("name")
         what = f"setting the guest address of VM {name!r} NIC {wanted}"
-        spec = vim.vm.ConfigSpec(extraConfig=_options({GUEST_IP: encode_guest_ip(pending)}))
+        values = self._with_marker(site, ref, {GUEST_IP: encode_guest_ip(pending)})
+        spec = vim.vm.ConfigSpec(extraConfig=_options(values))
         self._act(site, ref, what, ref.ReconfigVM_Task, spec, then=_DEVICE_PATHS)
+        self._marker_written(site, ref, values)
 
     def power_on(self, vm_id: str) -> None:
         site, ref = self._vm_ref(vm_id)
         current = self._current(site, ref, vm_id, _STATE_PATHS)
-        if _power_on_refusal(current) is not None or (
+        reverted = self._owes_marker(site, ref)
+        if _power_on_refusal(current, reverted) is not None or (
             POWER.get(str(current.get("runtime.powerState"))) is PowerState.ON
         ):
             current = self._confirmed(site, ref, vm_id, current)
             if POWER.get(str(current.get("runtime.powerState"))) is PowerState.ON:
                 return
-            refusal = _power_on_refusal(current)
+            refusal = _power_on_refusal(current, reverted)
             if refusal is not None:
                 raise refusal
         name = str(current.get("name"))
@@ -798,10 +827,17 @@ class VSphereBackend:
             guest_os = guest_os_of(current.get("config.guestId"))
             spec = customization_spec(name, guest_os, macs, pending)
             self._act(site, ref, f"{what}: customizing the guest", ref.CustomizeVM_Task, spec)
-            handed_over = vim.vm.ConfigSpec(extraConfig=_options({GUEST_IP: ""}))
+            values = self._with_marker(site, ref, {GUEST_IP: ""})
+            handed_over = vim.vm.ConfigSpec(extraConfig=_options(values))
             self._act(
                 site, ref, f"{what}: customization handed over", ref.ReconfigVM_Task, handed_over
             )
+            self._marker_written(site, ref, values)
+        if self._owes_marker(site, ref):
+            values = self._with_marker(site, ref, {})
+            marker = vim.vm.ConfigSpec(extraConfig=_options(values))
+            self._act(site, ref, f"{what}: state", ref.ReconfigVM_Task, marker)
+            self._marker_written(site, ref, values)
         try:
             self._act(site, ref, what, ref.PowerOnVM_Task)
         except ConflictError:
@@ -1166,10 +1202,10 @@ def _guest_ip_pending(current: _Current, mac: str, configs: tuple[IPConfig, ...]
     return mac in pending and pending[mac] == configs
 
 
-def _power_on_refusal(current: _Current) -> VMFailoverError | None:
+def _power_on_refusal(current: _Current, reverted: bool) -> VMFailoverError | None:
     name = current.get("name")
     record = ReplicaRecord.decode(extra_config(current.get("config.extraConfig")), f"VM {name!r}")
-    if record is not None and record.state in _NOT_FAILED_OVER:
+    if record is not None and record.state in _NOT_FAILED_OVER and not reverted:
         return ConflictError(
             f"VM {name!r} is the replica of {record.source_vm!r} and has not been failed "
             "over: revert it to a recovery point first"
