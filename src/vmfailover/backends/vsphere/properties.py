@@ -74,6 +74,8 @@ def _collect(
     found: list[ObjectProperties] = []
     while result is not None:
         for content in result.objects or ():
+            if _gone(content):
+                continue  # reported missing (reportMissingObjectsInResults): not found
             values = {prop.name: prop.val for prop in content.propSet or ()}
             found.append(ObjectProperties(content.obj, values))
         token = result.token
@@ -81,6 +83,13 @@ def _collect(
             break
         result = conn.invoke(what, collector.ContinueRetrievePropertiesEx, token)
     return found
+
+
+def _gone(content: Any) -> bool:
+    return any(
+        isinstance(getattr(missing, "fault", None), vmodl.fault.ManagedObjectNotFound)
+        for missing in content.missingSet or ()
+    )
 
 
 def retrieve_view(
