@@ -156,19 +156,18 @@ class Scene:
         sources = {vm.name: vm for vm in backend.inventory().vms if vm.id.startswith("site-a:")}
         hosts = ["DC1_C0_H0", "DC1_C0_H1"]
 
-        def protect(index: int) -> Replica:
-            source = sources[names[index]]
-            replica = backend.create_replica(
-                source.id,
+        # one clone at a time: concurrent CloneVM_Task calls can crash this simulator version
+        self.replicas = [
+            backend.create_replica(
+                sources[name].id,
                 hosts[index % 2],
                 "site-b/LocalDS_0",
                 network_map={"DC0_DVPG0": "DR-Net"},
             )
-            backend.sync(replica.id)
-            return replica
-
+            for index, name in enumerate(names)
+        ]
         with ThreadPoolExecutor(THREADS) as pool:
-            self.replicas = list(pool.map(protect, range(len(names))))
+            list(pool.map(lambda replica: backend.sync(replica.id), self.replicas))
         inventory = backend.inventory()
         self.macs = {r.replica_vm: inventory.vm(r.replica_vm).nics[0].mac for r in self.replicas}
         self.re_ip = {r.replica_vm for r in self.replicas[::RE_IP_EVERY]}

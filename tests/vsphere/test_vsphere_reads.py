@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from vmfailover.backends.vsphere import VSphereBackend, properties
-from vmfailover.backends.vsphere.properties import retrieve_objects
+from vmfailover.backends.vsphere.properties import retrieve_objects, retrieve_view
 from vmfailover.errors import NotFoundError
 from vmfailover.testing.vcsim import VCSim
 
@@ -19,18 +19,8 @@ def test_reads_queued_behind_one_on_the_wire_go_out_as_one(
 ) -> None:
     backend = VSphereBackend([vcsim_session.vcenter("site-a", datacenter="DC0")])
     conn = backend.connection("site-a")
-    names = {}
-    for vm in (
-        VSphereBackend(
-            [
-                vcsim_session.vcenter("a", datacenter="DC0"),
-                vcsim_session.vcenter("b", datacenter="DC1"),
-            ]
-        )
-        .inventory()
-        .vms
-    ):
-        names[vm.id.partition(":")[2]] = vm.name
+    every = retrieve_view(conn, conn.content.rootFolder, {"VirtualMachine": ("name",)}, what="vms")
+    names = {item.moref: item.get("name") for item in every}
     refs = [conn.managed("VirtualMachine", moref) for moref in sorted(names)]
     missing = conn.managed("VirtualMachine", "vm-999999")
     combiner = properties.combiner(conn)
