@@ -30,6 +30,7 @@ from vmfailover.backends.vsphere.devices import NetworkInfo, disks, nic_edit, ni
 from vmfailover.backends.vsphere.guest import customization_spec, guest_os_of, reported_addresses
 from vmfailover.backends.vsphere.inventory import (
     POWER,
+    VM_PATHS,
     DatacenterInfo,
     SiteView,
     VMInfo,
@@ -57,7 +58,7 @@ from vmfailover.backends.vsphere.metadata import (
 from vmfailover.backends.vsphere.movers import DataMover, DiskPair, FullCopyMover, TransferJob
 from vmfailover.backends.vsphere.properties import ObjectProperties, retrieve_objects
 from vmfailover.backends.vsphere.settings import VCenter
-from vmfailover.backends.vsphere.tasks import wait_for_task
+from vmfailover.backends.vsphere.tasks import wait_and_read, wait_for_task
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import (
     ConflictError,
@@ -92,6 +93,34 @@ RECOVERY_POINT_LIMIT = 32
 
 _SYNCABLE = (ReplicaState.INITIALIZING, ReplicaState.READY)
 _NOT_FAILED_OVER = (ReplicaState.INITIALIZING, ReplicaState.READY)
+
+
+@attrs.frozen
+class _Known:
+    """The backend's last read of a VM: which paths, and when (the clock's monotonic seconds)."""
+
+    props: ObjectProperties
+    paths: frozenset[str]
+    read_at: float
+
+
+# What the failover calls need of a VM. A task's confirming read carries what the calls after it
+# are likely to need, and no more: device lists are most of a VM's weight on the wire.
+_STATE_PATHS = ("name", "runtime.powerState", "config.extraConfig", "config.guestId")
+_REPLICA_PATHS = (*_STATE_PATHS, "snapshot.rootSnapshotList")
+_DEVICE_PATHS = (*_STATE_PATHS, "config.hardware.device")
+
+
+@attrs.frozen
+class _Current:
+    """A VM's properties for a call to act on; ``reused`` when they come from an earlier read."""
+
+    props: ObjectProperties
+    paths: tuple[str, ...]
+    reused: bool
+
+    def get(self, path: str, default: Any = None) -> Any:
+        return self.props.get(path, default)
 
 
 @attrs.define
@@ -136,6 +165,9 @@ class VSphereBackend:
         self.mover: DataMover = data_mover if data_mover is not None else FullCopyMover()
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._lock = threading.Lock()
+        self._known: dict[tuple[str, str], _Known] = {}
+        self._known_lock = threading.Lock()
+        self._unmarked: set[tuple[str, str]] = set()  # reverted; the marker rides the next write
 
     def __repr__(self) -> str:
         sites = ", ".join(f"{s.settings.site}={s.settings.address}" for s in self._sites.values())
@@ -215,12 +247,106 @@ class VSphereBackend:
             raise NotFoundError(f"no replica {replica!r} (VM {vm_id!r} is no replica)")
         return vm_id, site, ref, props, record
 
+    # --- what the backend last read of its VMs ----------------------------------------------------
+    #
+    # Failover calls come in a row for each VM (recovery points, revert, NICs, guest IP, power on),
+    # and each used to read the VM before acting and read its task after. The inventory and every
+    # task's confirming round trip already carry the VM's properties (VM_PATHS), so a call acts on
+    # the last read when it is at most ``read_max_age`` old. Decisions not to act (a refusal, a
+    # no-op) are never taken on an old read: the VM is read again first.
+
+    def _remember(self, site: _Site, props: ObjectProperties, paths: Iterable[str]) -> None:
+        known = _Known(props, frozenset(paths), self.clock.monotonic())
+        with self._known_lock:
+            self._known[(site.settings.site, props.moref)] = known
+
+    def _forget(self, site_name: str, moref: str) -> None:
+        with self._known_lock:
+            self._known.pop((site_name, moref), None)
+
+    def _current(
+        self, site: _Site, ref: Any, vm_id: str, paths: Sequence[str], *, fresh: bool = False
+    ) -> _Current:
+        """The VM's ``paths``: from the last read if recent enough and complete, else read now."""
+        if not fresh:
+            with self._known_lock:
+                known = self._known.get((site.settings.site, ref._moId))
+            if (
+                known is not None
+                and known.paths.issuperset(paths)
+                and self.clock.monotonic() - known.read_at <= site.settings.read_max_age
+            ):
+                return _Current(known.props, paths=tuple(paths), reused=True)
+        props = self._read_vm(site, ref, vm_id, paths)
+        self._remember(site, props, paths)
+        return _Current(props, paths=tuple(paths), reused=False)
+
+    def _confirmed(self, site: _Site, ref: Any, vm_id: str, current: _Current) -> _Current:
+        """``current`` if read just now, else a new read: for decisions not to act."""
+        if not current.reused:
+            return current
+        return self._current(site, ref, vm_id, current.paths, fresh=True)
+
+    def _known_replica(
+        self, replica: str, *, fresh: bool = False
+    ) -> tuple[str, _Site, Any, _Current, ReplicaRecord]:
+        vm_id, site, ref = self._replica_ref(replica)
+        try:
+            current = self._current(site, ref, vm_id, _REPLICA_PATHS, fresh=fresh)
+        except NotFoundError:
+            raise NotFoundError(f"no replica {replica!r}") from None
+        record = ReplicaRecord.decode(
+            extra_config(current.get("config.extraConfig")), f"VM {current.get('name')!r}"
+        )
+        if record is None or record.id != replica:
+            if current.reused:
+                return self._known_replica(replica, fresh=True)
+            raise NotFoundError(f"no replica {replica!r} (VM {vm_id!r} is no replica)")
+        return vm_id, site, ref, current, record
+
+    def _owes_marker(self, site: _Site, ref: Any) -> bool:
+        with self._known_lock:
+            return (site.settings.site, ref._moId) in self._unmarked
+
+    def _with_marker(self, site: _Site, ref: Any, values: Mapping[str, str]) -> dict[str, str]:
+        """``values``, plus the failed-over marker if this backend reverted the VM and owes it."""
+        if not self._owes_marker(site, ref):
+            return dict(values)
+        return {**values, REPLICA_STATE: ReplicaState.FAILED_OVER.value}
+
+    def _marker_written(self, site: _Site, ref: Any, values: Mapping[str, str]) -> None:
+        if REPLICA_STATE in values:
+            with self._known_lock:
+                self._unmarked.discard((site.settings.site, ref._moId))
+
+    def _act(
+        self,
+        site: _Site,
+        ref: Any,
+        what: str,
+        call: Any,
+        *args: Any,
+        then: Sequence[str] = _STATE_PATHS,
+        **kwargs: Any,
+    ) -> Any:
+        """Start a task on the VM ``ref`` and wait for it, reading the VM's ``then`` with it."""
+        conn = site.conn
+        task = conn.invoke(what, call, *args, **kwargs)
+        waited = wait_and_read(conn, [task], [what], [ref], {"VirtualMachine": then})
+        if waited.objects is not None and ref._moId in waited.objects:
+            self._remember(site, waited.objects[ref._moId], then)
+        else:
+            self._forget(site.settings.site, ref._moId)
+        return waited.outcomes[0].unwrap()
+
     # --- inventory -------------------------------------------------------------------------------
 
     def _view(self, site: _Site) -> SiteView:
         view = read_site(site.conn, site.settings.site, self._datacenter(site))
         site.networks = dict(view.networks)
         site.last_view = view
+        for info in view.vms:
+            self._remember(site, info.props, VM_PATHS)
         return view
 
     def _views(self) -> dict[str, SiteView | None]:
@@ -510,6 +636,12 @@ class VSphereBackend:
             source_site, source_ref, record.source_vm, ("name", "config.hardware.device")
         )
         what = f"syncing replica {replica_id!r}"
+        self._forget(site.settings.site, ref._moId)  # its disks and snapshots change now
+        with self._known_lock:
+            self._unmarked.discard(
+                (site.settings.site, ref._moId)
+            )  # no longer the point reverted to
+        self._forget(source_site.settings.site, source_ref._moId)
         source_conn = source_site.conn
         frozen = wait_for_task(
             source_conn,
@@ -572,15 +704,16 @@ class VSphereBackend:
         )
 
     def recovery_points(self, replica_id: str) -> tuple[RecoveryPoint, ...]:
-        vm_id, _, _, props, _ = self._read_replica(replica_id, ("snapshot.rootSnapshotList",))
-        return tuple(_points(replica_id, vm_id, props.get("snapshot.rootSnapshotList")))
+        vm_id, _, _, current, _ = self._known_replica(replica_id)
+        return tuple(_points(replica_id, vm_id, current.get("snapshot.rootSnapshotList")))
 
     def delete_recovery_point(self, point_id: str) -> None:
         parts = split_point_id(point_id) if isinstance(point_id, str) else None
         if parts is None:
             raise NotFoundError(f"no recovery point {point_id!r}")
         vm_id, snapshot = parts
-        site, _ = self._vm_ref(vm_id, "replica VM")
+        site, vm_ref = self._vm_ref(vm_id, "replica VM")
+        self._forget(site.settings.site, vm_ref._moId)
         ref = site.conn.managed("VirtualMachineSnapshot", snapshot)
         try:
             self._remove_snapshot(site.conn, ref, f"deleting recovery point {point_id!r}")
@@ -594,9 +727,7 @@ class VSphereBackend:
 
     def revert(self, replica_id: str, point_id: str) -> None:
         parts = split_point_id(point_id) if isinstance(point_id, str) else None
-        vm_id, site, ref, props, record = self._read_replica(
-            replica_id, ("runtime.powerState", "snapshot.rootSnapshotList")
-        )
+        vm_id, site, ref, current, _ = self._known_replica(replica_id)
         if parts is None:
             raise NotFoundError(f"no recovery point {point_id!r}")
         if parts[0] != vm_id:
@@ -604,108 +735,111 @@ class VSphereBackend:
                 f"recovery point {point_id!r} belongs to replica {replica_id_of(parts[0])!r}, "
                 f"not {replica_id!r}"
             )
-        name = props.get("name")
-        if POWER.get(str(props.get("runtime.powerState"))) is not PowerState.OFF:
+        if POWER.get(str(current.get("runtime.powerState"))) is not PowerState.OFF or (
+            point_id not in _point_ids(replica_id, vm_id, current)
+        ):
+            current = self._confirmed(site, ref, vm_id, current)
+        name = current.get("name")
+        if POWER.get(str(current.get("runtime.powerState"))) is not PowerState.OFF:
             raise ConflictError(f"replica VM {name!r} is running: power it off before reverting")
-        point_ids = {
-            p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
-        }
-        if point_id not in point_ids:
+        if point_id not in _point_ids(replica_id, vm_id, current):
             raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
         what = f"reverting replica VM {name!r} to {point_id!r}"
         snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
-        wait_for_task(
-            site.conn,
-            site.conn.invoke(what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True),
-            what,
-        )
-        if record.state is not ReplicaState.FAILED_OVER:
-            self._reconfigure(
-                site.conn, ref, {REPLICA_STATE: ReplicaState.FAILED_OVER.value}, f"{what}: state"
-            )
+        self._act(site, ref, what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True)
+        # Reverting restores the configuration the snapshot recorded, our state marker included:
+        # it is the VM as it is now that says whether the marker must be written again. It is
+        # written with the next change of the VM's configuration this backend makes anyway (a NIC
+        # moved, a guest address set, the customization handed over), at the latest right
+        # before power-on; until then this backend knows the VM was reverted, and power_on
+        # (of another backend, after a restart) refuses, asking for the revert again.
+        after = self._current(site, ref, vm_id, _STATE_PATHS)
+        record = ReplicaRecord.decode(extra_config(after.get("config.extraConfig")), f"VM {name!r}")
+        if record is None or record.state is not ReplicaState.FAILED_OVER:
+            with self._known_lock:
+                self._unmarked.add((site.settings.site, ref._moId))
 
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         site, ref = self._vm_ref(vm_id)
         wanted = _mac(mac)
-        props = self._read_vm(site, ref, vm_id, ("name", "config.hardware.device"))
-        name = props.get("name")
-        device = _nic(props.get("config.hardware.device"), wanted, name)
+        current = self._current(site, ref, vm_id, _DEVICE_PATHS)
         target = self._network(site, network)
-        if _backing_matches(device, target):
-            return
-        what = f"connecting VM {name!r} NIC {wanted} to {network!r}"
-        spec = vim.vm.ConfigSpec(deviceChange=[nic_edit(device, target)])
-        wait_for_task(site.conn, site.conn.invoke(what, ref.ReconfigVM_Task, spec), what)
+        device = _find_nic(current.get("config.hardware.device"), wanted)
+        if device is None or _backing_matches(device, target):
+            current = self._confirmed(site, ref, vm_id, current)
+            device = _nic(current.get("config.hardware.device"), wanted, current.get("name"))
+            if _backing_matches(device, target):
+                return
+        what = f"connecting VM {current.get('name')!r} NIC {wanted} to {network!r}"
+        values = self._with_marker(site, ref, {})
+        spec = vim.vm.ConfigSpec(
+            deviceChange=[nic_edit(device, target)], extraConfig=_options(values) or None
+        )
+        self._act(site, ref, what, ref.ReconfigVM_Task, spec, then=_DEVICE_PATHS)
+        self._marker_written(site, ref, values)
 
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
         site, ref = self._vm_ref(vm_id)
         wanted = _mac(mac)
         checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {wanted})")
-        props = self._read_vm(
-            site,
-            ref,
-            vm_id,
-            (
-                "name",
-                "runtime.powerState",
-                "config.hardware.device",
-                "config.extraConfig",
-                "config.guestId",
-            ),
-        )
-        name = props.get("name")
-        _nic(props.get("config.hardware.device"), wanted, name)
-        if POWER.get(str(props.get("runtime.powerState"))) is PowerState.ON:
-            raise ConflictError(f"VM {name!r} is running: its guest IP is set before power-on")
-        if guest_os_of(props.get("config.guestId")) is GuestOS.OTHER:
-            raise ConflictError(
-                f"VM {name!r}: guest OS {props.get('config.guestId')!r} is neither Linux nor "
-                "Windows; vSphere guest customization cannot set its address"
-            )
-        pending = decode_guest_ip(extra_config(props.get("config.extraConfig")).get(GUEST_IP, ""))
-        if wanted in pending and pending[wanted] == checked:
-            return
+        current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        if _guest_ip_refusal(current, wanted) is not None or _guest_ip_pending(
+            current, wanted, checked
+        ):
+            current = self._confirmed(site, ref, vm_id, current)
+            refusal = _guest_ip_refusal(current, wanted)
+            if refusal is not None:
+                raise refusal
+            if _guest_ip_pending(current, wanted, checked):
+                return
+        pending = decode_guest_ip(extra_config(current.get("config.extraConfig")).get(GUEST_IP, ""))
         pending[wanted] = checked
+        name = current.get("name")
         what = f"setting the guest address of VM {name!r} NIC {wanted}"
-        self._reconfigure(site.conn, ref, {GUEST_IP: encode_guest_ip(pending)}, what)
+        values = self._with_marker(site, ref, {GUEST_IP: encode_guest_ip(pending)})
+        spec = vim.vm.ConfigSpec(extraConfig=_options(values))
+        self._act(site, ref, what, ref.ReconfigVM_Task, spec, then=_DEVICE_PATHS)
+        self._marker_written(site, ref, values)
 
     def power_on(self, vm_id: str) -> None:
         site, ref = self._vm_ref(vm_id)
-        props = self._read_vm(
-            site,
-            ref,
-            vm_id,
-            (
-                "name",
-                "runtime.powerState",
-                "config.extraConfig",
-                "config.hardware.device",
-                "config.guestId",
-            ),
-        )
-        name = str(props.get("name"))
-        if POWER.get(str(props.get("runtime.powerState"))) is PowerState.ON:
-            return
-        extra = extra_config(props.get("config.extraConfig"))
-        record = ReplicaRecord.decode(extra, f"VM {name!r}")
-        if record is not None and record.state in _NOT_FAILED_OVER:
-            raise ConflictError(
-                f"VM {name!r} is the replica of {record.source_vm!r} and has not been failed "
-                "over: revert it to a recovery point first"
-            )
-        pending = decode_guest_ip(extra.get(GUEST_IP, ""))
+        current = self._current(site, ref, vm_id, _STATE_PATHS)
+        reverted = self._owes_marker(site, ref)
+        if _power_on_refusal(current, reverted) is not None or (
+            POWER.get(str(current.get("runtime.powerState"))) is PowerState.ON
+        ):
+            current = self._confirmed(site, ref, vm_id, current)
+            if POWER.get(str(current.get("runtime.powerState"))) is PowerState.ON:
+                return
+            refusal = _power_on_refusal(current, reverted)
+            if refusal is not None:
+                raise refusal
+        name = str(current.get("name"))
+        pending = decode_guest_ip(extra_config(current.get("config.extraConfig")).get(GUEST_IP, ""))
         what = f"powering on VM {name!r}"
         if pending:
-            macs = [mac for _, mac in nics(props.get("config.hardware.device"))]
-            spec = customization_spec(name, guest_os_of(props.get("config.guestId")), macs, pending)
-            wait_for_task(
-                site.conn,
-                site.conn.invoke(f"{what}: customizing the guest", ref.CustomizeVM_Task, spec),
-                f"{what}: customizing the guest",
+            current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+            pending = decode_guest_ip(
+                extra_config(current.get("config.extraConfig")).get(GUEST_IP, "")
             )
-            self._reconfigure(site.conn, ref, {GUEST_IP: ""}, f"{what}: customization handed over")
+        if pending:
+            macs = [mac for _, mac in nics(current.get("config.hardware.device"))]
+            guest_os = guest_os_of(current.get("config.guestId"))
+            spec = customization_spec(name, guest_os, macs, pending)
+            self._act(site, ref, f"{what}: customizing the guest", ref.CustomizeVM_Task, spec)
+            values = self._with_marker(site, ref, {GUEST_IP: ""})
+            handed_over = vim.vm.ConfigSpec(extraConfig=_options(values))
+            self._act(
+                site, ref, f"{what}: customization handed over", ref.ReconfigVM_Task, handed_over
+            )
+            self._marker_written(site, ref, values)
+        if self._owes_marker(site, ref):
+            values = self._with_marker(site, ref, {})
+            marker = vim.vm.ConfigSpec(extraConfig=_options(values))
+            self._act(site, ref, f"{what}: state", ref.ReconfigVM_Task, marker)
+            self._marker_written(site, ref, values)
         try:
-            wait_for_task(site.conn, site.conn.invoke(what, ref.PowerOnVM_Task), what)
+            self._act(site, ref, what, ref.PowerOnVM_Task)
         except ConflictError:
             if self._power(site, ref, vm_id) is not PowerState.ON:
                 raise
@@ -725,6 +859,7 @@ class VSphereBackend:
                 "shutdown_guest timeout", f"must be a finite number >= 0, got {timeout!r}"
             )
         site, ref = self._vm_ref(vm_id)
+        self._forget(site.settings.site, ref._moId)
         props = self._read_vm(site, ref, vm_id, ("name", "runtime.powerState"))
         name = props.get("name")
         if POWER.get(str(props.get("runtime.powerState"))) is not PowerState.ON:
@@ -774,6 +909,7 @@ class VSphereBackend:
 
     def power_off(self, vm_id: str) -> None:
         site, ref = self._vm_ref(vm_id)
+        self._forget(site.settings.site, ref._moId)
         what = f"powering off VM {vm_id!r}"
         try:
             wait_for_task(site.conn, site.conn.invoke(what, ref.PowerOffVM_Task), what)
@@ -860,6 +996,7 @@ class VSphereBackend:
 
     def remove_test_copy(self, vm_id: str) -> None:
         site, ref = self._vm_ref(vm_id)
+        self._forget(site.settings.site, ref._moId)
         try:
             props = self._read_vm(
                 site, ref, vm_id, ("name", "runtime.powerState", "config.extraConfig")
@@ -959,6 +1096,7 @@ class VSphereBackend:
         self, conn: VCenterConnection, ref: Any, values: Mapping[str, str], what: str
     ) -> None:
         spec = vim.vm.ConfigSpec(extraConfig=_options(values))
+        self._forget(conn.settings.site, ref._moId)
         wait_for_task(conn, conn.invoke(what, ref.ReconfigVM_Task, spec), what)
 
     def _remove_snapshot(self, conn: VCenterConnection, snapshot: Any, what: str) -> None:
@@ -1025,11 +1163,54 @@ def _points(replica: str, vm_id: str, tree: Any) -> list[RecoveryPoint]:
     return found
 
 
-def _nic(devices: Any, mac: str, vm_name: object) -> Any:
+def _find_nic(devices: Any, mac: str) -> Any:
     for device, found in nics(devices):
         if found == mac:
             return device
-    raise NotFoundError(f"VM {vm_name!r} has no NIC with MAC {mac}")
+    return None
+
+
+def _nic(devices: Any, mac: str, vm_name: object) -> Any:
+    device = _find_nic(devices, mac)
+    if device is None:
+        raise NotFoundError(f"VM {vm_name!r} has no NIC with MAC {mac}")
+    return device
+
+
+def _point_ids(replica: str, vm_id: str, current: _Current) -> set[str]:
+    return {p.id for p in _points(replica, vm_id, current.get("snapshot.rootSnapshotList"))}
+
+
+def _guest_ip_refusal(current: _Current, mac: str) -> VMFailoverError | None:
+    """Why the VM's guest address cannot be set now, or None."""
+    name = current.get("name")
+    if _find_nic(current.get("config.hardware.device"), mac) is None:
+        return NotFoundError(f"VM {name!r} has no NIC with MAC {mac}")
+    if POWER.get(str(current.get("runtime.powerState"))) is PowerState.ON:
+        return ConflictError(f"VM {name!r} is running: its guest IP is set before power-on")
+    if guest_os_of(current.get("config.guestId")) is GuestOS.OTHER:
+        return ConflictError(
+            f"VM {name!r}: guest OS {current.get('config.guestId')!r} is neither Linux nor "
+            "Windows; vSphere guest customization cannot set its address"
+        )
+    return None
+
+
+def _guest_ip_pending(current: _Current, mac: str, configs: tuple[IPConfig, ...] | None) -> bool:
+    """Whether exactly these settings already wait for the NIC's next boot."""
+    pending = decode_guest_ip(extra_config(current.get("config.extraConfig")).get(GUEST_IP, ""))
+    return mac in pending and pending[mac] == configs
+
+
+def _power_on_refusal(current: _Current, reverted: bool) -> VMFailoverError | None:
+    name = current.get("name")
+    record = ReplicaRecord.decode(extra_config(current.get("config.extraConfig")), f"VM {name!r}")
+    if record is not None and record.state in _NOT_FAILED_OVER and not reverted:
+        return ConflictError(
+            f"VM {name!r} is the replica of {record.source_vm!r} and has not been failed "
+            "over: revert it to a recovery point first"
+        )
+    return None
 
 
 def _backing_matches(device: Any, network: NetworkInfo) -> bool:

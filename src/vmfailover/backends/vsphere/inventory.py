@@ -35,7 +35,15 @@ from vmfailover.model import (
     PowerState,
 )
 
-__all__ = ["DatacenterInfo", "HostInfo", "SiteView", "VMInfo", "find_datacenter", "read_site"]
+__all__ = [
+    "VM_PATHS",
+    "DatacenterInfo",
+    "HostInfo",
+    "SiteView",
+    "VMInfo",
+    "find_datacenter",
+    "read_site",
+]
 
 log = logging.getLogger("vmfailover.backends.vsphere")
 
@@ -51,7 +59,9 @@ VM_PATHS = (
     "config.extraConfig",
     "datastore",
     "guest.net",
+    "snapshot.rootSnapshotList",
 )
+"""What a read of a VM fetches: the inventory's, and what failover calls act on."""
 HOST_PATHS = (
     "name",
     "parent",
@@ -113,6 +123,7 @@ class VMInfo:
     devices: tuple[Any, ...]
     record: ReplicaRecord | None
     test_copy_of: str | None
+    props: ObjectProperties  # the VM as read (VM_PATHS)
 
 
 @attrs.frozen
@@ -318,6 +329,7 @@ def _vm_info(
         devices=devices,
         record=ReplicaRecord.decode(extra, f"VM {name!r}"),
         test_copy_of=extra.get(TESTCOPY_REPLICA) if extra.get(TESTCOPY_KEY) else None,
+        props=item,
     )
 
 

@@ -37,6 +37,17 @@ def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value
         raise ValidationError.of(f"VCenter {attribute.name}", f"must be > 0 seconds, got {value!r}")
 
 
+def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError.of(
+            f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
+        )
+    if value < 0:
+        raise ValidationError.of(
+            f"VCenter {attribute.name}", f"must be >= 0 seconds, got {value!r}"
+        )
+
+
 def _port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
         raise ValidationError.of("VCenter port", f"must be 1..65535, got {value!r}")
@@ -58,6 +69,12 @@ class VCenter:
     file of CA certificates) when given, or by a pinned SHA-256 ``thumbprint`` of the server
     certificate. ``insecure=True`` turns verification off; it must be asked for explicitly, and
     every connection made that way is logged as a warning.
+
+    ``read_max_age`` is how old the backend's last read of a VM (from the inventory, a recovery
+    point listing, or the round trip that confirmed its last task on the VM) may be for the
+    backend to act on it without reading the VM again. Only decisions to *act* rest on such a
+    read; a call that would refuse or do nothing because of it reads the VM again first. ``0``
+    reads before every call.
     """
 
     site: str = attrs.field(validator=_text)
@@ -72,6 +89,7 @@ class VCenter:
     insecure: bool = False
     timeout: float = attrs.field(default=60.0, validator=_positive_seconds)
     task_timeout: float = attrs.field(default=3600.0, validator=_positive_seconds)
+    read_max_age: float = attrs.field(default=30.0, validator=_seconds)
     path: str = "/sdk"
 
     def __attrs_post_init__(self) -> None:

@@ -4,12 +4,16 @@ The first look is one read of every task's state (quick tasks are often done by 
 running are then watched through a private PropertyCollector with a single filter over all of
 them, so N tasks cost a handful of round trips, not N polling loops. Every wait has a deadline: a
 task still running when it passes is a :class:`~vmfailover.errors.TransientBackendError`.
+
+The first look can carry the properties of other objects too (:func:`wait_and_read`): the VM a
+task changed is read in the same round trip that finds the task done, so the caller knows the
+VM's state after its task without reading it again.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -17,10 +21,10 @@ from pyVmomi import vim, vmodl
 
 from vmfailover.backends.vsphere.connection import VCenterConnection
 from vmfailover.backends.vsphere.faults import translate_fault
-from vmfailover.backends.vsphere.properties import retrieve_objects
-from vmfailover.errors import TransientBackendError, VMFailoverError
+from vmfailover.backends.vsphere.properties import ObjectProperties, retrieve_objects
+from vmfailover.errors import NotFoundError, TransientBackendError, VMFailoverError
 
-__all__ = ["TaskOutcome", "wait_for_task", "wait_for_tasks"]
+__all__ = ["TaskOutcome", "TaskWait", "wait_and_read", "wait_for_task", "wait_for_tasks"]
 
 _PATHS = ("info.state", "info.error", "info.result")
 _DONE = ("success", "error")
@@ -50,6 +54,69 @@ def _outcome(what: str, values: dict[str, Any]) -> TaskOutcome:
     return TaskOutcome(what, result=values.get("info.result"))
 
 
+@attrs.frozen
+class TaskWait:
+    """Outcomes of the tasks, in order, and what was read with them.
+
+    ``objects`` (by managed object id) holds the other objects' properties as read in the round
+    trip that found every task done; it is None when a task was still running then, or the
+    objects could not be read, and the caller must read them itself if it needs them.
+    """
+
+    outcomes: list[TaskOutcome]
+    objects: dict[str, ObjectProperties] | None
+
+
+def wait_and_read(
+    conn: VCenterConnection,
+    tasks: Sequence[Any],
+    whats: Sequence[str],
+    objects: Sequence[Any] = (),
+    paths_by_type: Mapping[str, Sequence[str]] | None = None,
+    *,
+    timeout: float | None = None,
+) -> TaskWait:
+    """Wait for every task (failures are outcomes, not raised), reading ``objects`` on the way.
+
+    Raises :class:`~vmfailover.errors.TransientBackendError` if any task is still running after
+    ``timeout`` seconds (the connection's ``task_timeout`` by default).
+    """
+    if not tasks:
+        return TaskWait([], None)
+    deadline = time.monotonic() + (timeout if timeout is not None else conn.settings.task_timeout)
+    label = whats[0] if len(whats) == 1 else f"{len(whats)} tasks ({whats[0]}, ...)"
+    states: dict[str, dict[str, Any]] = {}
+    extra = list(objects) if paths_by_type else []
+    try:
+        found = retrieve_objects(
+            conn,
+            [*tasks, *extra],
+            {"Task": _PATHS, **(paths_by_type or {})},
+            what=f"{label}: task state",
+        )
+    except NotFoundError:
+        if not extra:
+            raise
+        extra = []  # an object we meant to read with them is gone: read the tasks alone
+        found = retrieve_objects(conn, tasks, {"Task": _PATHS}, what=f"{label}: task state")
+    read: dict[str, ObjectProperties] = {}
+    for item in found:
+        if item.type_name == "Task":
+            states[item.moref] = dict(item.values)
+        else:
+            read[item.moref] = item
+    pending = {
+        task._moId for task in tasks if states.get(task._moId, {}).get("info.state") not in _DONE
+    }
+    if pending:
+        _watch(conn, [t for t in tasks if t._moId in pending], states, deadline, label)
+    outcomes = [
+        _outcome(what, states.get(task._moId, {})) for task, what in zip(tasks, whats, strict=True)
+    ]
+    # read before the tasks ended, the objects are stale now
+    return TaskWait(outcomes, read if extra and not pending else None)
+
+
 def wait_for_tasks(
     conn: VCenterConnection,
     tasks: Sequence[Any],
@@ -62,21 +129,7 @@ def wait_for_tasks(
     Raises :class:`~vmfailover.errors.TransientBackendError` if any task is still running after
     ``timeout`` seconds (the connection's ``task_timeout`` by default).
     """
-    if not tasks:
-        return []
-    deadline = time.monotonic() + (timeout if timeout is not None else conn.settings.task_timeout)
-    label = whats[0] if len(whats) == 1 else f"{len(whats)} tasks ({whats[0]}, ...)"
-    states: dict[str, dict[str, Any]] = {}
-    for item in retrieve_objects(conn, tasks, {"Task": _PATHS}, what=f"{label}: task state"):
-        states[item.moref] = dict(item.values)
-    pending = {
-        task._moId for task in tasks if states.get(task._moId, {}).get("info.state") not in _DONE
-    }
-    if pending:
-        _watch(conn, [t for t in tasks if t._moId in pending], states, deadline, label)
-    return [
-        _outcome(what, states.get(task._moId, {})) for task, what in zip(tasks, whats, strict=True)
-    ]
+    return wait_and_read(conn, tasks, whats, timeout=timeout).outcomes
 
 
 def wait_for_task(
