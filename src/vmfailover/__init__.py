@@ -49,7 +49,22 @@ from vmfailover.model import (
     ReplicaState,
     Site,
 )
+from vmfailover.policy.cluster import (
+    AdmissionControl,
+    Cluster,
+    ClusterPolicy,
+    IsolationResponse,
+    RestartPriority,
+)
 from vmfailover.policy.netmap import NetworkMapping
+from vmfailover.policy.placement import (
+    HostLoad,
+    PlacedVM,
+    Placement,
+    UnplacedReason,
+    UnplacedVM,
+    place,
+)
 from vmfailover.policy.points import choose_point
 from vmfailover.policy.probes import (
     CallableProbe,
@@ -91,11 +106,14 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "VM",
+    "AdmissionControl",
     "Backend",
     "BackendError",
     "CalendarDuration",
     "CallableProbe",
     "Clock",
+    "Cluster",
+    "ClusterPolicy",
     "ConflictError",
     "ConnectionState",
     "Consistency",
@@ -110,10 +128,12 @@ __all__ = [
     "GuestOS",
     "HTTPStatus",
     "Host",
+    "HostLoad",
     "IPAssigned",
     "IPAssignment",
     "IPConfig",
     "Inventory",
+    "IsolationResponse",
     "KeepReasons",
     "LogNormal",
     "MemoryBackend",
@@ -124,6 +144,8 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PermanentBackendError",
+    "PlacedVM",
+    "Placement",
     "PowerState",
     "PoweredOn",
     "Probe",
@@ -137,6 +159,7 @@ __all__ = [
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
+    "RestartPriority",
     "RetentionDecision",
     "RetentionEntry",
     "RetentionPolicy",
@@ -157,6 +180,8 @@ __all__ = [
     "ToolsHeartbeat",
     "TransientBackendError",
     "Uniform",
+    "UnplacedReason",
+    "UnplacedVM",
     "VMFailoverError",
     "VMResult",
     "VMState",
@@ -165,5 +190,6 @@ __all__ = [
     "__version__",
     "addresses_in_use",
     "choose_point",
+    "place",
     "simulate",
 ]
