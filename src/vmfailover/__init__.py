@@ -56,6 +56,7 @@ from vmfailover.policy.cluster import (
     IsolationResponse,
     RestartPriority,
 )
+from vmfailover.policy.cluster_check import check_cluster
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.placement import (
     HostLoad,
@@ -189,6 +190,7 @@ __all__ = [
     "VirtualClock",
     "__version__",
     "addresses_in_use",
+    "check_cluster",
     "choose_point",
     "place",
     "simulate",

@@ -261,12 +261,17 @@ def _matches(names: frozenset[str], vm: VM) -> bool:
     return vm.id in names or vm.name in names
 
 
-def _indexer(vms: Sequence[VM]) -> Callable[[frozenset[str]], list[int]]:
-    """A function from a rule's VM names (ids or names) to the positions of those VMs."""
+def _indexer(vms: Sequence[VM], named: frozenset[str]) -> Callable[[frozenset[str]], list[int]]:
+    """A function from a rule's VM names (ids or names) to the positions of those VMs.
+
+    Only VMs whose id or name is in ``named`` (every name the rules use) are indexed.
+    """
     table: dict[str, set[int]] = {}
     for position, vm in enumerate(vms):
-        table.setdefault(vm.id, set()).add(position)
-        table.setdefault(vm.name, set()).add(position)
+        if vm.id in named:
+            table.setdefault(vm.id, set()).add(position)
+        if vm.name in named:
+            table.setdefault(vm.name, set()).add(position)
 
     def matching(names: frozenset[str]) -> list[int]:
         return sorted({position for name in names for position in table.get(name, ())})
@@ -320,8 +325,9 @@ class _Problem:
             self.running_cpu[h] += vm.cpu
             self.running_mem[h] += vm.memory_mb
         self.live = live
-        self.live_matching = _indexer([vm for vm, _ in live])
-        self.matching = _indexer(vms)
+        named = frozenset().union(*policy.anti_affinity, *policy.affinity)
+        self.live_matching = _indexer([vm for vm, _ in live], named)
+        self.matching = _indexer(vms, named)
         for set_index, members in enumerate(policy.anti_affinity):
             for position in self.live_matching(members):
                 vm, h = live[position]
