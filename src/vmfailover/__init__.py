@@ -8,6 +8,14 @@ from __future__ import annotations
 from vmfailover.backends.base import Backend, Readiness
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.host_monitor import (
+    BackendWitness,
+    HostMonitor,
+    MonitorMode,
+    MonitorNote,
+    RestartObservation,
+    Witness,
+)
 from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
 from vmfailover.engine.simulate import (
@@ -57,6 +65,14 @@ from vmfailover.policy.cluster import (
     RestartPriority,
 )
 from vmfailover.policy.cluster_check import check_cluster
+from vmfailover.policy.host_health import (
+    HealthEvent,
+    HostDecision,
+    HostHealth,
+    HostObservation,
+    HostState,
+    WitnessVerdict,
+)
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.placement import (
     HostLoad,
@@ -110,6 +126,7 @@ __all__ = [
     "AdmissionControl",
     "Backend",
     "BackendError",
+    "BackendWitness",
     "CalendarDuration",
     "CallableProbe",
     "Clock",
@@ -128,8 +145,14 @@ __all__ = [
     "GroupMode",
     "GuestOS",
     "HTTPStatus",
+    "HealthEvent",
     "Host",
+    "HostDecision",
+    "HostHealth",
     "HostLoad",
+    "HostMonitor",
+    "HostObservation",
+    "HostState",
     "IPAssigned",
     "IPAssignment",
     "IPConfig",
@@ -139,6 +162,8 @@ __all__ = [
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
+    "MonitorMode",
+    "MonitorNote",
     "Network",
     "NetworkMapping",
     "Nic",
@@ -160,6 +185,7 @@ __all__ = [
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
+    "RestartObservation",
     "RestartPriority",
     "RetentionDecision",
     "RetentionEntry",
@@ -188,6 +214,8 @@ __all__ = [
     "VMState",
     "ValidationError",
     "VirtualClock",
+    "Witness",
+    "WitnessVerdict",
     "__version__",
     "addresses_in_use",
     "check_cluster",

@@ -24,8 +24,9 @@ strands CPU on some hosts and memory on others). A unit that fits nowhere trigge
 repair: move one VM this placement put on a host elsewhere to make room or to lift an
 anti-affinity conflict. If VMs remain unplaced, a
 branch-and-bound search looks for a better placement within a budget of host checks
-(:data:`SEARCH_BUDGET`); when it finishes inside the budget the result is proven best
-(``Placement.proven``), which is always the case for small clusters. Cost: O(V log V + V*H) for
+(:data:`SEARCH_BUDGET`; it is skipped when a single descent through every unit would exceed it);
+when it finishes inside the budget the result is proven best (``Placement.proven``), which is
+always the case for small clusters. Cost: O(V log V + V*H) for
 the heuristic (V VMs, H hosts; eligibility is computed once per distinct datastore and network
 need), plus the bounded repair and search.
 """
@@ -624,6 +625,8 @@ class _Problem:
         n = len(order)
         if all(self.assign[u] is not None for u in order):
             return True
+        if sum(len(units[u].eligible) for u in order) > SEARCH_BUDGET:
+            return False  # one descent alone would exhaust the budget: nothing to gain
         tiers = [5 - units[u].tier for u in order]
         sizes = [len(units[u].members) for u in order]
         rest = [[0] * 6 for _ in range(n + 1)]
