@@ -368,3 +368,32 @@ def test_a_monitor_needs_an_inventory_and_a_bounded_run() -> None:
         HostMonitor(MemoryBackend()).run(-1)
     with pytest.raises(ValidationError, match="BackendWitness backend"):
         BackendWitness(object())  # type: ignore[arg-type]
+
+
+def test_a_blip_long_after_a_failure_is_no_restart(backend: MemoryBackend) -> None:
+    watch = monitor(backend, mode="observe")
+    watch.poll()
+    backend.fail_host("esx-a1")
+    watch.run(60)
+    backend.restore_host("esx-a1")
+    for vm in backend.inventory().vms:
+        if vm.host == "esx-a1":
+            backend.power_on(vm.id)
+    watch.run(10)
+    restarted = len(watch.restarts)
+    assert restarted == 4
+    backend.isolate_host("esx-a1")  # later, a short management blip: the VMs keep running
+    watch.run(10)
+    backend.restore_host("esx-a1")
+    watch.run(10)
+    assert len(watch.restarts) == restarted
+
+
+def test_run_polls_again_after_a_background_watch_stopped() -> None:
+    backend = lab()
+    watch = monitor(backend)
+    watch.start()
+    assert watch.stop(timeout=5)
+    backend.fail_host("esx-a1")
+    watch.run(60)
+    assert watch.state("esx-a1") is HostState.FAILED

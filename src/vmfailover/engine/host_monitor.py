@@ -10,8 +10,9 @@ is coming with the runner's plan API).
 Where the hypervisor's own HA restarts VMs (vSphere HA, Hyper-V failover clustering), the
 monitor observes instead of competing (``mode="observe"``: ``on_failure`` is never called): it
 notices when the VMs of a lost host run again, on another host or on the same one once it is
-back, and records how long each was down (:class:`RestartObservation`). It records restarts in
-``respond`` mode too.
+back, and records how long each was down (:class:`RestartObservation`). A VM seen running again
+on its own host counts as restarted only if the host was declared failed meanwhile (otherwise it
+kept running through a blip or a partition). It records restarts in ``respond`` mode too.
 
 Every wait is bounded: the sleeps between polls by ``interval``, :meth:`HostMonitor.run` by its
 duration, :meth:`HostMonitor.stop` by its timeout, and each call to the backend or the witness by
@@ -120,6 +121,7 @@ class _Outage:
     from_host: str
     last_seen_at: datetime
     missing_since: float
+    host_failed: bool = False
 
 
 class BackendWitness:
@@ -262,7 +264,6 @@ class HostMonitor:
         self._callback_errors: list[str] = []
         self._last_running: dict[str, tuple[str, str, datetime]] = {}
         self._outages: dict[str, _Outage] = {}
-        self._failed_once: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -343,18 +344,17 @@ class HostMonitor:
             return decisions
 
     def run(self, duration: float) -> tuple[HostDecision, ...]:
-        """Poll every ``interval`` for ``duration`` seconds of the monitor's clock, or until
-        :meth:`stop`; returns the decisions recorded meanwhile."""
+        """Poll every ``interval`` for ``duration`` seconds of the monitor's clock (a first poll
+        at once, the last at most ``duration`` later); returns the decisions recorded."""
         seconds = _seconds(duration, "run duration", zero=True)
         end = self.clock.monotonic() + seconds
         found: list[HostDecision] = []
-        while not self._stop.is_set():
+        while True:
             found += self.poll()
             remaining = end - self.clock.monotonic()
             if remaining <= 0:
-                break
+                return tuple(found)
             self.clock.sleep(min(self.interval, remaining))
-        return tuple(found)
 
     def start(self) -> None:
         """Poll in a background thread until :meth:`stop` (for real time; with a virtual clock
@@ -387,7 +387,10 @@ class HostMonitor:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.poll()
-            self.clock.sleep(self.interval)
+            # Sleep in slices of at most a second of the clock, so that stop() is heard soon.
+            due = self.clock.monotonic() + self.interval
+            while not self._stop.is_set() and (left := due - self.clock.monotonic()) > 0:
+                self.clock.sleep(min(left, 1.0))
 
     # --- judging ---------------------------------------------------------------------------------
 
@@ -418,10 +421,8 @@ class HostMonitor:
             with self._lock:
                 self._decisions.append(decision)
             self._call("on_decision", self.on_decision, decision)
-            if decision.declared_failed:
-                self._failed_once.add(name)
-                if self.mode is MonitorMode.RESPOND:
-                    self._call("on_failure", self.on_failure, decision)
+            if decision.declared_failed and self.mode is MonitorMode.RESPOND:
+                self._call("on_failure", self.on_failure, decision)
         return tuple(found)
 
     def _observe(
@@ -492,17 +493,21 @@ class HostMonitor:
             for vm in inventory.vms
             if vm.power_state is PowerState.ON and vm.host in available
         }
+        lost = (HostState.SUSPECT, HostState.PARTITIONED, HostState.FAILED)
         for decision in decisions:
-            if decision.previous is HostState.HEALTHY and decision.state is not HostState.HEALTHY:
+            if decision.previous is HostState.HEALTHY and decision.state in lost:
                 for vm_id, (name, host, seen) in self._last_running.items():
                     if host == decision.host and vm_id not in self._outages:
                         self._outages[vm_id] = _Outage(vm_id, name, host, seen, monotonic)
+            if decision.declared_failed:
+                for outage in self._outages.values():
+                    if outage.from_host == decision.host:
+                        outage.host_failed = True
         for vm_id, outage in list(self._outages.items()):
             vm = running_now.get(vm_id)
             if vm is not None:
                 del self._outages[vm_id]
-                moved = vm.host != outage.from_host
-                if moved or outage.from_host in self._failed_once:
+                if vm.host != outage.from_host or outage.host_failed:
                     self._record_restart(outage, vm.host, at)
                 # else: it kept running through a blip or a partition; no restart to report
             elif monotonic - outage.missing_since >= self.restart_timeout:
