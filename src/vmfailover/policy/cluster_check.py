@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 
+from vmfailover._render import listing
 from vmfailover.errors import Finding, Severity, ValidationError
 from vmfailover.model import VM, Host, Inventory, PowerState
 from vmfailover.policy.cluster import AdmissionControl, Cluster, ClusterPolicy, RestartPriority
@@ -94,12 +95,8 @@ def _networks_of_vm(vm: VM) -> Sequence[str]:
     return tuple(nic.network for nic in vm.nics)
 
 
-def _names(items: Iterable[str], limit: int = 5) -> str:
-    listed = sorted(items)
-    shown = ", ".join(repr(name) for name in listed[:limit])
-    if len(listed) > limit:
-        shown += f" and {len(listed) - limit} more"
-    return shown
+def _names(items: Iterable[str]) -> str:
+    return listing(sorted(items))
 
 
 def _running(vms: Iterable[VM]) -> list[VM]:

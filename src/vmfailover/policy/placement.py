@@ -39,6 +39,7 @@ from typing import Final
 
 import attrs
 
+from vmfailover._render import listing
 from vmfailover.errors import Finding, NotFoundError, ValidationError
 from vmfailover.model import VM, Host, PowerState
 from vmfailover.policy.cluster import ClusterPolicy, RestartPriority
@@ -280,11 +281,8 @@ def _indexer(vms: Sequence[VM], named: frozenset[str]) -> Callable[[frozenset[st
     return matching
 
 
-def _listing(names: Sequence[str], limit: int = 4) -> str:
-    shown = ", ".join(repr(name) for name in names[:limit])
-    if len(names) > limit:
-        shown += f" and {len(names) - limit} more"
-    return shown
+def _listing(names: Sequence[str]) -> str:
+    return listing(names, 4)
 
 
 class _Problem:
@@ -824,7 +822,7 @@ def _why(problem: _Problem, u: int) -> tuple[UnplacedReason, str]:
         return (
             UnplacedReason.ANTI_AFFINITY,
             "every host with room for it runs a member of its anti-affinity set: "
-            + _listing_plain(blockers),
+            + listing(blockers, 4, quoted=False),
         )
     need = f"needs {unit.cpu} vCPU and {unit.memory} MB"
     if group:
@@ -857,10 +855,3 @@ def _why(problem: _Problem, u: int) -> tuple[UnplacedReason, str]:
     if outranked:
         detail += "; VMs of higher restart priority were placed first"
     return (UnplacedReason.NO_CAPACITY, detail)
-
-
-def _listing_plain(items: Sequence[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f" and {len(items) - limit} more"
-    return shown
