@@ -208,6 +208,19 @@ def test_restart_priority_decides_who_gets_the_last_capacity() -> None:
     assert missing.detail.endswith("VMs of higher restart priority were placed first")
 
 
+def test_each_vm_counts_at_its_own_priority_also_inside_an_affinity_set() -> None:
+    # Room for two VMs: the pair (one medium, one low) or the two medium VMs. The pair goes
+    # first (largest), but two medium VMs beat one medium and one low.
+    policy = ClusterPolicy(affinity=[{"app", "log"}], restart_priority={"log": "low"})
+    placement = place(
+        [vm("app", cpu=1), vm("log", cpu=1), vm("a", cpu=1), vm("b", cpu=1)],
+        [host("only", cores=2)],
+        policy,
+    )
+    assert sorted(placement.assignments) == ["id-a", "id-b"]
+    assert placement.proven
+
+
 def test_restart_disabled_vms_are_reported_not_placed() -> None:
     policy = ClusterPolicy(restart_priority={"scratch": "disabled"})
     placement = place([vm("scratch"), vm("keep")], [host("a")], policy)

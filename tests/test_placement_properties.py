@@ -79,7 +79,12 @@ def clusters(
         vm.name: draw(st.sampled_from(list(RestartPriority))) for vm in vms if draw(st.booleans())
     }
     try:
-        policy = ClusterPolicy(anti_affinity=anti, affinity=together, restart_priority=priorities)
+        policy = ClusterPolicy(
+            anti_affinity=anti,
+            affinity=together,
+            restart_priority=priorities,
+            vcpus_per_core=draw(st.sampled_from([1.0, 1.0, 1.5, 2.0])),
+        )
     except ValidationError:
         assume(False)
         raise

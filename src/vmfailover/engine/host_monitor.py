@@ -102,7 +102,7 @@ class RestartObservation:
         where = "the same host" if self.to_host == self.from_host else repr(self.to_host)
         return (
             f"VM {self.name!r} of {self.from_host!r} runs again on {where} "
-            f"after {self.downtime:g} s"
+            f"after {self.downtime:.10g} s"
         )
 
 

@@ -257,7 +257,8 @@ def _admission(
                     label,
                     f"admission control (capacity) cannot survive {reserve} host failure{plural}: "
                     f"the running VMs need {need_cpu} vCPU and {need_mem} MB; after losing the "
-                    f"{reserve} largest host{plural}, {left_cpu:g} vCPU and {left_mem} MB remain",
+                    f"{reserve} largest host{plural}, {left_cpu:.10g} vCPU and {left_mem} MB "
+                    "remain",
                     hint="add capacity, power off VMs, allow more vCPUs per core or lower "
                     "reserve_hosts",
                 )

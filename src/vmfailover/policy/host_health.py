@@ -295,16 +295,16 @@ def _reason(
     grace: float,
 ) -> str:
     who = observation.witness_detail or "the witness"
-    silent = f"silent for {silent_for:g} s (grace {grace:g} s)"
+    silent = f"silent for {silent_for:.10g} s (grace {grace:.10g} s)"
     state = "not in the inventory" if observation.connection is None else observation.connection
     if event is HealthEvent.ANSWERED:
         if previous is HostState.FAILED:
             return "answers again: it is back; VMs restarted elsewhere stay where they are"
         if previous is HostState.REMOVED:
             return "is back in the inventory and answers"
-        return f"answers again after {silent_for:g} s"
+        return f"answers again after {silent_for:.10g} s"
     if event is HealthEvent.SILENT:
-        return f"does not answer ({state}); waiting for the grace period of {grace:g} s"
+        return f"does not answer ({state}); waiting for the grace period of {grace:.10g} s"
     if event is HealthEvent.CONFIRMED_DOWN:
         if observation.witness is WitnessVerdict.NONE:
             return f"{silent}, no witness configured: declared failed"

@@ -233,6 +233,7 @@ class _Unit:
     memory: int = 0
     anti: frozenset[int] = frozenset()
     tier: int = 0
+    counts: tuple[int, ...] = (0,) * 6  # members per priority, highest first (see score)
     datastores: frozenset[str] = frozenset()
     networks: frozenset[str] = frozenset()
     pins: frozenset[int] = frozenset()
@@ -375,6 +376,10 @@ class _Problem:
             unit.cpu = sum(vms[i].cpu for i in group)
             unit.memory = sum(vms[i].memory_mb for i in group)
             unit.tier = max(self.priorities[i].rank for i in group)
+            counts = [0] * 6
+            for i in group:
+                counts[5 - self.priorities[i].rank] += 1
+            unit.counts = tuple(counts)
             unit.datastores = frozenset(ds for i in group if (ds := vms[i].datastore) is not None)
             unit.networks = frozenset(nic.network for i in group for nic in vms[i].nics)
             unit.anti = frozenset(s for i in group for s in anti_of[i])
@@ -522,11 +527,16 @@ class _Problem:
         )
 
     def score(self) -> tuple[int, ...]:
-        """VMs placed per priority tier, highest tier first (compared lexicographically)."""
+        """VMs placed per restart priority, highest first (compared lexicographically).
+
+        Each VM counts at its own priority, also when an affinity set moves it with VMs of a
+        higher one (the set is ordered by its highest priority, but scored member by member).
+        """
         counts = [0] * 6
         for u, unit in enumerate(self.units):
             if self.assign[u] is not None:
-                counts[5 - unit.tier] += len(unit.members)
+                for tier, count in enumerate(unit.counts):
+                    counts[tier] += count
         return tuple(counts)
 
     # --- solving ----------------------------------------------------------------------------------
@@ -625,12 +635,11 @@ class _Problem:
             return True
         if sum(len(units[u].eligible) for u in order) > SEARCH_BUDGET:
             return False  # one descent alone would exhaust the budget: nothing to gain
-        tiers = [5 - units[u].tier for u in order]
-        sizes = [len(units[u].members) for u in order]
+        weights = [units[u].counts for u in order]
         rest = [[0] * 6 for _ in range(n + 1)]
         for position in range(n - 1, -1, -1):
-            rest[position] = list(rest[position + 1])
-            rest[position][tiers[position]] += sizes[position]
+            after = zip(rest[position + 1], weights[position], strict=True)
+            rest[position] = [a + b for a, b in after]
         best = list(self.score())
         best_assign = list(self.assign)
         for u in order:
@@ -656,12 +665,12 @@ class _Problem:
             u = order[depth]
             if frame.placed:
                 self.take(u)
-                current[tiers[depth]] -= sizes[depth]
+                current = [a - b for a, b in zip(current, weights[depth], strict=True)]
                 frame.placed = False
             if frame.hosts:
                 self.put(u, frame.hosts.pop())
                 frame.placed = True
-                current[tiers[depth]] += sizes[depth]
+                current = [a + b for a, b in zip(current, weights[depth], strict=True)]
             elif frame.may_skip:
                 frame.may_skip = False
             else:
@@ -845,7 +854,7 @@ def _why(problem: _Problem, u: int) -> tuple[UnplacedReason, str]:
     )
     detail = (
         f"{need}; the most free on an eligible host is "
-        f"{max(problem.free_cpu[most], 0):g} vCPU and {max(problem.free_mem[most], 0):g} MB "
+        f"{max(problem.free_cpu[most], 0):.10g} vCPU and {max(problem.free_mem[most], 0):.10g} MB "
         f"({hosts[most].name})"
     )
     outranked = any(
