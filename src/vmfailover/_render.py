@@ -1,4 +1,4 @@
-"""Plain-text and HTML tables, shared by every object that renders itself, and short listings.
+"""Plain-text and HTML tables shared by every object that renders itself; durations; listings.
 
 Reports, retention decisions, re-IP plans and simulation results all show tables in a terminal
 (``str``) and in Jupyter (``_repr_html_``). One small renderer keeps them consistent and escapes
@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
-__all__ = ["html_table", "listing", "text_table"]
+__all__ = ["duration", "html_table", "listing", "text_table"]
 
 
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
@@ -42,6 +42,25 @@ def html_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: 
         parts.append("</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
+
+
+def duration(seconds: float | None) -> str:
+    """A duration as people read it: ``4.2s``, ``47s``, ``2m47s``, ``1h02m03s``, ``3d04h``."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 72:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h{minutes:02d}m"
 
 
 def listing(items: Iterable[object], limit: int = 5, *, quoted: bool = True) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -39,7 +40,9 @@ __all__ = [
     "ReplicaState",
     "Site",
     "aware_utc",
+    "coerce_enum",
     "lookup",
+    "parse_seconds",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -150,16 +153,67 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> 
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 
-def _to_enum(enum_type: type[_E], value: object) -> _E:
+def coerce_enum(enum_type: type[_E], value: object, item: str | None = None) -> _E:
+    """``value`` as a member of ``enum_type`` (given as the member or its value), or a
+    ValidationError naming ``item`` (default: the enum's name) and the allowed values."""
     if isinstance(value, enum_type):
         return value
-    try:
-        return enum_type(str(value))
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum_type)
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(repr(member.value) for member in enum_type)
+    raise ValidationError.of(item or enum_type.__name__, f"{value!r} is not one of: {allowed}")
+
+
+_to_enum = coerce_enum
+
+
+_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_SPAN_PART = re.compile(r"\s*(\d{1,9}(?:\.\d{1,9})?)\s*([smhdw])", re.IGNORECASE)
+
+
+def parse_seconds(value: object, item: str, *, allow_zero: bool = False) -> float:
+    """Seconds from a number or a span such as ``"90s"``, ``"15m"``, ``"1h30m"`` or ``"2d"``.
+
+    ``m`` is minutes here (an objective or a timeout, not a calendar span). NaN, infinity,
+    negative numbers, zero (unless ``allow_zero``), booleans and malformed text raise a
+    ValidationError naming ``item``.
+    """
+    seconds: float
+    if isinstance(value, str):
+        text = value.strip().lower()
+        position, total, units = 0, 0.0, set()
+        while position < len(text):
+            match = _SPAN_PART.match(text, position)
+            if match is None or match.group(2) in units:
+                raise ValidationError.of(
+                    item,
+                    f"{value!r} is not a duration",
+                    "write a number with s, m, h, d or w, for example '15m' or '1h30m'",
+                )
+            units.add(match.group(2))
+            total += float(match.group(1)) * _SPAN_UNITS[match.group(2)]
+            position = match.end()
+        if not units:
+            raise ValidationError.of(item, "is an empty duration", "for example '15m'")
+        seconds = total
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError.of(
-            enum_type.__name__, f"{value!r} is not one of: {allowed}"
-        ) from None
+            item, f"must be seconds or a duration such as '15m', got {value!r}"
+        )
+    else:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValidationError.of(item, f"{value!r} seconds is out of range") from None
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError.of(item, f"must be a finite number of seconds {bound}, got {value!r}")
+    if seconds > 100 * 366 * 86_400:
+        raise ValidationError.of(item, f"{value!r} is longer than a century")
+    return seconds
 
 
 def _power_state(value: object) -> PowerState:

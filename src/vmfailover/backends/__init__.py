@@ -21,7 +21,11 @@ __all__ = ["Backend", "Readiness", "available_backends", "backend_class", "open_
 _GROUP = "vmfailover.backends"
 
 # Built-in backends: where they live, and the (importable module, extra) each needs.
-_BUILTIN: dict[str, str] = {"memory": "vmfailover.backends.memory:MemoryBackend"}
+_BUILTIN: dict[str, str] = {
+    "memory": "vmfailover.backends.memory:MemoryBackend",
+    "vsphere": "vmfailover.backends.vsphere:VSphereBackend",
+    "hyperv": "vmfailover.backends.hyperv:HyperVBackend",
+}
 _REQUIRES: dict[str, tuple[str, str]] = {
     "vsphere": ("pyVmomi", "vsphere"),
     "hyperv": ("pypsrp", "hyperv"),

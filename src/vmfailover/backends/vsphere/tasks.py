@@ -1,0 +1,130 @@
+"""Waiting for vCenter tasks: many at once, with one filter and ``WaitForUpdatesEx``.
+
+The first look is one read of every task's state (quick tasks are often done by then). Tasks still
+running are then watched through a private PropertyCollector with a single filter over all of
+them, so N tasks cost a handful of round trips, not N polling loops. Every wait has a deadline: a
+task still running when it passes is a :class:`~vmfailover.errors.TransientBackendError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+from pyVmomi import vim, vmodl
+
+from vmfailover.backends.vsphere.connection import VCenterConnection
+from vmfailover.backends.vsphere.faults import translate_fault
+from vmfailover.backends.vsphere.properties import retrieve_objects
+from vmfailover.errors import TransientBackendError, VMFailoverError
+
+__all__ = ["TaskOutcome", "wait_for_task", "wait_for_tasks"]
+
+_PATHS = ("info.state", "info.error", "info.result")
+_DONE = ("success", "error")
+
+
+@attrs.frozen
+class TaskOutcome:
+    """What one task ended with: its result, or our error for its fault."""
+
+    what: str
+    result: Any = None
+    error: VMFailoverError | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _outcome(what: str, values: dict[str, Any]) -> TaskOutcome:
+    if values.get("info.state") == "error":
+        fault = values.get("info.error")
+        inner = getattr(fault, "fault", None) or fault
+        if inner is None:
+            inner = RuntimeError("the task failed without a fault")
+        return TaskOutcome(what, error=translate_fault(inner, what))
+    return TaskOutcome(what, result=values.get("info.result"))
+
+
+def wait_for_tasks(
+    conn: VCenterConnection,
+    tasks: Sequence[Any],
+    whats: Sequence[str],
+    *,
+    timeout: float | None = None,
+) -> list[TaskOutcome]:
+    """Wait for every task; return their outcomes in order (failures are outcomes, not raised).
+
+    Raises :class:`~vmfailover.errors.TransientBackendError` if any task is still running after
+    ``timeout`` seconds (the connection's ``task_timeout`` by default).
+    """
+    if not tasks:
+        return []
+    deadline = time.monotonic() + (timeout if timeout is not None else conn.settings.task_timeout)
+    label = whats[0] if len(whats) == 1 else f"{len(whats)} tasks ({whats[0]}, ...)"
+    states: dict[str, dict[str, Any]] = {}
+    for item in retrieve_objects(conn, tasks, {"Task": _PATHS}, what=f"{label}: task state"):
+        states[item.moref] = dict(item.values)
+    pending = {
+        task._moId for task in tasks if states.get(task._moId, {}).get("info.state") not in _DONE
+    }
+    if pending:
+        _watch(conn, [t for t in tasks if t._moId in pending], states, deadline, label)
+    return [
+        _outcome(what, states.get(task._moId, {})) for task, what in zip(tasks, whats, strict=True)
+    ]
+
+
+def wait_for_task(
+    conn: VCenterConnection, task: Any, what: str, *, timeout: float | None = None
+) -> Any:
+    """Wait for one task and return its result; its fault is raised as our error."""
+    return wait_for_tasks(conn, [task], [what], timeout=timeout)[0].unwrap()
+
+
+def _watch(
+    conn: VCenterConnection,
+    tasks: Sequence[Any],
+    states: dict[str, dict[str, Any]],
+    deadline: float,
+    label: str,
+) -> None:
+    what = f"{label}: waiting"
+    pc_type = vmodl.query.PropertyCollector
+    collector = conn.invoke(what, conn.content.propertyCollector.CreatePropertyCollector)
+    try:
+        spec = pc_type.FilterSpec(
+            objectSet=[pc_type.ObjectSpec(obj=task, skip=False) for task in tasks],
+            propSet=[pc_type.PropertySpec(type=vim.Task, pathSet=list(_PATHS), all=False)],
+        )
+        conn.invoke(what, collector.CreateFilter, spec, False)
+        pending = {task._moId for task in tasks}
+        version = ""
+        max_wait = max(1, int(conn.settings.timeout / 2))
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransientBackendError(
+                    f"{label}: {len(pending)} task(s) still running when the wait timed out"
+                )
+            options = pc_type.WaitOptions(maxWaitSeconds=max(1, min(max_wait, int(remaining) or 1)))
+            update = conn.invoke(what, collector.WaitForUpdatesEx, version, options)
+            if update is None:
+                continue
+            version = update.version
+            for filter_update in update.filterSet or ():
+                for object_update in filter_update.objectSet or ():
+                    values = states.setdefault(object_update.obj._moId, {})
+                    for change in object_update.changeSet or ():
+                        values[change.name] = change.val
+                    if values.get("info.state") in _DONE:
+                        pending.discard(object_update.obj._moId)
+    finally:
+        try:  # noqa: SIM105
+            conn.invoke(what, collector.DestroyPropertyCollector)
+        except VMFailoverError:
+            pass  # the collector dies with the session anyway
