@@ -1,8 +1,8 @@
-"""Plain-text and HTML tables, shared by every object that renders itself.
+"""Plain-text and HTML tables shared by every object that renders itself; durations; listings.
 
 Reports, retention decisions, re-IP plans and simulation results all show tables in a terminal
 (``str``) and in Jupyter (``_repr_html_``). One small renderer keeps them consistent and escapes
-everything that came from the user.
+everything that came from the user. :func:`listing` keeps messages that name many things short.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 
-__all__ = ["duration", "html_table", "text_table"]
+__all__ = ["duration", "html_table", "listing", "text_table"]
 
 
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
@@ -61,3 +61,13 @@ def duration(seconds: float | None) -> str:
         return f"{hours}h{minutes:02d}m{secs:02d}s"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h{minutes:02d}m"
+
+
+def listing(items: Iterable[object], limit: int = 5, *, quoted: bool = True) -> str:
+    """``'a', 'b', 'c' and 2 more``: the first ``limit`` items (``repr`` when ``quoted``), then
+    how many are left out, so that a message naming many things stays one line."""
+    shown = [repr(item) if quoted else str(item) for item in items]
+    text = ", ".join(shown[:limit])
+    if len(shown) > limit:
+        text += f" and {len(shown) - limit} more"
+    return text

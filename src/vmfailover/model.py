@@ -259,13 +259,39 @@ class Site:
     description: str = ""
 
 
+def _optional_label(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        _non_empty(instance, attribute, value)
+
+
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
 @attrs.frozen
 class Host:
-    """A hypervisor host. ``datastores`` and ``networks`` are the names it can reach."""
+    """A hypervisor host. ``datastores`` and ``networks`` are the names it can reach.
+
+    ``cluster`` names the failover cluster (vSphere HA cluster, Hyper-V failover cluster) the host
+    belongs to, if any. The remaining fields describe what a cluster needs to fail over safely;
+    ``None`` means "not known", and a readiness check says nothing about what it does not know:
+
+    - ``cpu_family``: the CPU vendor and family (``"intel"``, ``"amd"``); VMs cannot move live
+      between hosts of different families.
+    - ``cpu_feature_level``: the CPU feature baseline VMs see (a vSphere EVC mode such as
+      ``"intel-cascadelake"``, Hyper-V processor compatibility); live moves need a common one.
+    - ``management_paths``: independent paths of the management network (uplinks, or cluster
+      networks on Hyper-V); 1 means a single NIC or switch port can isolate the host.
+    - ``storage_paths``: independent paths to the shared storage (multipathing); 1 means a single
+      failure cuts the host off its datastores.
+    """
 
     name: str = attrs.field(validator=_non_empty)
     site: str = attrs.field(validator=_non_empty)
-    cluster: str | None = None
+    cluster: str | None = attrs.field(default=None, validator=_optional_label)
     connection: ConnectionState = attrs.field(
         default=ConnectionState.CONNECTED, converter=_connection_state
     )
@@ -274,6 +300,10 @@ class Host:
     memory_mb: int = attrs.field(default=262_144, validator=_positive)
     datastores: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     networks: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    cpu_family: str | None = attrs.field(default=None, validator=_optional_label)
+    cpu_feature_level: str | None = attrs.field(default=None, validator=_optional_label)
+    management_paths: int | None = attrs.field(default=None, validator=_optional_positive)
+    storage_paths: int | None = attrs.field(default=None, validator=_optional_positive)
 
     @property
     def available(self) -> bool:
