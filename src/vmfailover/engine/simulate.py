@@ -16,7 +16,6 @@ import heapq
 import html
 import math
 import random
-import statistics
 from collections.abc import Iterable, Mapping
 from typing import Protocol, TypeAlias, runtime_checkable
 
@@ -192,6 +191,8 @@ class SimulationResult:
             return min(self.rtos)
         if tenths == 1000:
             return max(self.rtos)
+        import statistics  # here, not at the top: only percentiles need it (and its imports)
+
         parts, cut = (100, tenths // 10) if tenths % 10 == 0 else (1000, tenths)
         return statistics.quantiles(self.rtos, n=parts, method="inclusive")[cut - 1]
 
