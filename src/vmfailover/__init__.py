@@ -79,6 +79,7 @@ from vmfailover.policy.retention import (
     RetentionPolicy,
 )
 from vmfailover.policy.sequencer import (
+    CompiledOrder,
     FailurePolicy,
     GroupMode,
     Sequencer,
@@ -96,6 +97,7 @@ __all__ = [
     "CalendarDuration",
     "CallableProbe",
     "Clock",
+    "CompiledOrder",
     "ConflictError",
     "ConnectionState",
     "Consistency",
