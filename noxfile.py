@@ -1,7 +1,8 @@
 """Sessions: tests, lint, typecheck, docs, bench. CI runs the first four (the README says how).
 
-Sessions use the interpreter nox runs with (Python >= 3.11), so a fresh machine needs nothing more
-than ``pip install nox``.
+Sessions use the interpreter nox runs with (Python >= 3.11), each in a virtual environment of its
+own, so a fresh machine needs nothing more than nox in a virtual environment (the README's command:
+``python3 -m venv .venv && .venv/bin/pip install nox && .venv/bin/python -m nox ...``).
 """
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ from vmfailover.policy.retention import (
     RetentionPolicy,
 )
 from vmfailover.policy.sequencer import (
+    CompiledOrder,
     FailurePolicy,
     GroupMode,
     Sequencer,
@@ -132,6 +133,7 @@ __all__ = [
     "Clock",
     "Cluster",
     "ClusterPolicy",
+    "CompiledOrder",
     "ConflictError",
     "ConnectionState",
     "Consistency",

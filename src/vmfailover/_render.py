@@ -1,16 +1,48 @@
-"""Plain-text and HTML tables shared by every object that renders itself; durations; listings.
+"""How every layer writes for people: plain-text and HTML tables, durations, enum values in words.
 
 Reports, retention decisions, re-IP plans and simulation results all show tables in a terminal
 (``str``) and in Jupyter (``_repr_html_``). One small renderer keeps them consistent and escapes
-everything that came from the user. :func:`listing` keeps messages that name many things short.
+everything that came from the user; one duration format ("42.3s", "2m47s", "1h02m03s") serves
+run reports and simulations alike; messages say an enum's value in words ("not responding"), and
+:func:`listing` keeps messages that name many things short.
+A leaf: it imports nothing of ours, so any layer may use it.
 """
 
 from __future__ import annotations
 
+import enum
 import html
+import math
 from collections.abc import Iterable, Sequence
 
-__all__ = ["duration", "html_table", "listing", "text_table"]
+__all__ = ["format_duration", "html_table", "in_words", "listing", "text_table"]
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as people read them: "4.2s" and "42.3s" below a minute, then "2m47s", "1h02m03s".
+
+    Tenths below a minute (boots and probes are that short), whole seconds above it (a tenth of a
+    second is noise in an RTO of minutes). Negative durations keep their sign.
+    """
+    if not math.isfinite(seconds):
+        return str(seconds)
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if round(seconds, 1) < 60:
+        return f"{sign}{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}h{minutes:02d}m{secs:02d}s"
+
+
+def in_words(member: enum.Enum) -> str:
+    """An enum member as a message says it: ``ConnectionState.NOT_RESPONDING`` -> "not responding".
+
+    Messages are read by people; the raw value (``not_responding``) belongs in JSON and code.
+    """
+    return str(member.value).replace("_", " ")
 
 
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: str = "") -> str:
@@ -42,25 +74,6 @@ def html_table(headers: Sequence[str], rows: Iterable[Sequence[object]], title: 
         parts.append("</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
-
-
-def duration(seconds: float | None) -> str:
-    """A duration as people read it: ``4.2s``, ``47s``, ``2m47s``, ``1h02m03s``, ``3d04h``."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 72:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h{minutes:02d}m"
 
 
 def listing(items: Iterable[object], limit: int = 5, *, quoted: bool = True) -> str:

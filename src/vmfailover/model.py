@@ -39,8 +39,8 @@ __all__ = [
     "Replica",
     "ReplicaState",
     "Site",
+    "as_enum",
     "aware_utc",
-    "coerce_enum",
     "lookup",
     "parse_seconds",
 ]
@@ -153,9 +153,15 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> 
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 
-def coerce_enum(enum_type: type[_E], value: object, item: str | None = None) -> _E:
-    """``value`` as a member of ``enum_type`` (given as the member or its value), or a
-    ValidationError naming ``item`` (default: the enum's name) and the allowed values."""
+def as_enum(
+    enum_type: type[_E], value: object, item: str | None = None, *, field: str | None = None
+) -> _E:
+    """``value`` as a member of ``enum_type``: a member already, or a member's value (a string).
+
+    The one place every layer turns user input into an enum. Anything else is refused with a
+    :class:`~vmfailover.errors.ValidationError` naming ``item`` (the enum's name by default) and
+    the ``field`` it was given for, and listing the values accepted.
+    """
     if isinstance(value, enum_type):
         return value
     if isinstance(value, str):
@@ -163,11 +169,9 @@ def coerce_enum(enum_type: type[_E], value: object, item: str | None = None) -> 
             return enum_type(value)
         except ValueError:
             pass
-    allowed = ", ".join(repr(member.value) for member in enum_type)
-    raise ValidationError.of(item or enum_type.__name__, f"{value!r} is not one of: {allowed}")
-
-
-_to_enum = coerce_enum
+    allowed = ", ".join(member.value for member in enum_type)
+    given = f"{field} {value!r}" if field else repr(value)
+    raise ValidationError.of(item or enum_type.__name__, f"{given} is not one of: {allowed}")
 
 
 _SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -217,23 +221,23 @@ def parse_seconds(value: object, item: str, *, allow_zero: bool = False) -> floa
 
 
 def _power_state(value: object) -> PowerState:
-    return _to_enum(PowerState, value)
+    return as_enum(PowerState, value)
 
 
 def _connection_state(value: object) -> ConnectionState:
-    return _to_enum(ConnectionState, value)
+    return as_enum(ConnectionState, value)
 
 
 def _replica_state(value: object) -> ReplicaState:
-    return _to_enum(ReplicaState, value)
+    return as_enum(ReplicaState, value)
 
 
 def _consistency(value: object) -> Consistency:
-    return _to_enum(Consistency, value)
+    return as_enum(Consistency, value)
 
 
 def _guest_os(value: object) -> GuestOS:
-    return _to_enum(GuestOS, value)
+    return as_enum(GuestOS, value)
 
 
 def _str_tuple(value: Iterable[str] | str) -> tuple[str, ...]:

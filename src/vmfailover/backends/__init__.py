@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from importlib.metadata import entry_points
 from typing import Any
 
 from vmfailover.backends.base import Backend, Readiness
@@ -33,6 +32,10 @@ _REQUIRES: dict[str, tuple[str, str]] = {
 
 
 def _registered() -> dict[str, str]:
+    # Imported here, not at the top: importlib.metadata is a third of `import vmfailover`, and
+    # only looking a backend up by name needs it.
+    from importlib.metadata import entry_points
+
     found = dict(_BUILTIN)
     for entry in entry_points(group=_GROUP):
         found.setdefault(entry.name, entry.value)

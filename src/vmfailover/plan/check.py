@@ -33,8 +33,8 @@ from vmfailover.model import (
     RecoveryPoint,
     Replica,
     ReplicaState,
+    as_enum,
     aware_utc,
-    coerce_enum,
 )
 from vmfailover.plan.compiled import NicChange, VMRecovery
 from vmfailover.plan.plan import FailoverPlan, PowerOffSource
@@ -140,7 +140,7 @@ def resolve(
     """Resolve ``plan`` for a failover of ``kind`` against ``facts``: pure and deterministic."""
     if not isinstance(plan, FailoverPlan):
         raise ValidationError.of("plan", f"expected a FailoverPlan, got {plan!r}")
-    kind = coerce_enum(FailoverKind, kind, "kind")
+    kind = as_enum(FailoverKind, kind, "kind")
     force = _force(force)
     return _Resolver(plan, facts, kind, force).run()
 
@@ -309,8 +309,8 @@ class _Resolver:
         if self.plan.rpo is not None and age > self.plan.rpo:
             self.warn(
                 item,
-                f"its recovery point is {_render.duration(age)} old, beyond the plan's RPO of "
-                f"{_render.duration(self.plan.rpo)}",
+                f"its recovery point is {_render.format_duration(age)} old, beyond the plan's "
+                f"RPO of {_render.format_duration(self.plan.rpo)}",
                 "the report will flag the RPO as missed",
             )
         return True

@@ -22,8 +22,8 @@ from vmfailover.model import (
     FailoverKind,
     Inventory,
     RecoveryPoint,
+    as_enum,
     aware_utc,
-    coerce_enum,
     parse_seconds,
 )
 from vmfailover.plan.steps import Approval, Step, steps_tuple
@@ -132,7 +132,7 @@ def _point_choices(value: object) -> PointChoices:
 def _power_off(value: object) -> PowerOffSource | None:
     if value is None:
         return None
-    return coerce_enum(PowerOffSource, value, "power_off_source")
+    return as_enum(PowerOffSource, value, "power_off_source")
 
 
 def _rpo(value: object) -> float | None:
@@ -304,14 +304,14 @@ class FailoverPlan:
 
     def power_off(self, kind: FailoverKind | str) -> PowerOffSource:
         """What happens to sources in a failover of ``kind`` (tests never touch them)."""
-        kind = coerce_enum(FailoverKind, kind, "kind")
+        kind = as_enum(FailoverKind, kind, "kind")
         if kind is FailoverKind.TEST:
             return PowerOffSource.NEVER
         return self.power_off_source or DEFAULT_POWER_OFF[kind]
 
     def rules(self, kind: FailoverKind | str) -> ReIPRules | None:
         """The re-IP rules a failover of ``kind`` applies."""
-        kind = coerce_enum(FailoverKind, kind, "kind")
+        kind = as_enum(FailoverKind, kind, "kind")
         return self.test_reip if kind is FailoverKind.TEST else self.reip
 
     def start_order(self) -> StartOrder:
@@ -324,7 +324,7 @@ class FailoverPlan:
 
     def steps_for(self, kind: FailoverKind | str) -> tuple[Step | Approval, ...]:
         """The steps and approvals that apply to a failover of ``kind``."""
-        kind = coerce_enum(FailoverKind, kind, "kind")
+        kind = as_enum(FailoverKind, kind, "kind")
         return tuple(item for item in self.steps if kind in item.kinds)
 
     # --- checking and compiling --------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import FailoverKind, coerce_enum
+from vmfailover.model import FailoverKind, as_enum
 
 __all__ = [
     "Approval",
@@ -144,18 +144,18 @@ def _kinds(value: object) -> frozenset[FailoverKind]:
     items: Iterable[object] = (value,) if isinstance(value, str | FailoverKind) else value  # type: ignore[assignment]
     if not isinstance(items, Iterable):
         raise ValidationError.of("step kinds", f"must be failover kinds, got {value!r}")
-    kinds = frozenset(coerce_enum(FailoverKind, item, "step kinds") for item in items)
+    kinds = frozenset(as_enum(FailoverKind, item, "step kinds") for item in items)
     if not kinds:
         raise ValidationError.of("step kinds", "must name at least one kind (or be left out)")
     return kinds
 
 
 def _on_failure(value: object) -> StepFailure:
-    return coerce_enum(StepFailure, value, "step on_failure")
+    return as_enum(StepFailure, value, "step on_failure")
 
 
 def _when(value: object) -> When:
-    return coerce_enum(When, value, "step when")
+    return as_enum(When, value, "step when")
 
 
 def _group(instance: Step | Approval, attribute: attrs.Attribute[Any], value: object) -> None:
