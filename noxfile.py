@@ -83,7 +83,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[test,vsphere]", "mypy>=1.10")
+    session.install("-e", ".[test,vsphere]", "mypy>=1.10", "types-PyYAML")
     session.run("mypy", "--strict", "src")
 
 

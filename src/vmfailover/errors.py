@@ -112,12 +112,13 @@ class ConflictError(VMFailoverError):
 
 
 class MissingExtraError(VMFailoverError, ImportError):
-    """A backend needs an optional dependency that is not installed."""
+    """A backend (or a feature, such as plan files) needs an optional dependency that is not
+    installed. ``what`` names the feature when it is not a backend."""
 
-    def __init__(self, backend: str, extra: str, missing: str) -> None:
+    def __init__(self, backend: str, extra: str, missing: str, *, what: str | None = None) -> None:
         self.backend = backend
         self.extra = extra
+        needs = what or f"the {backend} backend"
         super().__init__(
-            f"the {backend} backend needs the {missing!r} package: "
-            f"pip install 'vmfailover[{extra}]'"
+            f"{needs} needs the {missing!r} package: pip install 'vmfailover[{extra}]'"
         )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
-from vmfailover.errors import Finding, ValidationError
+from vmfailover.errors import Finding, MissingExtraError, ValidationError
 from vmfailover.model import (
     FailoverKind,
     Inventory,
@@ -33,6 +33,10 @@ from vmfailover.policy.reip import ReIPOverride, ReIPRules
 from vmfailover.policy.sequencer import StartOrder
 
 if TYPE_CHECKING:
+    import os
+    from pathlib import Path
+    from types import ModuleType
+
     from vmfailover.backends.base import Backend
     from vmfailover.plan.compiled import CompiledPlan
 
@@ -327,6 +331,36 @@ class FailoverPlan:
         kind = as_enum(FailoverKind, kind, "kind")
         return tuple(item for item in self.steps if kind in item.kinds)
 
+    # --- files -------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls, source: str | bytes | os.PathLike[str], *, format: str | None = None
+    ) -> FailoverPlan:
+        """A plan from a TOML or YAML file, or from its text; see :mod:`vmfailover.plan.files`.
+
+        Every problem is reported at once in one :class:`ValidationError` whose findings name
+        the place (line and column for syntax, ``order.vms[2].timeout`` for content). Needs the
+        ``files`` extra.
+        """
+        plan: FailoverPlan = _files().load(source, cls, format=format)
+        return plan
+
+    def save(self, path: str | os.PathLike[str], *, format: str | None = None) -> Path:
+        """Write the plan to ``path`` (TOML or YAML by its suffix, or ``format``)."""
+        saved: Path = _files().save(self, path, format=format)
+        return saved
+
+    def to_toml(self) -> str:
+        """The plan as TOML text that :meth:`load` reads back to an equal plan."""
+        text: str = _files().dumps(self, "toml")
+        return text
+
+    def to_yaml(self) -> str:
+        """The plan as YAML text that :meth:`load` reads back to an equal plan."""
+        text: str = _files().dumps(self, "yaml")
+        return text
+
     # --- checking and compiling --------------------------------------------------------------
 
     def validate(
@@ -368,3 +402,19 @@ class FailoverPlan:
 
         facts = Facts.of(inventory, points, now=now, point_limit=point_limit)
         return compile_plan(self, facts, kind, force=force)
+
+
+_FILE_PACKAGES = {"cattrs": "cattrs", "tomli_w": "tomli-w", "yaml": "PyYAML"}
+
+
+def _files() -> ModuleType:
+    """The plan-file module, or a :class:`MissingExtraError` naming the extra to install."""
+    try:
+        from vmfailover.plan import files
+    except ModuleNotFoundError as error:
+        if error.name not in _FILE_PACKAGES:
+            raise
+        raise MissingExtraError(
+            "files", "files", _FILE_PACKAGES[error.name], what="plan files"
+        ) from None
+    return files

@@ -213,7 +213,7 @@ class Step:
     """
 
     name: str = attrs.field(validator=_name)
-    action: PlanAction = attrs.field(converter=_action, eq=False)
+    action: PlanAction = attrs.field(converter=_action)
     when: When = attrs.field(default=When.BEFORE, converter=_when)
     vm: str | None = attrs.field(default=None, validator=_vm)
     group: int | None = attrs.field(default=None, validator=_group)
