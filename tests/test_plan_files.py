@@ -190,3 +190,39 @@ def test_yaml_11_words_are_text() -> None:
 def test_a_format_version_from_the_future_is_refused() -> None:
     found = problems('format_version = 2\nname = "p"\nvms = ["a"]\n')
     assert found[0].startswith("format_version: this vmfailover reads format 1")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_reference_page_and_schemas_are_current() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plan_files_reference.py"), "--check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_lab_example_plan_loads_and_passes_the_preflight_on_the_lab() -> None:
+    from vmfailover.testing import LAB_DEPENDENCIES, lab
+
+    plan = FailoverPlan.load(ROOT / "examples" / "lab-plan.toml")
+    assert set(plan.vms) == set(LAB_DEPENDENCIES)
+    for entry in plan.start_order():
+        assert set(entry.after) == set(LAB_DEPENDENCIES[entry.name])
+    backend = lab()
+    for kind in ("test", "planned"):
+        assert [str(f) for f in plan.validate(backend, kind)] == [], kind
+    backend.fail_site("site-a")
+    assert [str(f) for f in plan.validate(backend, "regular")] == []
+    # What it saves reads back the same, in both formats.
+    assert FailoverPlan.load(plan.to_yaml()) == plan
+    assert FailoverPlan.load(plan.to_toml()) == plan
