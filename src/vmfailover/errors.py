@@ -17,6 +17,7 @@ __all__ = [
     "BackendError",
     "ConflictError",
     "Finding",
+    "Findings",
     "MissingExtraError",
     "NotFoundError",
     "PermanentBackendError",
@@ -56,6 +57,43 @@ class Finding:
         if self.hint:
             text += f" ({self.hint})"
         return text
+
+
+class Findings(list[Finding]):
+    """A list of findings that shows itself: one line each in text, a table in Jupyter.
+
+    What a pre-flight check returns (:meth:`FailoverPlan.validate`); it is a plain ``list`` in
+    every other way. :attr:`blocking` tells whether anything stops a run.
+    """
+
+    @property
+    def blocking(self) -> bool:
+        """Whether any finding is an error (a run must not start)."""
+        return any(finding.blocking for finding in self)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [finding for finding in self if finding.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [finding for finding in self if finding.severity is Severity.WARNING]
+
+    def _title(self) -> str:
+        if not self:
+            return "No findings"
+        return f"{len(self.errors)} errors, {len(self.warnings)} warnings"
+
+    def __str__(self) -> str:
+        lines = [self._title()]
+        lines.extend(f"  {finding.severity.value}: {finding}" for finding in self)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from vmfailover._render import html_table
+
+        rows = [(f.severity.value, f.item, f.message, f.hint or "") for f in self]
+        return html_table(("severity", "item", "problem", "hint"), rows, title=self._title())
 
 
 class VMFailoverError(Exception):

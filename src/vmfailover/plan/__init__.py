@@ -5,8 +5,13 @@ The layer between the pure rules (:mod:`vmfailover.policy`) and execution
 is the read-only pre-flight against a backend; :meth:`FailoverPlan.compile` resolves the plan into
 the per-VM work (:class:`CompiledPlan`) that the runner executes and the simulator predicts. It may
 import the model, the policy layer and the backend protocol.
+
+Plans load from and save to TOML and YAML (:meth:`FailoverPlan.load`, :meth:`FailoverPlan.save`;
+:mod:`vmfailover.plan.files`, with the ``files`` extra), and :func:`diff` says what changed between
+two plans, for review.
 """
 
+from vmfailover.plan.changes import Change, ChangeKind, PlanDiff, diff
 from vmfailover.plan.check import Facts, check, gather, resolve
 from vmfailover.plan.compiled import CompiledPlan, NicChange, VMRecovery, compile_plan
 from vmfailover.plan.plan import FailoverPlan, PowerOffSource
@@ -23,10 +28,13 @@ from vmfailover.plan.steps import (
 __all__ = [
     "Approval",
     "ApprovalRequest",
+    "Change",
+    "ChangeKind",
     "CompiledPlan",
     "Facts",
     "FailoverPlan",
     "NicChange",
+    "PlanDiff",
     "PowerOffSource",
     "Step",
     "StepContext",
@@ -36,6 +44,7 @@ __all__ = [
     "When",
     "check",
     "compile_plan",
+    "diff",
     "gather",
     "resolve",
 ]

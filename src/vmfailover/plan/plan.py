@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
-from vmfailover.errors import Finding, MissingExtraError, ValidationError
+from vmfailover.errors import Finding, Findings, MissingExtraError, ValidationError
 from vmfailover.model import (
     FailoverKind,
     Inventory,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from vmfailover.backends.base import Backend
+    from vmfailover.plan.changes import PlanDiff
     from vmfailover.plan.compiled import CompiledPlan
 
 __all__ = ["FailoverPlan", "PointChoices", "PowerOffSource"]
@@ -331,6 +332,28 @@ class FailoverPlan:
         kind = as_enum(FailoverKind, kind, "kind")
         return tuple(item for item in self.steps if kind in item.kinds)
 
+    # --- review -------------------------------------------------------------------------------
+
+    def diff(self, other: FailoverPlan) -> PlanDiff:
+        """What changes from this plan to ``other``, in words, for review.
+
+        See :mod:`vmfailover.plan.changes`; also :func:`vmfailover.plan.diff`.
+        """
+        from vmfailover.plan.changes import diff
+
+        return diff(self, other)
+
+    def __str__(self) -> str:
+        from vmfailover.plan.show import plan_text
+
+        return plan_text(self)
+
+    def _repr_html_(self) -> str:
+        """The plan in Jupyter: a summary, the start-order graph (inline SVG) and a VM table."""
+        from vmfailover.plan.show import plan_html
+
+        return plan_html(self)
+
     # --- files -------------------------------------------------------------------------------
 
     @classmethod
@@ -370,16 +393,17 @@ class FailoverPlan:
         *,
         force: bool = False,
         now: datetime | None = None,
-    ) -> list[Finding]:
+    ) -> Findings:
         """The pre-flight: every problem a failover of ``kind`` would meet, blocking or warning.
 
         Reads the backend's inventory, the recovery points of the plan's replicas and the point
         limit; makes no call that changes anything. ``now`` defaults to the backend's clock.
+        The :class:`~vmfailover.errors.Findings` list shows itself as a table in Jupyter.
         """
         from vmfailover.plan.check import check, gather
 
         facts = gather(self, backend, now=now)
-        return check(self, facts, kind, force=force)
+        return Findings(check(self, facts, kind, force=force))
 
     def compile(
         self,

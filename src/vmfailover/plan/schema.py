@@ -188,7 +188,7 @@ def _default(field: attrs.Attribute[Any]) -> Any:
     if default is attrs.NOTHING:
         return _NO_DEFAULT
     if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        default = default.factory()
+        default = default.factory()  # type: ignore[union-attr]
     if isinstance(default, enum.Enum):
         return default.value
     if isinstance(default, tuple):
