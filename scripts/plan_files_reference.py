@@ -234,6 +234,27 @@ The format is described by a JSON Schema (draft 2020-12) that ships with the pac
 it for completion and checks. The schema sees a file as JSON does: a TOML date-time is ISO 8601
 text there.
 
+## Reviewing a change
+
+`plan.diff(other)` (also `vmfailover.plan.diff(a, b)`) says what a change does, in words, for the
+pull request: VMs added or removed, dependencies, groups, probes, timeouts, limits, network
+mappings, re-IP rules and overrides, the recovery point choice, power-off, RPO and RTO, steps.
+It compares the plans as data, so reordering a file reports nothing.
+`examples/validate_plan_file.py`
+prints one:
+
+```text
+plan 'three-tier': 4 changes
+  objectives: RTO changed from 15m00s to 20m00s
+  order: VM 'web01' dependencies changed from app01, app02 to app01, app02, mon01
+  order: VM 'web02' dependencies changed from app01, app02 to app01, app02, mon01
+  order: VM 'web03' dependencies changed from app03 to app03, mon01
+```
+
+In Jupyter a plan shows a summary, its start-order graph (inline SVG, columns by dependency depth,
+colours by priority group) and a VM table; the diff and the pre-flight's findings
+(`plan.validate(backend, kind)`) show as tables. No JavaScript is needed.
+
 ## What a file may not hold
 
 - **Unknown keys** are errors, so a typo (`timout`) cannot pass silently; the message suggests the
