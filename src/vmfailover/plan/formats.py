@@ -109,14 +109,15 @@ def _read_toml(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        message = str(error.args[0]) if error.args else str(error)
+        # Python 3.14 gives msg, lineno and colno; earlier versions put the place in the text.
+        message = str(getattr(error, "msg", None) or error)
         place = _TOML_PLACE.search(message)
+        line, column = getattr(error, "lineno", None), getattr(error, "colno", None)
         if place:
-            item = _at(int(place.group(1)), int(place.group(2)))
+            line, column = int(place.group(1)), int(place.group(2))
             message = message[: place.start()]
-        else:
-            item = "plan file"
-            message = message.replace("(at end of document)", "at the end of the file")
+        message = message.replace("(at end of document)", "at the end of the file").strip()
+        item = _at(line, column) if line is not None and column is not None else "plan file"
         raise ValidationError.of(item, f"is not valid TOML: {message}") from None
     except RecursionError:
         raise ValidationError.of("plan file", f"nests deeper than {MAX_DEPTH} levels") from None
