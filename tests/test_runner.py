@@ -15,16 +15,18 @@ from vmfailover.engine.events import (
     RunFinished,
     RunStarted,
     RunStateChanged,
-    VMStep as Step,
     StepStarted,
     VMFailed,
     VMReady,
 )
+from vmfailover.engine.events import (
+    VMStep as Step,
+)
 from vmfailover.engine.results import Outcome, RunResult
 from vmfailover.engine.runner import RetryPolicy, Runner
-from vmfailover.policy.points import choose_point
 from vmfailover.engine.simulate import simulate
 from vmfailover.model import Consistency, RecoveryPoint
+from vmfailover.policy.points import choose_point
 from vmfailover.policy.sequencer import StartOrder
 from vmfailover.testing import LAB_DEPENDENCIES, LAB_VMS, SimulatedCrash, lab
 

@@ -187,16 +187,7 @@ def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None
         )
     timeout = execution.plan.shutdown_timeout
     try:
-        _step(
-            execution,
-            name,
-            VMStep.SHUTDOWN_SOURCE,
-            execution.call_once,
-            name,
-            execution.backend.shutdown_guest,
-            source,
-            timeout,
-        )
+        _step(execution, name, VMStep.SHUTDOWN_SOURCE, _shutdown, execution, work, timeout)
         progress.source = "shut down"
     except TransientBackendError as error:
         if policy is not PowerOffSource.GRACEFUL_THEN_FORCE:
@@ -213,6 +204,27 @@ def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None
         progress.source = f"powered off after the guest did not shut down in {timeout:g} s"
     if _source_running(execution, work):
         raise VMFailure(f"its source {work.source.name!r} still runs after being stopped")
+
+
+def _shutdown(execution: Execution, work: VMRecovery, timeout: float) -> None:
+    """Shut the source's guest down within ``timeout`` (clock seconds), retrying transient
+    errors while time is left; the last error is raised once the time is up."""
+    clock = execution.clock
+    deadline = clock.monotonic() + timeout
+    attempt = 0
+    while True:
+        execution.check_abandoned()
+        left = deadline - clock.monotonic()
+        try:
+            execution.backend.shutdown_guest(work.source.id, max(left, 0.0))
+            return
+        except TransientBackendError as error:
+            attempt += 1
+            left = deadline - clock.monotonic()
+            if left <= 0:
+                raise
+            execution.warn(f"shutdown of {work.source.name}: {error} (retrying)", work.name)
+            clock.sleep(min(left, execution.runner.retry.initial_wait * attempt))
 
 
 def _source_running(execution: Execution, work: VMRecovery) -> bool:
