@@ -21,6 +21,7 @@ import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import attrs
@@ -277,7 +278,15 @@ class Runner:
         return self._check(plan, kind, force)
 
     def _facts(self, plan: FailoverPlan) -> Facts:
-        return gather(plan, self.backend, now=self.clock.now(), call=self._call)
+        """The pre-flight's reads, with retries, the replicas' points read in parallel."""
+        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="vmfailover-read") as pool:
+            return gather(
+                plan,
+                self.backend,
+                now=self.clock.now(),
+                call=self._call,
+                each=lambda fn, items: list(pool.map(_enlisted(self.clock, fn), items)),
+            )
 
     def _check(self, plan: FailoverPlan, kind: FailoverKind, force: bool) -> list[Finding]:
         from vmfailover.plan.check import check
@@ -464,6 +473,16 @@ class Runner:
             reraise=True,
         )
         return retrying(fn, *args)
+
+
+def _enlisted(clock: Clock, fn: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``fn`` as enlisted work of ``clock``, so virtual time waits for it."""
+
+    def work(item: str) -> _T:
+        with clock.enlist():
+            return fn(item)
+
+    return work
 
 
 def _runner_findings(

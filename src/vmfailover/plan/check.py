@@ -95,24 +95,35 @@ class Facts:
         return cls(inventory, MappingProxyType(table), aware_utc(now, "now"), point_limit)
 
 
+def replicas_of(plan: FailoverPlan, inventory: Inventory) -> list[str]:
+    """The ids of the replicas of the plan's VMs that the inventory knows (in plan order)."""
+    found: dict[str, None] = {}
+    for key in plan.vms:
+        with contextlib.suppress(NotFoundError):
+            found[inventory.replica_of(key).id] = None
+    return list(found)
+
+
 def gather(
     plan: FailoverPlan,
     backend: Backend,
     *,
     now: datetime | None = None,
     call: Callable[..., Any] | None = None,
+    each: Callable[[Callable[[str], Any], list[str]], Iterable[Any]] | None = None,
 ) -> Facts:
     """Read what :func:`resolve` needs from ``backend``; read-only calls only.
 
-    ``call(fn, *args)``, if given, makes each call (a runner passes its retrying caller).
+    ``call(fn, *args)``, if given, makes each call (a runner passes its retrying caller), and
+    ``each(fn, items)`` maps ``fn`` over items (a runner passes a bounded pool's ``map``, so the
+    points of many replicas are read at once).
     """
     do: Callable[..., Any] = call if call is not None else (lambda fn, *args: fn(*args))
+    over = each if each is not None else (lambda fn, items: [fn(item) for item in items])
     inventory = do(backend.inventory)
-    points: dict[str, tuple[RecoveryPoint, ...]] = {}
-    for key in plan.vms:
-        with contextlib.suppress(NotFoundError):
-            replica = inventory.replica_of(key)
-            points[replica.id] = tuple(do(backend.recovery_points, replica.id))
+    replicas = replicas_of(plan, inventory)
+    read = over(lambda replica: tuple(do(backend.recovery_points, replica)), replicas)
+    points = dict(zip(replicas, read, strict=True))
     if now is None:
         clock = getattr(backend, "clock", None)
         now = clock.now() if clock is not None else datetime.now(UTC)
