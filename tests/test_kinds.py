@@ -527,3 +527,23 @@ def test_bad_requests_get_our_errors() -> None:
         RetryPolicy(initial_wait=float("inf"))
     with pytest.raises(ValidationError, match="subscribe"):
         the_runner.subscribe("print")  # type: ignore[arg-type]
+
+
+def test_the_docs_show_the_run_state_tables_generated_from_the_code() -> None:
+    from pathlib import Path
+
+    from vmfailover.engine.run_state import mermaid
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "failover.md").read_text()
+    for kind in ("test", "planned"):
+        assert mermaid(kind) in docs
+    assert mermaid("regular") == mermaid("planned")  # one diagram serves both in the docs
+
+
+def test_the_docs_first_example_runs() -> None:
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "failover.md").read_text()
+    first = re.findall(r"```python\n(.*?)```", docs, flags=re.DOTALL)[0]
+    exec(compile(first, "docs/failover.md", "exec"), {})
