@@ -16,7 +16,15 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
-from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
+from vmfailover.engine.results import (
+    CleanupResult,
+    Outcome,
+    RunReport,
+    RunResult,
+    StepRecord,
+    VMResult,
+)
+from vmfailover.engine.run_state import RunState
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
 from vmfailover.engine.simulate import (
     Distribution,
@@ -57,6 +65,16 @@ from vmfailover.model import (
     Replica,
     ReplicaState,
     Site,
+)
+from vmfailover.plan import (
+    Approval,
+    ApprovalRequest,
+    CompiledPlan,
+    FailoverPlan,
+    PowerOffSource,
+    Step,
+    StepContext,
+    StepFailure,
 )
 from vmfailover.policy.cluster import (
     AdmissionControl,
@@ -126,15 +144,19 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "VM",
     "AdmissionControl",
+    "Approval",
+    "ApprovalRequest",
     "Backend",
     "BackendError",
     "BackendWitness",
     "CalendarDuration",
     "CallableProbe",
+    "CleanupResult",
     "Clock",
     "Cluster",
     "ClusterPolicy",
     "CompiledOrder",
+    "CompiledPlan",
     "ConflictError",
     "ConnectionState",
     "Consistency",
@@ -142,6 +164,7 @@ __all__ = [
     "Datastore",
     "Distribution",
     "FailoverKind",
+    "FailoverPlan",
     "FailurePolicy",
     "Finding",
     "Findings",
@@ -176,6 +199,7 @@ __all__ = [
     "PermanentBackendError",
     "PlacedVM",
     "Placement",
+    "PowerOffSource",
     "PowerState",
     "PoweredOn",
     "Probe",
@@ -199,6 +223,7 @@ __all__ = [
     "Run",
     "RunReport",
     "RunResult",
+    "RunState",
     "Runner",
     "Sequencer",
     "Severity",
@@ -206,6 +231,10 @@ __all__ = [
     "Site",
     "StartEntry",
     "StartOrder",
+    "Step",
+    "StepContext",
+    "StepFailure",
+    "StepRecord",
     "SystemClock",
     "TCPPort",
     "ToolsHeartbeat",

@@ -19,6 +19,10 @@ create_test_copy              linked clone of the snapshot          Start-VMFail
 remove_test_copy              destroy the clone                     Stop-VMFailover
 reverse_replication           new replica in the other direction    Set-VMReplication -Reverse
 ============================  ====================================  ==============================
+
+Optional capability: a backend that can count what a failover loses offers
+``data_loss_blocks(source_vm_id, point_id) -> int`` (the blocks of the source's disk that differ
+from the point); the runner reports it where present (the memory backend has it).
 """
 
 from __future__ import annotations
@@ -150,8 +154,10 @@ class Backend(Protocol):
     def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
         """Create a powered-off copy of the replica at the point, for a test failover.
 
-        Returns the copy's VM id. Production (source and replica) is untouched. Idempotent per
-        ``key`` (a run id): calling again with the same key returns the same copy.
+        Returns the copy's VM id. Production (source and replica) is untouched. The copy's NICs
+        keep the replica's MAC addresses, so :meth:`connect_nic` and :meth:`set_guest_ip` address
+        them as the plan names them (a hypervisor that gives copies new MACs maps them itself).
+        Idempotent per ``key`` (a run id): calling again with the same key returns the same copy.
         """
         ...
 

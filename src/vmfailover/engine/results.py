@@ -1,7 +1,9 @@
 """What a run did, per VM and overall: the report users read after a failover.
 
 Plain data, renderable as text (terminal), HTML (Jupyter) and JSON (machines). Times are UTC;
-durations are seconds.
+durations are seconds. Objectives are judged strictly: an RTO is met only when every VM of the
+run became ready within it, and an RPO only when no VM lost more than it allows; a missed one is
+flagged in the summary, never hidden behind "succeeded".
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from vmfailover._render import format_duration, html_table, in_words, text_table
 from vmfailover.errors import NotFoundError
 from vmfailover.model import FailoverKind
 
-__all__ = ["Outcome", "RunReport", "RunResult", "VMResult"]
+__all__ = [
+    "CleanupResult",
+    "Outcome",
+    "RunReport",
+    "RunResult",
+    "StepRecord",
+    "VMResult",
+]
 
 
 class Outcome(enum.StrEnum):
@@ -43,11 +52,30 @@ class RunResult(enum.StrEnum):
 
 
 @attrs.frozen
+class StepRecord:
+    """One step of a VM's part of a run: which, when it started and ended, and its error."""
+
+    step: str
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+
+    @property
+    def seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@attrs.frozen
 class VMResult:
     """One VM's part of a run.
 
-    ``data_loss_seconds`` is the age of the recovery point used when the run started: the most
-    data the VM can have lost (the source may have stopped writing earlier).
+    ``runs_as`` is the VM that was started: the replica VM, or for a test the test copy.
+    ``data_loss_seconds`` is the age of the recovery point when the run started (0 for a planned
+    failover, which recovers from a final sync of the stopped source); ``data_loss_blocks`` is
+    what the backend counted as written after the point, where it can count (the memory backend).
+    ``addresses`` are the static addresses re-IP gave the guest; ``addresses_verified`` says
+    whether the guest then reported them (None: nothing to verify). ``source`` says what happened
+    to the source VM.
     """
 
     vm: str
@@ -61,14 +89,57 @@ class VMResult:
     powered_on_at: datetime | None = None
     ready_at: datetime | None = None
     reason: str | None = None
+    runs_as: str | None = None
+    data_loss_blocks: int | None = None
+    addresses: tuple[str, ...] = ()
+    addresses_verified: bool | None = None
+    source: str | None = None
+    steps: tuple[StepRecord, ...] = ()
+
+    @property
+    def seconds(self) -> float | None:
+        """Start of its part of the run until ready (None if it never became ready)."""
+        if self.started_at is None or self.ready_at is None:
+            return None
+        return (self.ready_at - self.started_at).total_seconds()
 
     def as_dict(self) -> dict[str, Any]:
         return {key: _jsonable(value) for key, value in attrs.asdict(self).items()}
 
 
 @attrs.frozen
+class CleanupResult:
+    """A test failover's cleanup: what was removed, and the proof that nothing else changed.
+
+    ``restored`` is True when the inventory after cleanup equals the inventory before the test;
+    otherwise ``differences`` names every VM, replica, host or network that differs.
+    """
+
+    at: datetime
+    removed: tuple[str, ...]
+    restored: bool
+    differences: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        if self.restored and not self.errors:
+            return f"cleaned up: {len(self.removed)} test copies removed; inventory restored"
+        parts = [f"cleanup: {len(self.removed)} test copies removed"]
+        parts.extend(f"NOT restored: {d}" for d in self.differences)
+        parts.extend(f"error: {e}" for e in self.errors)
+        return "; ".join(parts)
+
+
+@attrs.frozen
 class RunReport:
-    """A whole run: kind, when, each VM's result, warnings and decisions, and the measured RTO."""
+    """A whole run: kind, when, each VM's result, warnings and decisions, and the objectives.
+
+    ``rto_seconds`` is measured from the start of the run until the last VM became ready.
+    ``ideal_rto_seconds`` is what :func:`~vmfailover.simulate` gives for this run's start order,
+    limits and the durations each VM actually took: the gap between the two is what the
+    runner's own scheduling cost. ``predicted_rto_seconds`` is the prediction from the expected
+    durations the run was given, if any.
+    """
 
     run_id: str
     kind: FailoverKind
@@ -79,19 +150,39 @@ class RunReport:
     warnings: tuple[str, ...] = ()
     decisions: tuple[str, ...] = ()
     rto_target_seconds: float | None = None
+    plan: str = ""
+    rpo_target_seconds: float | None = None
+    predicted_rto_seconds: float | None = None
+    ideal_rto_seconds: float | None = None
+    state: str = ""
+    cleanup: CleanupResult | None = None
 
     @property
     def rto_seconds(self) -> float:
-        """From the start of the run until the last VM that became ready was ready."""
+        """From the start of the run until the last VM that became ready was ready (or, if none
+        did, until the run ended)."""
         ready = [r.ready_at for r in self.vms if r.ready_at is not None]
         end = max(ready) if ready else self.finished_at
         return (end - self.started_at).total_seconds()
 
     @property
+    def all_ready(self) -> bool:
+        return bool(self.vms) and all(r.outcome is Outcome.READY for r in self.vms)
+
+    @property
     def rto_met(self) -> bool | None:
+        """None without a target; otherwise True only if every VM was ready within it."""
         if self.rto_target_seconds is None:
             return None
-        return self.rto_seconds <= self.rto_target_seconds
+        return self.all_ready and self.rto_seconds <= self.rto_target_seconds
+
+    @property
+    def rpo_met(self) -> bool | None:
+        """None without a target; otherwise True only if no VM lost more than it allows."""
+        if self.rpo_target_seconds is None:
+            return None
+        losses = [r.data_loss_seconds for r in self.vms]
+        return all(loss is not None and loss <= self.rpo_target_seconds for loss in losses)
 
     def vm(self, name: str) -> VMResult:
         for result in self.vms:
@@ -102,14 +193,22 @@ class RunReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
+            "plan": self.plan,
             "kind": self.kind.value,
+            "state": self.state,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat(),
             "result": self.result.value,
             "rto_seconds": self.rto_seconds,
             "rto_target_seconds": self.rto_target_seconds,
+            "rto_met": self.rto_met,
+            "rpo_target_seconds": self.rpo_target_seconds,
+            "rpo_met": self.rpo_met,
+            "predicted_rto_seconds": self.predicted_rto_seconds,
+            "ideal_rto_seconds": self.ideal_rto_seconds,
             "warnings": list(self.warnings),
             "decisions": list(self.decisions),
+            "cleanup": None if self.cleanup is None else _jsonable(attrs.asdict(self.cleanup)),
             "vms": [result.as_dict() for result in self.vms],
         }
 
@@ -123,28 +222,43 @@ class RunReport:
     def _rows(self) -> list[tuple[str, ...]]:
         rows: list[tuple[str, ...]] = []
         for r in self.vms:
+            loss = _duration(r.data_loss_seconds)
+            if r.data_loss_blocks is not None:
+                loss += f" ({r.data_loss_blocks} blocks)"
+            note = r.reason or ""
+            if r.addresses:
+                verified = {True: "verified", False: "NOT verified", None: ""}[r.addresses_verified]
+                note = "; ".join(x for x in (note, f"{', '.join(r.addresses)} {verified}") if x)
             rows.append(
                 (
                     r.vm,
                     in_words(r.outcome),
                     _clock(r.recovery_point_time),
-                    _duration(r.data_loss_seconds),
+                    loss,
                     _offset(r.started_at, self.started_at),
                     _offset(r.ready_at, self.started_at),
-                    r.reason or "",
+                    note.strip(),
                 )
             )
         return rows
 
     def summary(self) -> str:
         ready = sum(1 for r in self.vms if r.outcome is Outcome.READY)
+        name = f" of plan {self.plan!r}" if self.plan else ""
         text = (
-            f"{self.kind.value} failover {self.run_id}: {in_words(self.result)}, "
+            f"{self.kind.value} failover{name} {self.run_id}: {in_words(self.result)}, "
             f"{ready}/{len(self.vms)} VMs ready, RTO {_duration(self.rto_seconds)}"
         )
         if self.rto_target_seconds is not None:
             verdict = "met" if self.rto_met else "MISSED"
             text += f" (target {_duration(self.rto_target_seconds)}: {verdict})"
+        if self.rpo_target_seconds is not None:
+            verdict = "met" if self.rpo_met else "MISSED"
+            text += f", RPO target {_duration(self.rpo_target_seconds)}: {verdict}"
+        if self.ideal_rto_seconds is not None and self.ideal_rto_seconds > 0:
+            text += f"; ideal schedule {_duration(self.ideal_rto_seconds)}"
+        if self.cleanup is not None:
+            text += f"; {self.cleanup.summary()}"
         return text
 
     def __str__(self) -> str:
@@ -154,7 +268,16 @@ class RunReport:
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
-        return f"<p>{html.escape(self.summary())}</p>" + html_table(self._HEADERS, self._rows())
+        extra = "".join(
+            f"<p>{html.escape(prefix)}: {html.escape(text)}</p>"
+            for prefix, items in (("decision", self.decisions), ("warning", self.warnings))
+            for text in items
+        )
+        return (
+            f"<p>{html.escape(self.summary())}</p>"
+            + html_table(self._HEADERS, self._rows())
+            + extra
+        )
 
 
 def _jsonable(value: object) -> object:
@@ -164,6 +287,8 @@ def _jsonable(value: object) -> object:
         return value.value
     if isinstance(value, Mapping):
         return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
     return value
 
 

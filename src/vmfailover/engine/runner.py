@@ -1,163 +1,219 @@
-"""The runner: checks a failover, then drives the sequencer against a backend.
+"""The runner: checks a failover plan, then runs it against a backend, for any kind of failover.
 
 Two phases, and the line between them matters. **Pre-flight** reads the inventory and the recovery
 points and refuses the whole run, with every problem named, before anything is touched: a run that
-cannot finish must not start. **Execution** reverts every replica to its chosen point on a bounded
-thread pool, and powers VMs on in the order the :class:`~vmfailover.policy.sequencer.Sequencer`
-allows, each the moment what it depends on is ready; the runner's boot threads are one of the
-sequencer's limits, so no VM waits for a thread behind a less critical one. Transient backend
-errors are retried with exponential backoff and jitter (tenacity); permanent ones fail the VM and
-its failure policy decides what happens to the rest.
+cannot finish must not start. **Execution** hands each VM's whole recovery to a bounded pool the
+moment the sequencer lets it start (critical path first; the runner's worker count is one of the
+sequencer's limits), so a VM that never starts is never touched. Transient backend errors are
+retried with exponential backoff and jitter (tenacity); permanent ones fail the VM, and its
+failure policy decides what happens to the rest.
 
-This first slice runs **regular** (unplanned) failovers: the source site is assumed lost. Planned
-and test failovers, plans with network mapping and re-IP, and the journal that makes a run
-resumable come next (see the roadmap); the seams are :meth:`Runner._preflight` (per kind checks) and
-:meth:`_Execution._prepare` (per kind preparation).
+One plan serves the three kinds (:class:`~vmfailover.model.FailoverKind`): ``test`` (isolated
+copies, production untouched, :meth:`Runner.cleanup` removes them and proves it), ``planned`` (the
+sources shut down, a final sync, no data lost) and ``regular`` (the source site is gone; the plan
+picks the recovery point). A run's own life is the transition table in
+:mod:`vmfailover.engine.run_state`.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import datetime
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import attrs
 import tenacity
 
-from vmfailover._render import in_words
 from vmfailover.backends.base import Backend
-from vmfailover.clock import Clock, SystemClock
-from vmfailover.engine.events import (
-    RunEvent,
-    RunFinished,
-    RunStarted,
-    RunWarning,
-    Step,
-    StepFinished,
-    StepStarted,
-    Subscriber,
-    VMFailed,
-    VMReady,
-)
-from vmfailover.engine.readiness import probe_passes
-from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
+from vmfailover.clock import Clock, SystemClock, full_clock
+from vmfailover.engine.claims import claims_for
+from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent, RunStateChanged
+from vmfailover.engine.execution import Execution
+from vmfailover.engine.results import CleanupResult, RunReport, RunResult
+from vmfailover.engine.run_state import RunAction, RunState, RunStateMachine
 from vmfailover.errors import (
     ConflictError,
     Finding,
-    NotFoundError,
     TransientBackendError,
     ValidationError,
     VMFailoverError,
 )
-from vmfailover.model import (
-    VM,
-    FailoverKind,
-    RecoveryPoint,
-    Replica,
-    ReplicaState,
-    as_enum,
-)
-from vmfailover.policy.fencing import fence_reason
-from vmfailover.policy.points import PointChoice, choose_point
-from vmfailover.policy.sequencer import (
-    CompiledOrder,
-    Sequencer,
-    StartEntry,
-    StartOrder,
-    VMState,
-)
+from vmfailover.model import FailoverKind, Inventory, as_enum, parse_seconds
+from vmfailover.plan import FailoverPlan, gather
+from vmfailover.plan.check import Facts
+from vmfailover.policy.points import PointChoice
+from vmfailover.policy.sequencer import StartOrder
 
 __all__ = ["RetryPolicy", "Run", "Runner"]
 
 _T = TypeVar("_T")
+
+#: Real seconds a finished run waits for its subscribers to catch up before it reports.
+OBSERVER_GRACE = 10.0
+
+_FINISH = {
+    RunResult.SUCCEEDED: RunAction.FINISH_ALL_READY,
+    RunResult.PARTIAL: RunAction.FINISH_SOME_READY,
+    RunResult.FAILED: RunAction.FINISH_NONE_READY,
+    RunResult.CANCELLED: RunAction.CANCEL,
+}
+
+
+def _attempts(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise ValidationError.of(
+            f"RetryPolicy {attribute.name}", f"must be a whole number from 1 to 100, got {value!r}"
+        )
+
+
+def _wait_seconds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 86_400
+    ):
+        raise ValidationError.of(
+            f"RetryPolicy {attribute.name}",
+            f"must be a finite number of seconds from 0 to 86400, got {value!r}",
+        )
 
 
 @attrs.frozen
 class RetryPolicy:
     """How transient backend errors are retried: exponential backoff with jitter, bounded."""
 
-    attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
-    initial_wait: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
-    max_wait: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
-
-
-@attrs.frozen
-class _Target:
-    """One VM of a run, resolved against the inventory during pre-flight."""
-
-    name: str
-    source: VM
-    replica: Replica
-    point: RecoveryPoint
-    entry: StartEntry
-
-
-@attrs.define
-class _Progress:
-    started_at: datetime | None = None
-    powered_on_at: datetime | None = None
-    ready_at: datetime | None = None
-    reason: str | None = None
+    attempts: int = attrs.field(default=5, validator=_attempts)
+    initial_wait: float = attrs.field(default=1.0, validator=_wait_seconds)
+    max_wait: float = attrs.field(default=30.0, validator=_wait_seconds)
 
 
 class Run:
-    """A failover in progress. :meth:`wait` returns its report; :meth:`cancel` stops new starts."""
+    """A failover in progress, and afterwards its record.
 
-    def __init__(self, execution: _Execution) -> None:
-        self._execution = execution
+    :meth:`wait` returns the report once the recovery has ended; :attr:`report` is always the
+    latest (a test run's report gains its cleanup). :meth:`cancel` starts nothing new (VMs in the
+    middle of their recovery finish it; the rest are left untouched); :meth:`approve` answers an
+    approval gate the run is waiting at.
+    """
+
+    def __init__(self, runner: Runner, run_id: str, plan: FailoverPlan, kind: FailoverKind) -> None:
+        self._runner = runner
+        self.id = run_id
+        self.plan = plan
+        self.kind = kind
+        self._machine = RunStateMachine(run_id, kind)
+        self._execution: Execution | None = None
         self._thread: threading.Thread | None = None
         self._report: RunReport | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
+        self._lock = threading.RLock()
+        self.inventory_before: Inventory | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, {self.kind.value}, plan={self.plan.name!r}, {self.state.value})"
 
     @property
-    def id(self) -> str:
-        return self._execution.run_id
-
-    def cancel(self) -> None:
-        """Start nothing new; VMs already starting finish; the rest end ``cancelled``."""
-        self._execution.cancelled.set()
+    def state(self) -> RunState:
+        return self._machine.state
 
     @property
     def done(self) -> bool:
+        """The recovery has ended (a test's cleanup may still follow)."""
         return self._done.is_set()
 
+    @property
+    def report(self) -> RunReport | None:
+        """The latest report, or None while the recovery runs."""
+        return self._report
+
+    @property
+    def waiting_approvals(self) -> tuple[str, ...]:
+        """The approval gates the run is waiting at now."""
+        return () if self._execution is None else self._execution.gates.waiting
+
     def wait(self, timeout: float | None = None) -> RunReport:
-        """Block until the run ends and return its report (or raise what stopped it)."""
+        """Block until the recovery ends (at most ``timeout`` real seconds) and return its report.
+
+        Raises :class:`~vmfailover.errors.ConflictError` if it is still running after
+        ``timeout``, and re-raises what stopped the run if it did not end normally.
+        """
+        if timeout is not None:
+            timeout = parse_seconds(timeout, "Run.wait timeout", allow_zero=True)
         if self._thread is None:
-            self._run()
+            self._execute()
         elif not self._done.wait(timeout):
-            raise TimeoutError(f"run {self.id} still running after {timeout} s")
+            raise ConflictError(f"run {self.id} is still running after {timeout:g} s")
         if self._error is not None:
             raise self._error
         assert self._report is not None
         return self._report
 
+    def cancel(self) -> None:
+        """Start nothing new; VMs already in their recovery finish it; the rest end cancelled."""
+        if self._execution is not None:
+            self._execution.cancel()
+        elif self._machine.can(RunAction.CANCEL):
+            self._fire(RunAction.CANCEL)
+
+    def approve(self, name: str, approved: bool = True, *, by: str = "run.approve") -> None:
+        """Answer the approval gate ``name`` (``approved=False`` refuses it: the run is cancelled).
+
+        Raises our error naming the gate when no gate of that name is waiting.
+        """
+        if not isinstance(approved, bool):
+            raise ValidationError.of("approve", f"approved must be True or False, got {approved!r}")
+        if self._execution is None:
+            raise ConflictError(f"run {self.id} is {self.state.value}: no approval is waiting")
+        self._execution.gates.answer(name, approved, by)
+
+    # --- life ------------------------------------------------------------------------------------
+
+    def _fire(self, action: RunAction) -> None:
+        old, new = self._machine.fire(action)
+        self._runner._publish(
+            RunStateChanged(self.id, old.value, new.value, self._runner.clock.now())
+        )
+
     def _start_background(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"vmfailover-{self.id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._execute, name=f"vmfailover-{self.id}", daemon=True
+        )
         self._thread.start()
 
-    def _run(self) -> None:
+    def _execute(self) -> None:
+        assert self._execution is not None
         try:
-            self._report = self._execution.execute()
+            report = self._execution.execute()
+            self._fire(_FINISH[report.result])
+            self._runner._bus.flush(OBSERVER_GRACE)
+            late = (*report.warnings, *self._execution.warnings)
+            self._report = attrs.evolve(
+                report, state=self.state.value, warnings=tuple(dict.fromkeys(late))
+            )
+            if self._execution.after_end is not None:
+                self._execution.after_end()
         except BaseException as error:  # handed to wait(), which re-raises it
             self._error = error
         finally:
+            if self.kind is not FailoverKind.TEST:
+                claims_for(self._runner.backend).release(self.id)
             self._done.set()
 
 
 class Runner:
-    """Runs failovers against one backend.
+    """Runs failover plans against one backend.
 
-    ``max_parallel`` is how many VMs boot at once (power-on until ready or failed). The sequencer
-    enforces it as a limit of its own, so when more VMs could start the ones on the critical path
-    go first; ``simulate(order, durations, workers=runner.max_parallel)`` predicts a run of this
-    runner. Reverts to the recovery points run ahead of the boots on as many threads again;
-    ``readiness_timeout`` is the default time a VM gets from power-on to ready;
-    ``poll_interval`` is how often readiness is checked, in the clock's seconds.
+    ``max_parallel`` is how many VMs recover at once; the sequencer enforces it as one of its
+    limits, so when more VMs could start the ones on the critical path go first
+    (``simulate(order, durations, workers=runner.max_parallel)`` predicts a run of this runner).
+    ``readiness_timeout`` is the default time a VM gets from power-on to ready (its probe's
+    timeout wins); ``poll_interval`` is how often readiness is checked, in the clock's seconds.
+    ``clock`` defaults to the backend's clock (the memory backend's virtual time), else real time.
     """
 
     def __init__(
@@ -170,149 +226,224 @@ class Runner:
         readiness_timeout: float = 600.0,
         poll_interval: float = 5.0,
     ) -> None:
-        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
-            raise ValidationError.of(
-                "Runner max_parallel", f"must be a whole number >= 1, got {max_parallel!r}"
-            )
-        if readiness_timeout <= 0 or poll_interval <= 0:
-            raise ValidationError.of(
-                "Runner", "readiness_timeout and poll_interval must be > 0 seconds"
-            )
+        chosen = clock if clock is not None else getattr(backend, "clock", None) or SystemClock()
+        findings = _runner_findings(backend, chosen, max_parallel, retry)
+        timeouts = {}
+        for name, value in (
+            ("readiness_timeout", readiness_timeout),
+            ("poll_interval", poll_interval),
+        ):
+            try:
+                timeouts[name] = parse_seconds(value, f"Runner {name}")
+            except ValidationError as error:
+                findings.extend(error.findings)
+        if findings:
+            raise ValidationError(findings)
         self.backend = backend
-        self.clock: Clock = clock or getattr(backend, "clock", None) or SystemClock()
+        self.clock: Clock = full_clock(chosen)
         self.max_parallel = max_parallel
         self.retry = retry or RetryPolicy()
-        self.readiness_timeout = readiness_timeout
-        self.poll_interval = poll_interval
-        self._subscribers: list[Subscriber] = []
-        self._subscribers_lock = threading.Lock()
+        self.readiness_timeout = timeouts["readiness_timeout"]
+        self.poll_interval = timeouts["poll_interval"]
+        self._bus = EventBus()
+        self._runs: dict[str, Run] = {}
 
-    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+    def __repr__(self) -> str:
+        return f"Runner({self.backend!r}, max_parallel={self.max_parallel})"
+
+    def subscribe(self, callback: Callable[[RunEvent], None]) -> Callable[[], None]:
         """Call ``callback`` with every event of every run; returns a function that unsubscribes.
 
-        Calls are serialized (never two at once) but may come from worker threads.
+        Events arrive one at a time, in order, on a delivery thread of their own. A callback that
+        raises is logged and reported as a warning of the run; it never changes the run.
         """
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
+        return self._bus.subscribe(callback)
 
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
+    def _publish(
+        self, event: RunEvent, on_error: Callable[[RunEvent, BaseException], None] | None = None
+    ) -> None:
+        self._bus.publish(event, on_error)
 
-        return unsubscribe
+    # --- checking ---------------------------------------------------------------------------------
+
+    def validate(
+        self, plan: FailoverPlan, kind: FailoverKind | str, *, force: bool = False
+    ) -> list[Finding]:
+        """The pre-flight of ``plan`` for a failover of ``kind``: every finding, blocking or not.
+
+        Reads only (with the runner's retries); changes nothing.
+        """
+        plan = _plan(plan)
+        kind = as_enum(FailoverKind, kind, "kind")
+        return self._check(plan, kind, force)
+
+    def _facts(self, plan: FailoverPlan) -> Facts:
+        """The pre-flight's reads, with retries, the replicas' points read in parallel."""
+        with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="vmfailover-read") as pool:
+            return gather(
+                plan,
+                self.backend,
+                now=self.clock.now(),
+                call=self._call,
+                each=lambda fn, items: list(pool.map(_enlisted(self.clock, fn), items)),
+            )
+
+    def _check(self, plan: FailoverPlan, kind: FailoverKind, force: bool) -> list[Finding]:
+        from vmfailover.plan.check import check
+
+        return check(plan, self._facts(plan), kind, force=_flag(force, "force"))
+
+    # --- running ----------------------------------------------------------------------------------
 
     def failover(
         self,
-        vms: StartOrder | Iterable[str],
+        plan: FailoverPlan | StartOrder | Iterable[str],
         *,
         kind: FailoverKind | str = FailoverKind.REGULAR,
-        recovery_point: PointChoice = "latest",
         force: bool = False,
-        rto: float | None = None,
+        recovery_point: PointChoice | None = None,
+        rto: float | str | None = None,
         weights: Mapping[str, float] | None = None,
     ) -> RunReport:
-        """Check, then run a failover of ``vms`` (names or ids of source VMs) and report.
+        """Check, then run ``plan`` as a failover of ``kind``, and return the report.
 
-        Raises :class:`~vmfailover.errors.ValidationError` listing every blocking problem before
-        anything is touched. ``force=True`` starts replicas even where the source still seems to
-        run (the split-brain guard is overridden, and the report says so). ``weights`` maps VMs
-        to their expected start-to-ready seconds: when more VMs could start than may, the longest
-        remaining path under these weights goes first (under one per VM without them), as in
-        ``simulate(order, durations, workers=runner.max_parallel)``, which weighs by the
-        durations' means.
+        ``plan`` is a :class:`~vmfailover.plan.FailoverPlan`; a :class:`StartOrder` or a list of
+        VM names is accepted as a plan of just those VMs (then ``recovery_point`` and ``rto`` may
+        be given here; with a plan they belong in the plan). Raises
+        :class:`~vmfailover.errors.ValidationError` listing every blocking problem before anything
+        is touched. ``force=True`` starts replicas even where a source may still run (the
+        split-brain guard is overridden, and the report says so). ``weights`` maps VMs to their
+        expected start-to-ready seconds, for critical-path choices and the RTO prediction.
         """
-        return self.start(
-            vms,
+        run = self.start(
+            plan,
             kind=kind,
-            recovery_point=recovery_point,
             force=force,
+            recovery_point=recovery_point,
             rto=rto,
             weights=weights,
             background=False,
-        ).wait()
+        )
+        return run.wait()
 
     def start(
         self,
-        vms: StartOrder | Iterable[str],
+        plan: FailoverPlan | StartOrder | Iterable[str],
         *,
         kind: FailoverKind | str = FailoverKind.REGULAR,
-        recovery_point: PointChoice = "latest",
         force: bool = False,
-        rto: float | None = None,
+        recovery_point: PointChoice | None = None,
+        rto: float | str | None = None,
         weights: Mapping[str, float] | None = None,
+        cleanup_after: float | str | None = None,
         background: bool = True,
     ) -> Run:
-        """Like :meth:`failover`, but returns the :class:`Run` at once (it runs in a thread)."""
-        order = _as_order(vms)
+        """Like :meth:`failover`, but return the :class:`Run` at once (it runs in a thread).
+
+        ``cleanup_after`` (test failovers only) removes the test copies that many seconds (or a
+        duration such as ``"1h"``) after the recovery ended, as :meth:`cleanup` does.
+        """
+        plan = _as_plan(plan, recovery_point, rto)
         kind = as_enum(FailoverKind, kind, "kind")
-        targets, decisions = self._preflight(order, kind, recovery_point, force)
-        # The runner's threads are a limit, so the sequencer gets it (see _Execution.execute).
-        compiled = order.compile(weights=weights, workers=self.max_parallel)
+        force = _flag(force, "force")
+        background = _flag(background, "background")
+        delay = None
+        if cleanup_after is not None:
+            if kind is not FailoverKind.TEST:
+                raise ValidationError.of(
+                    "cleanup_after", f"only a test failover is cleaned up, not a {kind.value} one"
+                )
+            delay = parse_seconds(cleanup_after, "cleanup_after", allow_zero=True)
+        weights = _weights(weights, plan)
         run_id = f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        execution = _Execution(self, run_id, kind, compiled, targets, decisions, rto)
-        run = Run(execution)
+        run = Run(self, run_id, plan, kind)
+        run._fire(RunAction.VALIDATE)
+        try:
+            facts = self._facts(plan)
+            compiled = plan.compile(
+                facts.inventory,
+                kind,
+                points=facts.points,
+                now=facts.now,
+                force=force,
+                point_limit=facts.point_limit,
+            )
+            claims_for(self.backend).claim(run_id, _touched(compiled))
+        except BaseException:
+            run._fire(RunAction.REFUSE)
+            raise
+        inventory = facts.inventory
+        reachable = frozenset(
+            vm.source.id for vm in compiled.vms if inventory.host(vm.source.host).available
+        )
+        run.inventory_before = inventory
+        run._execution = Execution(
+            self, run_id, compiled, weights=weights, reachable_sources=reachable
+        )
+        run._fire(RunAction.START)
+        self._runs[run_id] = run
+        if delay is not None:
+            run._execution.after_end = lambda: self._cleanup_later(run, delay)
         if background:
             run._start_background()
         return run
 
-    # --- pre-flight ------------------------------------------------------------------------------
-
-    def _preflight(
-        self, order: StartOrder, kind: FailoverKind, choice: PointChoice, force: bool
-    ) -> tuple[dict[str, _Target], list[str]]:
-        if kind is not FailoverKind.REGULAR:
-            raise ValidationError.of(
-                f"kind {kind.value!r}",
-                "this runner runs regular (unplanned) failovers so far",
-                "planned and test failover arrive with failover plans",
-            )
-        findings = [f for f in order.validate() if f.blocking]
-        if findings:
-            raise ValidationError(findings)
-        inventory = self._call(self.backend.inventory)
-        targets: dict[str, _Target] = {}
-        decisions: list[str] = []
-        for name in order.vms:
-            item = f"VM {name!r}"
+    def _cleanup_later(self, run: Run, delay: float) -> None:
+        def later() -> None:
+            self.clock.sleep(delay)
             try:
-                source = inventory.vm(name)
-                replica = inventory.replica_of(source.id)
-            except NotFoundError as error:
-                findings.append(Finding(item, str(error)))
-                continue
-            if replica.state not in (ReplicaState.READY, ReplicaState.FAILED_OVER):
-                findings.append(
-                    Finding(item, f"its replica {replica.id!r} is {in_words(replica.state)}")
-                )
-                continue
-            points = self._call(self.backend.recovery_points, replica.id)
-            point = choose_point(points, choice)
-            if point is None:
-                findings.append(
-                    Finding(item, f"no recovery point of replica {replica.id!r} matches {choice!r}")
-                )
-                continue
-            fence = fence_reason(inventory, source, replica)
-            if fence is not None:
-                if force:
-                    decisions.append(f"{item}: {fence}; started anyway because force=True")
-                else:
-                    findings.append(
-                        Finding(
-                            item,
-                            fence,
-                            hint="shut the source down (or run a planned failover), or pass "
-                            "force=True if you know it is fenced",
-                        )
-                    )
-                    continue
-            targets[name] = _Target(name, source, replica, point, order.entry(name))
-        if findings:
-            raise ValidationError(findings)
-        return targets, decisions
+                self.cleanup(run)
+            except VMFailoverError as error:
+                run._execution.warn(f"automatic cleanup failed: {error}")  # type: ignore[union-attr]
 
-    # --- calls and events ------------------------------------------------------------------------
+        threading.Thread(target=later, name=f"vmfailover-cleanup-{run.id}", daemon=True).start()
+
+    # --- cleanup ----------------------------------------------------------------------------------
+
+    def cleanup(self, run: Run) -> RunReport:
+        """Remove every test copy ``run`` created and prove it: the inventory afterwards must equal
+        the inventory before the test. Returns the run's report with its :class:`CleanupResult`.
+
+        Only a test run that has ended can be cleaned up (our ConflictError otherwise, naming its
+        state); a cleanup that could not remove everything may simply be called again.
+        """
+        if not isinstance(run, Run):
+            raise ValidationError.of("cleanup", f"needs a Run, got {run!r}")
+        if run._runner.backend is not self.backend:
+            raise ConflictError(f"run {run.id} ran on another backend: clean it up with its runner")
+        with run._lock:
+            if not run._machine.can(RunAction.CLEAN_UP):
+                run._machine.fire(
+                    RunAction.CLEAN_UP
+                )  # raises, naming the state and what is allowed
+            assert run._execution is not None
+            assert run.inventory_before is not None
+            removed: list[str] = []
+            errors: list[str] = []
+            for copy in run._execution.running_copies():
+                try:
+                    self._call(self.backend.remove_test_copy, copy)
+                    removed.append(copy)
+                except VMFailoverError as error:
+                    errors.append(f"test copy {copy!r}: {error}")
+            after = self._call(self.backend.inventory)
+            differences = inventory_differences(run.inventory_before, after)
+            result = CleanupResult(
+                at=self.clock.now(),
+                removed=tuple(removed),
+                restored=not differences and not errors,
+                differences=tuple(differences),
+                errors=tuple(errors),
+            )
+            if result.restored:
+                run._fire(RunAction.CLEAN_UP)
+                claims_for(self.backend).release(run.id)
+            self._publish(CleanupFinished(run.id, result.at, result.restored, result.differences))
+            if run._report is not None:
+                run._report = attrs.evolve(run._report, cleanup=result, state=run.state.value)
+            return run._report if run._report is not None else run.wait()
+
+    # --- backend calls ----------------------------------------------------------------------------
 
     def _call(
         self,
@@ -343,257 +474,150 @@ class Runner:
         )
         return retrying(fn, *args)
 
-    def _emit(self, event: RunEvent) -> None:
-        with self._subscribers_lock:
-            for callback in list(self._subscribers):
-                callback(event)
+
+def _enlisted(clock: Clock, fn: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``fn`` as enlisted work of ``clock``, so virtual time waits for it."""
+
+    def work(item: str) -> _T:
+        with clock.enlist():
+            return fn(item)
+
+    return work
 
 
-def _as_order(vms: StartOrder | Iterable[str]) -> StartOrder:
-    if isinstance(vms, StartOrder):
-        return vms
-    if isinstance(vms, str):
-        vms = (vms,)
-    order = StartOrder()
-    for name in vms:
-        order.add(name)
+def _runner_findings(
+    backend: object, clock: object, max_parallel: object, retry: object
+) -> list[Finding]:
+    findings: list[Finding] = []
+    if not isinstance(backend, Backend):
+        findings.append(
+            Finding(
+                "Runner backend",
+                f"{backend!r} is not a backend",
+                hint="open one by name with vmfailover.backends.open_backend('memory')",
+            )
+        )
+    if (
+        isinstance(max_parallel, bool)
+        or not isinstance(max_parallel, int)
+        or not 1 <= max_parallel <= 1024
+    ):
+        findings.append(
+            Finding(
+                "Runner max_parallel",
+                f"must be a whole number from 1 to 1024, got {max_parallel!r}",
+            )
+        )
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        findings.append(Finding("Runner retry", f"must be a RetryPolicy, got {retry!r}"))
+    try:
+        full_clock(clock)
+    except ValidationError as error:
+        findings.extend(attrs.evolve(f, item="Runner clock") for f in error.findings)
+    return findings
+
+
+def _flag(value: object, item: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError.of(item, f"must be True or False, got {value!r}")
+    return value
+
+
+def _plan(plan: object) -> FailoverPlan:
+    if not isinstance(plan, FailoverPlan):
+        raise ValidationError.of("plan", f"expected a FailoverPlan, got {plan!r}")
+    return plan
+
+
+def _as_plan(
+    plan: object, recovery_point: PointChoice | None, rto: float | str | None
+) -> FailoverPlan:
+    """A plan from a plan, a start order or names (the latter two with their options here)."""
+    if isinstance(plan, FailoverPlan):
+        given = [
+            name
+            for name, value in (("recovery_point", recovery_point), ("rto", rto))
+            if value is not None
+        ]
+        if given:
+            raise ValidationError.of(
+                ", ".join(given),
+                "belongs in the FailoverPlan when a plan is given",
+                f"use attrs.evolve(plan, {given[0]}=...)",
+            )
+        return plan
+    if isinstance(plan, StartOrder):
+        order = plan
+    elif isinstance(plan, str):
+        order = StartOrder()
+        order.add(plan)
+    elif isinstance(plan, Iterable) and not isinstance(plan, Mapping | bytes):
+        order = StartOrder()
+        for name in plan:
+            if not isinstance(name, str):
+                raise ValidationError.of("failover", f"VM names must be strings, got {name!r}")
+            if name in order:
+                raise ValidationError.of(f"VM {name!r}", "is listed twice")
+            order.add(name)
+    else:
+        raise ValidationError.of(
+            "failover", f"needs a FailoverPlan, a StartOrder or VM names, got {plan!r}"
+        )
     if not order.vms:
         raise ValidationError.of("failover", "no VMs given")
-    return order
+    return FailoverPlan(
+        name="ad hoc",
+        vms=order.vms,
+        order=order,
+        recovery_point=recovery_point if recovery_point is not None else "latest",
+        rto=rto,
+    )
 
 
-class _Abandoned(BaseException):
-    """Raised in a worker whose run was abandoned; a BaseException so no handler records it."""
+def _weights(weights: object, plan: FailoverPlan) -> Mapping[str, float] | None:
+    if weights is None:
+        return None
+    if not isinstance(weights, Mapping):
+        raise ValidationError.of("weights", f"must map VM names to seconds, got {weights!r}")
+    checked: dict[str, float] = {}
+    for name, seconds in weights.items():
+        if name not in plan.vms:
+            raise ValidationError.of(f"weight for {name!r}", "names a VM that is not in the plan")
+        checked[name] = parse_seconds(seconds, f"weight for {name!r}", allow_zero=True)
+    return checked
 
 
-_OUTCOMES = {
-    VMState.READY: Outcome.READY,
-    VMState.FAILED: Outcome.FAILED,
-    VMState.TIMED_OUT: Outcome.TIMED_OUT,
-    VMState.SKIPPED: Outcome.SKIPPED,
-    VMState.CANCELLED: Outcome.CANCELLED,
-}
+def _touched(compiled: Any) -> list[str]:
+    ids: list[str] = []
+    for vm in compiled.vms:
+        ids += [vm.source.id, vm.replica.id, vm.replica_vm.id]
+    return ids
 
 
-class _Execution:
-    """One run's execution: the thread pools, the sequencer and what happened to each VM."""
-
-    def __init__(
-        self,
-        runner: Runner,
-        run_id: str,
-        kind: FailoverKind,
-        compiled: CompiledOrder,
-        targets: dict[str, _Target],
-        decisions: list[str],
-        rto: float | None,
-    ) -> None:
-        self.runner = runner
-        self.run_id = run_id
-        self.kind = kind
-        self.compiled = compiled
-        self.targets = targets
-        self.decisions = decisions
-        self.warnings: list[str] = []
-        self.rto = rto
-        self.cancelled = threading.Event()
-        self.progress = {name: _Progress() for name in targets}
-        self._abandoned = threading.Event()
-        self._lock = threading.Lock()
-
-    @property
-    def clock(self) -> Clock:
-        return self.runner.clock
-
-    def execute(self) -> RunReport:
-        started_at = self.clock.now()
-        self.runner._emit(RunStarted(self.run_id, self.kind, self.compiled.names, started_at))
-        # The workers are a limit, so the sequencer enforces it: it hands out at most as many
-        # boots as there are boot threads, critical path first, and no boot ever queues for a
-        # thread (where it would start first come, first served).
-        workers = self.runner.max_parallel
-        sequencer = Sequencer(self.compiled)
-        reverts = ThreadPoolExecutor(workers, thread_name_prefix=f"{self.run_id}-revert")
-        boots = ThreadPoolExecutor(workers, thread_name_prefix=f"{self.run_id}-boot")
-        try:
-            self._drive(sequencer, reverts, boots)
-        except BaseException:
-            # The orchestrator is going down (a crash, an interrupt): workers stop at their next
-            # backend call or poll instead of finishing work nobody will record.
-            self._abandoned.set()
-            raise
-        finally:
-            reverts.shutdown(wait=True, cancel_futures=True)
-            boots.shutdown(wait=True, cancel_futures=True)
-        finished_at = self.clock.now()
-        report = self._report(sequencer, started_at, finished_at)
-        for name, result in ((r.vm, r) for r in report.vms):
-            if result.outcome in (Outcome.SKIPPED, Outcome.CANCELLED):
-                self.runner._emit(
-                    VMFailed(self.run_id, name, result.outcome, result.reason or "", finished_at)
-                )
-        self.runner._emit(RunFinished(self.run_id, report.result, finished_at, report.rto_seconds))
-        return report
-
-    def _drive(
-        self, sequencer: Sequencer, reverts: ThreadPoolExecutor, boots: ThreadPoolExecutor
-    ) -> None:
-        """Start what the sequencer allows, tell it what finished, until it is finished.
-
-        Reverts run ahead on their own threads, in the order the sequencer will want the VMs
-        (best first), so a boot rarely waits for its revert.
-        """
-        best_first = sequencer.compiled.best_first
-        prepared = {name: reverts.submit(self._prepare, name) for name in best_first}
-        running: dict[Future[VMState], str] = {}
-        while True:
-            if self.cancelled.is_set() and not sequencer.finished:
-                sequencer.cancel()
-            for name in sequencer.take_startable():
-                running[boots.submit(self._boot, name, prepared[name])] = name
-            if not running:
-                if sequencer.finished:
-                    return
-                raise ConflictError(  # a sequencer bug; better loud than a silent hang
-                    f"run {self.run_id}: VMs are pending but none may start ({sequencer!r})"
-                )
-            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                state = future.result()  # a SimulatedCrash (any BaseException) ends the run
-                if state is VMState.READY:
-                    sequencer.mark_ready(name)
-                elif state is VMState.TIMED_OUT:
-                    sequencer.mark_timed_out(name)
-                else:
-                    sequencer.mark_failed(name, self.progress[name].reason or "")
-
-    # --- per-VM steps ----------------------------------------------------------------------------
-
-    def _prepare(self, name: str) -> None:
-        """Revert the replica to the chosen point (it must be off: pre-flight checked)."""
-        target = self.targets[name]
-        self._step(
-            name,
-            Step.REVERT,
-            self._call,
-            self.runner.backend.revert,
-            name,
-            target.replica.id,
-            target.point.id,
-        )
-
-    def _boot(self, name: str, prepared: Future[None]) -> VMState:
-        """Power on once prepared, then wait for the VM's readiness probe."""
-        target = self.targets[name]
-        progress = self.progress[name]
-        vm_id = target.replica.replica_vm
-        try:
-            prepared.result()
-            progress.started_at = self.clock.now()
-            self._step(name, Step.POWER_ON, self._call, self.runner.backend.power_on, name, vm_id)
-            progress.powered_on_at = self.clock.now()
-            state = self._step(name, Step.WAIT_READY, self._wait_ready, name, vm_id)
-        except VMFailoverError as error:
-            progress.reason = str(error)
-            self._failed(name, VMState.FAILED, progress.reason)
-            return VMState.FAILED
-        except Exception as error:  # a bug in a backend must not leave the run half-done
-            progress.reason = f"unexpected {type(error).__name__}: {error}"
-            self._failed(name, VMState.FAILED, progress.reason)
-            return VMState.FAILED
-        if state is VMState.READY:
-            progress.ready_at = self.clock.now()
-            self.runner._emit(VMReady(self.run_id, name, progress.ready_at))
-        else:
-            self._failed(name, state, progress.reason or "")
-        return state
-
-    def _wait_ready(self, name: str, vm_id: str) -> VMState:
-        entry = self.targets[name].entry
-        probe = entry.probe
-        timeout = entry.timeout or (probe.timeout if probe else self.runner.readiness_timeout)
-        deadline = self.clock.monotonic() + timeout
-        backend = self.runner.backend
-        while True:
-            try:
-                if probe_passes(probe, backend, vm_id, name):
-                    return VMState.READY
-            except TransientBackendError as error:
-                self._warn(f"readiness of {name}: {error}", name)
-            if self._abandoned.is_set():
-                raise _Abandoned(self.run_id)
-            if self.clock.monotonic() >= deadline:
-                what = probe.describe() if probe else "ready (powered on, heartbeat, address)"
-                self.progress[name].reason = f"not {what} within {timeout:g} s"
-                return VMState.TIMED_OUT
-            self.clock.sleep(self.runner.poll_interval)
-
-    def _call(self, fn: Callable[..., _T], vm: str, *args: object) -> _T:
-        if self._abandoned.is_set():
-            raise _Abandoned(self.run_id)
-        return self.runner._call(fn, *args, on_retry=lambda message: self._warn(message, vm))
-
-    def _step(self, name: str, step: Step, fn: Callable[..., _T], *args: object) -> _T:
-        self.runner._emit(StepStarted(self.run_id, name, step, self.clock.now()))
-        try:
-            result = fn(*args)
-        except Exception as error:
-            self.runner._emit(StepFinished(self.run_id, name, step, self.clock.now(), str(error)))
-            raise
-        self.runner._emit(StepFinished(self.run_id, name, step, self.clock.now()))
-        return result
-
-    def _warn(self, message: str, vm: str | None = None) -> None:
-        with self._lock:
-            self.warnings.append(message)
-        self.runner._emit(RunWarning(self.run_id, message, self.clock.now(), vm))
-
-    def _failed(self, name: str, state: VMState, reason: str) -> None:
-        self.runner._emit(VMFailed(self.run_id, name, _OUTCOMES[state], reason, self.clock.now()))
-
-    # --- the report ------------------------------------------------------------------------------
-
-    def _report(self, sequencer: Sequencer, started: datetime, finished: datetime) -> RunReport:
-        results = []
-        for name in self.compiled.names:
-            target = self.targets[name]
-            progress = self.progress[name]
-            state = sequencer.state(name)
-            point = target.point
-            results.append(
-                VMResult(
-                    vm=name,
-                    source_vm_id=target.source.id,
-                    replica_vm_id=target.replica.replica_vm,
-                    outcome=_OUTCOMES[state],
-                    recovery_point=point.id,
-                    recovery_point_time=point.created_at,
-                    data_loss_seconds=(started - point.created_at).total_seconds(),
-                    started_at=progress.started_at,
-                    powered_on_at=progress.powered_on_at,
-                    ready_at=progress.ready_at,
-                    reason=progress.reason or sequencer.reason(name),
-                )
-            )
-        ready = sum(1 for r in results if r.outcome is Outcome.READY)
-        if self.cancelled.is_set():
-            result = RunResult.CANCELLED
-        elif ready == len(results):
-            result = RunResult.SUCCEEDED
-        elif ready:
-            result = RunResult.PARTIAL
-        else:
-            result = RunResult.FAILED
-        warnings = [str(w) for w in sequencer.warnings]
-        return RunReport(
-            run_id=self.run_id,
-            kind=self.kind,
-            started_at=started,
-            finished_at=finished,
-            vms=tuple(results),
-            result=result,
-            warnings=(*self.warnings, *warnings),
-            decisions=tuple(self.decisions),
-            rto_target_seconds=self.rto,
-        )
+def inventory_differences(before: Inventory, after: Inventory) -> list[str]:
+    """Every site, host, datastore, network, VM and replica that differs between two inventories."""
+    differences: list[str] = []
+    tables = (
+        ("site", lambda i: {s.name: s for s in i.sites}),
+        ("host", lambda i: {h.name: h for h in i.hosts}),
+        ("datastore", lambda i: {d.name: d for d in i.datastores}),
+        ("network", lambda i: {f"{n.site}/{n.name}": n for n in i.networks}),
+        ("VM", lambda i: {v.id: v for v in i.vms}),
+        ("replica", lambda i: {r.id: r for r in i.replicas}),
+    )
+    for what, index in tables:
+        old, new = index(before), index(after)
+        for key in sorted(old.keys() - new.keys()):
+            differences.append(f"{what} {key!r} is gone")
+        for key in sorted(new.keys() - old.keys()):
+            differences.append(f"{what} {key!r} is new")
+        for key in sorted(old.keys() & new.keys()):
+            if old[key] != new[key]:
+                changed = [
+                    f"{field.name} {getattr(old[key], field.name)!r} -> "
+                    f"{getattr(new[key], field.name)!r}"
+                    for field in attrs.fields(type(old[key]))
+                    if getattr(old[key], field.name) != getattr(new[key], field.name)
+                ]
+                differences.append(f"{what} {key!r} changed: {'; '.join(changed)}")
+    return differences

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -95,18 +95,39 @@ class Facts:
         return cls(inventory, MappingProxyType(table), aware_utc(now, "now"), point_limit)
 
 
-def gather(plan: FailoverPlan, backend: Backend, *, now: datetime | None = None) -> Facts:
-    """Read what :func:`resolve` needs from ``backend``; read-only calls only."""
-    inventory = backend.inventory()
-    points: dict[str, tuple[RecoveryPoint, ...]] = {}
+def replicas_of(plan: FailoverPlan, inventory: Inventory) -> list[str]:
+    """The ids of the replicas of the plan's VMs that the inventory knows (in plan order)."""
+    found: dict[str, None] = {}
     for key in plan.vms:
         with contextlib.suppress(NotFoundError):
-            replica = inventory.replica_of(key)
-            points[replica.id] = tuple(backend.recovery_points(replica.id))
+            found[inventory.replica_of(key).id] = None
+    return list(found)
+
+
+def gather(
+    plan: FailoverPlan,
+    backend: Backend,
+    *,
+    now: datetime | None = None,
+    call: Callable[..., Any] | None = None,
+    each: Callable[[Callable[[str], Any], list[str]], Iterable[Any]] | None = None,
+) -> Facts:
+    """Read what :func:`resolve` needs from ``backend``; read-only calls only.
+
+    ``call(fn, *args)``, if given, makes each call (a runner passes its retrying caller), and
+    ``each(fn, items)`` maps ``fn`` over items (a runner passes a bounded pool's ``map``, so the
+    points of many replicas are read at once).
+    """
+    do: Callable[..., Any] = call if call is not None else (lambda fn, *args: fn(*args))
+    over = each if each is not None else (lambda fn, items: [fn(item) for item in items])
+    inventory = do(backend.inventory)
+    replicas = replicas_of(plan, inventory)
+    read = over(lambda replica: tuple(do(backend.recovery_points, replica)), replicas)
+    points = dict(zip(replicas, read, strict=True))
     if now is None:
         clock = getattr(backend, "clock", None)
         now = clock.now() if clock is not None else datetime.now(UTC)
-    return Facts.of(inventory, points, now=now, point_limit=backend.recovery_point_limit())
+    return Facts.of(inventory, points, now=now, point_limit=do(backend.recovery_point_limit))
 
 
 def check(

@@ -104,6 +104,7 @@ class Event(enum.StrEnum):
     TIME_OUT = "mark_timed_out"
     SKIP = "skip"
     CANCEL = "cancel"
+    WITHDRAW = "withdraw"
 
 
 #: The per-VM state machine: state -> event -> next state. Anything missing is illegal.
@@ -117,6 +118,7 @@ TRANSITIONS: Final[Mapping[VMState, Mapping[Event, VMState]]] = {
         Event.READY: VMState.READY,
         Event.FAIL: VMState.FAILED,
         Event.TIME_OUT: VMState.TIMED_OUT,
+        Event.WITHDRAW: VMState.CANCELLED,
     },
     VMState.READY: {},
     VMState.FAILED: {},
@@ -914,6 +916,17 @@ class Sequencer:
 
     def cancel(self) -> None:
         """Start nothing new; every pending VM ends CANCELLED. Starting VMs still report back."""
+        self._stop("cancelled: the run was cancelled")
+
+    def withdraw(self, name: str, reason: str = "") -> None:
+        """VM ``name`` was handed out but its driver did not start it after all (the run was
+        cancelled in between): it ends CANCELLED, untouched, and frees what it held. Its
+        failure policy does not apply: it did not fail."""
+        position = self._event_target(name, Event.WITHDRAW)
+        self._move(position, Event.WITHDRAW)
+        self._reasons[position] = reason or "cancelled: the run was cancelled before it started"
+        self._release(position)
+        self._settled(position)
         self._stop("cancelled: the run was cancelled")
 
     def _event_target(self, name: str, event: Event) -> int:

@@ -243,6 +243,12 @@ class MemoryBackend:
         with self._lock:
             return self._point(point_id).disk
 
+    def data_loss_blocks(self, source_vm_id: str, point_id: str) -> int:
+        """How many blocks of the source's disk differ from the recovery point: what a failover
+        to that point loses (written after the point, or after the final sync)."""
+        with self._lock:
+            return self.blocks_differing(self._vm(source_vm_id).disk, self._point(point_id).disk)
+
     @staticmethod
     def blocks_differing(a: Disk, b: Disk) -> int:
         """How many blocks differ between two disks."""
