@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from types import TracebackType
 from typing import Protocol
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import aware_utc
+from vmfailover.model import aware_utc, is_finite_number
 
 __all__ = ["Clock", "Signal", "SystemClock", "Ticket", "VirtualClock", "full_clock"]
 
@@ -36,12 +35,7 @@ MAX_SECONDS = 100 * 366 * 86_400.0
 def _seconds(value: object, item: str, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_finite_number(value) or value < 0:
         raise ValidationError.of(item, f"must be a finite number of seconds >= 0, got {value!r}")
     if value > MAX_SECONDS:
         raise ValidationError.of(item, f"{value!r} seconds is longer than a century")

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 import attrs
 
@@ -41,6 +41,7 @@ __all__ = [
     "Site",
     "as_enum",
     "aware_utc",
+    "is_finite_number",
     "lookup",
     "parse_seconds",
 ]
@@ -148,6 +149,20 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> 
         raise ValidationError.of(
             _label(instance), f"{attribute.name} must be a whole number > 0, got {value!r}"
         )
+
+
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a real, finite number.
+
+    Booleans are not numbers here (``True`` is no timeout), and an integer too large for a float
+    is not finite, so a check written with this never meets an ``OverflowError``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 _E = TypeVar("_E", bound=enum.StrEnum)

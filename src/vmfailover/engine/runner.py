@@ -17,7 +17,6 @@ picks the recovery point). A run's own life is the transition table in
 
 from __future__ import annotations
 
-import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -41,7 +40,7 @@ from vmfailover.errors import (
     ValidationError,
     VMFailoverError,
 )
-from vmfailover.model import FailoverKind, Inventory, as_enum, parse_seconds
+from vmfailover.model import FailoverKind, Inventory, as_enum, is_finite_number, parse_seconds
 from vmfailover.plan import FailoverPlan, gather
 from vmfailover.plan.check import Facts
 from vmfailover.policy.points import PointChoice
@@ -70,12 +69,7 @@ def _attempts(instance: object, attribute: attrs.Attribute[Any], value: object) 
 
 
 def _wait_seconds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 86_400
-    ):
+    if not is_finite_number(value) or not 0 <= value <= 86_400:
         raise ValidationError.of(
             f"RetryPolicy {attribute.name}",
             f"must be a finite number of seconds from 0 to 86400, got {value!r}",

@@ -23,6 +23,7 @@ import attrs
 
 from vmfailover._render import format_duration, in_words, text_table
 from vmfailover.errors import Finding, ValidationError
+from vmfailover.model import is_finite_number
 from vmfailover.policy.sequencer import CompiledOrder, Event, Sequencer, StartOrder, VMState
 
 __all__ = [
@@ -46,12 +47,7 @@ class Distribution(Protocol):
 
 
 def _seconds(what: str, value: object, *, allow_zero: bool = True) -> float:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
+    ok = is_finite_number(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         bound = ">= 0" if allow_zero else "> 0"
         raise ValidationError.of(what, f"must be a finite number of seconds {bound}, got {value!r}")
@@ -308,7 +304,7 @@ class SimulationResult:
 
 
 def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    return is_finite_number(value)
 
 
 def _is_distribution(spec: object) -> bool:
@@ -543,7 +539,7 @@ def simulate(
     for _ in range(runs):
         sampled = _sample(specs, rng)
         for position, value in enumerate(sampled):
-            if not (value >= 0 and math.isfinite(value)):
+            if not (is_finite_number(value) and value >= 0):
                 raise ValidationError.of(
                     f"duration for {compiled.names[position]!r}",
                     f"the distribution drew {value!r}; durations must be finite and >= 0",

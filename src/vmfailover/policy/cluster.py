@@ -14,14 +14,13 @@ Both are plain frozen values, checked when they are built: a bad value raises a
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
 from vmfailover.errors import Finding, NotFoundError, ValidationError
-from vmfailover.model import VM, Host, Inventory
+from vmfailover.model import VM, Host, Inventory, is_finite_number
 
 __all__ = [
     "AdmissionControl",
@@ -131,12 +130,7 @@ def _reserve_hosts(value: object) -> int:
 
 
 def _vcpus_per_core(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_finite_number(value) or value <= 0:
         raise ValidationError.of(
             "ClusterPolicy vcpus_per_core",
             f"must be a finite number > 0, got {value!r}",

@@ -20,7 +20,6 @@ evidence and a sentence saying why.
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
@@ -28,7 +27,7 @@ from typing import Final
 import attrs
 
 from vmfailover.errors import ConflictError, ValidationError
-from vmfailover.model import ConnectionState, PowerState
+from vmfailover.model import ConnectionState, PowerState, is_finite_number
 
 __all__ = [
     "TRANSITIONS",
@@ -188,7 +187,7 @@ class _Tracked:
 
 
 def _grace(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of("grace", f"must be a finite number of seconds, got {value!r}")
     if value < 0:
         raise ValidationError.of("grace", f"must be >= 0 seconds, got {value!r}")

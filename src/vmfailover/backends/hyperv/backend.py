@@ -60,6 +60,7 @@ from vmfailover.model import (
     IPConfig,
     RecoveryPoint,
     Replica,
+    is_finite_number,
 )
 
 from .config import HostConnection
@@ -167,12 +168,7 @@ class HyperVBackend:
             ("sync_timeout", sync_timeout),
             ("retry_wait", retry_wait),
         ):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if value is not None and (not is_finite_number(value) or value <= 0):
                 findings.append(Finding(label, f"{value!r} is not a finite number of seconds > 0"))
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             findings.append(Finding("attempts", f"{attempts!r} is not a whole number >= 1"))

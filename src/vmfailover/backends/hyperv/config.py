@@ -10,13 +10,12 @@ against a local simulated host, never a production host).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials
+from vmfailover.model import Credentials, is_finite_number
 
 __all__ = ["AUTH_METHODS", "HostConnection"]
 
@@ -47,12 +46,7 @@ def _one_of(choices: tuple[str, ...]) -> Any:
 
 
 def _seconds(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_finite_number(value) or value <= 0:
         raise ValidationError.of(
             f"Hyper-V host {_name(instance)}",
             f"{attribute.name} must be a finite number of seconds > 0, got {value!r}",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials
+from vmfailover.model import Credentials, is_finite_number
 
 __all__ = ["VCenter"]
 
@@ -29,7 +28,7 @@ def _thumbprint(value: str | None) -> str | None:
 
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
         )
@@ -38,7 +37,7 @@ def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value
 
 
 def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
         )
