@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 
@@ -17,11 +18,12 @@ from vmfailover import (
     FailoverPlan,
     Runner,
     RunResult,
+    StartOrder,
     VirtualClock,
 )
 from vmfailover.engine.events import RunEvent, StepStarted, VMStep
 from vmfailover.engine.runner import RetryPolicy
-from vmfailover.errors import ConflictError, VMFailoverError
+from vmfailover.errors import ConflictError, ValidationError, VMFailoverError
 from vmfailover.testing import LAB_DEPENDENCIES, LAB_NETWORK_MAP, lab
 
 NAN = float("nan")
@@ -228,3 +230,260 @@ def test_the_simulated_hyperv_hosts_wire_items_have_their_own_tests() -> None:
         "test_an_internal_failure_is_a_generic_fault_with_an_id_in_the_log",
     ):
         assert f"def {name}(" in text, name
+
+
+# --- fixed here: one test per item ---------------------------------------------------------------
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def test_inventory_refuses_what_is_not_a_site_naming_its_position() -> None:
+    from vmfailover import Inventory
+
+    refused(lambda: Inventory(sites=(None,)), "sites item 1 must be a Site")  # type: ignore[arg-type]
+    refused(lambda: Inventory(vms=5), "vms must be a list")  # type: ignore[arg-type]
+    refused(lambda: Inventory(hosts={"h": 1}), "hosts must be a list")  # type: ignore[arg-type]
+
+
+def model_cases() -> list[tuple[type, tuple[object, ...], dict[str, object], str]]:
+    """(class, arguments, keyword arguments with one wrong value, a word the error must hold)."""
+    from vmfailover import (
+        VM,
+        Datastore,
+        Host,
+        IPConfig,
+        Network,
+        Nic,
+        RecoveryPoint,
+        Replica,
+        Site,
+    )
+
+    mac = "00:50:56:00:00:01"
+    host, vm, nic, net = ("h", "a"), ("i", "n", "h"), (mac, "n"), ("n", "a")
+    ip, replica, point = ("10.0.0.1/24",), ("r", "s", "t", "h", NOW), ("p", "r", NOW)
+    return [
+        (Site, (None,), {}, "name"),
+        (Site, ("",), {}, "name"),
+        (Site, ("a",), {"description": 5}, "description"),
+        (Host, host, {"cpu_cores": NAN}, "cpu_cores"),
+        (Host, host, {"cpu_cores": 10**400}, "cpu_cores"),
+        (Host, host, {"memory_mb": -5}, "memory_mb"),
+        (Host, host, {"memory_mb": 2.5}, "memory_mb"),
+        (Host, host, {"datastores": None}, "datastores"),
+        (Host, host, {"networks": [None]}, "networks item 1"),
+        (Host, host, {"management_paths": INF}, "management_paths"),
+        (Host, host, {"connection": "maybe"}, "connection"),
+        (Host, host, {"cluster": ""}, "cluster"),
+        (Datastore, ("d", "a", INF, 0), {}, "capacity_bytes"),
+        (Datastore, ("d", "a", 1, 2**64), {}, "free_bytes"),
+        (Network, net, {"isolated": "no"}, "isolated"),
+        (Network, net, {"isolated": 0}, "isolated"),
+        (Network, net, {"vlan": 5000}, "vlan"),
+        (Network, net, {"vlan": "x"}, "vlan"),
+        (IPConfig, (5,), {}, "address"),
+        (IPConfig, ip, {"dns": 5}, "dns"),
+        (IPConfig, ip, {"dns": [167772161]}, "IP address"),
+        (IPConfig, ip, {"gateway": NAN}, "IP address"),
+        (IPConfig, ip, {"dns_suffixes": [1]}, "dns_suffixes"),
+        (Nic, (0x005056000001, "n"), {}, "MAC"),
+        (Nic, ("x" * 100_000, "n"), {}, "MAC"),
+        (Nic, nic, {"dhcp": 1}, "dhcp"),
+        (Nic, nic, {"ip_configs": ["x"]}, "ip_configs item 1"),
+        (Nic, nic, {"label": None}, "label"),
+        (VM, vm, {"nics": None}, "nics"),
+        (VM, vm, {"nics": "x"}, "nics item 1"),
+        (VM, vm, {"tags": [[1]]}, "tags"),
+        (VM, vm, {"tags": None}, "tags"),
+        (VM, vm, {"cpu": NAN}, "cpu"),
+        (VM, vm, {"disk_bytes": -1}, "disk_bytes"),
+        (VM, vm, {"datastore": 5}, "datastore"),
+        (VM, vm, {"guest_os": None}, "guest_os"),
+        (VM, vm, {"power_state": "up"}, "power_state"),
+        (Replica, ("r", "s", "t", "h", "2024"), {}, "created_at"),
+        (Replica, replica, {"target_datastore": []}, "target_datastore"),
+        (Replica, replica, {"state": 1}, "state"),
+        (RecoveryPoint, point, {"size_bytes": INF}, "size_bytes"),
+        (RecoveryPoint, point, {"tags": None}, "tags"),
+        (RecoveryPoint, point, {"consistency": "best"}, "consistency"),
+        (RecoveryPoint, point, {"pinned_until": datetime(2024, 1, 1)}, "naive"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cls", "args", "kwargs", "word"),
+    model_cases(),
+    ids=lambda value: value.__name__ if isinstance(value, type) else None,
+)
+def test_every_model_class_refuses_wrong_values_naming_the_field(
+    cls: type, args: tuple[object, ...], kwargs: dict[str, object], word: str
+) -> None:
+    refused(lambda: cls(*args, **kwargs), word)
+
+
+def test_an_instant_that_leaves_the_calendar_in_utc_is_refused() -> None:
+    from datetime import timedelta, timezone
+
+    from vmfailover import RecoveryPoint
+
+    early = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))
+    refused(lambda: RecoveryPoint("p", "r", early), "created_at", "years 1 to 9999")
+
+
+@pytest.mark.parametrize("key", [[], {}, {"a"}, None, 5])
+def test_inventory_lookups_refuse_what_cannot_be_a_name(key: object) -> None:
+    inventory = lab().inventory()
+    refused(lambda: inventory.vm(key), "VM")  # type: ignore[arg-type]
+    refused(lambda: inventory.site_of(key))  # type: ignore[arg-type]
+    refused(lambda: inventory.host(key))  # type: ignore[arg-type]
+
+
+def test_a_sequencer_needs_an_order() -> None:
+    from vmfailover import Sequencer
+
+    refused(lambda: Sequencer([]), "Sequencer", "StartOrder")  # type: ignore[arg-type]
+
+
+def test_a_reip_plan_needs_vms() -> None:
+    from vmfailover import ReIPRule, ReIPRules
+
+    rules = ReIPRules([ReIPRule("10.0.0.*", "11.0.0.*")])
+    refused(lambda: rules.plan(None), "vms")  # type: ignore[arg-type]
+    refused(lambda: rules.plan([], in_use=5), "in_use")  # type: ignore[arg-type]
+
+
+def test_a_network_mapping_target_needs_a_network_name() -> None:
+    from vmfailover import NetworkMapping
+
+    refused(lambda: NetworkMapping(same_name=True).target(None, "test"), "network", "None")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("secret", [None, "", 5, b"pw"])
+def test_credentials_need_a_secret(secret: object) -> None:
+    from vmfailover import Credentials
+
+    refused(lambda: Credentials("u", secret), "secret")  # type: ignore[arg-type]
+
+
+def test_a_secret_hides_itself_everywhere_and_credentials_compare_by_it() -> None:
+    import copy
+    import json
+    import pickle
+
+    import attrs
+
+    from vmfailover import Credentials, Secret
+
+    text = "hunter2-very-secret"
+    credentials = Credentials("admin", text)
+    shown = [
+        repr(credentials),
+        str(credentials),
+        f"{credentials}",
+        repr(attrs.asdict(credentials)),
+        str(attrs.asdict(credentials)),
+        repr(attrs.astuple(credentials)),
+        f"{credentials.secret}",
+        f"{credentials.secret:>40}",
+    ]
+    assert all(text not in line for line in shown)
+    with pytest.raises(TypeError):
+        json.dumps(attrs.asdict(credentials))
+    for thing in (credentials, credentials.secret):
+        with pytest.raises(TypeError, match="pickle"):
+            pickle.dumps(thing)
+    assert copy.deepcopy(credentials) == credentials
+    assert credentials.secret.reveal() == text
+    assert Credentials("admin", text) == credentials
+    assert Credentials("admin", "other") != credentials
+    assert hash(Credentials("admin", "other")) == hash(credentials)  # the hash tells nothing
+    assert Credentials("admin", Secret(text)) == credentials
+
+
+def test_flags_are_real_booleans_in_backend_settings() -> None:
+    from vmfailover import Credentials, HostObservation
+    from vmfailover.backends.base import Readiness
+    from vmfailover.backends.hyperv.config import HostConnection
+    from vmfailover.backends.vsphere.settings import VCenter
+
+    credentials = Credentials("u", "p")
+    refused(
+        lambda: VCenter(site="a", host="vc", credentials=credentials, insecure="False"), "insecure"
+    )  # type: ignore[arg-type]
+    refused(lambda: HostConnection("h", "a", verify_tls=0), "verify_tls")  # type: ignore[arg-type]
+    refused(lambda: HostConnection("h", "a", tls="no"), "tls")  # type: ignore[arg-type]
+    refused(lambda: Readiness(powered_on="yes"), "powered_on")  # type: ignore[arg-type]
+    refused(lambda: HostObservation("h", NOW, 0.0, present="no"), "present")  # type: ignore[arg-type]
+    refused(lambda: lab().set_boot("vm-001", boots="no"), "boots")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "word"),
+    [
+        ({"points": -5}, "points"),
+        ({"points": 10**6}, "points"),
+        ({"points": 2.5}, "points"),
+        ({"interval": -1}, "interval"),
+        ({"interval": None}, "interval"),
+        ({"since_last_sync": "20m"}, "since_last_sync"),
+        ({"rate": NAN}, "rate"),
+        ({"rate": 10**400}, "rate"),
+        ({"seed": []}, "seed"),
+        ({"start": "2024-01-01"}, "start"),
+        ({"start": datetime(9999, 1, 1, tzinfo=UTC)}, "start"),
+    ],
+)
+def test_the_lab_refuses_bad_arguments(arguments: dict[str, object], word: str) -> None:
+    refused(lambda: lab(**arguments), word)  # type: ignore[arg-type]
+
+
+def test_the_fault_injector_refuses_bad_arguments() -> None:
+    from vmfailover.testing import FaultInjector
+
+    faults = FaultInjector()
+    for seconds in (NAN, INF, -1, 10**400, "1", None, (0, INF), (NAN, 1), (2, 1), (1, 2, 3)):
+        refused(partial(faults.add_latency, seconds), "add_latency")
+    refused(lambda: faults.add_latency(1, operations=5), "operations")  # type: ignore[arg-type]
+    refused(lambda: faults.add_latency(1, seed=NAN), "seed")  # type: ignore[arg-type]
+    for probability in (NAN, INF, -0.1, 2, "1", None):
+        refused(partial(faults.fail_randomly, probability), "probability")
+    refused(lambda: faults.fail(None), "operation")  # type: ignore[arg-type]
+    refused(lambda: faults.fail("power_on", nth=NAN), "nth")  # type: ignore[arg-type]
+    refused(lambda: faults.fail("power_on", times=0), "times")
+    refused(lambda: faults.fail("power_on", transient="no"), "transient")  # type: ignore[arg-type]
+    refused(lambda: faults.crash_at(-1), "crash_at")
+    refused(lambda: faults.crash_at(2.5), "crash_at")  # type: ignore[arg-type]
+    assert faults.before_call("power_on", None) == 0  # nothing was half-added
+
+
+def test_simulate_refuses_durations_and_runs_it_cannot_compute() -> None:
+    from vmfailover import LogNormal, Uniform, simulate
+
+    order = StartOrder()
+    order.add("a")
+    refused(lambda: simulate(order, {"a": 10**400}), "duration for 'a'")
+    refused(lambda: simulate(order, {"a": 1e308}), "century")
+    refused(lambda: simulate(order, {"a": 1}, runs=10**7), "runs")
+    refused(lambda: simulate(order, {"a": 1}, failures=5), "failures")  # type: ignore[arg-type]
+    refused(lambda: simulate(order, {"a": 1}, seed=[1]), "seed")  # type: ignore[arg-type]
+    refused(lambda: LogNormal(30, 1e300), "sigma")
+    refused(lambda: Uniform(0, 10**400), "high")
+    assert simulate(order, {"a": LogNormal(30, 5)}, runs=50, seed=1).rto > 0
+
+
+def test_a_calendar_duration_with_thousands_of_digits_is_refused() -> None:
+    from vmfailover import CalendarDuration
+
+    refused(lambda: CalendarDuration.parse("9" * 5000 + "d"), "longer than any calendar")
+    assert CalendarDuration.parse("0" * 5000 + "5d") == CalendarDuration(days=5)
+    refused(lambda: CalendarDuration(years=-5), "years")
+    refused(lambda: CalendarDuration(days="5"), "days")  # type: ignore[arg-type]
+
+
+def test_open_backend_names_an_option_the_backend_does_not_take() -> None:
+    from vmfailover.backends import open_backend
+
+    error = refused(lambda: open_backend("memory", bogus=1), "memory", "bogus", "seed")
+    assert isinstance(error, ValidationError)
+    refused(lambda: open_backend(["memory"]), "backend")  # type: ignore[arg-type]
+    refused(lambda: open_backend("memory", seed="x"), "seed")

@@ -64,6 +64,7 @@ from vmfailover.model import (
     RecoveryPoint,
     Replica,
     ReplicaState,
+    Secret,
     Site,
 )
 from vmfailover.plan import (
@@ -225,6 +226,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "Secret",
     "Sequencer",
     "Severity",
     "SimulationResult",

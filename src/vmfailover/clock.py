@@ -42,6 +42,20 @@ def _seconds(value: object, item: str, *, allow_none: bool = False) -> float | N
     return float(value)
 
 
+_LATEST_START = datetime(9800, 1, 1, tzinfo=UTC)  # a century after it is still a date
+
+
+def _start(value: object) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    start = aware_utc(value, "VirtualClock start")  # type: ignore[arg-type]
+    if start > _LATEST_START:
+        raise ValidationError.of(
+            "VirtualClock start", f"must be before {_LATEST_START:%Y}, got {start.isoformat()}"
+        )
+    return start
+
+
 class Signal:
     """A one-shot flag that a thread can wait for through its clock (:meth:`Clock.wait`)."""
 
@@ -182,7 +196,7 @@ class VirtualClock:
 
     def __init__(self, start: datetime | None = None, *, rate: float = 0.0) -> None:
         self._rate = self._checked_rate(rate)
-        self._start = aware_utc(start, "VirtualClock start") if start else datetime.now(UTC)
+        self._start = _start(start)
         self._offset = 0.0
         self._real_start = time.monotonic()
         self._cond = threading.Condition(threading.Lock())
@@ -213,7 +227,8 @@ class VirtualClock:
 
     def _elapsed(self) -> float:
         flowing = (time.monotonic() - self._real_start) * self._rate if self._rate else 0.0
-        return self._offset + flowing
+        # Flowing time stops a century after the start, as advance() does: now() stays a date.
+        return min(self._offset + flowing, MAX_SECONDS)
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=self.monotonic())

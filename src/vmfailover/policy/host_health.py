@@ -20,14 +20,22 @@ evidence and a sentence saying why.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
 import attrs
 
 from vmfailover.errors import ConflictError, ValidationError
-from vmfailover.model import ConnectionState, PowerState, is_finite_number
+from vmfailover.model import (
+    ConnectionState,
+    PowerState,
+    as_enum,
+    as_items,
+    aware_utc,
+    check_flag,
+    is_finite_number,
+)
 
 __all__ = [
     "TRANSITIONS",
@@ -130,6 +138,45 @@ def transition(host: str, state: HostState, event: HealthEvent) -> HostState:
         ) from None
 
 
+def _observed_host(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError.of("HostObservation host", f"must be a host name, got {value!r}")
+
+
+def _observed_text(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str):
+        raise ValidationError.of(
+            f"HostObservation {attribute.name}", f"must be text, got {value!r}"
+        )
+
+
+def _observed_at(value: datetime) -> datetime:
+    return aware_utc(value, "HostObservation at")
+
+
+def _observed_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not is_finite_number(value):
+        raise ValidationError.of(
+            "HostObservation monotonic", f"must be a finite number of seconds, got {value!r}"
+        )
+
+
+def _observed_connection(value: ConnectionState | str | None) -> ConnectionState | None:
+    return None if value is None else as_enum(ConnectionState, value, "HostObservation connection")
+
+
+def _observed_power(value: PowerState | str | None) -> PowerState | None:
+    return None if value is None else as_enum(PowerState, value, "HostObservation power")
+
+
+def _verdict(value: WitnessVerdict | str) -> WitnessVerdict:
+    return as_enum(WitnessVerdict, value, "HostObservation witness")
+
+
+def _running_vms(value: Iterable[str] | str) -> tuple[str, ...]:
+    return as_items(value, str, "HostObservation running_vms", "a VM name")
+
+
 @attrs.frozen
 class HostObservation:
     """One look at one host: what the inventory said, and the witness if it was asked.
@@ -139,15 +186,17 @@ class HostObservation:
     differences matter); ``at`` is the same instant for the record.
     """
 
-    host: str
-    at: datetime
-    monotonic: float
-    present: bool = True
-    connection: ConnectionState | None = ConnectionState.CONNECTED
-    power: PowerState | None = PowerState.ON
-    witness: WitnessVerdict = WitnessVerdict.NONE
-    witness_detail: str = ""
-    running_vms: tuple[str, ...] = ()
+    host: str = attrs.field(validator=_observed_host)
+    at: datetime = attrs.field(converter=_observed_at)
+    monotonic: float = attrs.field(validator=_observed_seconds)
+    present: bool = attrs.field(default=True, validator=check_flag)
+    connection: ConnectionState | None = attrs.field(
+        default=ConnectionState.CONNECTED, converter=_observed_connection
+    )
+    power: PowerState | None = attrs.field(default=PowerState.ON, converter=_observed_power)
+    witness: WitnessVerdict = attrs.field(default=WitnessVerdict.NONE, converter=_verdict)
+    witness_detail: str = attrs.field(default="", validator=_observed_text)
+    running_vms: tuple[str, ...] = attrs.field(default=(), converter=_running_vms)
 
     @property
     def answered(self) -> bool:

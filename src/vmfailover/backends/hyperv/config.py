@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials, is_finite_number
+from vmfailover.model import Credentials, check_flag, is_finite_number
 
 __all__ = ["AUTH_METHODS", "HostConnection"]
 
@@ -87,8 +87,8 @@ class HostConnection:
     site: str = attrs.field(validator=_non_empty)
     address: str | None = None
     port: int | None = attrs.field(default=None, validator=_port)
-    tls: bool = True
-    verify_tls: bool = True
+    tls: bool = attrs.field(default=True, validator=check_flag)
+    verify_tls: bool = attrs.field(default=True, validator=check_flag)
     ca_file: str | None = None
     auth: str = attrs.field(default="negotiate", validator=_one_of(AUTH_METHODS))
     credentials: Credentials | None = None

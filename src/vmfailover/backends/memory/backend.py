@@ -23,8 +23,14 @@ import attrs
 
 from vmfailover.backends.base import Readiness
 from vmfailover.backends.memory.faults import FaultInjector
-from vmfailover.clock import Clock, VirtualClock
-from vmfailover.errors import ConflictError, NotFoundError, TransientBackendError, ValidationError
+from vmfailover.clock import Clock, VirtualClock, full_clock
+from vmfailover.errors import (
+    ConflictError,
+    Finding,
+    NotFoundError,
+    TransientBackendError,
+    ValidationError,
+)
 from vmfailover.model import (
     VM,
     ConnectionState,
@@ -41,7 +47,11 @@ from vmfailover.model import (
     Replica,
     ReplicaState,
     Site,
+    as_flag,
+    as_items,
+    is_finite_number,
     lookup,
+    parse_seconds,
 )
 
 __all__ = ["BLOCK_SIZE", "Disk", "MemoryBackend"]
@@ -72,6 +82,32 @@ class _PointRecord:
     disk: Disk
 
 
+_REWRITES = 100  # writes per block of a disk after which every block is rewritten
+
+
+def _write_rate(value: object, item: str) -> float:
+    if not is_finite_number(value) or not 0 <= value <= 10_000:
+        raise ValidationError.of(item, f"must be blocks per second from 0 to 10000, got {value!r}")
+    return float(value)
+
+
+def _check_options(clock: object, limit: object, seed: object) -> None:
+    findings: list[Finding] = []
+    if clock is not None:
+        try:
+            full_clock(clock)
+        except ValidationError as error:
+            findings.extend(error.findings)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        findings.append(
+            Finding("MemoryBackend recovery_point_limit", f"must be None or >= 1, got {limit!r}")
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        findings.append(Finding("MemoryBackend seed", f"must be a whole number, got {seed!r}"))
+    if findings:
+        raise ValidationError(findings)
+
+
 class MemoryBackend:
     """Sites, hosts, datastores, networks and VMs held in memory, with fault injection.
 
@@ -90,6 +126,7 @@ class MemoryBackend:
         recovery_point_limit: int | None = None,
         seed: int = 0,
     ) -> None:
+        _check_options(clock, recovery_point_limit, seed)
         self.clock: Clock = clock if clock is not None else VirtualClock()
         self.faults = FaultInjector()
         self._limit = recovery_point_limit
@@ -159,6 +196,13 @@ class MemoryBackend:
         write_rate: float = 0.0,
     ) -> VM:
         """Add a VM; its disk starts with every block written once, as a freshly installed VM."""
+        if not isinstance(vm, VM):
+            raise ValidationError.of("add_vm", f"needs a VM, got {vm!r}")
+        boot_seconds = parse_seconds(boot_seconds, f"VM {vm.name!r} boot_seconds", allow_zero=True)
+        shutdown_seconds = parse_seconds(
+            shutdown_seconds, f"VM {vm.name!r} shutdown_seconds", allow_zero=True
+        )
+        write_rate = _write_rate(write_rate, f"VM {vm.name!r} write_rate")
         with self._lock:
             self._check_new(vm.id, self._vms, "VM")
             self._check_placement(vm)
@@ -206,16 +250,23 @@ class MemoryBackend:
     def write(self, vm_id: str, blocks: int | Iterable[int] = 1) -> tuple[int, ...]:
         """Write to a VM's disk: ``blocks`` random blocks, or the given block numbers.
 
-        Returns the block numbers written. The VM must be running on an available host.
+        Returns the block numbers written. The VM must be running on an available host. More
+        than a hundred times the disk's blocks are written as that many: after those, every
+        block has been rewritten (but with odds below e**-100).
         """
         with self._lock:
             record = self._vm(vm_id)
             self._require_running(record, "write to")
             size = max(1, record.vm.disk_bytes // BLOCK_SIZE)
-            if isinstance(blocks, int):
-                chosen = tuple(self._rng.randrange(size) for _ in range(blocks))
+            if isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 0:
+                count = min(blocks, _REWRITES * size)
+                chosen = tuple(self._rng.randrange(size) for _ in range(count))
             else:
-                chosen = tuple(blocks)
+                chosen = as_items(blocks, int, f"write to {vm_id!r} blocks", "a block number")
+                if any(isinstance(b, bool) or not 0 <= b < size for b in chosen):
+                    raise ValidationError.of(
+                        f"write to {vm_id!r} blocks", f"block numbers run from 0 to {size - 1}"
+                    )
             for block in chosen:
                 record.disk[block] = next(self._version)
             return chosen
@@ -225,6 +276,7 @@ class MemoryBackend:
 
         Advances the clock when it is a :class:`VirtualClock`.
         """
+        seconds = parse_seconds(seconds, "run_workload seconds", allow_zero=True)
         with self._lock:
             for record in self._vms.values():
                 if record.write_rate and self._running(record):
@@ -256,6 +308,9 @@ class MemoryBackend:
 
     def set_boot(self, vm_id: str, *, seconds: float | None = None, boots: bool = True) -> None:
         """How long the guest takes to become ready; ``boots=False`` means it never does."""
+        if seconds is not None:
+            seconds = parse_seconds(seconds, f"set_boot {vm_id!r} seconds", allow_zero=True)
+        as_flag(boots, f"set_boot {vm_id!r} boots")
         with self._lock:
             record = self._vm(vm_id)
             if seconds is not None:

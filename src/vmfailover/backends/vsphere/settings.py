@@ -7,7 +7,7 @@ import re
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials, is_finite_number
+from vmfailover.model import Credentials, check_flag, is_finite_number
 
 __all__ = ["VCenter"]
 
@@ -25,6 +25,11 @@ def _thumbprint(value: str | None) -> str | None:
             "give 64 hex digits, with or without colons (SHA-1 thumbprints are refused)",
         )
     return text
+
+
+def _credentials(instance: object, attribute: attrs.Attribute[Credentials], value: object) -> None:
+    if not isinstance(value, Credentials):
+        raise ValidationError.of("VCenter credentials", f"must be Credentials, got {type(value)}")
 
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -78,14 +83,12 @@ class VCenter:
 
     site: str = attrs.field(validator=_text)
     host: str = attrs.field(validator=_text)
-    credentials: Credentials = attrs.field(
-        validator=attrs.validators.instance_of(Credentials), repr=False
-    )
+    credentials: Credentials = attrs.field(validator=_credentials, repr=False)
     port: int = attrs.field(default=443, validator=_port)
     datacenter: str | None = None
     ca_bundle: str | None = None
     thumbprint: str | None = attrs.field(default=None, converter=_thumbprint)
-    insecure: bool = False
+    insecure: bool = attrs.field(default=False, validator=check_flag)
     timeout: float = attrs.field(default=60.0, validator=_positive_seconds)
     task_timeout: float = attrs.field(default=3600.0, validator=_positive_seconds)
     read_max_age: float = attrs.field(default=30.0, validator=_seconds)
