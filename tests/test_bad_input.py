@@ -7,13 +7,18 @@ errors, never anything else, and never hangs.
 
 from __future__ import annotations
 
+import inspect
 import threading
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import bad_values
 from vmfailover import (
     FailoverPlan,
     Runner,
@@ -487,3 +492,270 @@ def test_open_backend_names_an_option_the_backend_does_not_take() -> None:
     assert isinstance(error, ValidationError)
     refused(lambda: open_backend(["memory"]), "backend")  # type: ignore[arg-type]
     refused(lambda: open_backend("memory", seed="x"), "seed")
+
+
+# --- the harness: every public name, driven by its signature --------------------------------------
+
+EXAMPLES = 150
+"""Calls per public name and run."""
+
+METHOD_EXAMPLES = 80
+"""Calls per public method and run."""
+
+CALL_TIMEOUT = 30.0
+"""Seconds one call may take before it counts as a hang: generous for a loaded machine."""
+
+NOT_CALLED: dict[str, str] = {
+    "Backend": "a Protocol: backends implement it, nobody constructs it",
+    "Clock": "a Protocol: SystemClock and VirtualClock are called instead",
+    "Distribution": "a Protocol: Fixed, Uniform and LogNormal are called instead",
+    "Witness": "a Callable alias for type hints",
+    "Probe": "a Union alias for type hints",
+}
+"""Public names the harness does not call, and why. Enums are left out too: calling an enum class
+is Python's lookup by value; our APIs take their values through ``as_enum``, which the calls of
+every other name exercise."""
+
+
+def public_names() -> list[tuple[str, str]]:
+    """(module, name) of every callable in ``__all__`` of vmfailover and vmfailover.testing."""
+    import enum
+    import importlib
+
+    found = []
+    for module_name in ("vmfailover", "vmfailover.testing"):
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            target = getattr(module, name)
+            if name in NOT_CALLED or not callable(target):
+                continue
+            if isinstance(target, type) and issubclass(target, enum.Enum):
+                continue
+            found.append((module_name, name))
+    return found
+
+
+def parameters(target: Callable[..., object]) -> list[inspect.Parameter]:
+    """The parameters to draw for ``target``. An error class that keeps ``BaseException``'s
+    constructor takes messages only: its ``**kwargs`` is a signature artefact."""
+    try:
+        signature = inspect.signature(target)
+    except ValueError:  # a builtin constructor (an exception class): messages only
+        return [inspect.Parameter("messages", inspect.Parameter.VAR_POSITIONAL)]
+    found = list(signature.parameters.values())
+    if isinstance(target, type) and issubclass(target, BaseException):
+        found = [p for p in found if p.kind is not p.VAR_KEYWORD]
+    return found
+
+
+def call_strategy(
+    params: list[inspect.Parameter],
+) -> st.SearchStrategy[tuple[list[object], dict[str, object]]]:
+    """Positional and keyword arguments for one call, each parameter drawn on its own."""
+    positional: list[st.SearchStrategy[object]] = []
+    keywords: dict[str, st.SearchStrategy[object]] = {}
+    extra_args: st.SearchStrategy[list[object]] = st.just([])
+    extra_kwargs: st.SearchStrategy[dict[str, object]] = st.just({})
+    for param in params:
+        annotation = param.annotation if isinstance(param.annotation, str) else ""
+        if param.kind is param.VAR_POSITIONAL:
+            extra_args = st.lists(bad_values.hostile(), max_size=2)
+        elif param.kind is param.VAR_KEYWORD:
+            names = st.sampled_from(["bogus", "x"])
+            extra_kwargs = st.dictionaries(names, bad_values.hostile(), max_size=1)
+        else:
+            value = bad_values.argument(annotation, param.default is not param.empty)
+            if param.kind is param.POSITIONAL_ONLY:
+                positional.append(value)
+            else:
+                keywords[param.name] = value
+
+    def assemble(
+        drawn: tuple[tuple[object, ...], list[object], dict[str, object], dict[str, object]],
+    ) -> tuple[list[object], dict[str, object]]:
+        args, more_args, named, more_named = drawn
+        kept = {k: v for k, v in named.items() if v is not bad_values.OMIT}
+        return [a for a in args if a is not bad_values.OMIT] + more_args, {**more_named, **kept}
+
+    return st.tuples(
+        st.tuples(*positional), extra_args, st.fixed_dictionaries(keywords), extra_kwargs
+    ).map(assemble)
+
+
+CALLS = {"count": 0}
+
+
+def bounded(call: Callable[[], object]) -> BaseException | None:
+    """Run ``call`` on a thread; its exception (None if it returned), or a failure if it hangs."""
+    outcome: dict[str, BaseException] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as error:
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    CALLS["count"] += 1
+    threading.Thread(target=run, name="bad-input-call", daemon=True).start()
+    if not done.wait(CALL_TIMEOUT):
+        pytest.fail(f"the call did not return within {CALL_TIMEOUT:g} s")
+    return outcome.get("error")
+
+
+def judge(
+    name: str, target: Callable[..., object], args: list[object], kwargs: dict[str, object]
+) -> None:
+    """The call succeeds or raises one of our errors; the failure message shows the call."""
+    error = bounded(lambda: target(*args, **kwargs))
+    if error is None or isinstance(error, VMFailoverError):
+        return
+    shown = ", ".join(
+        [*(f"{a!r:.80}" for a in args), *(f"{k}={v!r:.80}" for k, v in kwargs.items())]
+    )
+    detail = "".join(traceback.format_exception(error)[-3:])
+    pytest.fail(f"{name}({shown}) raised {type(error).__name__}, not one of our errors:\n{detail}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _count_calls() -> Iterator[None]:
+    yield
+    print(f"\nbad-input harness: {CALLS['count']} calls")
+
+
+@pytest.mark.parametrize(("module_name", "name"), public_names(), ids=lambda v: v)
+def test_every_public_name_refuses_bad_input_with_our_errors(module_name: str, name: str) -> None:
+    import importlib
+
+    target = getattr(importlib.import_module(module_name), name)
+    calls = call_strategy(parameters(target))
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(calls)
+    def one_call(call: tuple[list[object], dict[str, object]]) -> None:
+        args, kwargs = call
+        judge(name, target, args, kwargs)
+
+    one_call()
+
+
+# --- the harness, part two: the public methods of real instances ---------------------------------
+
+
+def _finished_run() -> object:
+    """A run that ended (a regular failover of one VM, site A lost): for Run and RunReport."""
+    backend = lab(start=datetime(2024, 1, 1, tzinfo=UTC))
+    backend.fail_site("site-a")
+    run = quick_runner(backend).start(lab_plan(("dc01",)), kind="regular")
+    run.wait(timeout=60)
+    return run
+
+
+INSTANCES: dict[str, tuple[Callable[[], object], bool]] = {
+    # class name: (a factory of a real instance, whether each call gets a fresh one)
+    "Inventory": (lambda: bad_values.samples()["Inventory"][0], False),
+    "MemoryBackend": (lambda: lab(start=datetime(2024, 1, 1, tzinfo=UTC)), False),
+    "FaultInjector": (lambda: __import__("vmfailover.testing").testing.FaultInjector(), True),
+    "VirtualClock": (lambda: VirtualClock(datetime(2024, 1, 1, tzinfo=UTC)), True),
+    "StartOrder": (lambda: lab_order(), True),
+    "Sequencer": (lambda: __import__("vmfailover").Sequencer(lab_order()), True),
+    "FailoverPlan": (lambda: bad_values.samples()["FailoverPlan"][0], False),
+    "NetworkMapping": (lambda: bad_values.samples()["NetworkMapping"][0], False),
+    "ReIPRules": (lambda: bad_values.samples()["ReIPRules"][0], False),
+    "ReIPRule": (lambda: bad_values.samples()["ReIPRule"][0], False),
+    "RetentionPolicy": (lambda: bad_values.samples()["RetentionPolicy"][0], False),
+    "CalendarDuration": (lambda: bad_values.samples()["CalendarDuration"][0], False),
+    "ClusterPolicy": (lambda: bad_values.samples()["ClusterPolicy"][0], False),
+    "Cluster": (lambda: bad_values.samples()["Cluster"][0], False),
+    "HostHealth": (lambda: __import__("vmfailover").HostHealth(30), True),
+    "SimulationResult": (
+        lambda: __import__("vmfailover").simulate(lab_order(), dict.fromkeys(LAB_DEPENDENCIES, 30)),
+        False,
+    ),
+    "Placement": (
+        lambda: __import__("vmfailover").place(
+            bad_values.samples()["VM"], bad_values.samples()["Host"]
+        ),
+        False,
+    ),
+    "Run": (_finished_run, False),
+    "RunReport": (lambda: _finished_run().report, False),  # type: ignore[attr-defined]
+    "VM": (lambda: bad_values.samples()["VM"][0], False),
+    "Replica": (lambda: bad_values.samples()["Replica"][0], False),
+    "RecoveryPoint": (lambda: bad_values.samples()["RecoveryPoint"][0], False),
+    "HostMonitor": (
+        lambda: __import__("vmfailover").HostMonitor(lab(), clock=VirtualClock()),
+        False,
+    ),
+    "Runner": (lambda: quick_runner(lab()), False),
+}
+
+METHODS_NOT_CALLED: dict[str, str] = {
+    "FailoverPlan.save": "writes a file where it is told: tests/test_plan_files_hostile.py",
+    "FailoverPlan.load": "reads a file: tests/test_plan_files_hostile.py",
+    "HostMonitor.run": "loops until stopped: its arguments are checked by HostMonitor()",
+    "HostMonitor.start": "starts the loop's thread: its arguments are checked by HostMonitor()",
+    "Runner.failover": "runs a failover per call: its bad arguments are the tests above",
+    "Runner.start": "runs a failover per call: its bad arguments are the tests above",
+    "Runner.cleanup": "cleans a run up: test_bad_requests_get_our_errors in test_kinds.py",
+}
+
+
+def lab_order() -> StartOrder:
+    order = StartOrder()
+    for name, after in LAB_DEPENDENCIES.items():
+        order.add(name, after=after)
+    return order
+
+
+def public_methods() -> list[tuple[str, str]]:
+    """(class, method) for every public method our code defines on the classes above."""
+    import vmfailover
+    import vmfailover.testing
+
+    found = []
+    for class_name in INSTANCES:
+        cls = getattr(vmfailover, class_name, None) or getattr(vmfailover.testing, class_name)
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_") or f"{class_name}.{name}" in METHODS_NOT_CALLED:
+                continue
+            if isinstance(inspect.getattr_static(cls, name), property) or not callable(member):
+                continue
+            if not getattr(member, "__module__", "").startswith("vmfailover"):
+                continue  # inherited from the standard library
+            found.append((class_name, name))
+    return found
+
+
+@pytest.mark.parametrize(("class_name", "method"), public_methods(), ids=lambda v: v)
+def test_every_public_method_refuses_bad_input_with_our_errors(
+    class_name: str, method: str
+) -> None:
+    factory, fresh = INSTANCES[class_name]
+    shared = None if fresh else factory()
+    unbound = getattr(type(shared) if shared is not None else type(factory()), method)
+    params = parameters(unbound)
+    if params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    calls = call_strategy(params)
+
+    @settings(
+        max_examples=METHOD_EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(calls)
+    def one_call(call: tuple[list[object], dict[str, object]]) -> None:
+        args, kwargs = call
+        instance = shared if shared is not None else factory()
+        judge(f"{class_name}.{method}", getattr(instance, method), args, kwargs)
+
+    one_call()

@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Protocol
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import aware_utc, is_finite_number
+from vmfailover.model import as_instance, aware_utc, is_finite_number
 
 __all__ = ["Clock", "Signal", "SystemClock", "Ticket", "VirtualClock", "full_clock"]
 
@@ -164,6 +164,7 @@ class SystemClock:
 
     def wait(self, signal: Signal, timeout: float) -> bool:
         checked = _seconds(timeout, "wait timeout")
+        as_instance(signal, Signal, "wait")
         return signal._event.wait(checked)
 
     def enlist(self) -> Ticket:
@@ -211,8 +212,11 @@ class VirtualClock:
     def _checked_rate(rate: object) -> float:
         checked = _seconds(rate, "VirtualClock rate")
         assert checked is not None
-        if checked > 1e9:
-            raise ValidationError.of("VirtualClock rate", f"must be at most 1e9, got {rate!r}")
+        if checked > 1e9 or 0 < checked < 1e-3:
+            raise ValidationError.of(
+                "VirtualClock rate",
+                f"must be 0 (time moves when advanced) or from 0.001 to 1e9, got {rate!r}",
+            )
         return checked
 
     @property
@@ -285,6 +289,7 @@ class VirtualClock:
 
     def wait(self, signal: Signal, timeout: float) -> bool:
         checked = _seconds(timeout, "wait timeout")
+        as_instance(signal, Signal, "wait")
         assert checked is not None
         if self._rate:
             return signal._event.wait(checked / self._rate)
@@ -413,6 +418,7 @@ class _Adapted:
 
     def wait(self, signal: Signal, timeout: float) -> bool:
         checked = _seconds(timeout, "wait timeout")
+        as_instance(signal, Signal, "wait")
         assert checked is not None
         start, real_start = self._clock.monotonic(), time.monotonic()
         while not signal._event.wait(0.05):

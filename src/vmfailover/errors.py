@@ -66,6 +66,15 @@ class Findings(list[Finding]):
     every other way. :attr:`blocking` tells whether anything stops a run.
     """
 
+    def __init__(self, findings: Iterable[Finding] = (), /) -> None:
+        given: object = findings
+        if not isinstance(given, Iterable) or isinstance(given, str | bytes):
+            raise ValidationError.of("Findings", f"needs Finding objects, got {given!r}")
+        items = list(findings)
+        if not all(isinstance(item, Finding) for item in items):
+            raise ValidationError.of("Findings", f"needs Finding objects, got {items!r:.200}")
+        super().__init__(items)
+
     @property
     def blocking(self) -> bool:
         """Whether any finding is an error (a run must not start)."""
@@ -106,11 +115,16 @@ class ValidationError(VMFailoverError, ValueError):
     findings: tuple[Finding, ...]
 
     def __init__(self, findings: Finding | Iterable[Finding]) -> None:
-        if isinstance(findings, Finding):
-            findings = (findings,)
-        self.findings = tuple(findings)
-        if not self.findings:
-            raise ValueError("a ValidationError needs at least one finding")
+        given: object = findings
+        if isinstance(given, Finding):
+            given = (given,)
+        is_list = isinstance(given, Iterable) and not isinstance(given, str | bytes)
+        self.findings = tuple(given) if is_list else ()  # type: ignore[arg-type]
+        if not self.findings or not all(isinstance(f, Finding) for f in self.findings):
+            # Our own error, about itself: whoever raises must say what was wrong.
+            self.findings = (
+                Finding("ValidationError", f"needs one or more Finding objects, got {given!r}"),
+            )
         super().__init__(self._message())
 
     @classmethod

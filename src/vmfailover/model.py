@@ -43,7 +43,9 @@ __all__ = [
     "Site",
     "as_enum",
     "as_flag",
+    "as_instance",
     "as_items",
+    "as_name",
     "aware_utc",
     "check_flag",
     "is_collection",
@@ -298,6 +300,28 @@ def _replica_state(value: object) -> ReplicaState:
 
 def _point_consistency(value: object) -> Consistency:
     return as_enum(Consistency, value, "RecoveryPoint", field="consistency")
+
+
+def as_instance(value: object, kind: type[_I], item: str) -> _I:
+    """``value`` if it is a ``kind``; anything else is refused naming ``item`` and the type wanted.
+
+    For arguments that must be one of our objects (an inventory, a plan, an observation): a wrong
+    one would otherwise fail deep inside as an ``AttributeError``.
+    """
+    if not isinstance(value, kind):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValidationError.of(item, f"needs a {kind.__name__}, got {shown}")
+    return value
+
+
+def as_name(value: object, item: str) -> str:
+    """``value`` if it is a non-empty string (a name or an id); anything else is refused."""
+    if not isinstance(value, str) or not value:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValidationError.of(item, f"needs a name, got {shown}")
+    return value
 
 
 def is_collection(value: object) -> bool:
@@ -646,6 +670,7 @@ class Replica:
 
     def check_point(self, point: RecoveryPoint) -> None:
         """Refuse a recovery point that cannot belong to this replica."""
+        point = as_instance(point, RecoveryPoint, "check_point")
         if point.replica != self.id:
             raise ValidationError.of(
                 _label(point), f"belongs to replica {point.replica!r}, not {self.id!r}"
@@ -806,7 +831,9 @@ class Inventory:
         return lookup(self._index.networks, (site, name), f"network at site {site!r}")
 
     def has_network(self, site: str, name: str) -> bool:
-        return (site, name) in self._index.networks
+        return (as_name(site, "has_network site"), as_name(name, "has_network")) in (
+            self._index.networks
+        )
 
     def vm(self, key: str) -> VM:
         """The VM with this id, or else with this name (names must then be unique)."""

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from vmfailover._render import format_duration, html_table, in_words, text_table
-from vmfailover.errors import NotFoundError
+from vmfailover.errors import NotFoundError, ValidationError
 from vmfailover.model import FailoverKind
 
 __all__ = [
@@ -213,7 +213,13 @@ class RunReport:
         }
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.as_dict(), **kwargs)
+        """The report as JSON; ``kwargs`` go to :func:`json.dumps` (``indent=2``, ...)."""
+        try:
+            return json.dumps(self.as_dict(), **kwargs)
+        except (TypeError, ValueError) as error:
+            raise ValidationError.of(
+                "to_json", f"json.dumps refused {kwargs!r:.100}: {error}"
+            ) from None
 
     # --- rendering -------------------------------------------------------------------------------
 

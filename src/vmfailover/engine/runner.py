@@ -40,7 +40,14 @@ from vmfailover.errors import (
     ValidationError,
     VMFailoverError,
 )
-from vmfailover.model import FailoverKind, Inventory, as_enum, is_finite_number, parse_seconds
+from vmfailover.model import (
+    FailoverKind,
+    Inventory,
+    as_enum,
+    as_name,
+    is_finite_number,
+    parse_seconds,
+)
 from vmfailover.plan import FailoverPlan, gather
 from vmfailover.plan.check import Facts
 from vmfailover.policy.points import PointChoice
@@ -159,6 +166,8 @@ class Run:
 
         Raises our error naming the gate when no gate of that name is waiting.
         """
+        as_name(name, "approve")
+        as_name(by, "approve by")
         if not isinstance(approved, bool):
             raise ValidationError.of("approve", f"approved must be True or False, got {approved!r}")
         if self._execution is None:

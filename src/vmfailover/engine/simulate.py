@@ -263,6 +263,8 @@ class SimulationResult:
 
     def text(self, rows: int = 40, width: int = 50) -> str:
         """The summary and a text Gantt of the first ``rows`` VMs to start."""
+        _count(rows, "text rows", 1_000_000)
+        _count(width, "text width", 1_000)
         lines = self._summary()
         span = self.rto or 1.0
         table = []
@@ -291,6 +293,7 @@ class SimulationResult:
 
     def svg_gantt(self, rows: int = 200) -> str:
         """An HTML block with the summary and an inline SVG Gantt chart (first ``rows`` VMs)."""
+        _count(rows, "svg_gantt rows", 1_000_000)
         timeline = self._timeline_rows(rows)
         label_width, chart_width, row_height, top = 160, 600, 14, 20
         span = self.rto or 1.0
@@ -326,6 +329,11 @@ class SimulationResult:
         hidden = len(self.starts) - len(timeline)
         more = f"<div>... and {hidden} more VMs</div>" if hidden > 0 else ""
         return f'<div class="vmfailover">{summary}{"".join(parts)}{more}</div>'
+
+
+def _count(value: object, item: str, most: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValidationError.of(item, f"must be a whole number from 1 to {most:,}, got {value!r}")
 
 
 def _is_number(value: object) -> bool:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import attrs
 
 from vmfailover.errors import ValidationError
+from vmfailover.model import aware_utc
 
 __all__ = ["CalendarDuration"]
 
@@ -158,7 +159,9 @@ class CalendarDuration:
         overflow rolls into the next month), the wall-clock time is mapped back to an instant as
         Go's ``time.Date`` does, and the hours are then subtracted as absolute time.
         """
-        wall = instant.astimezone(tz)
+        if not isinstance(tz, tzinfo):
+            raise ValidationError.of("before", f"needs a time zone (a tzinfo), got {tz!r}")
+        wall = aware_utc(instant, "before instant").astimezone(tz)
         try:
             day = go_add_date(
                 wall.year, wall.month, wall.day, -self.years, -self.months, -self.days

@@ -31,7 +31,9 @@ from vmfailover.model import (
     ConnectionState,
     PowerState,
     as_enum,
+    as_instance,
     as_items,
+    as_name,
     aware_utc,
     check_flag,
     is_finite_number,
@@ -154,11 +156,13 @@ def _observed_at(value: datetime) -> datetime:
     return aware_utc(value, "HostObservation at")
 
 
-def _observed_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+def _monotonic(value: object, item: str) -> None:
     if not is_finite_number(value):
-        raise ValidationError.of(
-            "HostObservation monotonic", f"must be a finite number of seconds, got {value!r}"
-        )
+        raise ValidationError.of(item, f"must be a finite number of seconds, got {value!r}")
+
+
+def _observed_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    _monotonic(value, "HostObservation monotonic")
 
 
 def _observed_connection(value: ConnectionState | str | None) -> ConnectionState | None:
@@ -256,7 +260,7 @@ class HostHealth:
 
     def state(self, host: str) -> HostState:
         """The host's state (``healthy`` if never observed)."""
-        tracked = self._hosts.get(host)
+        tracked = self._hosts.get(as_name(host, "state"))
         return HostState.HEALTHY if tracked is None else tracked.state
 
     @property
@@ -271,7 +275,8 @@ class HostHealth:
 
     def silent_for(self, host: str, monotonic: float) -> float:
         """Seconds since the first unanswered observation of the host (0 if it answers)."""
-        tracked = self._hosts.get(host)
+        tracked = self._hosts.get(as_name(host, "silent_for"))
+        _monotonic(monotonic, "silent_for monotonic")
         if tracked is None or tracked.silent_since is None:
             return 0.0
         return max(0.0, monotonic - tracked.silent_since)
@@ -279,13 +284,15 @@ class HostHealth:
     def needs_witness(self, host: str, monotonic: float) -> bool:
         """Whether an unanswered observation of ``host`` at ``monotonic`` would be past the grace
         period, so that the witness's verdict decides it."""
-        tracked = self._hosts.get(host)
+        tracked = self._hosts.get(as_name(host, "needs_witness"))
+        _monotonic(monotonic, "needs_witness monotonic")
         if tracked is None or tracked.silent_since is None:
             return self.grace == 0
         return monotonic - tracked.silent_since >= self.grace
 
     def classify(self, observation: HostObservation) -> HealthEvent:
         """What the observation amounts to (no state changes)."""
+        observation = as_instance(observation, HostObservation, "classify")
         if not observation.present:
             return HealthEvent.REMOVED
         if observation.answered:
@@ -306,6 +313,7 @@ class HostHealth:
         different event (for example a suspect host whose grace has run out but whose witness
         cannot tell), so repeated identical observations record nothing.
         """
+        observation = as_instance(observation, HostObservation, "observe")
         host = observation.host
         tracked = self._hosts.setdefault(host, _Tracked())
         event = self.classify(observation)

@@ -659,6 +659,11 @@ class ReIPRules:
 
     def label(self, position: int) -> str:
         """How messages name the rule at ``position`` (0-based): ``rule 2 ('a' -> 'b')``."""
+        count = len(self.rules)
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < count:
+            raise ValidationError.of(
+                "label", f"position must be from 0 to {count - 1}, got {position!r}"
+            )
         rule = self.rules[position]
         return f"rule {position + 1} ({rule.source!r} -> {rule.target!r})"
 

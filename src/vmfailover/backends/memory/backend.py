@@ -160,6 +160,9 @@ class MemoryBackend:
         return site
 
     def add_host(self, name: str, site: str, **kwargs: object) -> Host:
+        unknown = sorted(set(kwargs) - {field.name for field in attrs.fields(Host)})
+        if unknown:
+            raise ValidationError.of(f"add_host {name!r}", f"Host has no field {unknown[0]!r}")
         host = Host(name, site, **kwargs)  # type: ignore[arg-type]
         with self._lock:
             self._check_new(name, self._hosts, "host")
@@ -225,8 +228,7 @@ class MemoryBackend:
             raise ValidationError.of(f"{what} {key!r}", "exists already")
 
     def _require(self, key: str, table: Mapping[str, object], what: str) -> None:
-        if key not in table:
-            raise NotFoundError(f"no {what} {key!r}")
+        lookup(table, key, what)
 
     def _check_placement(self, vm: VM) -> None:
         host = self._hosts.get(vm.host)
@@ -304,6 +306,8 @@ class MemoryBackend:
     @staticmethod
     def blocks_differing(a: Disk, b: Disk) -> int:
         """How many blocks differ between two disks."""
+        if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+            raise ValidationError.of("blocks_differing", "compares two disks (block -> version)")
         return sum(1 for block in a.keys() | b.keys() if a.get(block) != b.get(block))
 
     def set_boot(self, vm_id: str, *, seconds: float | None = None, boots: bool = True) -> None:
@@ -575,6 +579,7 @@ class MemoryBackend:
             self._set_power(record, PowerState.ON)
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
+        timeout = parse_seconds(timeout, "shutdown_guest timeout", allow_zero=True)
         self._enter("shutdown_guest", vm_id)
         with self._lock:
             record = self._vm(vm_id)

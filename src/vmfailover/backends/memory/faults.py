@@ -192,6 +192,9 @@ class FaultInjector:
 
     def before_call(self, operation: str, target: str | None) -> float:
         """Count the call; raise the injected failure or crash; return the latency to wait."""
+        _name(operation, "backend call")
+        if target is not None:
+            _name(target, f"{operation} target")
         with self._lock:
             self.calls += 1
             self.per_operation[operation] += 1
