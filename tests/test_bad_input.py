@@ -494,6 +494,57 @@ def test_open_backend_names_an_option_the_backend_does_not_take() -> None:
     refused(lambda: open_backend("memory", seed="x"), "seed")
 
 
+def test_what_the_harness_found_stays_refused() -> None:
+    """Calls the harness once failed on (each raised TypeError, AttributeError or OverflowError)."""
+    from vmfailover import (
+        CalendarDuration,
+        Cluster,
+        ClusterPolicy,
+        Findings,
+        HostHealth,
+        ReIPRules,
+        TCPPort,
+        choose_point,
+        simulate,
+    )
+    from vmfailover.testing import FaultInjector
+
+    backend = lab()
+    inventory = backend.inventory()
+    order = StartOrder()
+    order.add("a")
+    result = simulate(order, {"a": 1})
+    calls: list[Callable[[], object]] = [
+        lambda: order.compile(weights={"a": 10**400}),
+        lambda: order.add("b", timeout=10**400),
+        lambda: TCPPort(22, timeout=10**400),
+        lambda: backend.delete_recovery_point([[1]]),  # type: ignore[arg-type]
+        lambda: backend.fail_site([]),  # type: ignore[arg-type]
+        lambda: backend.shutdown_guest("vm-001", None),  # type: ignore[arg-type]
+        lambda: backend.add_host("h9", "site-a", bogus=1),
+        lambda: backend.blocks_differing([1], [2]),  # type: ignore[arg-type]
+        lambda: inventory.has_network([], []),  # type: ignore[arg-type]
+        lambda: VirtualClock().wait([], 1),  # type: ignore[arg-type]
+        lambda: lab_plan().diff([]),  # type: ignore[arg-type]
+        lambda: lab_plan().validate(None, "test"),  # type: ignore[arg-type]
+        lambda: CalendarDuration(days=1).before([], UTC),  # type: ignore[arg-type]
+        lambda: ClusterPolicy().cpu_capacity([]),  # type: ignore[arg-type]
+        lambda: Cluster("c", ["h"]).members(None),  # type: ignore[arg-type]
+        lambda: ReIPRules([]).label([]),  # type: ignore[arg-type]
+        lambda: HostHealth(30).state([]),  # type: ignore[arg-type]
+        lambda: HostHealth(30).observe([]),  # type: ignore[arg-type]
+        lambda: result.text(rows=[]),  # type: ignore[arg-type]
+        lambda: choose_point([[1]], "latest"),  # type: ignore[list-item]
+        lambda: FaultInjector().before_call([], None),  # type: ignore[arg-type]
+        lambda: Findings(None),  # type: ignore[arg-type]
+    ]
+    for position, call in enumerate(calls):
+        error = bounded(call)
+        assert isinstance(error, VMFailoverError), (position, error)
+    for wrong in (None, [], "text", [1]):
+        assert "needs one or more Finding objects" in str(ValidationError(wrong))  # type: ignore[arg-type]
+
+
 # --- the harness: every public name, driven by its signature --------------------------------------
 
 EXAMPLES = 150

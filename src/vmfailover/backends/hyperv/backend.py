@@ -36,7 +36,6 @@ their fully qualified id (:mod:`.errors`); a non-terminating record fails the ca
 
 from __future__ import annotations
 
-import math
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -486,14 +485,14 @@ class HyperVBackend:
         )
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        if not is_finite_number(timeout) or not timeout > 0:
             raise ValidationError.of(
-                f"shutdown of VM {vm_id!r}", f"timeout {timeout!r} is not seconds > 0"
+                f"shutdown of VM {vm_id!r}", f"timeout {timeout!r} is not a finite number > 0"
             )
         ref = VMRef.parse(vm_id)
         self._session_for(ref).run_checked(
             pipeline("shut the guest down", (_vm(ref.guid), cmd("Stop-VM"))),
-            timeout=float(timeout) if math.isfinite(timeout) else None,
+            timeout=float(timeout),
         )
 
     def power_off(self, vm_id: str) -> None:
