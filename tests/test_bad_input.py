@@ -494,6 +494,14 @@ def test_open_backend_names_an_option_the_backend_does_not_take() -> None:
     refused(lambda: open_backend("memory", seed="x"), "seed")
 
 
+def test_a_huge_value_is_shortened_in_the_error_that_quotes_it() -> None:
+    from vmfailover import Site
+
+    error = refused(lambda: Site("x" * 100_000, description=5), "description must be text")  # type: ignore[arg-type]
+    assert len(str(error)) < 500
+    assert "(99,747 characters left out)" in str(error)  # of the 100,007 of "Site 'x...'"
+
+
 def test_what_the_harness_found_stays_refused() -> None:
     """Calls the harness once failed on (each raised TypeError, AttributeError or OverflowError)."""
     from vmfailover import (

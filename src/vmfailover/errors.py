@@ -9,7 +9,7 @@ because a DR plan usually has several problems and its author wants to see all o
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -35,6 +35,37 @@ class Severity(enum.StrEnum):
     WARNING = "warning"
 
 
+def _shortened(limit: int) -> Callable[[object], str]:
+    """A converter to text of at most ``limit`` characters: a finding quoting a megabyte of the
+    user's input would bury the message (and the log) under it."""
+
+    def shorten(value: object) -> str:
+        text = value if isinstance(value, str) else str(value)
+        if len(text) <= limit:
+            return text
+        head, tail = limit // 2, limit // 2 - 40  # 40: room for the note between them
+        left_out = len(text) - head - tail
+        return f"{text[:head]}... ({left_out:,} characters left out) ...{text[-tail:]}"
+
+    return shorten
+
+
+_ITEM = _shortened(300)
+_MESSAGE = _shortened(2000)
+
+
+def _item_text(value: object) -> str:
+    return _ITEM(value)
+
+
+def _message_text(value: object) -> str:
+    return _MESSAGE(value)
+
+
+def _hint_text(value: object) -> str | None:
+    return None if value is None else _MESSAGE(value)
+
+
 @attrs.frozen
 class Finding:
     """One problem found while checking input.
@@ -43,10 +74,10 @@ class Finding:
     ``"created_at"``); ``message`` says what is wrong with it; ``hint`` says what to change.
     """
 
-    item: str
-    message: str
+    item: str = attrs.field(converter=_item_text)
+    message: str = attrs.field(converter=_message_text)
     severity: Severity = Severity.ERROR
-    hint: str | None = None
+    hint: str | None = attrs.field(default=None, converter=_hint_text)
 
     @property
     def blocking(self) -> bool:
