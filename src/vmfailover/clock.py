@@ -328,8 +328,12 @@ class VirtualClock:
         self._blocked += waiter.weight
         self._wake_due()
         self._jump_if_idle()
-        while not waiter.woken:
-            self._cond.wait()
+        try:
+            while not waiter.woken:
+                self._cond.wait()
+        except BaseException:  # an interrupt (Ctrl-C) ends the wait: stop counting it as waiting
+            self._wake(waiter)
+            raise
 
     def _wake(self, waiter: _Waiter) -> None:
         if not waiter.woken:
