@@ -188,8 +188,9 @@ class CleanPointSearch:
         self.parallel = parallel
         self.assume_monotone = assume_monotone
         self.id = f"cp-{uuid.uuid4().hex[:8]}"
+        checks = checks_for(check, [vm for group in groups for vm in group])
         self._groups = [
-            _Group(number, group, checks_for(check, group))
+            _Group(number, group, {vm: checks[vm] for vm in group})
             for number, group in enumerate(groups, start=1)
         ]
         self._since = _since(since)
