@@ -25,8 +25,8 @@ from vmfailover.policy.clean_point import (
     SearchEvent,
     SearchState,
     Verdict,
-    candidates,
     ceil_log,
+    recovery_moments,
 )
 
 
@@ -200,17 +200,17 @@ def point(replica: str, minutes: float, number: int) -> RecoveryPoint:
 
 def test_one_vm_has_one_candidate_per_point_and_since_drops_older_ones() -> None:
     points = [point("r-a", 10 * i, i) for i in range(6)]
-    found = candidates({"db01": reversed(points)})
+    found = recovery_moments({"db01": reversed(points)})
     assert [c.points["db01"] for c in found] == points
     assert [c.at for c in found] == [p.created_at for p in points]
-    later = candidates({"db01": points}, since=T0 + timedelta(minutes=25))
+    later = recovery_moments({"db01": points}, since=T0 + timedelta(minutes=25))
     assert [c.points["db01"].id for c in later] == ["r-a-rp3", "r-a-rp4", "r-a-rp5"]
 
 
 def test_a_group_recovers_to_consistent_moments() -> None:
     db = [point("r-db", 0, 0), point("r-db", 10, 1), point("r-db", 20, 2)]
     app = [point("r-app", 2, 0), point("r-app", 12, 1), point("r-app", 13, 2)]
-    found = candidates({"db01": db, "app01": app})
+    found = recovery_moments({"db01": db, "app01": app})
     assert [(c.points["db01"].id, c.points["app01"].id) for c in found] == [
         ("r-db-rp0", "r-app-rp0"),  # at 2: the first moment both have a point
         ("r-db-rp1", "r-app-rp0"),  # at 10
@@ -224,10 +224,10 @@ def test_a_group_recovers_to_consistent_moments() -> None:
 
 def test_candidates_refuse_what_is_not_points() -> None:
     with pytest.raises(ValidationError, match="at least one VM"):
-        candidates({})
+        recovery_moments({})
     with pytest.raises(ValidationError, match="is not a RecoveryPoint"):
-        candidates({"db01": ["rp-1"]})
+        recovery_moments({"db01": ["rp-1"]})
     with pytest.raises(ValidationError, match="must be a list"):
-        candidates({"db01": "rp-1"})
+        recovery_moments({"db01": "rp-1"})
     with pytest.raises(ValidationError, match="naive"):
-        candidates({"db01": []}, since=datetime(2024, 1, 1))
+        recovery_moments({"db01": []}, since=datetime(2024, 1, 1))

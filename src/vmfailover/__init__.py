@@ -8,6 +8,8 @@ from __future__ import annotations
 from vmfailover.backends.base import Backend, Readiness
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
+from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
@@ -16,6 +18,7 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
+from vmfailover.engine.point_checks import BootedCopy, CleanPointError
 from vmfailover.engine.results import (
     CleanupResult,
     Outcome,
@@ -76,6 +79,7 @@ from vmfailover.plan import (
     StepContext,
     StepFailure,
 )
+from vmfailover.policy.clean_point import PointSearch, RecoveryMoment, Verdict
 from vmfailover.policy.cluster import (
     AdmissionControl,
     Cluster,
@@ -149,8 +153,12 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendWitness",
+    "BootedCopy",
     "CalendarDuration",
     "CallableProbe",
+    "CleanPointError",
+    "CleanPointResult",
+    "CleanPointSearch",
     "CleanupResult",
     "Clock",
     "Cluster",
@@ -199,6 +207,8 @@ __all__ = [
     "PermanentBackendError",
     "PlacedVM",
     "Placement",
+    "PointSearch",
+    "PointVerdict",
     "PowerOffSource",
     "PowerState",
     "PoweredOn",
@@ -210,6 +220,7 @@ __all__ = [
     "ReIPRule",
     "ReIPRules",
     "Readiness",
+    "RecoveryMoment",
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
@@ -225,6 +236,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "SearchedGroup",
     "Sequencer",
     "Severity",
     "SimulationResult",
@@ -246,6 +258,7 @@ __all__ = [
     "VMResult",
     "VMState",
     "ValidationError",
+    "Verdict",
     "VirtualClock",
     "Witness",
     "WitnessVerdict",
@@ -253,6 +266,7 @@ __all__ = [
     "addresses_in_use",
     "check_cluster",
     "choose_point",
+    "find_clean_point",
     "place",
     "simulate",
 ]

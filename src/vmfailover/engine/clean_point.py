@@ -53,11 +53,11 @@ from vmfailover.plan import CompiledPlan, FailoverPlan
 from vmfailover.plan.check import Facts
 from vmfailover.policy.clean_point import (
     MAX_PARALLEL,
-    Candidate,
     PointSearch,
+    RecoveryMoment,
     SearchState,
     Verdict,
-    candidates,
+    recovery_moments,
 )
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.probes import PROBE_TYPES, Probe
@@ -80,7 +80,7 @@ class _Group:
     vms: tuple[str, ...]
     checks: dict[str, CheckFunction | tuple[str, ...] | Probe | None]
     plan: FailoverPlan | None = None
-    candidates: tuple[Candidate, ...] = ()
+    candidates: tuple[RecoveryMoment, ...] = ()
 
 
 @attrs.define
@@ -353,12 +353,12 @@ class CleanPointSearch:
                 test_reip=self._reip,
             )
             points = {vm: facts.points.get(inventory.replica_of(vm).id, ()) for vm in group.vms}
-            group.candidates = candidates(points, since=since)
+            group.candidates = recovery_moments(points, since=since)
             if group.candidates:
                 self._compile(group, group.candidates[-1], facts)  # refuses before anything exists
         return facts
 
-    def _compile(self, group: _Group, candidate: Candidate, facts: Facts) -> CompiledPlan:
+    def _compile(self, group: _Group, candidate: RecoveryMoment, facts: Facts) -> CompiledPlan:
         assert group.plan is not None
         plan = attrs.evolve(group.plan, recovery_point=candidate.at)
         compiled = plan.compile(
@@ -513,7 +513,7 @@ class CleanPointSearch:
             trial.copies = self._remove(execution.running_copies())
 
     def _judge(
-        self, group: _Group, candidate: Candidate, report: RunReport
+        self, group: _Group, candidate: RecoveryMoment, report: RunReport
     ) -> tuple[Verdict, str] | None:
         """The verdict on a booted candidate, None when the search is stopping."""
         several = len(group.vms) > 1

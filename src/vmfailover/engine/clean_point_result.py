@@ -19,7 +19,7 @@ from vmfailover._render import format_duration, html_table, listing, text_table
 from vmfailover._timeline import svg_timeline
 from vmfailover.engine.results import CleanupResult
 from vmfailover.errors import NotFoundError
-from vmfailover.policy.clean_point import Candidate, Verdict
+from vmfailover.policy.clean_point import RecoveryMoment, Verdict
 
 if TYPE_CHECKING:
     from vmfailover.plan import FailoverPlan
@@ -69,9 +69,9 @@ class SearchedGroup:
     vms: tuple[str, ...]
     strategy: str
     parallel: int
-    candidates: tuple[Candidate, ...]
+    candidates: tuple[RecoveryMoment, ...]
     verdicts: tuple[PointVerdict, ...]
-    clean: Candidate | None
+    clean: RecoveryMoment | None
     rounds: int
     max_rounds: int
     max_boots: int

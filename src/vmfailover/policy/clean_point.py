@@ -40,13 +40,13 @@ from vmfailover.model import RecoveryPoint, aware_utc
 
 __all__ = [
     "TRANSITIONS",
-    "Candidate",
     "PointSearch",
+    "RecoveryMoment",
     "SearchEvent",
     "SearchState",
     "Verdict",
-    "candidates",
     "ceil_log",
+    "recovery_moments",
 ]
 
 #: The most points tested at once: far beyond any host's room for test copies.
@@ -321,17 +321,17 @@ def _verdict(value: object) -> Verdict:
 
 
 def _moment(value: object) -> datetime:
-    return aware_utc(value, "Candidate at")  # type: ignore[arg-type]
+    return aware_utc(value, "RecoveryMoment at")  # type: ignore[arg-type]
 
 
 def _points_table(value: object) -> Mapping[str, RecoveryPoint]:
     if not isinstance(value, Mapping) or not value:
-        raise ValidationError.of("Candidate points", f"must map VMs to points, got {value!r}")
+        raise ValidationError.of("RecoveryMoment points", f"must map VMs to points, got {value!r}")
     return MappingProxyType(dict(value))
 
 
 @attrs.frozen
-class Candidate:
+class RecoveryMoment:
     """One moment a group of VMs could be recovered to: each VM's newest point at or before
     ``at``. For one VM, simply one of its points."""
 
@@ -345,11 +345,11 @@ class Candidate:
         return min(point.created_at for point in self.points.values())
 
 
-def candidates(
+def recovery_moments(
     points: Mapping[str, Iterable[RecoveryPoint]] | Mapping[str, object],
     *,
     since: datetime | None = None,
-) -> tuple[Candidate, ...]:
+) -> tuple[RecoveryMoment, ...]:
     """The moments a group can be recovered to consistently, oldest first.
 
     ``points`` maps each VM of the group to its replica's points. A moment is the time of any
@@ -359,7 +359,7 @@ def candidates(
     """
     if not isinstance(points, Mapping) or not points:
         raise ValidationError.of(
-            "candidates", f"needs the points of at least one VM, got {points!r}"
+            "recovery_moments", f"needs the points of at least one VM, got {points!r}"
         )
     floor = aware_utc(since, "since") if since is not None else None
     by_vm: dict[str, list[RecoveryPoint]] = {}
@@ -374,7 +374,7 @@ def candidates(
         by_vm[vm] = sorted(items, key=lambda p: p.created_at)
         times[vm] = [p.created_at for p in by_vm[vm]]
     moments = sorted({p.created_at for listed in by_vm.values() for p in listed})
-    found: list[Candidate] = []
+    found: list[RecoveryMoment] = []
     seen: set[tuple[str, ...]] = set()
     for moment in moments:
         chosen: dict[str, RecoveryPoint] = {}
@@ -388,5 +388,5 @@ def candidates(
             if key in seen or (floor is not None and moment < floor):
                 continue
             seen.add(key)
-            found.append(Candidate(moment, chosen))
+            found.append(RecoveryMoment(moment, chosen))
     return tuple(found)
