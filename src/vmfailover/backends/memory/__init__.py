@@ -5,6 +5,6 @@ sites, hosts and disks held in memory; :func:`~vmfailover.backends.memory.lab.la
 embedded default scene, the two-site lab the demo and the tests start from.
 """
 
-from vmfailover.backends.memory.backend import BLOCK_SIZE, Disk, MemoryBackend
+from vmfailover.backends.memory.backend import BLOCK_SIZE, DAMAGE_BLOCK, Disk, MemoryBackend
 
-__all__ = ["BLOCK_SIZE", "Disk", "MemoryBackend"]
+__all__ = ["BLOCK_SIZE", "DAMAGE_BLOCK", "Disk", "MemoryBackend"]

@@ -17,6 +17,7 @@ import itertools
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from types import MappingProxyType
 
 import attrs
@@ -41,16 +42,20 @@ from vmfailover.model import (
     Replica,
     ReplicaState,
     Site,
+    aware_utc,
     lookup,
 )
 
-__all__ = ["BLOCK_SIZE", "Disk", "MemoryBackend"]
+__all__ = ["BLOCK_SIZE", "DAMAGE_BLOCK", "Disk", "MemoryBackend"]
 
 BLOCK_SIZE = 1 << 20
 """Bytes per block of a memory-backend disk."""
 
 Disk = Mapping[int, int]
 """A disk's contents: block number -> content version (0, never written, is left out)."""
+
+DAMAGE_BLOCK = -1
+"""The block a damaged disk carries (:meth:`MemoryBackend.damage`): its presence is the damage."""
 
 
 @attrs.define
@@ -219,6 +224,35 @@ class MemoryBackend:
             for block in chosen:
                 record.disk[block] = next(self._version)
             return chosen
+
+    def damage(self, vm_id: str, since: datetime | None = None) -> tuple[str, ...]:
+        """A lab fault: the VM's disk is damaged (encrypted, corrupted) from ``since`` (default:
+        now) on. The damage is in the source's disk and in every recovery point of its replica
+        taken at or after ``since``, travels with later syncs, and is in any copy or failover of
+        such a point (:meth:`damaged` tells). Returns the ids of the damaged points."""
+        with self._lock:
+            record = self._vm(vm_id)
+            now = self.clock.now()
+            moment = now if since is None else aware_utc(since, "damage since")
+            if moment > now:
+                raise ValidationError.of("damage since", f"{moment} is in the future")
+            record.disk[DAMAGE_BLOCK] = DAMAGE_BLOCK
+            replica = self._replica_of(vm_id)
+            hit: list[str] = []
+            for point_id in self._points_by_replica.get(replica.id, []) if replica else []:
+                point = self._points[point_id]
+                if point.point.created_at >= moment:
+                    if replica and self._vms[replica.replica_vm].disk == point.disk:
+                        self._vms[replica.replica_vm].disk[DAMAGE_BLOCK] = DAMAGE_BLOCK
+                    damaged = MappingProxyType({**point.disk, DAMAGE_BLOCK: DAMAGE_BLOCK})
+                    self._points[point_id] = _PointRecord(point.point, damaged)
+                    hit.append(point_id)
+            return tuple(hit)
+
+    def damaged(self, vm_id: str) -> bool:
+        """Whether this VM's disk (a source, a replica VM, a test copy) carries damage."""
+        with self._lock:
+            return DAMAGE_BLOCK in self._vm(vm_id).disk
 
     def run_workload(self, seconds: float) -> None:
         """Let ``seconds`` pass: every running VM writes ``write_rate`` blocks per second.
