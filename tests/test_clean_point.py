@@ -8,11 +8,13 @@ not depend on how the lab marks damage.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +29,7 @@ from vmfailover import (
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.engine.claims import claims_for
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
+from vmfailover.engine.clean_point_result import CleanPointResult
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError
 from vmfailover.model import PowerState, RecoveryPoint
@@ -475,3 +478,16 @@ def test_the_result_renders_as_text_and_as_an_svg_time_line(
     assert 'fill="#16a34a"' in page and 'fill="#dc2626"' in page
     assert "chosen" in page
     assert Verdict.BAD.value in page
+
+
+def test_the_docs_examples_run() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "clean-point.md").read_text()
+    first, group = re.findall(r"```python\n(.*?)```", docs, flags=re.DOTALL)[:2]
+    scope: dict[str, object] = {}
+    exec(compile(first, "docs/clean-point.md", "exec"), scope)
+    scope["check"] = scope["database_opens"]
+    exec(compile(group, "docs/clean-point.md", "exec"), scope)
+    result = scope["result"]
+    assert isinstance(result, CleanPointResult)
+    assert result.group("db01").clean is not None
+    assert result.group("db01").clean.points["db01"].id == scope["points"][20].id  # type: ignore[index]

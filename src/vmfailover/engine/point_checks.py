@@ -202,7 +202,7 @@ def _run_callable(
             finally:
                 wake.set()
 
-    name = getattr(check, "__qualname__", None) or repr(check)
+    name = getattr(check, "__name__", None) or repr(check)
     thread = threading.Thread(target=call, name=f"vmfailover-check-{copy.vm_id}", daemon=True)
     thread.start()
     deadline = clock.monotonic() + timeout
