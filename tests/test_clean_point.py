@@ -329,6 +329,48 @@ def test_a_command_that_cannot_start_stops_the_search(
         find_clean_point(shared, "db02", ["/nonexistent/check"], network="Test-App")
 
 
+def test_transient_backend_faults_are_retried_and_the_answer_holds() -> None:
+    backend = lab(points=10)
+    points = points_of(backend, "db01")
+    before = backend.inventory()
+    backend.faults.fail_randomly(
+        0.3, operations={"create_test_copy", "connect_nic", "power_on", "readiness"}, seed=7
+    )
+    result = find_clean_point(
+        backend, "db01", good_before(points[4].created_at), parallel=2, network="Test-App"
+    )
+    backend.faults.clear()
+    assert result.groups[0].clean is not None
+    assert result.groups[0].clean.points["db01"] == points[3]
+    assert backend.inventory() == before
+
+
+def test_a_copy_that_cannot_be_made_stops_the_search() -> None:
+    backend = lab(points=6)
+    before = backend.inventory()
+    backend.faults.fail("create_test_copy", transient=False, message="datastore full")
+    with pytest.raises(CleanPointError, match=r"could not be started: .*datastore full"):
+        find_clean_point(backend, "db01", IPAssigned(), network="Test-App")
+    assert backend.inventory() == before
+
+
+def test_a_round_that_hangs_is_given_up_and_its_copies_still_go_away() -> None:
+    backend = lab(points=6)
+    before = backend.inventory()
+    backend.faults.add_latency(10_000, operations={"power_on"})
+    with pytest.raises(CleanPointError, match="did not finish within 3620 s") as caught:
+        find_clean_point(backend, "db01", IPAssigned(), network="Test-App", timeout=10)
+    assert any("may remain" in note for note in caught.value.__notes__)
+    backend.faults.clear()
+    stopped = threading.Event()
+    for _ in range(200):  # the abandoned trial wakes from its power-on and removes its copy
+        if backend.inventory() == before:
+            stopped.set()
+            break
+        stopped.wait(0.05)
+    assert stopped.is_set(), backend.inventory()
+
+
 def test_cancel_stops_the_search_and_removes_every_copy(
     shared: MemoryBackend, untouched: None
 ) -> None:

@@ -447,18 +447,19 @@ class CleanPointSearch:
         limit = 2 * self.timeout + TRIAL_ALLOWANCE
         deadline = self.clock.monotonic() + limit
         while len(done) < len(batch):
-            finished = self._take_finished()
+            left = deadline - self.clock.monotonic()
+            finished = self._take_finished(max(min(left, TRIAL_ALLOWANCE), 1.0))
             if finished is None:
+                if left <= 0:
+                    raise CleanPointError(
+                        f"round {number} of {' + '.join(group.vms)} did not finish within "
+                        f"{limit:g} s: its test copies are being stopped"
+                    )
                 continue
             for trial in finished:
                 done[trial.index] = trial
                 if trial.error is not None:
                     self._stop_trials()
-            if len(done) < len(batch) and self.clock.monotonic() >= deadline:
-                raise CleanPointError(
-                    f"round {number} of {' + '.join(group.vms)} did not finish within "
-                    f"{limit:g} s: its test copies are being stopped"
-                )
         return [done[index] for index in batch]
 
     def _take_finished(self, wait: float = TRIAL_ALLOWANCE) -> list[_Trial] | None:

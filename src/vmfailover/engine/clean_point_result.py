@@ -154,7 +154,9 @@ class SearchedGroup:
             )
             if self.clean is not None and candidate.at == self.clean.at:
                 chosen = index
-        return svg_timeline(marks, chosen=chosen, title=self.summary())
+        found = f"clean point {self.clean.at:%Y-%m-%d %H:%M:%S}" if self.clean else "no clean point"
+        title = f"{self.name}: {found}; {self.boots} boots in {self.rounds} rounds"
+        return svg_timeline(marks, chosen=chosen, title=title)
 
     def _repr_html_(self) -> str:
         warnings = "".join(f"<p>warning: {html.escape(w)}</p>" for w in self.warnings)
