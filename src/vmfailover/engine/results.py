@@ -243,6 +243,11 @@ class RunReport:
             )
         return rows
 
+    def table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The per-VM table as text, its headers and one row per VM: what ``str()`` shows, for
+        other renderers (the command line draws it with rich on a terminal)."""
+        return self._HEADERS, self._rows()
+
     def summary(self) -> str:
         ready = sum(1 for r in self.vms if r.outcome is Outcome.READY)
         name = f" of plan {self.plan!r}" if self.plan else ""

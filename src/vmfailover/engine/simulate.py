@@ -230,6 +230,19 @@ class SimulationResult:
             lines.append(f"Critical path: {path}")
         return lines
 
+    def summary(self) -> str:
+        """The RTO, its bounds, the Monte Carlo percentiles, outcomes and the critical path, one
+        line each."""
+        return "\n".join(self._summary())
+
+    def table(self, rows: int = 40) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The first ``rows`` VMs to start as text: headers and one row per VM (name, start,
+        end, state), for other renderers."""
+        return ("VM", "start", "end", "state"), [
+            (name, format_duration(start), format_duration(end), in_words(state))
+            for name, start, end, state in self._timeline_rows(rows)
+        ]
+
     def _timeline_rows(self, limit: int) -> list[tuple[str, float, float, VMState]]:
         rows = sorted(
             ((name, start, self.ends.get(name, start)) for name, start in self.starts.items()),
