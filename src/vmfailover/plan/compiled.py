@@ -148,9 +148,9 @@ class CompiledPlan:
 
     def _repr_html_(self) -> str:
         """The table, then the warnings and the decisions ``force`` made, as ``str`` shows them."""
-        notes = [
-            ("warning", str(warning)) for warning in self.warnings
-        ] + [("decision", decision) for decision in self.decisions]
+        notes = [("warning", str(warning)) for warning in self.warnings] + [
+            ("decision", decision) for decision in self.decisions
+        ]
         table = _render.html_table(self._HEADERS, self._rows(), title=self._title())
         return table + "".join(
             f"<p>{html.escape(kind)}: {html.escape(text)}</p>" for kind, text in notes
