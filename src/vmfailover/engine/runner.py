@@ -37,6 +37,7 @@ from vmfailover.engine.run_state import RunAction, RunState, RunStateMachine
 from vmfailover.errors import (
     ConflictError,
     Finding,
+    Findings,
     TransientBackendError,
     ValidationError,
     VMFailoverError,
@@ -268,7 +269,7 @@ class Runner:
 
     def validate(
         self, plan: FailoverPlan, kind: FailoverKind | str, *, force: bool = False
-    ) -> list[Finding]:
+    ) -> Findings:
         """The pre-flight of ``plan`` for a failover of ``kind``: every finding, blocking or not.
 
         Reads only (with the runner's retries); changes nothing.
@@ -288,7 +289,7 @@ class Runner:
                 each=lambda fn, items: list(pool.map(_enlisted(self.clock, fn), items)),
             )
 
-    def _check(self, plan: FailoverPlan, kind: FailoverKind, force: bool) -> list[Finding]:
+    def _check(self, plan: FailoverPlan, kind: FailoverKind, force: bool) -> Findings:
         from vmfailover.plan.check import check
 
         return check(plan, self._facts(plan), kind, force=_flag(force, "force"))
