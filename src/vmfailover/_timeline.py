@@ -4,14 +4,16 @@ A clean-point search shows its recovery points this way in Jupyter: every point 
 time line, the tried ones as larger dots (green passed, red failed) with the round that tried
 them, the chosen one ringed. Plain SVG with ``<title>`` tooltips; no JavaScript.
 
-A leaf: it imports nothing of ours, so any layer may use it. Every label is escaped.
+A leaf: it imports only the other leaf renderer (its escaping), so any layer may use it. Every
+label is escaped, and characters XML cannot hold are replaced.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from datetime import datetime
+
+from vmfailover._svg import escape
 
 __all__ = ["STATUSES", "svg_timeline"]
 
@@ -93,4 +95,4 @@ def svg_timeline(
 
 
 def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+    return escape(text)
