@@ -1,0 +1,131 @@
+"""What happens to a memory-backend world from outside the management plane.
+
+Workloads write to disks, hosts and whole sites lose power or their network and come back, and
+guests boot slowly or never. Tests and the lab play these events; the engine never calls them.
+Disk comparisons live here too, so "no data lost" is a fact a test can check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import MappingProxyType
+
+import attrs
+
+from vmfailover.backends.memory.store import Disk, MemoryStore, VMRecord, differing_blocks
+from vmfailover.clock import VirtualClock
+from vmfailover.errors import ConflictError
+from vmfailover.model import ConnectionState, PowerState
+
+__all__ = ["WorldEvents"]
+
+
+class WorldEvents:
+    """The world-events half of :class:`~vmfailover.backends.memory.MemoryBackend`."""
+
+    _store: MemoryStore
+
+    # --- disks -----------------------------------------------------------------------------------
+
+    def write(self, vm_id: str, blocks: int | Iterable[int] = 1) -> tuple[int, ...]:
+        """Write to a VM's disk: ``blocks`` random blocks, or the given block numbers.
+
+        Returns the block numbers written. The VM must be running on an available host.
+        """
+        with self._store.lock:
+            return self._write(self._store.vm(vm_id), blocks)
+
+    def _write(self, record: VMRecord, blocks: int | Iterable[int]) -> tuple[int, ...]:
+        store = self._store
+        store.require_reachable(record)
+        if not record.running:
+            raise ConflictError(f"cannot write to VM {record.vm.name!r}: it is powered off")
+        if isinstance(blocks, int):
+            size = record.blocks
+            chosen = tuple(store.rng.randrange(size) for _ in range(blocks))
+        else:
+            chosen = tuple(blocks)
+        for block in chosen:
+            record.disk[block] = store.next_version()
+        return chosen
+
+    def run_workload(self, seconds: float) -> None:
+        """Let ``seconds`` pass: every running VM writes ``write_rate`` blocks per second.
+
+        Advances the clock when it is a :class:`VirtualClock`.
+        """
+        store = self._store
+        with store.lock:
+            for record in store.writers():
+                if record.running:
+                    count = int(record.write_rate * seconds)
+                    if count:
+                        self._write(record, count)
+        if isinstance(store.clock, VirtualClock):
+            store.clock.advance(seconds)
+
+    def disk(self, vm_id: str) -> Disk:
+        """A read-only copy of the VM's disk, for comparisons."""
+        with self._store.lock:
+            return MappingProxyType(dict(self._store.vm(vm_id).disk))
+
+    def point_disk(self, point_id: str) -> Disk:
+        with self._store.lock:
+            return self._store.point(point_id).disk
+
+    @staticmethod
+    def blocks_differing(a: Disk, b: Disk) -> int:
+        """How many blocks differ between two disks."""
+        return len(differing_blocks(a, b))
+
+    # --- guests ----------------------------------------------------------------------------------
+
+    def set_boot(self, vm_id: str, *, seconds: float | None = None, boots: bool = True) -> None:
+        """How long the guest takes to become ready; ``boots=False`` means it never does."""
+        with self._store.lock:
+            record = self._store.vm(vm_id)
+            if seconds is not None:
+                record.boot_seconds = seconds
+            record.boots = boots
+
+    # --- hosts and sites -------------------------------------------------------------------------
+
+    def fail_host(self, name: str) -> None:
+        """The host loses power: it stops answering and its VMs are off."""
+        store = self._store
+        with store.lock:
+            host = store.host(name)
+            store.replace_host(
+                attrs.evolve(host, power=PowerState.OFF, connection=ConnectionState.NOT_RESPONDING)
+            )
+            for record in store.vms_on(name):
+                store.set_power(record, PowerState.OFF)
+
+    def isolate_host(self, name: str) -> None:
+        """The management network loses the host: VMs keep running, but nothing reaches them."""
+        store = self._store
+        with store.lock:
+            host = store.host(name)
+            store.replace_host(attrs.evolve(host, connection=ConnectionState.NOT_RESPONDING))
+
+    def restore_host(self, name: str) -> None:
+        """Power and connection come back (VMs stay as they are: off after a power loss)."""
+        store = self._store
+        with store.lock:
+            host = store.host(name)
+            store.replace_host(
+                attrs.evolve(host, power=PowerState.ON, connection=ConnectionState.CONNECTED)
+            )
+
+    def fail_site(self, site: str) -> None:
+        """Every host of the site loses power (a disaster)."""
+        self._each_host_at(site, self.fail_host)
+
+    def isolate_site(self, site: str) -> None:
+        """The site is cut off but still running (the split-brain scenario)."""
+        self._each_host_at(site, self.isolate_host)
+
+    def _each_host_at(self, site: str, action: Callable[[str], None]) -> None:
+        with self._store.lock:
+            for host in self._store.hosts_at(site):
+                action(host.name)
