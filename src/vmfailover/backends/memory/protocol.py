@@ -67,6 +67,11 @@ class MemoryProtocol:
             source = store.vm(vm_id)
             host = store.host(target_host)
             store.require_datastore(target_datastore)
+            if source.test_copy_of is not None:
+                raise ConflictError(
+                    f"VM {source.vm.name!r} is a test copy: it lives only as long as its test "
+                    "and is not replicated"
+                )
             existing = store.replica_of(vm_id)
             if existing is not None:
                 if existing.target_host != target_host:

@@ -40,6 +40,10 @@ class WorldEvents:
         store.require_reachable(record)
         if not record.running:
             raise ConflictError(f"cannot write to VM {record.vm.name!r}: it is powered off")
+        return self._write_blocks(record, blocks)
+
+    def _write_blocks(self, record: VMRecord, blocks: int | Iterable[int]) -> tuple[int, ...]:
+        store = self._store
         if isinstance(blocks, int):
             size = record.blocks
             chosen = tuple(store.rng.randrange(size) for _ in range(blocks))
@@ -52,15 +56,16 @@ class WorldEvents:
     def run_workload(self, seconds: float) -> None:
         """Let ``seconds`` pass: every running VM writes ``write_rate`` blocks per second.
 
-        Advances the clock when it is a :class:`VirtualClock`.
+        Guests on an isolated host keep writing (that is what makes split brain dangerous); only
+        a host's power stops them. Advances the clock when it is a :class:`VirtualClock`.
         """
         store = self._store
         with store.lock:
             for record in store.writers():
-                if record.running:
+                if record.running and store.host(record.vm.host).power is PowerState.ON:
                     count = int(record.write_rate * seconds)
                     if count:
-                        self._write(record, count)
+                        self._write_blocks(record, count)
         if isinstance(store.clock, VirtualClock):
             store.clock.advance(seconds)
 
