@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 
 import attrs
 
@@ -40,6 +39,8 @@ from vmfailover.model import (
 )
 
 __all__ = ["MemoryProtocol"]
+
+_NO_TAGS: frozenset[str] = frozenset()  # shared: an empty frozenset is a new object each time
 
 
 class MemoryProtocol:
@@ -164,10 +165,10 @@ class MemoryProtocol:
                 replica=replica_id,
                 created_at=store.clock.now(),
                 consistency=consistency,
-                tags=frozenset(tags),
+                tags=frozenset(tags) if tags else _NO_TAGS,
                 size_bytes=moved,
             )
-            store.add_point(PointRecord(point, MappingProxyType(dict(target.disk))))
+            store.add_point(PointRecord(point, dict(target.disk)))
             store.apply(replica, ReplicaEvent.SYNC)
             return point
 
@@ -230,7 +231,6 @@ class MemoryProtocol:
                     f"VM {record.vm.name!r} is running: its guest IP is set before power-on"
                 )
             new = None if configs is None else tuple(configs)
-            record.guest_ip[nic.mac] = new
             updated = attrs.evolve(nic, ip_configs=new or (), dhcp=new is None)
             store.replace_vm(
                 record,

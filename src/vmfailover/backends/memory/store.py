@@ -27,7 +27,6 @@ from vmfailover.model import (
     Datastore,
     Host,
     Inventory,
-    IPConfig,
     Network,
     PowerState,
     RecoveryPoint,
@@ -58,7 +57,6 @@ class VMRecord:
     disk: dict[int, int]
     boot_seconds: float = 30.0
     booted_at: float | None = None  # clock.monotonic() at power-on
-    guest_ip: dict[str, tuple[IPConfig, ...] | None] = attrs.field(factory=dict)
     boots: bool = True
     shutdown_seconds: float = 5.0
     test_copy_of: str | None = None  # replica id
@@ -76,8 +74,10 @@ class VMRecord:
 
 @attrs.define
 class PointRecord:
+    """A recovery point and the disk it holds (never changed once recorded)."""
+
     point: RecoveryPoint
-    disk: Disk
+    disk: dict[int, int]
 
 
 def _add(index: dict[str, dict[str, None]], key: str, value: str) -> None:

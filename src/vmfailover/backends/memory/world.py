@@ -75,8 +75,9 @@ class WorldEvents:
             return MappingProxyType(dict(self._store.vm(vm_id).disk))
 
     def point_disk(self, point_id: str) -> Disk:
+        """A recovery point's disk, read-only (it never changes)."""
         with self._store.lock:
-            return self._store.point(point_id).disk
+            return MappingProxyType(self._store.point(point_id).disk)
 
     @staticmethod
     def blocks_differing(a: Disk, b: Disk) -> int:
