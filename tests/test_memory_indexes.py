@@ -54,8 +54,10 @@ def brute_force_check(store: MemoryStore) -> None:
     for host in hosts:
         assert [r.vm.id for r in store.vms_on(host.name)] == vms_on.get(host.name, [])
 
-    named = {(site_of[r.vm.host], r.vm.name): r.vm.id for r in records}
-    assert len(named) == len(records), "two VMs share a name at a site"
+    named: dict[str, dict[str, str]] = {site: {} for site in store._sites}
+    for record in records:
+        named[site_of[record.vm.host]][record.vm.name] = record.vm.id
+    assert sum(map(len, named.values())) == len(records), "two VMs share a name at a site"
     assert store._vm_named == named
 
     writers = [r.vm.id for r in records if r.write_rate]
@@ -77,8 +79,8 @@ def brute_force_check(store: MemoryStore) -> None:
     for replica in replicas:
         replicas_from.setdefault(replica.source_vm, []).append(replica.id)
         replicas_into.setdefault(replica.replica_vm, []).append(replica.id)
-    assert _members(store._replicas_from) == replicas_from
-    assert _members(store._replicas_into) == replicas_into
+    assert {key: list(ids) for key, ids in store._replicas_from.items()} == replicas_from
+    assert {key: list(ids) for key, ids in store._replicas_into.items()} == replicas_into
     vm_ids = {r.vm.id for r in records} | set(replicas_from) | set(replicas_into)
     for vm_id in vm_ids:
         scanned = next(

@@ -240,7 +240,7 @@ def scaled_lab(
 
     History is played as in :func:`lab`: ``points`` syncs ``interval`` apart, the workload writing
     about four blocks an hour per VM, then ``since_last_sync`` more. Disks are four blocks, so
-    100,000 VMs with their replicas and points fit in well under a gigabyte. Every guest takes
+    100,000 VMs with their replicas and points take about half a gigabyte. Every guest takes
     ``boot_seconds`` to become ready. The clock is virtual and moves only when advanced.
     """
     if isinstance(vms, bool) or not isinstance(vms, int) or not 1 <= vms <= _SCALED_MAX_VMS:

@@ -84,6 +84,12 @@ def _add(index: dict[str, dict[str, None]], key: str, value: str) -> None:
     index.setdefault(key, {})[value] = None
 
 
+def _append(index: dict[str, tuple[str, ...]], key: str, value: str) -> None:
+    """For indexes whose entries are almost always one value and never removed: a tuple is a
+    fifth of a one-entry dict's memory, which counts at 100,000 entries."""
+    index[key] = (*index.get(key, ()), value)
+
+
 def _discard(index: dict[str, dict[str, None]], key: str, value: str) -> None:
     members = index.get(key)
     if members is not None:
@@ -97,7 +103,7 @@ class MemoryStore:
 
     Indexes (each kept by the methods that change what it is built from):
 
-    - site -> its hosts; host -> the VMs on it; (site, VM name) -> VM id;
+    - site -> its hosts; host -> the VMs on it; site -> VM name -> VM id;
     - VMs with a workload (``write_rate > 0``), in the order they were added;
     - source VM -> its replicas; replica VM -> the replicas that write into it;
     - replica -> its recovery points, oldest first; replica -> its test copies;
@@ -121,10 +127,10 @@ class MemoryStore:
         self._points: dict[str, PointRecord] = {}
         self._hosts_at: dict[str, dict[str, None]] = {}
         self._vms_on: dict[str, dict[str, None]] = {}
-        self._vm_named: dict[tuple[str, str], str] = {}
+        self._vm_named: dict[str, dict[str, str]] = {}  # site -> VM name -> VM id
         self._writers: dict[str, None] = {}
-        self._replicas_from: dict[str, dict[str, None]] = {}
-        self._replicas_into: dict[str, dict[str, None]] = {}
+        self._replicas_from: dict[str, tuple[str, ...]] = {}
+        self._replicas_into: dict[str, tuple[str, ...]] = {}
         self._points_of: dict[str, dict[str, None]] = {}
         self._test_copies: dict[str, dict[str, None]] = {}
         self._inventory: Inventory | None = None
@@ -152,6 +158,7 @@ class MemoryStore:
     def add_site(self, site: Site) -> None:
         _check_new(site.name, self._sites, "site")
         self._sites[site.name] = site
+        self._vm_named[site.name] = {}
         self._changed()
 
     def add_host(self, host: Host) -> None:
@@ -210,7 +217,7 @@ class MemoryStore:
         site = self.check_placement(vm)
         self._vms[vm.id] = record
         _add(self._vms_on, vm.host, vm.id)
-        self._vm_named[(site, vm.name)] = vm.id
+        self._vm_named[site][vm.name] = vm.id
         if record.write_rate:
             self._writers[vm.id] = None
         if record.test_copy_of is not None:
@@ -223,7 +230,7 @@ class MemoryStore:
         host = self._hosts.get(vm.host)
         if host is None:
             raise ValidationError.of(f"VM {vm.name!r}", f"host {vm.host!r} does not exist")
-        other = self._vm_named.get((host.site, vm.name))
+        other = self._vm_named[host.site].get(vm.name)
         if other is not None:
             raise ValidationError.of(
                 f"VM {vm.name!r}", f"another VM ({other!r}) has this name at {host.site!r}"
@@ -249,7 +256,7 @@ class MemoryStore:
         vm = record.vm
         del self._vms[vm_id]
         _discard(self._vms_on, vm.host, vm_id)
-        del self._vm_named[(self._hosts[vm.host].site, vm.name)]
+        del self._vm_named[self._hosts[vm.host].site][vm.name]
         self._writers.pop(vm_id, None)
         if record.test_copy_of is not None:
             _discard(self._test_copies, record.test_copy_of, vm_id)
@@ -299,8 +306,8 @@ class MemoryStore:
         if replica.state is not ReplicaState.INITIALIZING:
             raise ConflictError(f"replica {replica.id!r} must start initializing")
         self._replicas[replica.id] = replica
-        _add(self._replicas_from, replica.source_vm, replica.id)
-        _add(self._replicas_into, replica.replica_vm, replica.id)
+        _append(self._replicas_from, replica.source_vm, replica.id)
+        _append(self._replicas_into, replica.replica_vm, replica.id)
         self._points_of[replica.id] = {}
         self._changed()
 
