@@ -500,9 +500,7 @@ class Inventory:
         namesakes = index.namesakes.get(key)
         if namesakes is not None:
             sites = ", ".join(sorted(self.site_of(vm) for vm in namesakes))
-            raise NotFoundError(
-                f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id"
-            )
+            raise NotFoundError(f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id")
         return lookup(index.vms_by_name, key, "VM with id or name")
 
     def replica(self, replica_id: str) -> Replica:

@@ -206,8 +206,7 @@ class MemoryProtocol:
         self._enter("connect_nic", vm_id)
         store = self._store
         with store.lock:
-            record = store.vm(vm_id)
-            store.require_reachable(record)
+            record = store.reachable_vm(vm_id)
             nic = record.vm.nic(mac)
             site = store.host(record.vm.host).site
             if not store.has_network(site, network):
@@ -223,8 +222,7 @@ class MemoryProtocol:
         self._enter("set_guest_ip", vm_id)
         store = self._store
         with store.lock:
-            record = store.vm(vm_id)
-            store.require_reachable(record)
+            record = store.reachable_vm(vm_id)
             nic = record.vm.nic(mac)
             if record.running:
                 raise ConflictError(
@@ -244,8 +242,7 @@ class MemoryProtocol:
         self._enter("power_on", vm_id)
         store = self._store
         with store.lock:
-            record = store.vm(vm_id)
-            store.require_reachable(record)
+            record = store.reachable_vm(vm_id)
             if record.running:
                 return
             for replica in store.replicas_into(vm_id):
@@ -260,8 +257,7 @@ class MemoryProtocol:
         self._enter("shutdown_guest", vm_id)
         store = self._store
         with store.lock:
-            record = store.vm(vm_id)
-            store.require_reachable(record)
+            record = store.reachable_vm(vm_id)
             if not record.running:
                 return
             needed = record.shutdown_seconds if record.boots else float("inf")
@@ -278,16 +274,14 @@ class MemoryProtocol:
         self._enter("power_off", vm_id)
         store = self._store
         with store.lock:
-            record = store.vm(vm_id)
-            store.require_reachable(record)
+            record = store.reachable_vm(vm_id)
             store.set_power(record, PowerState.OFF)
 
     def readiness(self, vm_id: str) -> Readiness:
         self._enter("readiness", vm_id)
         store = self._store
         with store.lock:
-            record = store.vm(vm_id)
-            store.require_reachable(record)
+            record = store.reachable_vm(vm_id)
             if not record.running or record.booted_at is None:
                 return Readiness(powered_on=False)
             up = store.clock.monotonic() - record.booted_at

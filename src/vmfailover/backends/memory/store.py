@@ -293,6 +293,12 @@ class MemoryStore:
                 f"{what}: host {host.name!r} is {host.connection.value}, power {host.power.value}"
             )
 
+    def reachable_vm(self, vm_id: str) -> VMRecord:
+        """The VM, if the management plane reaches its host (TransientBackendError if not)."""
+        record = self.vm(vm_id)
+        self.require_reachable(record)
+        return record
+
     def require_reachable(self, record: VMRecord) -> None:
         """The management plane reaches the VM's host."""
         self.require_available(self._hosts[record.vm.host], f"VM {record.vm.name!r}")

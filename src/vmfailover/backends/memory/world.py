@@ -100,28 +100,28 @@ class WorldEvents:
         """The host loses power: it stops answering and its VMs are off."""
         store = self._store
         with store.lock:
-            host = store.host(name)
-            store.replace_host(
-                attrs.evolve(host, power=PowerState.OFF, connection=ConnectionState.NOT_RESPONDING)
-            )
+            self._change_host(name, power=PowerState.OFF, connection=ConnectionState.NOT_RESPONDING)
             for record in store.vms_on(name):
                 store.set_power(record, PowerState.OFF)
 
     def isolate_host(self, name: str) -> None:
         """The management network loses the host: VMs keep running, but nothing reaches them."""
-        store = self._store
-        with store.lock:
-            host = store.host(name)
-            store.replace_host(attrs.evolve(host, connection=ConnectionState.NOT_RESPONDING))
+        with self._store.lock:
+            self._change_host(name, connection=ConnectionState.NOT_RESPONDING)
 
     def restore_host(self, name: str) -> None:
         """Power and connection come back (VMs stay as they are: off after a power loss)."""
-        store = self._store
-        with store.lock:
-            host = store.host(name)
-            store.replace_host(
-                attrs.evolve(host, power=PowerState.ON, connection=ConnectionState.CONNECTED)
-            )
+        with self._store.lock:
+            self._change_host(name, power=PowerState.ON, connection=ConnectionState.CONNECTED)
+
+    def _change_host(
+        self, name: str, *, connection: ConnectionState, power: PowerState | None = None
+    ) -> None:
+        host = self._store.host(name)
+        changed = attrs.evolve(
+            host, connection=connection, power=host.power if power is None else power
+        )
+        self._store.replace_host(changed)
 
     def fail_site(self, site: str) -> None:
         """Every host of the site loses power (a disaster)."""
