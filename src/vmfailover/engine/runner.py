@@ -16,10 +16,11 @@ resumable come next (see the roadmap); the seams are :meth:`Runner._preflight` (
 
 from __future__ import annotations
 
+import queue
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TypeVar
 
@@ -63,6 +64,7 @@ from vmfailover.policy.sequencer import Sequencer, StartEntry, StartOrder, VMSta
 __all__ = ["RetryPolicy", "Run", "Runner"]
 
 _T = TypeVar("_T")
+_F = TypeVar("_F")
 
 
 @attrs.frozen
@@ -341,6 +343,25 @@ def _kind(kind: FailoverKind | str) -> FailoverKind:
         raise ValidationError.of("kind", f"{kind!r} is not one of: {allowed}") from None
 
 
+def _completed(finished: queue.SimpleQueue[_F], timeout: float) -> list[_F]:
+    """What finished: waits up to ``timeout`` for the first, then takes all that are there.
+
+    Each future puts itself on the queue when done, so the loop costs O(1) per finished VM.
+    ``concurrent.futures.wait`` scans and re-arms every running future at each wake-up: with no
+    limit in the start order every VM is running at once, so a run cost up to O(n^2) when the
+    loop woke often (one 10,000-VM run woke 1,217 times and visited 1.1 million futures).
+    """
+    try:
+        done = [finished.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            done.append(finished.get_nowait())
+        except queue.Empty:
+            return done
+
+
 class _Abandoned(BaseException):
     """Raised in a worker whose run was abandoned; a BaseException so no handler records it."""
 
@@ -416,19 +437,21 @@ class _Execution:
         """Start what the sequencer allows, tell it what finished, until it is finished."""
         prepared = {name: pool.submit(self._prepare, name) for name in self.order.vms}
         running: dict[Future[VMState], str] = {}
+        finished: queue.SimpleQueue[Future[VMState]] = queue.SimpleQueue()
         while True:
             if self.cancelled.is_set() and not sequencer.finished:
                 sequencer.cancel()
             for name in sequencer.take_startable():
-                running[pool.submit(self._boot, name, prepared[name])] = name
+                future = pool.submit(self._boot, name, prepared[name])
+                running[future] = name
+                future.add_done_callback(finished.put)
             if not running:
                 if sequencer.finished:
                     return
                 raise ConflictError(  # a sequencer bug; better loud than a silent hang
                     f"run {self.run_id}: VMs are pending but none may start ({sequencer!r})"
                 )
-            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
+            for future in _completed(finished, timeout=0.2):
                 name = running.pop(future)
                 state = future.result()  # a SimulatedCrash (any BaseException) ends the run
                 if state is VMState.READY:
