@@ -1,12 +1,15 @@
 """Sessions: tests, lint, typecheck, docs, bench. CI runs the first four (the README says how).
 
-Sessions use the interpreter nox runs with (Python >= 3.11), so a fresh machine needs nothing more
-than ``pip install nox``.
+Sessions use the interpreter nox runs with (Python >= 3.11), each in a virtual environment of its
+own, so a fresh machine needs nothing more than nox in a virtual environment (the README's command:
+``python3 -m venv .venv && .venv/bin/pip install nox && .venv/bin/python -m nox ...``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -17,10 +20,50 @@ nox.options.error_on_missing_interpreters = True
 
 ROOT = Path(__file__).parent
 
+# What the vCenter simulator is built from (vmfailover.testing.vcsim), installed when missing.
+VCSIM_PACKAGES = (
+    "golang-go",
+    "golang-github-vmware-govmomi-dev",
+    "golang-github-google-uuid-dev",
+    "patch",
+)
+
+
+def _missing_debian_packages() -> list[str]:
+    missing = []
+    for package in VCSIM_PACKAGES:
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Status}", package],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "install ok installed" not in result.stdout:
+            missing.append(package)
+    return missing
+
+
+def _install_debian_packages(session: nox.Session) -> None:
+    """Install the simulator's build packages when missing (CI runs as root); else do nothing."""
+    if shutil.which("dpkg-query") is None:
+        session.warn("not a Debian system: the vSphere simulator tests will fail to build it")
+        return
+    missing = _missing_debian_packages()
+    if not missing:
+        return
+    apt = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if os.geteuid() != 0:
+        session.error(f"missing Debian packages; run as root: {' '.join(apt)}")
+    install = subprocess.run(apt, check=False)
+    if install.returncode != 0:
+        session.run("apt-get", "update", external=True)
+        session.run(*apt, external=True)
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite, the backend contract suite and the examples included."""
+    """The whole test suite, the backend contract suites and the examples included."""
+    _install_debian_packages(session)
     session.install("-e", ".[test]")
     session.run(
         "pytest",

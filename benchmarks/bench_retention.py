@@ -1,10 +1,19 @@
 """Retention on 1,000,000 recovery points with every rule enabled, against sorting them.
 
-The engine is a sort plus one pass, so sorting the same points (newest first, by instant) in the
-same process is its floor. Target: apply / sort <= 3 on shuffled points. Also printed: the same
-for plain datetimes, for points that arrive already in time order (where the sort is nearly
-free, so the ratio is not the target), and the peak memory of one apply (tracemalloc, measured in
-a separate run because tracing slows everything down).
+The engine is a sort plus a few linear passes. Two sorts of the same shuffled points, newest first,
+run in the same process as baselines, and the ratio to each is printed:
+
+- sorting the recovery points by their datetime (``sorted(points, key=created_at)``), what a
+  caller without vmfailover would write. Target: apply / this sort <= 3.
+- apply's own sort: the points' positions ordered by their float timestamps (floats compare
+  much faster than datetimes), so this ratio shows what apply does around its sort. For
+  information: reading a million timestamps out of a million objects is part of apply and not of
+  this sort, so the ratio is well above the first.
+
+Also printed: the same for plain datetimes, for points that arrive already in time order (where
+the sort is nearly free, so the ratio is not the target), and the peak memory of one apply
+(tracemalloc, measured in a separate run because tracing slows everything down). The script exits
+non-zero when it misses its target.
 
 Run from the worktree root: ``python benchmarks/bench_retention.py``.
 """
@@ -72,12 +81,25 @@ def make_points(now: datetime) -> list[RecoveryPoint]:
     return points
 
 
-def compare(label: str, points: list[RecoveryPoint] | list[datetime], now: datetime) -> float:
-    """Best of a few runs each, sort and apply interleaved so machine load hits both alike."""
-    key = attrgetter("created_at") if isinstance(points[0], RecoveryPoint) else None
+def compare(
+    label: str,
+    points: list[RecoveryPoint] | list[datetime],
+    now: datetime,
+    baseline: Callable[[], object] | None = None,
+) -> float:
+    """Best of a few runs each, sort and apply interleaved so machine load hits both alike.
+
+    The baseline is sorting ``points`` newest first by instant unless another is given.
+    """
+    if baseline is None:
+        key = attrgetter("created_at") if isinstance(points[0], RecoveryPoint) else None
+
+        def baseline() -> object:
+            return sorted(points, key=key, reverse=True)
+
     sort_times, apply_times = [], []
     for _ in range(REPEATS):
-        sort_times.append(timed(lambda: sorted(points, key=key, reverse=True)))
+        sort_times.append(timed(baseline))
         apply_times.append(timed(lambda: POLICY.apply(points, now=now)))
     sort_time, apply_time = min(sort_times), min(apply_times)
     ratio = apply_time / sort_time
@@ -85,7 +107,7 @@ def compare(label: str, points: list[RecoveryPoint] | list[datetime], now: datet
     return ratio
 
 
-def main() -> None:
+def main() -> int:
     now = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
     print(f"building {N:,} recovery points ...", flush=True)
     ordered = make_points(now)
@@ -95,7 +117,14 @@ def main() -> None:
     print(f"policy: {POLICY}")
     print(f"kept {len(decision.keep):,}, removed {len(decision.remove):,}")
 
-    ratio = compare("recovery points, shuffled", shuffled, now)
+    ratio = compare("recovery points, shuffled, against sorting them by datetime", shuffled, now)
+    stamps = [point.created_at.timestamp() for point in shuffled]
+    float_ratio = compare(
+        "recovery points, shuffled, against sorting by float timestamp (apply's own sort)",
+        shuffled,
+        now,
+        baseline=lambda: sorted(range(len(stamps)), key=stamps.__getitem__, reverse=True),
+    )
     compare("datetimes, shuffled", [point.created_at for point in shuffled], now)
     compare("recovery points, already in time order (sort nearly free)", ordered, now)
 
@@ -107,8 +136,13 @@ def main() -> None:
     print(f"peak memory of one apply: {peak / 2**20:.1f} MiB ({peak / N:.0f} bytes per point)")
 
     verdict = "PASS" if ratio <= TARGET else "MISS"
-    print(f"{verdict}: apply / sort = {ratio:.2f} on shuffled recovery points (target <= {TARGET})")
+    print(
+        f"{verdict}: apply / sort by datetime = {ratio:.2f} on shuffled recovery points "
+        f"(target <= {TARGET}); apply / its own float sort = {float_ratio:.2f} "
+        "(for information)"
+    )
+    return 0 if ratio <= TARGET else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

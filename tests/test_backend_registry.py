@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
@@ -38,3 +40,17 @@ def test_missing_extra_is_named(
     assert f"pip install 'vmfailover[{extra}]'" in str(caught.value)
     assert caught.value.extra == extra
     assert isinstance(caught.value, ImportError)
+
+
+def test_importing_the_package_leaves_plugin_lookup_and_http_probes_for_later() -> None:
+    """``import vmfailover`` stays light: these load when a backend is looked up by name or an
+    HTTP probe runs (their cost is measured with ``python -X importtime``, not here)."""
+    code = (
+        "import sys, vmfailover; "
+        "print(sorted(m for m in ('importlib.metadata', 'urllib.request', 'http.client', "
+        "'statistics') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert "memory" in available_backends()  # and the lookup still works when it is needed

@@ -1,10 +1,11 @@
-"""Every example runs, and the README's first command works."""
+"""Every example runs, the demo works, and CI runs exactly the README's test command."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,29 @@ def test_bad_arguments_give_our_exit_codes(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as caught:
         main(["explode"])
     assert caught.value.code == 2
+
+
+def readme_commands() -> list[str]:
+    """The shell commands of the README's "Two commands on a fresh machine", in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Two commands on a fresh machine", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)\n```", section, flags=re.DOTALL)
+
+
+def test_the_readme_commands_are_one_line_each_in_their_own_virtual_environment() -> None:
+    """Debian's and Ubuntu's system Python refuse ``pip install`` (externally managed), so each
+    command makes its own virtual environment first and uses only what it installed there."""
+    commands = readme_commands()
+    assert len(commands) == 2
+    for command in commands:
+        assert "\n" not in command
+        steps = command.split(" && ")
+        assert steps[0] == "python3 -m venv .venv"
+        assert all(step.startswith(".venv/bin/") for step in steps[1:]), command
+    assert commands[0].endswith(" -m vmfailover demo")
+    assert commands[1].endswith(" -m nox -s lint typecheck tests docs")
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert readme_commands()[1] in ci

@@ -15,6 +15,7 @@ from vmfailover import (
     VM,
     Credentials,
     Datastore,
+    FailoverKind,
     Host,
     Inventory,
     IPConfig,
@@ -27,6 +28,7 @@ from vmfailover import (
     Site,
     ValidationError,
 )
+from vmfailover.model import as_enum
 
 names = st.text(
     st.characters(categories=("L", "N"), include_characters="-_."), min_size=1, max_size=20
@@ -157,6 +159,20 @@ def test_bad_numbers_and_enums_are_refused_naming_the_item() -> None:
         Datastore("ds", "a", capacity_bytes=10, free_bytes=11)
     with pytest.raises(ValidationError, match="name"):
         Site("  ")
+
+
+def test_one_enum_coercion_for_every_layer() -> None:
+    assert as_enum(PowerState, "on") is PowerState.ON
+    assert as_enum(PowerState, PowerState.OFF) is PowerState.OFF
+    with pytest.raises(ValidationError) as caught:
+        as_enum(FailoverKind, "drill", "kind")
+    assert str(caught.value) == "kind: 'drill' is not one of: planned, test, regular"
+    with pytest.raises(ValidationError) as caught:
+        as_enum(FailoverKind, 3, "VM 'db01'", field="kind")
+    assert caught.value.findings[0].item == "VM 'db01'"
+    assert "kind 3 is not one of: planned, test, regular" in str(caught.value)
+    with pytest.raises(ValidationError, match="PowerState"):
+        as_enum(PowerState, None)
 
 
 def _world(*vms: VM, networks: tuple[Network, ...] = (Network("lan", "a"),)) -> Inventory:

@@ -14,13 +14,16 @@ from vmfailover.engine.events import (
     RunEvent,
     RunFinished,
     RunStarted,
+    Step,
     StepStarted,
     VMFailed,
     VMReady,
 )
 from vmfailover.engine.results import Outcome, RunResult
 from vmfailover.engine.runner import RetryPolicy, Runner, choose_point
+from vmfailover.engine.simulate import simulate
 from vmfailover.model import Consistency, RecoveryPoint
+from vmfailover.policy.sequencer import StartOrder
 from vmfailover.testing import LAB_DEPENDENCIES, LAB_VMS, SimulatedCrash, lab
 
 MUTATING = {
@@ -195,10 +198,11 @@ def test_events_tell_the_story_in_order(backend: MemoryBackend) -> None:
     runner.failover(["db01"])
     assert isinstance(events[0], RunStarted)
     assert isinstance(events[-1], RunFinished)
-    assert events[-1].result == "succeeded"
+    assert events[-1].result is RunResult.SUCCEEDED
     assert {e.vm for e in events if isinstance(e, VMReady)} == {"dc01", "dc02"}
     steps = [(e.vm, e.step) for e in events if isinstance(e, StepStarted) and e.vm == "dc01"]
-    assert steps == [("dc01", "revert"), ("dc01", "power_on"), ("dc01", "wait_ready")]
+    assert steps == [("dc01", Step.REVERT), ("dc01", Step.POWER_ON), ("dc01", Step.WAIT_READY)]
+    assert steps[0][1] == "revert"  # string enums: plain strings still compare equal
     assert all(e.run_id == report.run_id for e in events)
 
 
@@ -219,7 +223,7 @@ def test_cancel_stops_new_starts_and_leaves_a_consistent_state(backend: MemoryBa
     for result in report.vms:
         state = inventory.vm(result.replica_vm_id or "").power_state
         assert (state is PowerState.ON) == (result.outcome is Outcome.READY)
-    assert any(isinstance(e, VMFailed) and e.state == "cancelled" for e in seen)
+    assert any(isinstance(e, VMFailed) and e.state is Outcome.CANCELLED for e in seen)
 
 
 def test_a_simulated_crash_ends_the_run_and_its_workers(backend: MemoryBackend) -> None:
@@ -229,9 +233,10 @@ def test_a_simulated_crash_ends_the_run_and_its_workers(backend: MemoryBackend) 
     runner = runner_for(backend, max_parallel=4)
     with pytest.raises(SimulatedCrash):
         runner.failover(lab_start_order())
-    # Each worker makes at most the call it was already in; nothing runs on after the crash.
+    # Each worker (revert and boot threads) makes at most the call it was already in; nothing
+    # runs on after the crash.
     calls_after = backend.faults.calls - crash_at
-    assert calls_after <= runner.max_parallel
+    assert calls_after <= 2 * runner.max_parallel
     backend.clock.sleep(600)
     assert backend.faults.calls - crash_at == calls_after
 
@@ -274,3 +279,57 @@ def test_choose_point() -> None:
         choose_point(points, datetime(2026, 1, 1))
     with pytest.raises(ValidationError, match="not a recovery point choice"):
         choose_point(points, "newest")  # type: ignore[arg-type]
+
+
+def power_on_order(runner: Runner, order: StartOrder, **options: object) -> list[str]:
+    events: list[RunEvent] = []
+    runner.subscribe(events.append)
+    report = runner.failover(order, **options)  # type: ignore[arg-type]
+    assert report.result is RunResult.SUCCEEDED, str(report)
+    return [e.vm for e in events if isinstance(e, StepStarted) and e.step is Step.POWER_ON]
+
+
+def short_vms_and_a_chain() -> StartOrder:
+    order = StartOrder()  # no max_parallel: the runner's workers are the only limit
+    order.add("mon01")
+    order.add("file01")
+    order.add("dc01")
+    order.add("db01", after="dc01")
+    order.add("app03", after="db01")
+    return order
+
+
+def test_the_runners_workers_are_a_limit_the_sequencer_fills_critical_path_first(
+    backend: MemoryBackend,
+) -> None:
+    backend.fail_site("site-a")
+    order = short_vms_and_a_chain()
+    started = power_on_order(runner_for(backend, max_parallel=1), order)
+    # First come on the thread pool would have booted mon01 and file01 before db01.
+    assert started == ["dc01", "db01", "mon01", "file01", "app03"]
+    predicted = simulate(order, dict.fromkeys(order.vms, 60.0), workers=1)
+    assert sorted(predicted.starts, key=predicted.starts.__getitem__) == started
+    assert predicted.max_parallel == 1
+
+
+def test_weights_tell_the_runner_which_path_is_longest(backend: MemoryBackend) -> None:
+    backend.fail_site("site-a")
+    order = short_vms_and_a_chain()
+    boots = {name: LAB_VMS[name][3] for name in order.vms}
+    started = power_on_order(runner_for(backend, max_parallel=1), order, weights=boots)
+    # app03 (35 s) outweighs file01 (30 s) and mon01 (25 s) once db01 is up.
+    assert started == ["dc01", "db01", "app03", "file01", "mon01"]
+    predicted = simulate(order, boots, workers=1)
+    assert sorted(predicted.starts, key=predicted.starts.__getitem__) == started
+
+
+def test_bad_weights_and_workers_are_refused_before_anything_is_touched(
+    backend: MemoryBackend,
+) -> None:
+    backend.fail_site("site-a")
+    with pytest.raises(ValidationError, match="weight for 'nope'"):
+        runner_for(backend).failover(["dc01"], weights={"nope": 3})
+    assert mutations(backend) == set()
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValidationError, match="max_parallel"):
+            runner_for(backend, max_parallel=bad)

@@ -19,6 +19,7 @@ from vmfailover.policy.probes import (
 )
 from vmfailover.policy.sequencer import (
     TRANSITIONS,
+    CompiledOrder,
     Event,
     FailurePolicy,
     GroupMode,
@@ -543,3 +544,139 @@ def test_bad_weights_are_refused() -> None:
         Sequencer(three_tier(), weights={"nope": 1.0})
     with pytest.raises(ValidationError, match="weight for 'db01'"):
         Sequencer(three_tier(), weights={"db01": -1.0})
+
+
+# -- the compiled order and stepping by position ------------------------------------------------
+
+
+def test_compile_checks_once_and_sequencers_walk_it_fresh() -> None:
+    compiled = three_tier().compile()
+    assert isinstance(compiled, CompiledOrder)
+    assert compiled.names == ("dc01", "db01", "app01", "web01")
+    assert compiled.index["app01"] == 2
+    assert compiled.deps[1] == (0,)
+    assert compiled.dependents[0] == (1,)
+    assert compiled.priority == (4.0, 3.0, 2.0, 1.0)
+    assert compiled.best_first == compiled.names
+    assert len(compiled) == 4
+    assert "4 VMs" in repr(compiled)
+    for _ in range(2):  # each sequencer starts from the beginning
+        seq = Sequencer(compiled)
+        assert seq.compiled is compiled
+        assert seq.take_startable() == ["dc01"]
+        seq.mark_ready("dc01")
+        assert seq.take_startable() == ["db01"]
+
+
+def test_compile_refuses_what_the_sequencer_refuses() -> None:
+    order = StartOrder()
+    order.add("a", after="b")
+    order.add("b", after="a")
+    with pytest.raises(ValidationError, match="'a' -> 'b' -> 'a'"):
+        order.compile()
+
+
+def test_weights_change_the_best_first_order() -> None:
+    order = StartOrder(max_parallel=1)
+    order.add("quick")
+    order.add("slow")
+    assert order.compile().best_first == ("quick", "slow")
+    heavier = order.compile(weights={"slow": 300})
+    assert heavier.best_first == ("slow", "quick")
+    assert heavier.priority == (1.0, 300.0)
+    assert Sequencer(heavier).take_startable() == ["slow"]
+    with pytest.raises(ValidationError, match="weight for 'nope'"):
+        order.compile(weights={"nope": 1})
+    with pytest.raises(ValidationError, match="weights"):
+        order.compile(weights=[1, 2])  # type: ignore[arg-type]
+
+
+def test_a_compiled_order_carries_its_weights_and_workers() -> None:
+    compiled = three_tier().compile()
+    with pytest.raises(ValidationError, match="compiled order already has them"):
+        Sequencer(compiled, workers=2)
+    with pytest.raises(ValidationError, match="compiled order already has them"):
+        Sequencer(compiled, weights={"dc01": 1})
+    with pytest.raises(ValidationError, match="StartOrder or a CompiledOrder"):
+        Sequencer(["dc01"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("max_parallel", "workers", "limit"),
+    [(None, None, None), (None, 2, 2), (3, None, 3), (3, 2, 2), (2, 3, 2)],
+)
+def test_workers_are_a_limit_the_sequencer_enforces(
+    max_parallel: int | None, workers: int | None, limit: int | None
+) -> None:
+    order = StartOrder(max_parallel=max_parallel)
+    for name in ["a", "b", "c", "d"]:
+        order.add(name)
+    compiled = order.compile(workers=workers)
+    assert compiled.max_parallel == limit
+    assert compiled.workers == workers
+    started = Sequencer(order, workers=workers).take_startable()
+    assert len(started) == (4 if limit is None else limit)
+
+
+def test_with_few_workers_the_critical_path_goes_first() -> None:
+    order = StartOrder()  # no max_parallel: only the driver's workers limit
+    order.add("short1")
+    order.add("short2")
+    order.add("chain1")
+    order.add("chain2", after="chain1")
+    order.add("chain3", after="chain2")
+    seq = Sequencer(order, workers=1)
+    started = []
+    while not seq.finished:
+        (name,) = seq.take_startable()
+        started.append(name)
+        seq.mark_ready(name)
+    # chain1 (3 to go) and chain2 (2) beat the shorts (1); chain3 ties with them and was added
+    # later. First come (the old thread pool) was chain1, short1, short2, chain2, chain3.
+    assert started == ["chain1", "chain2", "short1", "short2", "chain3"]
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "4"])
+def test_bad_workers_are_refused(workers: object) -> None:
+    with pytest.raises(ValidationError, match="workers"):
+        three_tier().compile(workers=workers)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="workers"):
+        Sequencer(three_tier(), workers=workers)  # type: ignore[arg-type]
+
+
+def test_stepping_by_position() -> None:
+    seq = Sequencer(three_tier(), weights={"dc01": 10})
+    assert seq.take_startable_positions() == [0]
+    assert seq.state_at(0) is VMState.STARTING
+    seq.mark_ready_at(0)
+    assert seq.take_startable_positions() == [1]
+    seq.mark_failed_at(1, "disk on fire")
+    assert seq.reason("db01") == "disk on fire"
+    assert seq.state_at(2) is VMState.SKIPPED
+    assert seq.finished
+    assert seq.take_startable_positions() == []
+
+
+def test_a_timeout_by_position_names_the_limit() -> None:
+    order = StartOrder()
+    order.add("db01", timeout=90)
+    seq = Sequencer(order)
+    assert seq.take_startable_positions() == [0]
+    seq.mark_timed_out_at(0)
+    assert seq.state("db01") is VMState.TIMED_OUT
+    assert seq.reason("db01") == "timed out after 90 s"
+
+
+def test_bad_positions_are_conflicts_naming_the_position() -> None:
+    seq = Sequencer(three_tier())
+    with pytest.raises(ConflictError, match="cannot mark_ready VM 'db01': it is pending"):
+        seq.mark_ready_at(1)
+    for bad in (4, -1, 1.0, True, "0"):
+        with pytest.raises(ConflictError, match="the start order has 4 VMs"):
+            seq.mark_ready_at(bad)  # type: ignore[arg-type]
+        with pytest.raises(NotFoundError, match="not in the start order of 4 VMs"):
+            seq.state_at(bad)  # type: ignore[arg-type]
+    seq.take_startable_positions()
+    seq.mark_timed_out_at(0)
+    with pytest.raises(ConflictError, match="cannot mark_failed VM 'dc01': it is timed out"):
+        seq.mark_failed_at(0)

@@ -262,3 +262,50 @@ def test_skip_dependents_skips_exactly_the_transitive_dependents(
 
 def test_group_mode_default_is_priority() -> None:
     assert StartOrder().groups is GroupMode.PRIORITY
+
+
+@settings(max_examples=100)
+@given(spec=orders(), workers=st.one_of(st.none(), st.integers(1, 4)), data=st.data())
+def test_positions_and_names_drive_the_same_machine(
+    spec: Spec, workers: int | None, data: st.DataObject
+) -> None:
+    """A walk by position (the simulator's) and one by name (the runner's) decide alike, and the
+    driver's workers are a limit like the order's max_parallel."""
+    compiled = spec.order.compile(workers=workers)
+    by_position = Sequencer(compiled)
+    by_name = Sequencer(spec.order, workers=workers)
+    names = compiled.names
+    limits = [limit for limit in (spec.max_parallel, workers) if limit is not None]
+    assert compiled.max_parallel == (min(limits) if limits else None)
+    for _ in range(200):
+        positions = by_position.take_startable_positions()
+        assert [names[p] for p in positions] == by_name.take_startable()
+        assert by_position.states == by_name.states
+        assert [by_position.state_at(p) for p in range(len(names))] == list(by_name.states.values())
+        if compiled.max_parallel is not None:
+            assert len(by_name.starting) <= compiled.max_parallel
+        if by_name.finished:
+            break
+        running = [names.index(name) for name in by_name.starting]
+        position = data.draw(st.sampled_from(running))
+        action = data.draw(st.sampled_from(["ready"] * 4 + ["failed", "timed_out", "illegal"]))
+        if action == "ready":
+            by_position.mark_ready_at(position)
+            by_name.mark_ready(names[position])
+        elif action == "failed":
+            by_position.mark_failed_at(position, "test failure")
+            by_name.mark_failed(names[position], "test failure")
+        elif action == "timed_out":
+            by_position.mark_timed_out_at(position)
+            by_name.mark_timed_out(names[position])
+        else:
+            victim = data.draw(st.integers(0, len(names) - 1))
+            before = by_position.states
+            if before[names[victim]] is not VMState.STARTING:
+                with pytest.raises(ConflictError, match=names[victim]):
+                    by_position.mark_ready_at(victim)
+                assert by_position.states == before
+    assert by_position.finished and by_name.finished
+    assert by_position.warnings == by_name.warnings
+    for name in names:
+        assert by_position.reason(name) == by_name.reason(name)

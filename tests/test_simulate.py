@@ -237,7 +237,7 @@ def test_renders_as_text_and_escaped_svg() -> None:
     order.add("web01", after="<script>alert(1)</script>")
     result = simulate(order, {"<script>alert(1)</script>": 30, "web01": 90}, runs=3, seed=1)
     text = str(result)
-    assert "Simulated RTO 2m 00s" in text
+    assert "Simulated RTO 2m00s" in text
     assert "web01" in text
     assert "Monte Carlo over 3 runs" in text
     html = result._repr_html_()
@@ -260,3 +260,62 @@ def test_an_empty_order_takes_no_time() -> None:
     assert result.rto == 0
     assert result.critical_path == ()
     assert "Simulated RTO 0.0s" in str(result)
+
+
+def numpy_linear_percentile(values: list[float], q: float) -> float:
+    """numpy.percentile's default (linear between closest ranks), written out as the reference."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@settings(max_examples=50)
+@given(
+    rtos=st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=40),
+    tenths=st.integers(0, 1000),
+)
+def test_percentiles_interpolate_like_numpy(rtos: list[float], tenths: int) -> None:
+    result = SimulationResult(
+        rto=rtos[0],
+        starts={},
+        ends={},
+        states={},
+        critical_path=(),
+        critical_path_bound=0.0,
+        work_bound=0.0,
+        rtos=tuple(rtos),
+    )
+    q = tenths / 10
+    assert result.percentile(q) == pytest.approx(numpy_linear_percentile(rtos, q), abs=1e-6)
+
+
+@pytest.mark.parametrize("q", [-1, 100.5, 99.95, float("nan"), True, "50"])
+def test_percentiles_outside_0_to_100_or_finer_than_tenths_are_refused(q: object) -> None:
+    result = simulate(three_tier(), dict.fromkeys(three_tier().vms, 1.0), runs=3)
+    with pytest.raises(ValidationError, match="percentile"):
+        result.percentile(q)  # type: ignore[arg-type]
+
+
+def test_workers_limit_the_simulation_like_max_parallel() -> None:
+    order = StartOrder()
+    for index in range(6):
+        order.add(f"vm{index}")
+    durations = {f"vm{index}": 10.0 for index in range(6)}
+    assert simulate(order, durations).rto == 10
+    limited = simulate(order, durations, workers=2)
+    assert limited.rto == 30
+    assert limited.max_parallel == 2
+    assert limited.work_bound == 30
+    capped = StartOrder(max_parallel=3)
+    for index in range(6):
+        capped.add(f"vm{index}")
+    assert simulate(capped, durations, workers=4).max_parallel == 3
+    with pytest.raises(ValidationError, match="workers"):
+        simulate(order, durations, workers=0)
+
+
+def test_only_start_orders_are_simulated() -> None:
+    with pytest.raises(ValidationError, match="StartOrder"):
+        simulate(["a"], {"a": 1})  # type: ignore[arg-type]

@@ -8,6 +8,14 @@ from __future__ import annotations
 from vmfailover.backends.base import Backend, Readiness
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.host_monitor import (
+    BackendWitness,
+    HostMonitor,
+    MonitorMode,
+    MonitorNote,
+    RestartObservation,
+    Witness,
+)
 from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
 from vmfailover.engine.simulate import (
@@ -49,7 +57,31 @@ from vmfailover.model import (
     ReplicaState,
     Site,
 )
+from vmfailover.policy.cluster import (
+    AdmissionControl,
+    Cluster,
+    ClusterPolicy,
+    IsolationResponse,
+    RestartPriority,
+)
+from vmfailover.policy.cluster_check import check_cluster
+from vmfailover.policy.host_health import (
+    HealthEvent,
+    HostDecision,
+    HostHealth,
+    HostObservation,
+    HostState,
+    WitnessVerdict,
+)
 from vmfailover.policy.netmap import NetworkMapping
+from vmfailover.policy.placement import (
+    HostLoad,
+    PlacedVM,
+    Placement,
+    UnplacedReason,
+    UnplacedVM,
+    place,
+)
 from vmfailover.policy.points import choose_point
 from vmfailover.policy.probes import (
     CallableProbe,
@@ -79,6 +111,7 @@ from vmfailover.policy.retention import (
     RetentionPolicy,
 )
 from vmfailover.policy.sequencer import (
+    CompiledOrder,
     FailurePolicy,
     GroupMode,
     Sequencer,
@@ -91,11 +124,16 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "VM",
+    "AdmissionControl",
     "Backend",
     "BackendError",
+    "BackendWitness",
     "CalendarDuration",
     "CallableProbe",
     "Clock",
+    "Cluster",
+    "ClusterPolicy",
+    "CompiledOrder",
     "ConflictError",
     "ConnectionState",
     "Consistency",
@@ -109,21 +147,33 @@ __all__ = [
     "GroupMode",
     "GuestOS",
     "HTTPStatus",
+    "HealthEvent",
     "Host",
+    "HostDecision",
+    "HostHealth",
+    "HostLoad",
+    "HostMonitor",
+    "HostObservation",
+    "HostState",
     "IPAssigned",
     "IPAssignment",
     "IPConfig",
     "Inventory",
+    "IsolationResponse",
     "KeepReasons",
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
+    "MonitorMode",
+    "MonitorNote",
     "Network",
     "NetworkMapping",
     "Nic",
     "NotFoundError",
     "Outcome",
     "PermanentBackendError",
+    "PlacedVM",
+    "Placement",
     "PowerState",
     "PoweredOn",
     "Probe",
@@ -137,6 +187,8 @@ __all__ = [
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
+    "RestartObservation",
+    "RestartPriority",
     "RetentionDecision",
     "RetentionEntry",
     "RetentionPolicy",
@@ -157,13 +209,19 @@ __all__ = [
     "ToolsHeartbeat",
     "TransientBackendError",
     "Uniform",
+    "UnplacedReason",
+    "UnplacedVM",
     "VMFailoverError",
     "VMResult",
     "VMState",
     "ValidationError",
     "VirtualClock",
+    "Witness",
+    "WitnessVerdict",
     "__version__",
     "addresses_in_use",
+    "check_cluster",
     "choose_point",
+    "place",
     "simulate",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -38,8 +39,10 @@ __all__ = [
     "Replica",
     "ReplicaState",
     "Site",
+    "as_enum",
     "aware_utc",
     "lookup",
+    "parse_seconds",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -150,36 +153,91 @@ def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> 
 _E = TypeVar("_E", bound=enum.StrEnum)
 
 
-def _to_enum(enum_type: type[_E], value: object) -> _E:
+def as_enum(
+    enum_type: type[_E], value: object, item: str | None = None, *, field: str | None = None
+) -> _E:
+    """``value`` as a member of ``enum_type``: a member already, or a member's value (a string).
+
+    The one place every layer turns user input into an enum. Anything else is refused with a
+    :class:`~vmfailover.errors.ValidationError` naming ``item`` (the enum's name by default) and
+    the ``field`` it was given for, and listing the values accepted.
+    """
     if isinstance(value, enum_type):
         return value
-    try:
-        return enum_type(str(value))
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum_type)
+    if isinstance(value, str):
+        try:
+            return enum_type(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in enum_type)
+    given = f"{field} {value!r}" if field else repr(value)
+    raise ValidationError.of(item or enum_type.__name__, f"{given} is not one of: {allowed}")
+
+
+_SPAN_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+_SPAN_PART = re.compile(r"\s*(\d{1,9}(?:\.\d{1,9})?)\s*([smhdw])", re.IGNORECASE)
+
+
+def parse_seconds(value: object, item: str, *, allow_zero: bool = False) -> float:
+    """Seconds from a number or a span such as ``"90s"``, ``"15m"``, ``"1h30m"`` or ``"2d"``.
+
+    ``m`` is minutes here (an objective or a timeout, not a calendar span). NaN, infinity,
+    negative numbers, zero (unless ``allow_zero``), booleans and malformed text raise a
+    ValidationError naming ``item``.
+    """
+    seconds: float
+    if isinstance(value, str):
+        text = value.strip().lower()
+        position, total, units = 0, 0.0, set()
+        while position < len(text):
+            match = _SPAN_PART.match(text, position)
+            if match is None or match.group(2) in units:
+                raise ValidationError.of(
+                    item,
+                    f"{value!r} is not a duration",
+                    "write a number with s, m, h, d or w, for example '15m' or '1h30m'",
+                )
+            units.add(match.group(2))
+            total += float(match.group(1)) * _SPAN_UNITS[match.group(2)]
+            position = match.end()
+        if not units:
+            raise ValidationError.of(item, "is an empty duration", "for example '15m'")
+        seconds = total
+    elif isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError.of(
-            enum_type.__name__, f"{value!r} is not one of: {allowed}"
-        ) from None
+            item, f"must be seconds or a duration such as '15m', got {value!r}"
+        )
+    else:
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValidationError.of(item, f"{value!r} seconds is out of range") from None
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValidationError.of(item, f"must be a finite number of seconds {bound}, got {value!r}")
+    if seconds > 100 * 366 * 86_400:
+        raise ValidationError.of(item, f"{value!r} is longer than a century")
+    return seconds
 
 
 def _power_state(value: object) -> PowerState:
-    return _to_enum(PowerState, value)
+    return as_enum(PowerState, value)
 
 
 def _connection_state(value: object) -> ConnectionState:
-    return _to_enum(ConnectionState, value)
+    return as_enum(ConnectionState, value)
 
 
 def _replica_state(value: object) -> ReplicaState:
-    return _to_enum(ReplicaState, value)
+    return as_enum(ReplicaState, value)
 
 
 def _consistency(value: object) -> Consistency:
-    return _to_enum(Consistency, value)
+    return as_enum(Consistency, value)
 
 
 def _guest_os(value: object) -> GuestOS:
-    return _to_enum(GuestOS, value)
+    return as_enum(GuestOS, value)
 
 
 def _str_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
@@ -205,13 +263,39 @@ class Site:
     description: str = ""
 
 
+def _optional_label(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        _non_empty(instance, attribute, value)
+
+
+def _optional_positive(
+    instance: object, attribute: attrs.Attribute[Any], value: int | None
+) -> None:
+    if value is not None:
+        _positive(instance, attribute, value)
+
+
 @attrs.frozen
 class Host:
-    """A hypervisor host. ``datastores`` and ``networks`` are the names it can reach."""
+    """A hypervisor host. ``datastores`` and ``networks`` are the names it can reach.
+
+    ``cluster`` names the failover cluster (vSphere HA cluster, Hyper-V failover cluster) the host
+    belongs to, if any. The remaining fields describe what a cluster needs to fail over safely;
+    ``None`` means "not known", and a readiness check says nothing about what it does not know:
+
+    - ``cpu_family``: the CPU vendor and family (``"intel"``, ``"amd"``); VMs cannot move live
+      between hosts of different families.
+    - ``cpu_feature_level``: the CPU feature baseline VMs see (a vSphere EVC mode such as
+      ``"intel-cascadelake"``, Hyper-V processor compatibility); live moves need a common one.
+    - ``management_paths``: independent paths of the management network (uplinks, or cluster
+      networks on Hyper-V); 1 means a single NIC or switch port can isolate the host.
+    - ``storage_paths``: independent paths to the shared storage (multipathing); 1 means a single
+      failure cuts the host off its datastores.
+    """
 
     name: str = attrs.field(validator=_non_empty)
     site: str = attrs.field(validator=_non_empty)
-    cluster: str | None = None
+    cluster: str | None = attrs.field(default=None, validator=_optional_label)
     connection: ConnectionState = attrs.field(
         default=ConnectionState.CONNECTED, converter=_connection_state
     )
@@ -220,6 +304,10 @@ class Host:
     memory_mb: int = attrs.field(default=262_144, validator=_positive)
     datastores: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     networks: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    cpu_family: str | None = attrs.field(default=None, validator=_optional_label)
+    cpu_feature_level: str | None = attrs.field(default=None, validator=_optional_label)
+    management_paths: int | None = attrs.field(default=None, validator=_optional_positive)
+    storage_paths: int | None = attrs.field(default=None, validator=_optional_positive)
 
     @property
     def available(self) -> bool:

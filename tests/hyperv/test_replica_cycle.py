@@ -171,10 +171,13 @@ def test_unplanned_failover_to_a_chosen_point_then_complete(pair: HyperVPair) ->
     ok(b.run(cmd("Start-VMFailover", VMRecoverySnapshot=chosen, Confirm=False)))
     vm = pair.replica_model.vm("web01")
     assert vm.data_version == 2
-    assert vm.adapters[0].applied_ip is not None
-    assert vm.adapters[0].applied_ip.ipv4_address == "10.2.0.9"
+    assert vm.adapters[0].applied_ip is None  # injected as the guest boots, not before
     assert state(b) == ("Off", "Replica", "FailedOverWaitingCompletion")
     ok(b.run(cmd("Start-VM", "web01")))
+    assert vm.adapters[0].applied_ip is not None
+    assert vm.adapters[0].applied_ip.ipv4_address == "10.2.0.9"
+    adapter = ok(b.run(cmd("Get-VMNetworkAdapter", "web01"))).output[0]
+    assert prop(adapter, "IPAddresses") == ["10.2.0.9"]
     assert error_ids(b.run(cmd("Complete-VMFailover", "web01"))) == [
         f"HostFunctionNotImplemented,{CMDS}CompleteVMFailover"
     ]

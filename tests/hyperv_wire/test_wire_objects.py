@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import logging
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -156,11 +158,19 @@ def test_unknown_command_is_the_command_hosts_error(shell: PypsrpShell) -> None:
 
 
 def test_a_bug_in_the_command_host_fails_the_pipeline_instead_of_hanging(
-    shell: PypsrpShell,
+    shell: PypsrpShell, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (error,) = shell.run(cmd("Crash-Item")).errors
+    with caplog.at_level(logging.ERROR, logger="vmfailover.testing.hyperv"):
+        (error,) = shell.run(cmd("Crash-Item")).errors
     assert error.fully_qualified_error_id == "SimulatorError"
-    assert "bug in the command host" in error.message
+    # The client learns that the host failed and the id to look it up by, not the traceback.
+    match = re.search(r"error id ([0-9a-f-]{36})", error.message)
+    assert match is not None, error.message
+    assert "Traceback" not in error.message
+    assert "bug in the command host" not in error.message
+    (record,) = [r for r in caplog.records if match.group(1) in r.getMessage()]
+    assert record.exc_info is not None
+    assert "bug in the command host" in str(record.exc_info[1])
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from importlib.metadata import entry_points
 from typing import Any
 
 from vmfailover.backends.base import Backend, Readiness
@@ -21,7 +20,11 @@ __all__ = ["Backend", "Readiness", "available_backends", "backend_class", "open_
 _GROUP = "vmfailover.backends"
 
 # Built-in backends: where they live, and the (importable module, extra) each needs.
-_BUILTIN: dict[str, str] = {"memory": "vmfailover.backends.memory:MemoryBackend"}
+_BUILTIN: dict[str, str] = {
+    "memory": "vmfailover.backends.memory:MemoryBackend",
+    "vsphere": "vmfailover.backends.vsphere:VSphereBackend",
+    "hyperv": "vmfailover.backends.hyperv:HyperVBackend",
+}
 _REQUIRES: dict[str, tuple[str, str]] = {
     "vsphere": ("pyVmomi", "vsphere"),
     "hyperv": ("pypsrp", "hyperv"),
@@ -29,6 +32,10 @@ _REQUIRES: dict[str, tuple[str, str]] = {
 
 
 def _registered() -> dict[str, str]:
+    # Imported here, not at the top: importlib.metadata is a third of `import vmfailover`, and
+    # only looking a backend up by name needs it.
+    from importlib.metadata import entry_points
+
     found = dict(_BUILTIN)
     for entry in entry_points(group=_GROUP):
         found.setdefault(entry.name, entry.value)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import TextIO
 
-from vmfailover._render import text_table
+from vmfailover._render import in_words, text_table
 from vmfailover.backends.memory import BLOCK_SIZE, MemoryBackend
 from vmfailover.backends.memory.lab import LAB_DEPENDENCIES, lab
 from vmfailover.engine.events import RunEvent, RunStarted, RunWarning, VMFailed, VMReady
@@ -48,7 +48,7 @@ class Progress:
                 self._line(f"{event.vm} ready", progress=True)
             elif isinstance(event, VMFailed):
                 self._done += 1
-                self._line(f"{event.vm} {event.state}: {event.reason}", progress=True)
+                self._line(f"{event.vm} {in_words(event.state)}: {event.reason}", progress=True)
             elif isinstance(event, RunWarning):
                 self._line(f"warning: {event.message}")
 

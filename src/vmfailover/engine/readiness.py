@@ -8,8 +8,6 @@ sees them.
 from __future__ import annotations
 
 import socket
-import urllib.error
-import urllib.request
 
 import attrs
 
@@ -75,6 +73,11 @@ def _tcp_open(address: str, port: int) -> bool:
 
 
 def _http_status(url: str) -> int | None:
+    # Imported here, not at the top: urllib.request pulls in http.client and email, a good part of
+    # `import vmfailover`, and only HTTP readiness probes need it.
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=_NETWORK_TIMEOUT) as response:
             status: int = response.status

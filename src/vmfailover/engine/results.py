@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from vmfailover._render import html_table, text_table
+from vmfailover._render import format_duration, html_table, in_words, text_table
 from vmfailover.errors import NotFoundError
 from vmfailover.model import FailoverKind
 
@@ -126,7 +126,7 @@ class RunReport:
             rows.append(
                 (
                     r.vm,
-                    r.outcome.value,
+                    in_words(r.outcome),
                     _clock(r.recovery_point_time),
                     _duration(r.data_loss_seconds),
                     _offset(r.started_at, self.started_at),
@@ -139,7 +139,7 @@ class RunReport:
     def summary(self) -> str:
         ready = sum(1 for r in self.vms if r.outcome is Outcome.READY)
         text = (
-            f"{self.kind.value} failover {self.run_id}: {self.result.value}, "
+            f"{self.kind.value} failover {self.run_id}: {in_words(self.result)}, "
             f"{ready}/{len(self.vms)} VMs ready, RTO {_duration(self.rto_seconds)}"
         )
         if self.rto_target_seconds is not None:
@@ -178,13 +178,4 @@ def _offset(moment: datetime | None, origin: datetime) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    whole = round(seconds)
-    if whole < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{whole}s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return "-" if seconds is None else format_duration(seconds)

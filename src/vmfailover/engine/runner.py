@@ -4,9 +4,10 @@ Two phases, and the line between them matters. **Pre-flight** reads the inventor
 points and refuses the whole run, with every problem named, before anything is touched: a run that
 cannot finish must not start. **Execution** reverts every replica to its chosen point on a bounded
 thread pool, and powers VMs on in the order the :class:`~vmfailover.policy.sequencer.Sequencer`
-allows, each the moment what it depends on is ready. Transient backend errors are retried with
-exponential backoff and jitter (tenacity); permanent ones fail the VM and its failure policy
-decides what happens to the rest.
+allows, each the moment what it depends on is ready; the runner's boot threads are one of the
+sequencer's limits, so no VM waits for a thread behind a less critical one. Transient backend
+errors are retried with exponential backoff and jitter (tenacity); permanent ones fail the VM and
+its failure policy decides what happens to the rest.
 
 This first slice runs **regular** (unplanned) failovers: the source site is assumed lost. Planned
 and test failovers, plans with network mapping and re-IP, and the journal that makes a run
@@ -16,17 +17,17 @@ resumable come next (see the roadmap); the seams are :meth:`Runner._preflight` (
 
 from __future__ import annotations
 
-import queue
 import threading
 import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from typing import TypeVar
 
 import attrs
 import tenacity
 
+from vmfailover._render import in_words
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.engine.events import (
@@ -34,6 +35,7 @@ from vmfailover.engine.events import (
     RunFinished,
     RunStarted,
     RunWarning,
+    Step,
     StepFinished,
     StepStarted,
     Subscriber,
@@ -56,15 +58,21 @@ from vmfailover.model import (
     RecoveryPoint,
     Replica,
     ReplicaState,
+    as_enum,
 )
 from vmfailover.policy.fencing import fence_reason
 from vmfailover.policy.points import PointChoice, choose_point
-from vmfailover.policy.sequencer import Sequencer, StartEntry, StartOrder, VMState
+from vmfailover.policy.sequencer import (
+    CompiledOrder,
+    Sequencer,
+    StartEntry,
+    StartOrder,
+    VMState,
+)
 
 __all__ = ["RetryPolicy", "Run", "Runner"]
 
 _T = TypeVar("_T")
-_F = TypeVar("_F")
 
 
 @attrs.frozen
@@ -144,7 +152,10 @@ class Run:
 class Runner:
     """Runs failovers against one backend.
 
-    ``max_parallel`` bounds the worker threads (and so the VMs being reverted or booted at once);
+    ``max_parallel`` is how many VMs boot at once (power-on until ready or failed). The sequencer
+    enforces it as a limit of its own, so when more VMs could start the ones on the critical path
+    go first; ``simulate(order, durations, workers=runner.max_parallel)`` predicts a run of this
+    runner. Reverts to the recovery points run ahead of the boots on as many threads again;
     ``readiness_timeout`` is the default time a VM gets from power-on to ready;
     ``poll_interval`` is how often readiness is checked, in the clock's seconds.
     """
@@ -159,8 +170,10 @@ class Runner:
         readiness_timeout: float = 600.0,
         poll_interval: float = 5.0,
     ) -> None:
-        if max_parallel < 1:
-            raise ValidationError.of("Runner max_parallel", f"must be >= 1, got {max_parallel}")
+        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+            raise ValidationError.of(
+                "Runner max_parallel", f"must be a whole number >= 1, got {max_parallel!r}"
+            )
         if readiness_timeout <= 0 or poll_interval <= 0:
             raise ValidationError.of(
                 "Runner", "readiness_timeout and poll_interval must be > 0 seconds"
@@ -198,15 +211,26 @@ class Runner:
         recovery_point: PointChoice = "latest",
         force: bool = False,
         rto: float | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> RunReport:
         """Check, then run a failover of ``vms`` (names or ids of source VMs) and report.
 
         Raises :class:`~vmfailover.errors.ValidationError` listing every blocking problem before
         anything is touched. ``force=True`` starts replicas even where the source still seems to
-        run (the split-brain guard is overridden, and the report says so).
+        run (the split-brain guard is overridden, and the report says so). ``weights`` maps VMs
+        to their expected start-to-ready seconds: when more VMs could start than may, the longest
+        remaining path under these weights goes first (under one per VM without them), as in
+        ``simulate(order, durations, workers=runner.max_parallel)``, which weighs by the
+        durations' means.
         """
         return self.start(
-            vms, kind=kind, recovery_point=recovery_point, force=force, rto=rto, background=False
+            vms,
+            kind=kind,
+            recovery_point=recovery_point,
+            force=force,
+            rto=rto,
+            weights=weights,
+            background=False,
         ).wait()
 
     def start(
@@ -217,14 +241,17 @@ class Runner:
         recovery_point: PointChoice = "latest",
         force: bool = False,
         rto: float | None = None,
+        weights: Mapping[str, float] | None = None,
         background: bool = True,
     ) -> Run:
         """Like :meth:`failover`, but returns the :class:`Run` at once (it runs in a thread)."""
         order = _as_order(vms)
-        kind = _kind(kind)
+        kind = as_enum(FailoverKind, kind, "kind")
         targets, decisions = self._preflight(order, kind, recovery_point, force)
+        # The runner's threads are a limit, so the sequencer gets it (see _Execution.execute).
+        compiled = order.compile(weights=weights, workers=self.max_parallel)
         run_id = f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        execution = _Execution(self, run_id, kind, order, targets, decisions, rto)
+        execution = _Execution(self, run_id, kind, compiled, targets, decisions, rto)
         run = Run(execution)
         if background:
             run._start_background()
@@ -257,7 +284,7 @@ class Runner:
                 continue
             if replica.state not in (ReplicaState.READY, ReplicaState.FAILED_OVER):
                 findings.append(
-                    Finding(item, f"its replica {replica.id!r} is {replica.state.value}")
+                    Finding(item, f"its replica {replica.id!r} is {in_words(replica.state)}")
                 )
                 continue
             points = self._call(self.backend.recovery_points, replica.id)
@@ -354,33 +381,6 @@ def _as_order(vms: StartOrder | Iterable[str]) -> StartOrder:
     return order
 
 
-def _kind(kind: FailoverKind | str) -> FailoverKind:
-    try:
-        return FailoverKind(kind)
-    except ValueError:
-        allowed = ", ".join(k.value for k in FailoverKind)
-        raise ValidationError.of("kind", f"{kind!r} is not one of: {allowed}") from None
-
-
-def _completed(finished: queue.SimpleQueue[_F], timeout: float) -> list[_F]:
-    """What finished: waits up to ``timeout`` for the first, then takes all that are there.
-
-    Each future puts itself on the queue when done, so the loop costs O(1) per finished VM.
-    ``concurrent.futures.wait`` scans and re-arms every running future at each wake-up: with no
-    limit in the start order every VM is running at once, so a run cost up to O(n^2) when the
-    loop woke often (one 10,000-VM run woke 1,217 times and visited 1.1 million futures).
-    """
-    try:
-        done = [finished.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            done.append(finished.get_nowait())
-        except queue.Empty:
-            return done
-
-
 class _Abandoned(BaseException):
     """Raised in a worker whose run was abandoned; a BaseException so no handler records it."""
 
@@ -395,14 +395,14 @@ _OUTCOMES = {
 
 
 class _Execution:
-    """One run's execution: the thread pool, the sequencer and what happened to each VM."""
+    """One run's execution: the thread pools, the sequencer and what happened to each VM."""
 
     def __init__(
         self,
         runner: Runner,
         run_id: str,
         kind: FailoverKind,
-        order: StartOrder,
+        compiled: CompiledOrder,
         targets: dict[str, _Target],
         decisions: list[str],
         rto: float | None,
@@ -410,7 +410,7 @@ class _Execution:
         self.runner = runner
         self.run_id = run_id
         self.kind = kind
-        self.order = order
+        self.compiled = compiled
         self.targets = targets
         self.decisions = decisions
         self.warnings: list[str] = []
@@ -426,51 +426,58 @@ class _Execution:
 
     def execute(self) -> RunReport:
         started_at = self.clock.now()
-        self.runner._emit(RunStarted(self.run_id, self.kind, self.order.vms, started_at))
-        sequencer = Sequencer(self.order)
-        pool = ThreadPoolExecutor(self.runner.max_parallel, thread_name_prefix=self.run_id)
+        self.runner._emit(RunStarted(self.run_id, self.kind, self.compiled.names, started_at))
+        # The workers are a limit, so the sequencer enforces it: it hands out at most as many
+        # boots as there are boot threads, critical path first, and no boot ever queues for a
+        # thread (where it would start first come, first served).
+        workers = self.runner.max_parallel
+        sequencer = Sequencer(self.compiled)
+        reverts = ThreadPoolExecutor(workers, thread_name_prefix=f"{self.run_id}-revert")
+        boots = ThreadPoolExecutor(workers, thread_name_prefix=f"{self.run_id}-boot")
         try:
-            self._drive(sequencer, pool)
+            self._drive(sequencer, reverts, boots)
         except BaseException:
             # The orchestrator is going down (a crash, an interrupt): workers stop at their next
             # backend call or poll instead of finishing work nobody will record.
             self._abandoned.set()
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            reverts.shutdown(wait=True, cancel_futures=True)
+            boots.shutdown(wait=True, cancel_futures=True)
         finished_at = self.clock.now()
         report = self._report(sequencer, started_at, finished_at)
         for name, result in ((r.vm, r) for r in report.vms):
             if result.outcome in (Outcome.SKIPPED, Outcome.CANCELLED):
                 self.runner._emit(
-                    VMFailed(
-                        self.run_id, name, result.outcome.value, result.reason or "", finished_at
-                    )
+                    VMFailed(self.run_id, name, result.outcome, result.reason or "", finished_at)
                 )
-        self.runner._emit(
-            RunFinished(self.run_id, report.result.value, finished_at, report.rto_seconds)
-        )
+        self.runner._emit(RunFinished(self.run_id, report.result, finished_at, report.rto_seconds))
         return report
 
-    def _drive(self, sequencer: Sequencer, pool: ThreadPoolExecutor) -> None:
-        """Start what the sequencer allows, tell it what finished, until it is finished."""
-        prepared = {name: pool.submit(self._prepare, name) for name in self.order.vms}
+    def _drive(
+        self, sequencer: Sequencer, reverts: ThreadPoolExecutor, boots: ThreadPoolExecutor
+    ) -> None:
+        """Start what the sequencer allows, tell it what finished, until it is finished.
+
+        Reverts run ahead on their own threads, in the order the sequencer will want the VMs
+        (best first), so a boot rarely waits for its revert.
+        """
+        best_first = sequencer.compiled.best_first
+        prepared = {name: reverts.submit(self._prepare, name) for name in best_first}
         running: dict[Future[VMState], str] = {}
-        finished: queue.SimpleQueue[Future[VMState]] = queue.SimpleQueue()
         while True:
             if self.cancelled.is_set() and not sequencer.finished:
                 sequencer.cancel()
             for name in sequencer.take_startable():
-                future = pool.submit(self._boot, name, prepared[name])
-                running[future] = name
-                future.add_done_callback(finished.put)
+                running[boots.submit(self._boot, name, prepared[name])] = name
             if not running:
                 if sequencer.finished:
                     return
                 raise ConflictError(  # a sequencer bug; better loud than a silent hang
                     f"run {self.run_id}: VMs are pending but none may start ({sequencer!r})"
                 )
-            for future in _completed(finished, timeout=0.2):
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
                 name = running.pop(future)
                 state = future.result()  # a SimulatedCrash (any BaseException) ends the run
                 if state is VMState.READY:
@@ -487,7 +494,7 @@ class _Execution:
         target = self.targets[name]
         self._step(
             name,
-            "revert",
+            Step.REVERT,
             self._call,
             self.runner.backend.revert,
             name,
@@ -503,9 +510,9 @@ class _Execution:
         try:
             prepared.result()
             progress.started_at = self.clock.now()
-            self._step(name, "power_on", self._call, self.runner.backend.power_on, name, vm_id)
+            self._step(name, Step.POWER_ON, self._call, self.runner.backend.power_on, name, vm_id)
             progress.powered_on_at = self.clock.now()
-            state = self._step(name, "wait_ready", self._wait_ready, name, vm_id)
+            state = self._step(name, Step.WAIT_READY, self._wait_ready, name, vm_id)
         except VMFailoverError as error:
             progress.reason = str(error)
             self._failed(name, VMState.FAILED, progress.reason)
@@ -546,7 +553,7 @@ class _Execution:
             raise _Abandoned(self.run_id)
         return self.runner._call(fn, *args, on_retry=lambda message: self._warn(message, vm))
 
-    def _step(self, name: str, step: str, fn: Callable[..., _T], *args: object) -> _T:
+    def _step(self, name: str, step: Step, fn: Callable[..., _T], *args: object) -> _T:
         self.runner._emit(StepStarted(self.run_id, name, step, self.clock.now()))
         try:
             result = fn(*args)
@@ -562,13 +569,13 @@ class _Execution:
         self.runner._emit(RunWarning(self.run_id, message, self.clock.now(), vm))
 
     def _failed(self, name: str, state: VMState, reason: str) -> None:
-        self.runner._emit(VMFailed(self.run_id, name, state.value, reason, self.clock.now()))
+        self.runner._emit(VMFailed(self.run_id, name, _OUTCOMES[state], reason, self.clock.now()))
 
     # --- the report ------------------------------------------------------------------------------
 
     def _report(self, sequencer: Sequencer, started: datetime, finished: datetime) -> RunReport:
         results = []
-        for name in self.order.vms:
+        for name in self.compiled.names:
             target = self.targets[name]
             progress = self.progress[name]
             state = sequencer.state(name)

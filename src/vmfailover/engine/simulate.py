@@ -21,17 +21,9 @@ from typing import Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
-from vmfailover._render import text_table
+from vmfailover._render import format_duration, in_words, text_table
 from vmfailover.errors import Finding, ValidationError
-from vmfailover.policy.sequencer import (
-    Event,
-    Sequencer,
-    StartOrder,
-    VMState,
-    _compile,
-    _Plan,
-    _reweighted,
-)
+from vmfailover.policy.sequencer import CompiledOrder, Event, Sequencer, StartOrder, VMState
 
 __all__ = [
     "Distribution",
@@ -135,28 +127,6 @@ class LogNormal:
 DurationSpec: TypeAlias = float | int | Distribution
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not sorted_values:
-        return 0.0
-    position = (len(sorted_values) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
-
-
-def _clock(seconds: float) -> str:
-    """``1h 02m 03s`` style, down to tenths below a minute."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{minutes}m {secs:02d}s"
-
-
 _STATE_COLOURS = {
     VMState.READY: "#4c9a4c",
     VMState.FAILED: "#c0392b",
@@ -206,10 +176,25 @@ class SimulationResult:
         return max(self.critical_path_bound, self.work_bound)
 
     def percentile(self, q: float) -> float:
-        """The ``q``-th percentile (0-100) of the RTO over all runs."""
-        if not 0 <= q <= 100:
-            raise ValidationError.of("percentile", f"q must be between 0 and 100, got {q!r}")
-        return _percentile(sorted(self.rtos), q)
+        """The ``q``-th percentile of the RTO over all runs; ``q`` from 0 to 100 in steps of 0.1.
+
+        Linear interpolation between the closest runs (``statistics.quantiles`` with
+        ``method="inclusive"``, numpy's default), so ``percentile(0)`` is the fastest run and
+        ``percentile(100)`` the slowest.
+        """
+        tenths = round(q * 10) if _is_number(q) and 0 <= q <= 100 else -1
+        if tenths < 0 or not math.isclose(q * 10, tenths, abs_tol=1e-9):
+            raise ValidationError.of(
+                "percentile", f"q must be a number from 0 to 100 in steps of 0.1, got {q!r}"
+            )
+        if tenths == 0 or len(self.rtos) == 1:
+            return min(self.rtos)
+        if tenths == 1000:
+            return max(self.rtos)
+        import statistics  # here, not at the top: only percentiles need it (and its imports)
+
+        parts, cut = (100, tenths // 10) if tenths % 10 == 0 else (1000, tenths)
+        return statistics.quantiles(self.rtos, n=parts, method="inclusive")[cut - 1]
 
     @property
     def p50(self) -> float:
@@ -225,18 +210,18 @@ class SimulationResult:
 
     def _summary(self) -> list[str]:
         lines = [
-            f"Simulated RTO {_clock(self.rto)} "
-            f"(critical-path bound {_clock(self.critical_path_bound)}, "
-            f"work bound {_clock(self.work_bound)})"
+            f"Simulated RTO {format_duration(self.rto)} "
+            f"(critical-path bound {format_duration(self.critical_path_bound)}, "
+            f"work bound {format_duration(self.work_bound)})"
         ]
         if self.runs > 1:
             lines.append(
-                f"Monte Carlo over {self.runs} runs: p50 {_clock(self.p50)}, "
-                f"p90 {_clock(self.p90)}, p99 {_clock(self.p99)}"
+                f"Monte Carlo over {self.runs} runs: p50 {format_duration(self.p50)}, "
+                f"p90 {format_duration(self.p90)}, p99 {format_duration(self.p99)}"
             )
         counts: dict[str, int] = {}
         for state in self.states.values():
-            counts[state.value] = counts.get(state.value, 0) + 1
+            counts[in_words(state)] = counts.get(in_words(state), 0) + 1
         lines.append(", ".join(f"{count} {state}" for state, count in counts.items()))
         if self.critical_path:
             path = " -> ".join(self.critical_path[:8])
@@ -265,7 +250,15 @@ class SimulationResult:
             last = max(first + 1, min(width, math.ceil(end / span * width)))
             mark = "#" if state is VMState.READY else "x"
             bar = " " * first + mark * (last - first)
-            table.append((name, _clock(start), _clock(end), state.value, f"|{bar.ljust(width)}|"))
+            table.append(
+                (
+                    name,
+                    format_duration(start),
+                    format_duration(end),
+                    in_words(state),
+                    f"|{bar.ljust(width)}|",
+                )
+            )
         lines.append(text_table(("VM", "start", "end", "state", "timeline"), table))
         hidden = len(self.starts) - len(table)
         if hidden > 0:
@@ -291,14 +284,16 @@ class SimulationResult:
                 f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 6}" '
                 'stroke="#ddd"/>'
                 f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
-                f"{html.escape(_clock(span * tick / 4))}</text>"
+                f"{html.escape(format_duration(span * tick / 4))}</text>"
             )
         for row, (name, start, end, state) in enumerate(timeline):
             y = top + row * row_height
             x = label_width + chart_width * start / span
             w = max(1.0, chart_width * (end - start) / span)
             colour = _STATE_COLOURS.get(state, "#888")
-            tip = html.escape(f"{name}: {_clock(start)} - {_clock(end)} ({state.value})")
+            tip = html.escape(
+                f"{name}: {format_duration(start)} - {format_duration(end)} ({in_words(state)})"
+            )
             parts.append(
                 f'<text x="{label_width - 4}" y="{y + row_height - 3}" text-anchor="end">'
                 f"{html.escape(name)}</text>"
@@ -312,21 +307,26 @@ class SimulationResult:
         return f'<div class="vmfailover">{summary}{"".join(parts)}{more}</div>'
 
 
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
 def _is_distribution(spec: object) -> bool:
     # Duck-typed on purpose: isinstance() against a runtime-checkable Protocol costs
     # microseconds per call, which 100,000 VMs notice.
     return callable(getattr(spec, "sample", None)) and hasattr(spec, "mean")
 
 
-def _durations(plan: _Plan, durations: Mapping[str, DurationSpec]) -> list[float | Distribution]:
+def _durations(
+    names: tuple[str, ...], index: Mapping[str, int], durations: Mapping[str, DurationSpec]
+) -> list[float | Distribution]:
     """Per VM (by position) either fixed seconds or a distribution; every VM must have one."""
     if not isinstance(durations, Mapping):
         raise ValidationError.of(
             "durations", f"must map each VM to seconds or a distribution, got {durations!r}"
         )
     findings: list[Finding] = []
-    result: list[float | Distribution | None] = [None] * len(plan.names)
-    index = plan.index
+    result: list[float | Distribution | None] = [None] * len(names)
     for name, spec in durations.items():
         position = index.get(name) if isinstance(name, str) else None
         if position is None:
@@ -348,7 +348,7 @@ def _durations(plan: _Plan, durations: Mapping[str, DurationSpec]) -> list[float
                     hint="use a number, Fixed(x), Uniform(low, high) or LogNormal(median, sigma)",
                 )
             )
-    missing = [name for name, spec in zip(plan.names, result, strict=True) if spec is None]
+    missing = [name for name, spec in zip(names, result, strict=True) if spec is None]
     missing = [name for name in missing if name not in durations]
     if missing:
         shown = ", ".join(repr(name) for name in missing[:5])
@@ -374,9 +374,9 @@ def _sample(specs: list[float | Distribution], rng: random.Random) -> list[float
 
 
 def _failure_chances(
-    plan: _Plan, failures: Mapping[str, float] | Iterable[str] | None
+    index: Mapping[str, int], failures: Mapping[str, float] | Iterable[str] | None
 ) -> list[float]:
-    chance = [0.0] * len(plan.names)
+    chance = [0.0] * len(index)
     if failures is None:
         return chance
     pairs: Iterable[tuple[object, object]]
@@ -388,7 +388,7 @@ def _failure_chances(
         pairs = [(name, 1.0) for name in failures]
     findings: list[Finding] = []
     for name, probability in pairs:
-        position = plan.index.get(name) if isinstance(name, str) else None
+        position = index.get(name) if isinstance(name, str) else None
         if position is None:
             findings.append(Finding(f"failure for {name!r}", "names a VM not in the start order"))
         elif (
@@ -414,24 +414,24 @@ class _Run:
     rto: float
     start: list[float]
     end: list[float]
-    states: list[VMState]
+    states: dict[str, VMState]
     duration: list[float]
     warnings: list[Finding]
 
 
-def _one_run(plan: _Plan, durations: list[float], failing: list[bool]) -> _Run:
-    sequencer = Sequencer._from_plan(plan)
-    count = len(plan.names)
+def _one_run(compiled: CompiledOrder, durations: list[float], failing: list[bool]) -> _Run:
+    sequencer = Sequencer(compiled)
+    count = len(compiled.names)
     start = [math.nan] * count
     end = [math.nan] * count
-    timeout = plan.timeout
+    timeout = compiled.timeout
     events: list[tuple[float, int, Event]] = []
     push = heapq.heappush
     pop = heapq.heappop
     now = 0.0
 
     def launch() -> None:
-        for position in sequencer._take():
+        for position in sequencer.take_startable_positions():
             start[position] = now
             limit = timeout[position]
             duration = durations[position]
@@ -450,33 +450,33 @@ def _one_run(plan: _Plan, durations: list[float], failing: list[bool]) -> _Run:
             _, position, event = pop(events)
             end[position] = now
             if event is Event.READY:
-                sequencer._ready(position)
+                sequencer.mark_ready_at(position)
             elif event is Event.FAIL:
-                sequencer._fail(position, Event.FAIL, "simulated failure")
+                sequencer.mark_failed_at(position, "simulated failure")
             else:
-                sequencer._fail(position, Event.TIME_OUT, "")
+                sequencer.mark_timed_out_at(position)
         launch()
     return _Run(
         rto=now,
         start=start,
         end=end,
-        states=list(sequencer._states),
+        states=sequencer.states,
         duration=durations,
         warnings=sequencer.warnings,
     )
 
 
-def _bounds(plan: _Plan, run: _Run) -> tuple[tuple[str, ...], float, float]:
+def _bounds(compiled: CompiledOrder, run: _Run) -> tuple[tuple[str, ...], float, float]:
     """The critical path and its length, and the work bound, under this run's durations."""
     effective = [
         duration if limit is None else min(duration, limit)
-        for duration, limit in zip(run.duration, plan.timeout, strict=True)
+        for duration, limit in zip(run.duration, compiled.timeout, strict=True)
     ]
     finish = [0.0] * len(effective)
     best_dep = [-1] * len(effective)
-    for position in plan.topological:
+    for position in compiled.topological:
         latest = 0.0
-        for dep in plan.deps[position]:
+        for dep in compiled.deps[position]:
             if best_dep[position] == -1 or finish[dep] > latest:
                 latest = finish[dep]
                 best_dep[position] = dep
@@ -486,20 +486,20 @@ def _bounds(plan: _Plan, run: _Run) -> tuple[tuple[str, ...], float, float]:
         position = max(range(len(finish)), key=finish.__getitem__)
         bound = finish[position]
         while position != -1:
-            path.append(plan.names[position])
+            path.append(compiled.names[position])
             position = best_dep[position]
         path.reverse()
     else:
         bound = 0.0
     work = 0.0
-    if plan.max_parallel is not None:
-        work = sum(effective) / plan.max_parallel
-    per_resource = [0.0] * len(plan.capacity)
-    for position, uses in enumerate(plan.uses):
+    if compiled.max_parallel is not None:
+        work = sum(effective) / compiled.max_parallel
+    per_resource = [0.0] * len(compiled.capacity)
+    for position, uses in enumerate(compiled.uses):
         for resource in uses:
             per_resource[resource] += effective[position]
     for resource, total in enumerate(per_resource):
-        work = max(work, total / plan.capacity[resource])
+        work = max(work, total / compiled.capacity[resource])
     return tuple(path), bound, work
 
 
@@ -510,6 +510,7 @@ def simulate(
     seed: int | None = None,
     runs: int = 1,
     failures: Mapping[str, float] | Iterable[str] | None = None,
+    workers: int | None = None,
 ) -> SimulationResult:
     """Run ``order`` in virtual time and predict its RTO.
 
@@ -520,13 +521,23 @@ def simulate(
     the VM's failure policy then applies as in a real run. ``runs`` > 1 repeats the run with fresh
     samples (Monte Carlo); ``seed`` makes it repeatable. The sequencer prioritises by the
     distributions' means, as a real run would know only expectations.
+
+    ``workers`` is how many VMs the driver that will run the order can start at once; give the
+    runner's (``workers=runner.max_parallel``) to predict what that runner will do. Like the
+    runner, the simulation then never starts more than the smaller of ``workers`` and the order's
+    ``max_parallel``, critical path first; the result's ``max_parallel`` is that limit.
     """
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValidationError.of("simulate runs", f"must be a whole number >= 1, got {runs!r}")
-    unweighted = _compile(order, None)
-    specs = _durations(unweighted, durations)
-    chances = _failure_chances(unweighted, failures)
-    plan = _reweighted(unweighted, [_mean(spec) for spec in specs])
+    if not isinstance(order, StartOrder):
+        raise ValidationError.of("simulate", f"needs a StartOrder, got {order!r}")
+    names = order.vms
+    index = {name: position for position, name in enumerate(names)}
+    specs = _durations(names, index, durations)
+    chances = _failure_chances(index, failures)
+    # Compiled once for every run, prioritised by the expected (mean) durations.
+    means = {name: _mean(spec) for name, spec in zip(names, specs, strict=True)}
+    compiled = order.compile(weights=means, workers=workers)
     rng = random.Random(seed)
     results: list[_Run] = []
     for _ in range(runs):
@@ -534,16 +545,16 @@ def simulate(
         for position, value in enumerate(sampled):
             if not (value >= 0 and math.isfinite(value)):
                 raise ValidationError.of(
-                    f"duration for {plan.names[position]!r}",
+                    f"duration for {compiled.names[position]!r}",
                     f"the distribution drew {value!r}; durations must be finite and >= 0",
                 )
         failing = [chance > 0 and rng.random() < chance for chance in chances]
-        results.append(_one_run(plan, sampled, failing))
+        results.append(_one_run(compiled, sampled, failing))
     rtos = tuple(run.rto for run in results)
     median_rank = sorted(range(runs), key=lambda index: (rtos[index], index))[(runs - 1) // 2]
     shown = results[median_rank]
-    path, bound, work = _bounds(plan, shown)
-    names = plan.names
+    path, bound, work = _bounds(compiled, shown)
+    names = compiled.names
     starts = {
         names[position]: time for position, time in enumerate(shown.start) if not math.isnan(time)
     }
@@ -554,11 +565,11 @@ def simulate(
         rto=shown.rto,
         starts=starts,
         ends=ends,
-        states=dict(zip(names, shown.states, strict=True)),
+        states=shown.states,
         critical_path=path,
         critical_path_bound=bound,
         work_bound=work,
         rtos=rtos,
-        max_parallel=plan.max_parallel,
+        max_parallel=compiled.max_parallel,
         warnings=tuple(shown.warnings),
     )

@@ -6,6 +6,7 @@ answers with the reason starting the replica could split the brain, or None when
 
 from __future__ import annotations
 
+from vmfailover._render import in_words
 from vmfailover.model import VM, Inventory, PowerState, Replica
 
 __all__ = ["fence_reason"]
@@ -23,5 +24,5 @@ def fence_reason(inventory: Inventory, source: VM, replica: Replica) -> str | No
         return f"the source is running on {host.name!r}, which answers"
     return (
         f"the source was last seen running on {host.name!r}, which is "
-        f"{host.connection.value} but not known to be powered off"
+        f"{in_words(host.connection)} but not known to be powered off"
     )

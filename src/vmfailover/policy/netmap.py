@@ -18,7 +18,7 @@ import attrs
 
 from vmfailover import _render
 from vmfailover.errors import Finding, NotFoundError, Severity, ValidationError
-from vmfailover.model import VM, FailoverKind, Inventory, Network
+from vmfailover.model import VM, FailoverKind, Inventory, Network, as_enum
 
 __all__ = ["NetworkMapping"]
 
@@ -51,16 +51,6 @@ def _production_table(value: Mapping[str, str]) -> types.MappingProxyType[str, s
 
 def _test_table(value: Mapping[str, str]) -> types.MappingProxyType[str, str]:
     return _table("test", value)
-
-
-def _kind(value: object) -> FailoverKind:
-    if isinstance(value, FailoverKind):
-        return value
-    try:
-        return FailoverKind(str(value))
-    except ValueError:
-        allowed = ", ".join(kind.value for kind in FailoverKind)
-        raise ValidationError.of("kind", f"{value!r} is not one of: {allowed}") from None
 
 
 def _show(table: Mapping[str, str]) -> str:
@@ -96,7 +86,8 @@ class NetworkMapping:
 
     def table(self, kind: FailoverKind | str) -> Mapping[str, str]:
         """The explicit entries used for failovers of ``kind``."""
-        return self.test if _kind(kind) is FailoverKind.TEST else self.production
+        is_test = as_enum(FailoverKind, kind, "kind") is FailoverKind.TEST
+        return self.test if is_test else self.production
 
     def target(self, network: str, kind: FailoverKind | str) -> str:
         """The name of the target network for NICs on ``network`` in a failover of ``kind``.
@@ -104,7 +95,7 @@ class NetworkMapping:
         Raises :class:`ValidationError` when the network is not mapped. Whether the target
         exists, and is isolated for a test, depends on the inventory: see :meth:`resolve`.
         """
-        kind = _kind(kind)
+        kind = as_enum(FailoverKind, kind, "kind")
         found = self.table(kind).get(network)
         if found is not None:
             return found
@@ -122,7 +113,8 @@ class NetworkMapping:
     ) -> Network:
         """The target :class:`~vmfailover.model.Network` at ``site``, checked: it exists, and for a
         test it is isolated (unless allowed). Raises :class:`ValidationError` otherwise."""
-        target, findings = self._resolve(inventory, site, network, _kind(kind), "")
+        kind = as_enum(FailoverKind, kind, "kind")
+        target, findings = self._resolve(inventory, site, network, kind, "")
         blocking = [finding for finding in findings if finding.blocking]
         if blocking or target is None:
             raise ValidationError(blocking or findings)
@@ -144,7 +136,7 @@ class NetworkMapping:
         not isolated. Warnings: a test target allowed although not isolated, a production
         failover onto an isolated network (clients would not reach the VM).
         """
-        kind = _kind(kind)
+        kind = as_enum(FailoverKind, kind, "kind")
         if target_site is not None:
             try:
                 inventory.site(target_site)

@@ -27,10 +27,11 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Final
+from typing import Final, NoReturn
 
 import attrs
 
+from vmfailover._render import in_words
 from vmfailover.errors import (
     ConflictError,
     Finding,
@@ -38,10 +39,12 @@ from vmfailover.errors import (
     Severity,
     ValidationError,
 )
+from vmfailover.model import as_enum
 from vmfailover.policy.probes import PROBE_TYPES, Probe
 
 __all__ = [
     "TRANSITIONS",
+    "CompiledOrder",
     "Event",
     "FailurePolicy",
     "GroupMode",
@@ -197,15 +200,10 @@ class StartOrder:
                 )
             )
         try:
-            mode = GroupMode(groups)
-        except ValueError:
+            mode = as_enum(GroupMode, groups, "StartOrder", field="groups")
+        except ValidationError as error:
             mode = GroupMode.PRIORITY
-            findings.append(
-                Finding(
-                    "StartOrder groups",
-                    f"must be 'priority' or 'barrier', got {groups!r}",
-                )
-            )
+            findings.extend(error.findings)
         if findings:
             raise ValidationError(findings)
         self._max_parallel = max_parallel
@@ -305,16 +303,10 @@ class StartOrder:
                 )
             )
         try:
-            policy = FailurePolicy(on_failure)
-        except ValueError:
+            policy = as_enum(FailurePolicy, on_failure, item, field="on_failure")
+        except ValidationError as error:
             policy = FailurePolicy.SKIP_DEPENDENTS
-            findings.append(
-                Finding(
-                    item,
-                    f"on_failure must be 'abort', 'skip_dependents' or 'continue', "
-                    f"got {on_failure!r}",
-                )
-            )
+            findings.extend(error.findings)
         if findings:
             raise ValidationError(findings)
         entry = StartEntry(
@@ -355,6 +347,20 @@ class StartOrder:
         priority groups, a VM waiting for a later group is only a warning: the dependency wins.
         """
         return _analyse(self).findings
+
+    def compile(
+        self, *, weights: Mapping[str, float] | None = None, workers: int | None = None
+    ) -> CompiledOrder:
+        """Check the order and compile it for stepping; ValidationError if it cannot run.
+
+        ``weights`` maps VMs to their expected start-to-ready seconds; they only sharpen the
+        critical-path priority (1 per VM otherwise). ``workers`` is how many VMs the driver can
+        start at once (the runner's worker threads): a limit that exists must be one the
+        sequencer knows, or VMs would queue for a thread first come, first served instead of
+        critical path first. The compiled order enforces the smaller of ``workers`` and
+        :attr:`max_parallel`. Changing this order later does not change the compiled one.
+        """
+        return _compile(self, weights, workers)
 
 
 def _group_ranks(entries: list[StartEntry]) -> list[int]:
@@ -565,61 +571,108 @@ def _one_cycle(start: str, members: set[str], edges: Mapping[str, list[str]]) ->
     return [start]  # pragma: no cover - a strong component always has a cycle through start
 
 
-@attrs.frozen(eq=False)
-class _Plan:
-    """A start order compiled to indices: everything a fresh sequencer copies, computed once."""
+@attrs.frozen(eq=False, repr=False)
+class CompiledOrder:
+    """A :class:`StartOrder` compiled once for stepping: checked, indexed and prioritised.
+
+    Built by :meth:`StartOrder.compile`, which refuses an order that cannot run. Every VM has a
+    *position*, its index in :attr:`names` (the order VMs were added); all per-VM tuples here are
+    indexed by it. Compiling is linear in VMs plus dependencies plus one sort; a
+    :class:`Sequencer` over a compiled order only copies a few lists, so a driver that walks the
+    same order many times (the simulator's Monte Carlo runs) compiles once.
+
+    ``max_parallel`` is the overall limit the sequencer enforces: the smaller of the order's own
+    ``max_parallel`` and the driver's ``workers`` (None when neither limits). ``priority`` is
+    each VM's critical-path priority, its longest remaining path to the end of the graph under
+    the weights given (1 per VM without weights). ``best_first`` is the order the sequencer
+    prefers VMs in when several may start: earlier group, then longer remaining path, then the
+    order they were added.
+    """
 
     order: StartOrder
     names: tuple[str, ...]
     index: Mapping[str, int]
     deps: tuple[tuple[int, ...], ...]
     dependents: tuple[tuple[int, ...], ...]
-    indegree: tuple[int, ...]
+    topological: tuple[int, ...]
     policy: tuple[FailurePolicy, ...]
     timeout: tuple[float | None, ...]
-    uses: tuple[tuple[int, ...], ...]
-    capacity: tuple[int, ...]
     resource_names: tuple[str, ...]
-    rank: tuple[int, ...]
-    rank_sizes: tuple[int, ...]
-    barrier: bool
-    key: tuple[int, ...]
-    by_key: tuple[int, ...]
-    stride: int
+    capacity: tuple[int, ...]
+    uses: tuple[tuple[int, ...], ...]
     priority: tuple[float, ...]
-    topological: tuple[int, ...]
     max_parallel: int | None
+    workers: int | None
     warnings: tuple[Finding, ...]
+    # What only the sequencer reads: group ranks, heap keys and the best-first permutation.
+    _indegree: tuple[int, ...]
+    _rank: tuple[int, ...]
+    _rank_sizes: tuple[int, ...]
+    _barrier: bool
+    _key: tuple[int, ...]
+    _by_key: tuple[int, ...]
+    _stride: int
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledOrder({len(self.names)} VMs, max_parallel={self.max_parallel!r}, "
+            f"workers={self.workers!r}, resources={len(self.resource_names)})"
+        )
+
+    @property
+    def best_first(self) -> tuple[str, ...]:
+        """Every VM, in the order the sequencer prefers them when a limit forces a choice."""
+        names = self.names
+        return tuple(names[position] for position in self._by_key)
 
 
-def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
+def _weights(index: Mapping[str, int], weights: Mapping[str, float] | None) -> list[float]:
+    """Per position the VM's weight (1 when not given); every bad weight reported at once."""
+    weight = [1.0] * len(index)
+    if weights is None:
+        return weight
+    if not isinstance(weights, Mapping):
+        raise ValidationError.of("weights", f"must map VM names to seconds >= 0, got {weights!r}")
+    bad: list[Finding] = []
+    for name, value in weights.items():
+        position = index.get(name) if isinstance(name, str) else None
+        if position is None:
+            bad.append(Finding(f"weight for {name!r}", "names a VM not in the start order"))
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < math.inf
+        ):
+            bad.append(Finding(f"weight for {name!r}", f"must be a number >= 0, got {value!r}"))
+        else:
+            weight[position] = float(value)
+    if bad:
+        raise ValidationError(bad)
+    return weight
+
+
+def _compile(
+    order: StartOrder, weights: Mapping[str, float] | None, workers: int | None
+) -> CompiledOrder:
+    if workers is not None and not _positive_int(workers):
+        raise ValidationError.of(
+            "workers",
+            f"must be a whole number >= 1 or None, got {workers!r}",
+            "it is how many VMs the driver can start at once, for example Runner.max_parallel",
+        )
     graph = _analyse(order)
     blocking = [finding for finding in graph.findings if finding.blocking]
     if blocking:
         raise ValidationError(blocking)
     entries = list(order)
     names = graph.names
-    index = graph.index
-    weight = [1.0] * len(names)
-    if weights is not None:
-        bad: list[Finding] = []
-        for name, value in weights.items():
-            if name not in index:
-                bad.append(Finding(f"weight for {name!r}", "names a VM not in the start order"))
-            elif (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 <= value < math.inf
-            ):
-                bad.append(Finding(f"weight for {name!r}", f"must be a number >= 0, got {value!r}"))
-            else:
-                weight[index[name]] = float(value)
-        if bad:
-            raise ValidationError(bad)
+    weight = _weights(graph.index, weights)
     deps = tuple(graph.deps)
     frozen_dependents = tuple(map(tuple, graph.dependents))
-    indegree = tuple(map(len, deps))
-    topological = graph.topological
+    topological = tuple(graph.topological)
     priority = _critical_path_priorities(topological, frozen_dependents, weight)
     rank = tuple(graph.rank)
     rank_sizes = [0] * (max(rank, default=-1) + 1)
@@ -634,29 +687,32 @@ def _compile(order: StartOrder, weights: Mapping[str, float] | None) -> _Plan:
         for entry in entries
     )
     key, by_key = _heap_keys(rank, priority)
-    findings = graph.findings
-    return _Plan(
+    limit = order.max_parallel
+    if workers is not None and (limit is None or workers < limit):
+        limit = workers
+    return CompiledOrder(
         order=order,
         names=names,
-        index=index,
+        index=graph.index,
         deps=deps,
         dependents=frozen_dependents,
-        indegree=indegree,
+        topological=topological,
         policy=tuple(entry.on_failure for entry in entries),
         timeout=tuple(entry.timeout for entry in entries),
-        uses=uses,
-        capacity=tuple(limits[name] for name in resource_names),
         resource_names=resource_names,
+        capacity=tuple(limits[name] for name in resource_names),
+        uses=uses,
+        priority=priority,
+        max_parallel=limit,
+        workers=workers,
+        warnings=tuple(finding for finding in graph.findings if not finding.blocking),
+        indegree=tuple(map(len, deps)),
         rank=rank,
         rank_sizes=tuple(rank_sizes),
         barrier=order.groups is GroupMode.BARRIER,
         key=key,
         by_key=by_key,
         stride=len(resource_names) + 1,
-        priority=priority,
-        topological=tuple(topological),
-        max_parallel=order.max_parallel,
-        warnings=tuple(finding for finding in findings if not finding.blocking),
     )
 
 
@@ -689,70 +745,89 @@ def _heap_keys(
     return tuple(key), tuple(by_key)
 
 
-def _reweighted(plan: _Plan, weight: list[float]) -> _Plan:
-    """The same compiled order with critical-path priorities under other weights."""
-    priority = _critical_path_priorities(plan.topological, plan.dependents, weight)
-    key, by_key = _heap_keys(plan.rank, priority)
-    return attrs.evolve(plan, priority=priority, key=key, by_key=by_key)
-
-
 _PENDING = VMState.PENDING
 _STARTING = VMState.STARTING
 _NO_MARKER = -1
 
 
 class Sequencer:
-    """Walks one :class:`StartOrder`: told what happened, answers what may start.
+    """Walks one start order: told what happened, answers what may start.
 
-    Raises ValidationError (the blocking findings of ``order.validate()``) if the order cannot
-    run. ``weights`` maps VMs to their expected start-to-ready time; it only sharpens the
-    critical-path priority (unit weights otherwise). Validation warnings are in :attr:`warnings`.
+    ``Sequencer(order)`` compiles ``order`` (a :class:`StartOrder`) with ``weights`` and
+    ``workers`` as :meth:`StartOrder.compile` does, raising ValidationError (the blocking
+    findings of ``order.validate()``) if it cannot run; ``Sequencer(compiled)`` starts a fresh
+    walk of an already :class:`CompiledOrder` at the cost of a few list copies. Validation
+    warnings are in :attr:`warnings`.
+
+    Two ways to speak to it, one machine underneath. By name, for drivers that deal in VMs (the
+    runner): :meth:`take_startable`, :meth:`mark_ready`, :meth:`mark_failed`,
+    :meth:`mark_timed_out`. By position (an index into :attr:`CompiledOrder.names`), for drivers
+    that step many VMs or many runs and should not pay for name lookups (the simulator):
+    :meth:`take_startable_positions`, :meth:`mark_ready_at`, :meth:`mark_failed_at`,
+    :meth:`mark_timed_out_at`, :meth:`state_at`. Both check every event against
+    :data:`TRANSITIONS` and raise ConflictError for an illegal one.
 
     Promises, whatever the sequence of events: no VM starts before every VM in its ``after`` is
     ready (or has failed under ``continue``); with barrier groups no VM starts before every VM of
-    the earlier groups is final; no resource and no ``max_parallel`` is ever exceeded; and after
-    :meth:`take_startable` returns, nothing that could start has been left waiting.
+    the earlier groups is final; no resource and no overall limit (the order's ``max_parallel``
+    or the driver's ``workers``) is ever exceeded; and after :meth:`take_startable` returns,
+    nothing that could start has been left waiting.
     """
 
-    def __init__(self, order: StartOrder, *, weights: Mapping[str, float] | None = None) -> None:
-        self._reset(_compile(order, weights))
-
-    @classmethod
-    def _from_plan(cls, plan: _Plan) -> Sequencer:
-        """A fresh sequencer over an already compiled order (the simulator's many runs)."""
-        sequencer = cls.__new__(cls)
-        sequencer._reset(plan)
-        return sequencer
-
-    def _reset(self, plan: _Plan) -> None:
-        self._plan = plan
-        count = len(plan.names)
+    def __init__(
+        self,
+        order: StartOrder | CompiledOrder,
+        *,
+        weights: Mapping[str, float] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        if isinstance(order, CompiledOrder):
+            if weights is not None or workers is not None:
+                raise ValidationError.of(
+                    "Sequencer",
+                    "weights and workers belong to compiling; a compiled order already has them",
+                    "compile the order again: order.compile(weights=..., workers=...)",
+                )
+            compiled = order
+        elif isinstance(order, StartOrder):
+            compiled = _compile(order, weights, workers)
+        else:
+            raise ValidationError.of(
+                "Sequencer", f"needs a StartOrder or a CompiledOrder, got {order!r}"
+            )
+        self._compiled = compiled
+        count = len(compiled.names)
         self._states: list[VMState] = [_PENDING] * count
-        self._indegree = list(plan.indegree)
+        self._indegree = list(compiled._indegree)
         self._reasons: dict[int, str] = {}
         self._failed_deps: dict[int, list[int]] = {}
-        self._warnings: list[Finding] = list(plan.warnings)
+        self._warnings: list[Finding] = list(compiled.warnings)
         self._running: set[int] = set()
         self._pending = count
         self._stopped = False
         # Heap items are ints: a VM's best-first place times ``stride``, plus 1 + the resource
         # whose freed unit the item stands for (0: the VM itself is eligible).
         self._heap: list[int] = []
-        self._parked: list[list[int]] = [[] for _ in plan.capacity]
-        self._marked = [False] * len(plan.capacity)
-        self._used = [0] * len(plan.capacity)
-        self._rank_left = list(plan.rank_sizes)
+        self._parked: list[list[int]] = [[] for _ in compiled.capacity]
+        self._marked = [False] * len(compiled.capacity)
+        self._used = [0] * len(compiled.capacity)
+        self._rank_left = list(compiled._rank_sizes)
         self._open_rank = 0
-        self._held: list[list[int]] = [[] for _ in plan.rank_sizes]
+        self._held: list[list[int]] = [[] for _ in compiled._rank_sizes]
         for position in range(count):
-            if plan.indegree[position] == 0:
+            if compiled._indegree[position] == 0:
                 self._eligible(position)
 
     # -- queries ---------------------------------------------------------------------------
 
     @property
+    def compiled(self) -> CompiledOrder:
+        """The compiled order this sequencer walks (positions index its ``names``)."""
+        return self._compiled
+
+    @property
     def order(self) -> StartOrder:
-        return self._plan.order
+        return self._compiled.order
 
     @property
     def finished(self) -> bool:
@@ -767,16 +842,24 @@ class Sequencer:
     @property
     def starting(self) -> tuple[str, ...]:
         """The VMs started and not yet ready, failed or timed out."""
-        names = self._plan.names
+        names = self._compiled.names
         return tuple(names[position] for position in sorted(self._running))
 
     @property
     def states(self) -> dict[str, VMState]:
         """Every VM's state, in the order's order."""
-        return dict(zip(self._plan.names, self._states, strict=True))
+        return dict(zip(self._compiled.names, self._states, strict=True))
 
     def state(self, name: str) -> VMState:
         return self._states[self._lookup(name)]
+
+    def state_at(self, position: int) -> VMState:
+        """The state of the VM at ``position``; NotFoundError for a position outside the order."""
+        if type(position) is not int or not 0 <= position < len(self._states):
+            raise NotFoundError(
+                f"position {position!r} is not in the start order of {len(self._states)} VMs"
+            )
+        return self._states[position]
 
     def reason(self, name: str) -> str | None:
         """Why a VM is FAILED, TIMED_OUT, SKIPPED or CANCELLED; None otherwise."""
@@ -784,19 +867,19 @@ class Sequencer:
 
     def priority(self, name: str) -> float:
         """The VM's critical-path priority: its longest remaining path to the end of the graph."""
-        return self._plan.priority[self._lookup(name)]
+        return self._compiled.priority[self._lookup(name)]
 
     def in_use(self, resource: str) -> int:
         """How many starting VMs hold ``resource`` now."""
         try:
-            position = self._plan.resource_names.index(resource)
+            position = self._compiled.resource_names.index(resource)
         except ValueError:
             raise NotFoundError(f"resource {resource!r} has no limit in the start order") from None
         return self._used[position]
 
     def _lookup(self, name: str) -> int:
         try:
-            return self._plan.index[name]
+            return self._compiled.index[name]
         except (KeyError, TypeError):
             raise NotFoundError(f"VM {name!r} is not in the start order") from None
 
@@ -806,7 +889,7 @@ class Sequencer:
             counts[state.value] = counts.get(state.value, 0) + 1
         return f"Sequencer({counts}, finished={self.finished})"
 
-    # -- events ----------------------------------------------------------------------------
+    # -- events by name --------------------------------------------------------------------
 
     def take_startable(self) -> list[str]:
         """The VMs that may start now, best first; each moves to STARTING.
@@ -814,8 +897,8 @@ class Sequencer:
         A started VM holds a parallel slot and one unit of each of its resources until it is
         marked ready, failed or timed out. Call this again after every event.
         """
-        names = self._plan.names
-        return [names[position] for position in self._take()]
+        names = self._compiled.names
+        return [names[position] for position in self.take_startable_positions()]
 
     def mark_ready(self, name: str) -> None:
         """VM ``name`` passed its readiness probe; VMs waiting only for it may start."""
@@ -835,48 +918,84 @@ class Sequencer:
 
     def _event_target(self, name: str, event: Event) -> int:
         try:
-            position = self._plan.index[name]
+            position = self._compiled.index[name]
         except (KeyError, TypeError):
             raise ConflictError(
                 f"cannot {event.value} VM {name!r}: it is not in the start order"
             ) from None
         state = self._states[position]
         if event not in TRANSITIONS[state]:
-            raise ConflictError(f"cannot {event.value} VM {name!r}: it is {state.value}")
+            raise ConflictError(f"cannot {event.value} VM {name!r}: it is {in_words(state)}")
         return position
+
+    # -- the same events by position -------------------------------------------------------
+
+    def take_startable_positions(self) -> list[int]:
+        """:meth:`take_startable`, answering positions instead of names (best first).
+
+        The whole run's cost stays O((V + E) log V): each call costs what it starts plus the
+        heap operations of VMs that became eligible or resources that freed a unit.
+        """
+        if self._stopped:
+            return []
+        return self._take()
+
+    def mark_ready_at(self, position: int) -> None:
+        """:meth:`mark_ready` for the VM at ``position``."""
+        if type(position) is not int or not 0 <= position < len(self._states):
+            self._refuse_position(position, Event.READY)
+        self._ready(position)  # its first step checks the transition table
+
+    def mark_failed_at(self, position: int, reason: str = "") -> None:
+        """:meth:`mark_failed` for the VM at ``position``."""
+        if type(position) is not int or not 0 <= position < len(self._states):
+            self._refuse_position(position, Event.FAIL)
+        self._fail(position, Event.FAIL, str(reason))
+
+    def mark_timed_out_at(self, position: int) -> None:
+        """:meth:`mark_timed_out` for the VM at ``position``."""
+        if type(position) is not int or not 0 <= position < len(self._states):
+            self._refuse_position(position, Event.TIME_OUT)
+        self._fail(position, Event.TIME_OUT, "")
+
+    def _refuse_position(self, position: object, event: Event) -> NoReturn:
+        raise ConflictError(
+            f"cannot {event.value} position {position!r}: the start order has "
+            f"{len(self._states)} VMs (positions 0 to {len(self._states) - 1})"
+        )
 
     # -- the machine -----------------------------------------------------------------------
 
     def _move(self, position: int, event: Event) -> None:
+        """Apply ``event`` by the table; an event the table lacks changes nothing and raises."""
         state = self._states[position]
         try:
             self._states[position] = TRANSITIONS[state][event]
-        except KeyError:  # pragma: no cover - callers check; this keeps the table the authority
+        except KeyError:
+            name = self._compiled.names[position]
             raise ConflictError(
-                f"cannot {event.value} VM {self._plan.names[position]!r}: it is {state.value}"
+                f"cannot {event.value} VM {name!r}: it is {in_words(state)}"
             ) from None
 
     def _eligible(self, position: int) -> None:
         """Every dependency is settled: queue the VM, or hold it behind its barrier."""
-        plan = self._plan
-        rank = plan.rank[position]
-        if plan.barrier and rank > self._open_rank:
+        compiled = self._compiled
+        rank = compiled._rank[position]
+        if compiled._barrier and rank > self._open_rank:
             self._held[rank].append(position)
         else:
-            heapq.heappush(self._heap, plan.key[position] * plan.stride)
+            heapq.heappush(self._heap, compiled._key[position] * compiled._stride)
 
     def _take(self) -> list[int]:
-        if self._stopped:
-            return []
-        plan = self._plan
+        compiled = self._compiled
         heap = self._heap
         parked = self._parked
         used = self._used
-        capacity = plan.capacity
-        limit = plan.max_parallel
+        capacity = compiled.capacity
+        limit = compiled.max_parallel
         running = self._running
-        stride = plan.stride
-        by_key = plan.by_key
+        stride = compiled._stride
+        by_key = compiled._by_key
         started: list[int] = []
         while heap and (limit is None or len(running) < limit):
             place, slot = divmod(heapq.heappop(heap), stride)
@@ -891,7 +1010,7 @@ class Sequencer:
             if self._states[position] is not _PENDING:
                 continue
             blocked = _NO_MARKER
-            for resource in plan.uses[position]:
+            for resource in compiled.uses[position]:
                 if used[resource] >= capacity[resource]:
                     blocked = resource
                     break
@@ -902,7 +1021,7 @@ class Sequencer:
                 self._move(position, Event.START)
                 self._pending -= 1
                 running.add(position)
-                for resource in plan.uses[position]:
+                for resource in compiled.uses[position]:
                     used[resource] += 1
                 started.append(position)
                 self._note_continued(position)
@@ -915,16 +1034,16 @@ class Sequencer:
         if (
             not self._marked[resource]
             and self._parked[resource]
-            and self._used[resource] < self._plan.capacity[resource]
+            and self._used[resource] < self._compiled.capacity[resource]
         ):
             self._marked[resource] = True
             best = self._parked[resource][0]
-            heapq.heappush(self._heap, best * self._plan.stride + resource + 1)
+            heapq.heappush(self._heap, best * self._compiled._stride + resource + 1)
 
     def _note_continued(self, position: int) -> None:
         failed = self._failed_deps.pop(position, None)
         if failed:
-            names = self._plan.names
+            names = self._compiled.names
             which = ", ".join(repr(names[dep]) for dep in failed)
             self._warnings.append(
                 Finding(
@@ -937,15 +1056,15 @@ class Sequencer:
     def _release(self, position: int) -> None:
         self._running.discard(position)
         used = self._used
-        for resource in self._plan.uses[position]:
+        for resource in self._compiled.uses[position]:
             used[resource] -= 1
             self._wake(resource)
 
     def _settled(self, position: int) -> None:
         """The VM is final: count it off its group and open the next barrier if this was last."""
-        rank = self._plan.rank[position]
+        rank = self._compiled._rank[position]
         self._rank_left[rank] -= 1
-        if self._plan.barrier and rank == self._open_rank and self._rank_left[rank] == 0:
+        if self._compiled._barrier and rank == self._open_rank and self._rank_left[rank] == 0:
             self._open_next_barrier()
 
     def _open_next_barrier(self) -> None:
@@ -957,7 +1076,9 @@ class Sequencer:
                 self._held[self._open_rank] = []
                 for position in held:
                     if self._states[position] is _PENDING:
-                        heapq.heappush(self._heap, self._plan.key[position] * self._plan.stride)
+                        heapq.heappush(
+                            self._heap, self._compiled._key[position] * self._compiled._stride
+                        )
 
     def _ready(self, position: int) -> None:
         self._move(position, Event.READY)
@@ -968,16 +1089,16 @@ class Sequencer:
     def _satisfy_dependents(self, position: int) -> None:
         indegree = self._indegree
         states = self._states
-        for waiter in self._plan.dependents[position]:
+        for waiter in self._compiled.dependents[position]:
             indegree[waiter] -= 1
             if indegree[waiter] == 0 and states[waiter] is _PENDING:
                 self._eligible(waiter)
 
     def _fail(self, position: int, event: Event, reason: str) -> None:
-        plan = self._plan
-        name = plan.names[position]
+        compiled = self._compiled
+        name = compiled.names[position]
         if event is Event.TIME_OUT:
-            limit = plan.timeout[position]
+            limit = compiled.timeout[position]
             reason = "timed out" if limit is None else f"timed out after {limit:g} s"
             what = "timed out"
         else:
@@ -987,11 +1108,11 @@ class Sequencer:
         self._reasons[position] = reason
         self._release(position)
         self._settled(position)
-        policy = plan.policy[position]
+        policy = compiled.policy[position]
         if policy is FailurePolicy.ABORT:
             self._stop(f"cancelled: {name} {what} and its on_failure is 'abort'")
         elif policy is FailurePolicy.CONTINUE:
-            for waiter in plan.dependents[position]:
+            for waiter in compiled.dependents[position]:
                 if self._states[waiter] is _PENDING:
                     self._failed_deps.setdefault(waiter, []).append(position)
             self._satisfy_dependents(position)
@@ -1000,8 +1121,8 @@ class Sequencer:
 
     def _skip_dependents(self, root: int, what: str) -> None:
         """Skip every pending VM that needs ``root``, directly or through other skipped VMs."""
-        plan = self._plan
-        names = plan.names
+        compiled = self._compiled
+        names = compiled.names
         states = self._states
         root_name = names[root]
         queue = deque([root])
@@ -1013,7 +1134,7 @@ class Sequencer:
                 reason = (
                     f"skipped: depends on {names[position]}, skipped because {root_name} {what}"
                 )
-            for waiter in plan.dependents[position]:
+            for waiter in compiled.dependents[position]:
                 if states[waiter] is not _PENDING:
                     continue
                 self._move(waiter, Event.SKIP)

@@ -31,6 +31,7 @@ from ._objects import (
 )
 from .client import PypsrpShell
 from .cmdlets import HyperVCommandHost
+from .fabric_clock import FabricClock
 from .faults import (
     ACCESS_DENIED,
     OPERATION_TIMEOUT,
@@ -40,6 +41,7 @@ from .faults import (
     WinRMFault,
 )
 from .host import HyperVHost
+from .limits import ConnectionCounts, ServerLimits
 from .local import LocalShell
 from .model import HostModel, ReplicationFabric
 from .session import CallLog
@@ -54,7 +56,9 @@ __all__ = [
     "CmdletError",
     "CommandHost",
     "CommandResult",
+    "ConnectionCounts",
     "EnumValue",
+    "FabricClock",
     "FaultHooks",
     "HostModel",
     "HyperVCommandHost",
@@ -64,6 +68,7 @@ __all__ = [
     "OutputObject",
     "PypsrpShell",
     "ReplicationFabric",
+    "ServerLimits",
     "Shell",
     "ShellResult",
     "WinRMFault",

@@ -227,13 +227,27 @@ class Authenticator:
         return AuthDecision(True, header)
 
     def _basic_ok(self, authorization: str | None) -> bool:
-        if not authorization or not authorization.lower().startswith("basic "):
+        """Check Basic credentials. Whatever the header holds (non-ASCII, not base64, no colon)
+        is a failed check, never an exception. The user name is compared case-insensitively, as
+        Windows does; credentials may be sent in UTF-8 or, as some clients do, in Latin-1."""
+        if not authorization or authorization[:6].lower() != "basic ":
             return False
         try:
-            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            decoded = base64.b64decode(authorization[6:].strip().encode("ascii"), validate=True)
+        except (UnicodeEncodeError, binascii.Error):
             return False
-        user, _, password = decoded.partition(":")
-        return hmac.compare_digest(user.upper(), self.username.upper()) and hmac.compare_digest(
-            password, self.password
+        user, colon, password = _credential_text(decoded).partition(":")
+        if not colon:
+            return False
+        user_ok = hmac.compare_digest(
+            user.casefold().encode("utf-8"), self.username.casefold().encode("utf-8")
         )
+        password_ok = hmac.compare_digest(password.encode("utf-8"), self.password.encode("utf-8"))
+        return user_ok and password_ok
+
+
+def _credential_text(decoded: bytes) -> str:
+    try:
+        return decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        return decoded.decode("latin-1")

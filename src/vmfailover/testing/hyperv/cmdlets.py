@@ -57,6 +57,7 @@ from .binding import (
 from .model import (
     AUTHENTICATION_TYPE,
     CHECKPOINT_TYPE,
+    HEARTBEAT_STATUS,
     REPLICATION_HEALTH,
     REPLICATION_MODE,
     REPLICATION_RELATIONSHIP_TYPE,
@@ -652,6 +653,10 @@ def adapter_object(
     snapshot: SnapshotRecord | None = None,
 ) -> OutputObject:
     switch = host.find_switch(adapter.switch_name) if adapter.switch_name else None
+    # Guest-reported (data exchange service): only a running guest that booted reports.
+    reported = (
+        adapter.reported_addresses if snapshot is None and vm.booted(host.fabric.current()) else []
+    )
     return OutputObject(
         _ADAPTER_TYPES,
         {
@@ -664,7 +669,7 @@ def adapter_object(
             "Connected": switch is not None,
             "MacAddress": adapter.mac_address,
             "DynamicMacAddressEnabled": True,
-            "IPAddresses": [],
+            "IPAddresses": reported,
             "IsLegacy": adapter.is_legacy,
             "IsSynthetic": not adapter.is_legacy,
             "IsManagementOs": False,
@@ -685,6 +690,7 @@ def adapter_object(
 def vm_object(host: HostModel, vm: VMRecord) -> OutputObject:
     parent = next((s for s in vm.snapshots if s.id == vm.parent_snapshot_id), None)
     rep = vm.replication
+    heartbeat = vm.heartbeat(host.fabric.current())
     return OutputObject(
         _VM_TYPES,
         {
@@ -702,6 +708,7 @@ def vm_object(host: HostModel, vm: VMRecord) -> OutputObject:
             ],
             "ReplicationMode": REPLICATION_MODE[vm.replication_mode],
             "ComputerName": host.name,
+            "Heartbeat": None if heartbeat is None else HEARTBEAT_STATUS[heartbeat],
             "IsClustered": False,
             "NetworkAdapters": [adapter_object(host, vm, a) for a in vm.adapters],
             "HardDrives": [],

@@ -15,6 +15,7 @@ from vmfailover.errors import ValidationError
 from ._objects import CommandHost
 from .cmdlets import HyperVCommandHost
 from .faults import FaultHooks
+from .limits import ConnectionCounts, ServerLimits
 from .model import HostModel, ReplicationFabric
 from .session import CallLog
 from .wsman import RequestRecord, WSManServer
@@ -33,6 +34,11 @@ class HyperVHost:
 
     ``command_host`` replaces the Hyper-V cmdlets by any :class:`CommandHost` (then ``model`` is
     None); the default builds ``HyperVCommandHost(fabric.add_host(name))``.
+
+    ``limits`` (a :class:`ServerLimits`) bounds what the host accepts and how long it waits on a
+    client; the defaults are Windows' (500 KB envelopes, 300 connections) with a 10 s request
+    timeout. :meth:`connection_counts` and :meth:`wait_for_connections` show the connections the
+    host serves, one handler thread each.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class HyperVHost:
         tls: bool = False,
         port: int = 0,
         command_host: CommandHost | None = None,
+        limits: ServerLimits | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError.of(
@@ -83,6 +90,7 @@ class HyperVHost:
             port=port,
             faults=self.faults,
             calls=self.calls,
+            limits=limits,
         )
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -138,6 +146,25 @@ class HyperVHost:
     def requests(self) -> list[RequestRecord]:
         """Every answered WinRM request (action, HTTP status, envelope size), for wire tests."""
         return self._server.requests
+
+    @property
+    def limits(self) -> ServerLimits:
+        return self._server.limits
+
+    def connection_counts(self) -> ConnectionCounts:
+        """Connections open now (one handler thread each), their peak, and how many were refused
+        (over ``max_connections``) or closed for sending too slowly (``timed_out``)."""
+        return self._server.connection_counts()
+
+    def wait_for_connections(self, at_most: int, timeout: float) -> bool:
+        """Wait until the host serves at most ``at_most`` connections; False if ``timeout``
+        seconds passed first. Tests use it to see hostile connections end without sleeping."""
+        return self._server.wait_for_connections(at_most, timeout)
+
+    @property
+    def handler_thread_prefix(self) -> str:
+        """The name of every handler thread of this host starts with this."""
+        return self._server.handler_thread_prefix
 
     @property
     def open_shells(self) -> int:

@@ -15,6 +15,15 @@ Replication is synchronous and explicit: :meth:`HostModel.replicate` is one repl
 recovery points appear. A VM's "data" is an integer, ``data_version``, that
 :meth:`HostModel.write_data` bumps on a primary; every recovery point remembers the version it
 holds, so a test can tell which point a failover used.
+
+Hyper-V Replica also replicates on its own, every ``ReplicationFrequencySec``: a fabric built with
+``scheduled_replication=True`` runs those cycles as :meth:`ReplicationFabric.advance` moves its
+clock (an application-consistent one every ``VSSSnapshotFrequencyHour``), so a client that waits
+for the next recovery point sees it come, in fabric time. The guest is modelled as far as a
+client can observe it: a running VM's heartbeat turns OK ``boot_seconds`` (fabric time) after it
+starts, and its adapters then report the guest's addresses, or the failover IP settings Hyper-V
+injected at that boot when the VM runs failed over (a Replica after Start-VMFailover, or a test
+VM).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from ._objects import EnumValue
 __all__ = [
     "AUTHENTICATION_TYPE",
     "CHECKPOINT_TYPE",
+    "HEARTBEAT_STATUS",
     "REPLICATION_HEALTH",
     "REPLICATION_MODE",
     "REPLICATION_RELATIONSHIP_TYPE",
@@ -163,6 +173,26 @@ SNAPSHOT_TYPE = EnumType(
     },
 )
 SWITCH_TYPE = EnumType(_NS + "VMSwitchType", {"Private": 0, "Internal": 1, "External": 2})
+#: ``VirtualMachine.Heartbeat`` (module 2.0 numbering; null while the VM is off).
+HEARTBEAT_STATUS = EnumType(
+    _NS + "VMHeartbeatStatus",
+    {
+        name: number
+        for number, name in enumerate(
+            [
+                "Unknown",
+                "Disabled",
+                "NoContact",
+                "Error",
+                "LostCommunication",
+                "OkApplicationsUnknown",
+                "OkApplicationsHealthy",
+                "OkApplicationsCritical",
+                "Paused",
+            ]
+        )
+    },
+)
 CHECKPOINT_TYPE = EnumType(
     _NS + "CheckpointType",
     {"Disabled": 2, "Production": 3, "ProductionOnly": 4, "Standard": 5},
@@ -170,6 +200,13 @@ CHECKPOINT_TYPE = EnumType(
 
 #: Recovery point types Start-VMFailover accepts (SnapshotType 6..8).
 RECOVERY_SNAPSHOT_TYPES = frozenset({"Replica", "AppConsistentReplica", "SyncedReplica"})
+
+#: The checkpoint names of recovery points, by SnapshotType.
+_POINT_LABELS = {
+    "Replica": "Standard Replica",
+    "AppConsistentReplica": "Application-consistent Replica",
+    "SyncedReplica": "Planned Replica",
+}
 
 #: A Replica failed over (committed or not): it runs, takes checkpoints, can be reversed.
 _FAILED_OVER = frozenset({"FailedOverWaitingCompletion", "FailedOver"})
@@ -249,7 +286,11 @@ class FailoverIPSettings:
 
 @attrs.define
 class NetworkAdapterRecord:
-    """A VM's virtual NIC. ``applied_ip`` is what a failover injected into the guest."""
+    """A VM's virtual NIC.
+
+    ``guest_addresses`` are the addresses the guest configured itself; ``applied_ip`` is what
+    Hyper-V injected into the guest when it booted failed over (None otherwise).
+    """
 
     id: str
     name: str
@@ -259,6 +300,15 @@ class NetworkAdapterRecord:
     failover: FailoverIPSettings = attrs.Factory(FailoverIPSettings)
     test_replica_switch_name: str | None = None
     applied_ip: FailoverIPSettings | None = None
+    guest_addresses: list[str] = attrs.Factory(list)
+
+    @property
+    def reported_addresses(self) -> list[str]:
+        """What the guest reports through the data exchange service (KVP) while it runs."""
+        if self.applied_ip is not None:
+            injected = [self.applied_ip.ipv4_address, self.applied_ip.ipv6_address]
+            return [address for address in injected if address]
+        return list(self.guest_addresses)
 
     def copy_for(self, vm_id: uuid.UUID) -> NetworkAdapterRecord:
         return NetworkAdapterRecord(
@@ -269,6 +319,7 @@ class NetworkAdapterRecord:
             is_legacy=self.is_legacy,
             failover=attrs.evolve(self.failover),
             test_replica_switch_name=self.test_replica_switch_name,
+            guest_addresses=list(self.guest_addresses),
         )
 
 
@@ -323,6 +374,8 @@ class ReplicationRecord:
     pre_failover_version: int | None = None
     failed_over_point_id: uuid.UUID | None = None
     last_test_failover_time: datetime | None = None
+    #: Primary side: when the last application-consistent cycle ran (scheduled replication).
+    last_vss_time: datetime | None = None
 
 
 @attrs.define
@@ -341,6 +394,19 @@ class VMRecord:
     is_test_replica: bool = False
     parent_snapshot_id: uuid.UUID | None = None
     started_at: datetime | None = None
+    boot_seconds: float = 0.0
+
+    def heartbeat(self, now: datetime) -> str | None:
+        """``VirtualMachine.Heartbeat`` at ``now``: None while off, OK once the guest booted."""
+        if self.state == "Paused":
+            return "Paused"
+        if self.state != "Running" or self.started_at is None:
+            return None
+        booted = (now - self.started_at).total_seconds() >= self.boot_seconds
+        return "OkApplicationsHealthy" if booted else "NoContact"
+
+    def booted(self, now: datetime) -> bool:
+        return self.heartbeat(now) == "OkApplicationsHealthy"
 
     @property
     def replication_mode(self) -> str:
@@ -361,12 +427,19 @@ class ReplicationFabric:
     ``add_host("hv-b")`` creates a host; Enable-VMReplication on another host with
     ``-ReplicaServerName hv-b`` (or an FQDN starting ``hv-b.``) reaches it. One re-entrant lock
     serialises every change across the fabric, so the hosts may be driven from many threads.
+
+    With ``scheduled_replication=True`` every replicating primary sends a cycle each
+    ``ReplicationFrequencySec`` of fabric time, as :meth:`advance` moves the clock (Hyper-V
+    Replica's own schedule); off by default, so a test decides when recovery points appear.
     """
 
-    def __init__(self, *, clock: datetime | None = None) -> None:
+    def __init__(
+        self, *, clock: datetime | None = None, scheduled_replication: bool = False
+    ) -> None:
         self.lock = threading.RLock()
         self._hosts: dict[str, HostModel] = {}
         self._now = (clock or datetime.now(UTC)).replace(microsecond=0)
+        self.scheduled_replication = scheduled_replication
 
     def add_host(self, name: str) -> HostModel:
         if not name or not name.strip():
@@ -405,10 +478,54 @@ class ReplicationFabric:
             self._now += timedelta(seconds=1)
             return self._now
 
-    def advance(self, delta: timedelta) -> None:
-        """Move the clock forward (scene setter for tests about ages of recovery points)."""
+    def current(self) -> datetime:
+        """The fabric's clock, read without advancing it."""
         with self.lock:
-            self._now += delta
+            return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock forward; with scheduled replication, run the cycles that fall due."""
+        with self.lock:
+            target = self._now + delta
+            if self.scheduled_replication:
+                self._run_cycles_until(target)
+            self._now = max(self._now, target)
+
+    def _run_cycles_until(self, target: datetime) -> None:
+        """Run, in time order, every replication cycle due at or before ``target``."""
+        while True:
+            due = self._next_cycle()
+            if due is None or due[0] > target:
+                return
+            moment, host, record = due
+            rep = record.replication
+            assert rep is not None
+            self._now = max(self._now, moment - timedelta(seconds=1))  # now() ticks onto it
+            app = rep.vss_frequency_hour > 0 and (
+                rep.last_vss_time is None
+                or moment - rep.last_vss_time >= timedelta(hours=rep.vss_frequency_hour)
+            )
+            try:
+                host.replicate(record.id, app_consistent=app)
+            except (ValidationError, HyperVStateError):
+                rep.last_replication_time = moment  # the replica is unreachable: skip a cycle
+                continue
+            if app:
+                rep.last_vss_time = rep.last_replication_time
+
+    def _next_cycle(self) -> tuple[datetime, HostModel, VMRecord] | None:
+        soonest: tuple[datetime, HostModel, VMRecord] | None = None
+        for host in self._hosts.values():
+            for record in host.vms.values():
+                rep = record.replication
+                if rep is None or record.is_test_replica or rep.mode != "Primary":
+                    continue
+                if rep.state != "Replicating" or rep.last_replication_time is None:
+                    continue
+                due = rep.last_replication_time + timedelta(seconds=rep.frequency_sec)
+                if soonest is None or due < soonest[0]:
+                    soonest = (due, host, record)
+        return soonest
 
 
 def _mac_for(vm_id: uuid.UUID, index: int) -> str:
@@ -471,8 +588,13 @@ class HostModel:
         *,
         adapters: int = 1,
         vm_id: uuid.UUID | None = None,
+        ip_addresses: tuple[str, ...] | list[str] = (),
+        boot_seconds: float = 0.0,
     ) -> VMRecord:
         """Create a VM with ``adapters`` NICs connected to ``switch`` (or to nothing).
+
+        ``ip_addresses`` are what the guest configured on its first adapter (reported while it
+        runs); ``boot_seconds`` how long, in fabric time, its guest takes to boot.
 
         Names are data: any string is accepted as is, and names need not be unique (as on
         Hyper-V); the returned record's ``id`` is the stable key.
@@ -482,7 +604,7 @@ class HostModel:
             raise ValidationError.of(
                 f"VM {name!r}", f"unsupported state {state!r}", "use Off, Running, Saved or Paused"
             )
-        if memory_mb <= 0 or cpu <= 0 or adapters < 0:
+        if memory_mb <= 0 or cpu <= 0 or adapters < 0 or not boot_seconds >= 0:
             raise ValidationError.of(
                 f"VM {name!r}", "memory_mb and cpu must be positive", "pass e.g. memory_mb=1024"
             )
@@ -503,6 +625,7 @@ class HostModel:
                 cpu=cpu,
                 creation_time=now,
                 started_at=now if vm_state.name == "Running" else None,
+                boot_seconds=float(boot_seconds),
             )
             for index in range(adapters):
                 record.adapters.append(
@@ -513,6 +636,8 @@ class HostModel:
                         switch_name=self.find_switch(switch).name if switch else None,  # type: ignore[union-attr]
                     )
                 )
+            if record.adapters:
+                record.adapters[0].guest_addresses = [str(a) for a in ip_addresses]
             self.vms[identifier] = record
             return record
 
@@ -568,7 +693,11 @@ class HostModel:
                     "enable replication and run the initial replication first",
                 )
             replica_host, replica = self._replica_of(record)
-            return replica_host._receive(record, replica, app_consistent=app_consistent)
+            if app_consistent:
+                return replica_host._receive(
+                    record, replica, "AppConsistentReplica", "ApplicationConsistent"
+                )
+            return replica_host._receive(record, replica, "Replica", "Regular")
 
     # ------------------------------------------------------------------------ lookups
 
@@ -617,6 +746,12 @@ class HostModel:
                     record.name,
                 )
             if record.state != "Running":
+                if record.is_test_replica or (rep is not None and rep.state in _FAILED_OVER):
+                    # Hyper-V injects the failover TCP/IP settings as the failed-over guest boots.
+                    for adapter in record.adapters:
+                        adapter.applied_ip = (
+                            None if adapter.failover.is_empty else attrs.evolve(adapter.failover)
+                        )
                 record.state = "Running"
                 record.started_at = self.fabric.now()
 
@@ -850,13 +985,17 @@ class HostModel:
             del replica_host  # same lock; nothing else to do on the replica host
 
     def _receive(
-        self, primary: VMRecord, replica: VMRecord, *, app_consistent: bool
+        self, primary: VMRecord, replica: VMRecord, kind: str, cycle: str
     ) -> SnapshotRecord:
-        """Replica side of a replication cycle: apply the data, add and trim recovery points."""
+        """Replica side of a replication cycle: apply the data, add and trim recovery points.
+
+        ``kind`` is the recovery point's SnapshotType (Replica, AppConsistentReplica, or
+        SyncedReplica for the one a planned failover's -Prepare sends), ``cycle`` the
+        VMReplicationType counted (Regular, ApplicationConsistent, Planned).
+        """
         now = self.fabric.now()
         replica.data_version = primary.data_version
-        kind = "AppConsistentReplica" if app_consistent else "Replica"
-        label = "Application-consistent Replica" if app_consistent else "Standard Replica"
+        label = _POINT_LABELS[kind]
         point = SnapshotRecord(
             id=uuid.uuid4(),
             name=f"{replica.name} - {label} - ({_stamp(now)})",
@@ -875,8 +1014,7 @@ class HostModel:
         points = [s for s in replica.snapshots if s.snapshot_type in RECOVERY_SNAPSHOT_TYPES]
         stale = {s.id for s in points[:-keep]}
         replica.snapshots = [s for s in replica.snapshots if s.id not in stale]
-        kind = "ApplicationConsistent" if app_consistent else "Regular"
-        _count_cycle(kind, now, primary.replication, replica.replication)
+        _count_cycle(cycle, now, primary.replication, replica.replication)
         return point
 
     def prepare_failover(self, record: VMRecord) -> None:
@@ -891,10 +1029,8 @@ class HostModel:
                     f"state {rep.state}).",
                     record.name,
                 )
-            _, replica = self._replica_of(record)
-            assert replica.replication is not None
-            replica.data_version = record.data_version
-            _count_cycle("Planned", self.fabric.now(), rep, replica.replication)
+            replica_host, replica = self._replica_of(record)
+            replica_host._receive(record, replica, "SyncedReplica", "Planned")
             rep.state = "PreparedForFailover"
 
     def _enabled_replication(self, record: VMRecord) -> ReplicationRecord:
@@ -965,8 +1101,6 @@ class HostModel:
             rep.failed_over_point_id = point.id if point else None
             record.data_version = version
             rep.state = "FailedOverWaitingCompletion"
-            for adapter in record.adapters:
-                adapter.applied_ip = None if adapter.failover.is_empty else adapter.failover
 
     def test_failover(self, record: VMRecord, point: SnapshotRecord | None = None) -> VMRecord:
         """Create the test VM (``<name> - Test``) of a replica from ``point`` or the latest."""
@@ -1000,7 +1134,6 @@ class HostModel:
             for adapter in record.adapters:
                 copy = adapter.copy_for(test_vm.id)
                 copy.switch_name = adapter.test_replica_switch_name
-                copy.applied_ip = None if adapter.failover.is_empty else adapter.failover
                 test_vm.adapters.append(copy)
             self.vms[test_vm.id] = test_vm
             rep.test_vm_id = test_vm.id

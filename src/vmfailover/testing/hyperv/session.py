@@ -25,9 +25,9 @@ from __future__ import annotations
 import datetime
 import enum
 import itertools
+import logging
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -66,6 +66,8 @@ from ._soap import WSManFault
 from .faults import FaultHooks, WinRMFault
 
 __all__ = ["SCRIPTS_NOT_ALLOWED", "CallLog", "ReceiveResult", "RunspaceSession"]
+
+log = logging.getLogger("vmfailover.testing.hyperv")
 
 _DESERIALIZED = "Deserialized."
 
@@ -529,10 +531,14 @@ class RunspaceSession:
             self._run_statements(run)
         except CmdletError as error:
             self._write(run, pipeline.fail, _error_record(error, run.current))
-        except Exception as exc:  # a bug in the command host: report it, do not hang the client
+        except Exception:  # a bug in the command host: report it, do not hang the client
+            # The traceback goes to the log; the client learns only the id to look it up by.
+            error_id = str(uuid.uuid4())
+            log.exception("%s failed in the simulated host (error id %s)", run.current, error_id)
             failure = CmdletError(
                 "SimulatorError",
-                f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+                f"The simulated host failed running {run.current}; its log has the details "
+                f"under error id {error_id}.",
                 exception_type="System.Exception",
             )
             self._write(run, pipeline.fail, _error_record(failure, run.current))

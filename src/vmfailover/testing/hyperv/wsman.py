@@ -14,27 +14,27 @@ Behaviour a client relies on, as on Windows:
 * a Receive response never exceeds the request's ``MaxEnvelopeSize``: output is split over several
   Receives;
 * every failure of a handler becomes a SOAP fault with HTTP 500 (a client otherwise only sees a
-  dropped connection); unknown shells and commands get Windows' ``InvalidSelectors`` faults;
-* the accept loop polls for shutdown every 50 ms, and stopping closes open connections, so a test
-  teardown is quick.
+  dropped connection); a failure of the simulator itself is logged with an error id and the fault
+  names only that id, never a traceback; unknown shells and commands get Windows'
+  ``InvalidSelectors`` faults;
+* a request is authenticated on its headers before its body is read; an envelope over
+  ``MaxEnvelopeSizekb`` is answered ``413``, as WinRM does (HTTP framing, timeouts and the
+  connection bound are :mod:`._http`'s and :mod:`._listener`'s, with :class:`.ServerLimits`);
+* the accept loop polls for shutdown every 50 ms, and stopping closes open connections and waits
+  for their threads, so a test teardown is quick and leaves no thread behind.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import http.server
+import logging
 import socket
-import socketserver
-import ssl
-import sys
 import threading
 import time
-import traceback
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from typing import Any
 
 import spnego.channel_bindings
 
@@ -42,10 +42,13 @@ from vmfailover.errors import ValidationError
 
 from . import _soap
 from ._auth import Authenticator, ConnectionAuth, register_ntlm_user, unregister_ntlm_user
+from ._http import HttpConnection, Reply, RequestHead
+from ._listener import Listener
 from ._objects import CommandHost
 from ._soap import NS, Request, WSManFault
 from ._tls import ServerCertificate, make_certificate
 from .faults import ACCESS_DENIED, OPERATION_TIMEOUT, SHELL_NOT_FOUND, FaultHooks, WinRMFault
+from .limits import ConnectionCounts, ServerLimits
 from .session import CallLog, RunspaceSession
 
 __all__ = ["RequestRecord", "WSManServer"]
@@ -58,6 +61,18 @@ _RUNNING = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState
 _AUTH_KINDS = ("basic", "ntlm", "negotiate")
 #: Bytes a Receive response needs around its Stream data (header, body skeleton, encryption).
 _RECEIVE_OVERHEAD = 2048
+_SOAP_TYPE = "application/soap+xml;charset=UTF-8"
+
+log = logging.getLogger("vmfailover.testing.hyperv")
+
+
+def internal_fault(error_id: str) -> WSManFault:
+    """The fault a client gets when the simulator itself fails: a generic message and the id
+    under which the log holds the details (the traceback stays in the log)."""
+    return WSManFault(
+        0x80004005,
+        f"The simulated host failed internally; its log has the details under error id {error_id}.",
+    )
 
 
 def _fault(template: WinRMFault, **format_args: str) -> WSManFault:
@@ -106,14 +121,29 @@ class WSManServer:
         port: int = 0,
         faults: FaultHooks | None = None,
         calls: CallLog | None = None,
+        limits: ServerLimits | None = None,
     ) -> None:
         if auth not in _AUTH_KINDS:
             raise ValidationError.of(
                 f"host {machine!r}", f"auth {auth!r} is not supported", f"use one of {_AUTH_KINDS}"
             )
-        if not isinstance(port, int) or not 0 <= port <= 65535:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValidationError.of(
                 f"host {machine!r}", f"port {port!r} is invalid", "use 0..65535"
+            )
+        if limits is not None and not isinstance(limits, ServerLimits):
+            raise ValidationError.of(
+                f"host {machine!r}", f"limits {limits!r} is not a ServerLimits", "pass one"
+            )
+        if not isinstance(tls, bool):
+            raise ValidationError.of(
+                f"host {machine!r}", f"tls {tls!r} is not a boolean", "pass True or False"
+            )
+        if auth == "basic" and ":" in username:
+            raise ValidationError.of(
+                f"host {machine!r}",
+                f"user name {username!r} contains ':', which Basic credentials cannot carry",
+                "choose a user name without ':'",
             )
         self.command_host = command_host
         self.machine = machine
@@ -123,24 +153,19 @@ class WSManServer:
         self.tls = tls
         self.faults = faults or FaultHooks()
         self.calls = calls if calls is not None else CallLog()
+        self.limits = limits if limits is not None else ServerLimits()
         self.requests: list[RequestRecord] = []
         self._requested_port = port
         self._lock = threading.Lock()
         self._shells: dict[str, _Shell] = {}
-        self._connections: set[socket.socket] = set()
-        self._server: _ThreadingServer | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
         self._certificate: ServerCertificate | None = None
         self._authenticator: Authenticator | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise ValidationError.of(
-                f"host {self.machine!r}", "is not started", "call start() first"
-            )
-        return int(self._server.server_address[1])
+        return self._started_listener().port
 
     @property
     def certificate_pem(self) -> str | None:
@@ -148,10 +173,10 @@ class WSManServer:
 
     @property
     def running(self) -> bool:
-        return self._server is not None
+        return self._listener is not None
 
     def start(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             return
         bindings = None
         if self.tls:
@@ -164,52 +189,60 @@ class WSManServer:
         self._authenticator = Authenticator(
             self.auth_kind, self.username, self.password, channel_bindings=bindings
         )
-        server = _ThreadingServer(("127.0.0.1", self._requested_port), _Handler, self)
-        if self._certificate is not None:
-            server.socket = self._certificate.server_context().wrap_socket(
-                server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"wsman-{self.machine}",
-            daemon=True,
+        listener = Listener(
+            name=self.machine,
+            port=self._requested_port,
+            max_connections=self.limits.max_connections,
+            serve=self._serve_connection,
+            tls=self._certificate.server_context() if self._certificate is not None else None,
         )
-        self._thread.start()
+        listener.start()
+        self._listener = listener
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
+        listener, self._listener = self._listener, None
+        if listener is None:
             return
-        server.shutdown()
-        server.server_close()
+        listener.stop_accepting()
         with self._lock:
             shells = list(self._shells.values())
             self._shells.clear()
-            connections = list(self._connections)
-        for shell in shells:
+        for shell in shells:  # ends pipelines and wakes long-polling Receives
             shell.session.close()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        listener.close_connections()
         if self.auth_kind != "basic":
             unregister_ntlm_user(self.username)
 
-    # -- used by the handler --------------------------------------------------------------------
+    def _started_listener(self) -> Listener:
+        if self._listener is None:
+            raise ValidationError.of(
+                f"host {self.machine!r}", "is not started", "call start() first"
+            )
+        return self._listener
+
+    # -- connections ------------------------------------------------------------------------------
+    def connection_counts(self) -> ConnectionCounts:
+        """Open connections (one handler thread each), their peak, refusals and timeouts."""
+        return self._started_listener().counts()
+
+    def wait_for_connections(self, at_most: int, timeout: float) -> bool:
+        """Wait until at most ``at_most`` connections are open; False if ``timeout`` passed."""
+        return self._started_listener().wait_for_open(at_most, timeout)
+
+    @property
+    def handler_thread_prefix(self) -> str:
+        """The name every handler thread of this server starts with."""
+        return self._started_listener().thread_name_prefix
+
+    def _serve_connection(self, sock: socket.socket, on_timeout: Callable[[bool], None]) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        HttpConnection(sock, self.limits, _WinRMExchange(self), on_timeout=on_timeout).serve()
+
+    # -- used by the exchanges ------------------------------------------------------------------
     @property
     def authenticator(self) -> Authenticator:
         assert self._authenticator is not None
         return self._authenticator
-
-    def track(self, conn: socket.socket, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
 
     def record(self, action: str, status: int, size: int) -> None:
         with self._lock:
@@ -230,11 +263,12 @@ class WSManServer:
             return action, 200, _soap.envelope(action, relates_to, body)
         except WSManFault as fault:
             return action, fault.http_status, _soap.fault_envelope(fault, relates_to, self.machine)
-        except Exception as exc:
-            internal = WSManFault(
-                0x80004005,
-                f"The simulated host failed: {type(exc).__name__}: {exc}\n{traceback.format_exc()}",
+        except Exception:
+            error_id = str(uuid.uuid4())
+            log.exception(
+                "host %r failed on a %s request (error id %s)", self.machine, action, error_id
             )
+            internal = internal_fault(error_id)
             return action, 500, _soap.fault_envelope(internal, relates_to, self.machine)
 
     # -- actions --------------------------------------------------------------------------------
@@ -320,7 +354,9 @@ class WSManServer:
         command_id = desired.get("CommandId") if desired is not None else None
         if self.faults.should_time_out_receive():
             raise _fault(OPERATION_TIMEOUT)
-        budget = request.max_envelope_size - _RECEIVE_OVERHEAD
+        # A client may ask for more than the service allows; the service's cap wins (MS-WSMV).
+        max_envelope = min(request.max_envelope_size, self.limits.max_envelope_bytes)
+        budget = max_envelope - _RECEIVE_OVERHEAD
         if budget < 512:
             raise WSManFault(
                 0x80338049,
@@ -371,108 +407,57 @@ class WSManServer:
     def _do_Get(self, request: Request) -> list[ET.Element]:
         if request.resource_uri.startswith(_CONFIG_URI):
             config = _soap.element("cfg:Config")
-            _soap.sub(config, "cfg:MaxEnvelopeSizekb", "500")
+            _soap.sub(config, "cfg:MaxEnvelopeSizekb", str(self.limits.max_envelope_size_kb))
             _soap.sub(config, "cfg:MaxTimeoutms", "60000")
             return [config]
         shell = self._shell(request)
         return [self._shell_info(shell.shell_id, shell.resource_uri)]
 
 
-class _ThreadingServer(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    block_on_close = False
+class _WinRMExchange:
+    """The WinRM side of one connection: its authentication state, message encryption, and the
+    SOAP requests it carries."""
 
-    def __init__(self, address: tuple[str, int], handler: Any, owner: WSManServer) -> None:
-        self.owner = owner
-        super().__init__(address, handler)
+    def __init__(self, server: WSManServer) -> None:
+        self._server = server
+        self._auth = ConnectionAuth()
+        self._auth_headers: tuple[tuple[str, str], ...] = ()
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up or fails the TLS handshake (an unpinned certificate) is not a
-        # server error; anything else still gets printed.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _ThreadingServer
-    server_version = "Microsoft-HTTPAPI/2.0"
-    sys_version = ""
-
-    def setup(self) -> None:
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.settimeout(10)
-            self.request.do_handshake()
-            self.request.settimeout(None)
-        self.auth = ConnectionAuth()
-        self.server.owner.track(self.request, True)
-        super().setup()
-
-    def finish(self) -> None:
-        self.server.owner.track(self.request, False)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def log_message(self, format: str, *args: Any) -> None:
+    def admit(self, head: RequestHead) -> Reply | None:
+        server = self._server
+        if server.faults.should_drop():
+            return Reply(0, drop=True)
+        if server.faults.should_reject_auth():
+            self._auth = ConnectionAuth()
+            return Reply(401, server.authenticator.challenge)
+        decision = server.authenticator.check(head.header("authorization"), self._auth)
+        if not decision.ok:
+            return Reply(401, decision.headers)
+        self._auth_headers = decision.headers
         return None
 
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except (ConnectionError, ssl.SSLError, OSError):
-            self.close_connection = True
-
-    def _reply(
-        self,
-        status: int,
-        body: bytes,
-        headers: tuple[tuple[str, str], ...] = (),
-        content_type: str = "",
-    ) -> None:
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
-
-    def do_POST(self) -> None:
-        owner = self.server.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if owner.faults.should_drop():
-            self.close_connection = True
-            self.request.shutdown(socket.SHUT_RDWR)
-            return
-        if owner.faults.should_reject_auth():
-            self.auth = ConnectionAuth()
-            self._reply(401, b"", owner.authenticator.challenge)
-            return
-        decision = owner.authenticator.check(self.headers.get("Authorization"), self.auth)
-        if not decision.ok:
-            self._reply(401, b"", decision.headers)
-            return
-        content_type = self.headers.get("Content-Type", "")
-        encrypted = content_type.lower().startswith("multipart/encrypted")
+    def answer(self, head: RequestHead, body: bytes) -> Reply:
+        server = self._server
+        headers = self._auth_headers
         if not body:
             # The client's empty request that only sets up the security context.
-            self._reply(200, b"", decision.headers)
-            return
+            return Reply(200, headers)
+        content_type = head.header("content-type") or ""
+        encrypted = content_type.lower().startswith("multipart/encrypted")
         if encrypted:
             try:
-                body = self.auth.unwrap(body, content_type)
+                body = self._auth.unwrap(body, content_type)
             except Exception as exc:
-                self._reply(400, f"cannot decrypt the request: {exc}".encode(), decision.headers)
-                self.close_connection = True
-                return
-            action, status, answer = owner.handle_soap(body)
-        elif owner.auth_kind != "basic" and not owner.tls:
+                error_id = str(uuid.uuid4())
+                log.warning("could not decrypt a request (error id %s): %r", error_id, exc)
+                text = f"The request could not be decrypted (error id {error_id})."
+                return Reply(400, headers, text.encode(), "text/plain; charset=utf-8", close=True)
+        if len(body) > server.limits.max_envelope_bytes:
+            # WinRM: "the request size exceeded the configured MaxEnvelopeSize quota".
+            return Reply(413, headers, close=True)
+        if encrypted:
+            action, status, answer = server.handle_soap(body)
+        elif server.auth_kind != "basic" and not server.tls:
             # Windows' default (AllowUnencrypted=false) for NTLM on plain HTTP.
             refusal = WSManFault(
                 ACCESS_DENIED.code,
@@ -480,12 +465,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 subcode=ACCESS_DENIED.subcode,
                 sender=True,
             )
-            action, status, answer = "?", 500, _soap.fault_envelope(refusal, "", owner.machine)
+            action, status, answer = "?", 500, _soap.fault_envelope(refusal, "", server.machine)
         else:
-            action, status, answer = owner.handle_soap(body)
-        owner.record(action, status, len(answer))
+            action, status, answer = server.handle_soap(body)
+        server.record(action, status, len(answer))
         if encrypted:
-            wrapped_type, wrapped = self.auth.wrap(answer)
-            self._reply(status, wrapped, decision.headers, wrapped_type)
-        else:
-            self._reply(status, answer, decision.headers, "application/soap+xml;charset=UTF-8")
+            wrapped_type, wrapped = self._auth.wrap(answer)
+            return Reply(status, headers, wrapped, wrapped_type)
+        return Reply(status, headers, answer, _SOAP_TYPE)

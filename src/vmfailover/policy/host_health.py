@@ -1,0 +1,321 @@
+"""When is a host failed? The sans-IO decision behind host failure detection.
+
+A management plane that stops hearing from a host cannot tell a dead host from a broken
+management link: in both cases the host is "not responding". Restarting the VMs of a host that
+still runs them starts each VM twice (two copies writing one disk). So a host is declared failed
+only when it has been silent for a grace period and, when a witness is configured (a datastore
+heartbeat, a second network, another vantage point), only when the witness agrees it is down. A
+host the witness still sees running is *partitioned*: its VMs run, nothing restarts them.
+
+:class:`HostHealth` is the decision, written sans-IO like h11: the driver
+(:class:`vmfailover.engine.host_monitor.HostMonitor`) polls the inventory on a clock, asks the
+witness when :meth:`HostHealth.needs_witness` says so, and hands each host's
+:class:`HostObservation` to :meth:`HostHealth.observe`, which classifies it into a
+:class:`HealthEvent` and moves the host along :data:`TRANSITIONS` (state -> event -> next state;
+an event missing from the table raises :class:`~vmfailover.errors.ConflictError` naming the event,
+the host and its state). Each change is answered with a :class:`HostDecision` that carries its
+evidence and a sentence saying why.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Final
+
+import attrs
+
+from vmfailover.errors import ConflictError, ValidationError
+from vmfailover.model import ConnectionState, PowerState
+
+__all__ = [
+    "TRANSITIONS",
+    "HealthEvent",
+    "HostDecision",
+    "HostHealth",
+    "HostObservation",
+    "HostState",
+    "WitnessVerdict",
+]
+
+
+class HostState(enum.StrEnum):
+    """Where a host is, as far as failover is concerned."""
+
+    HEALTHY = "healthy"
+    SUSPECT = "suspect"
+    FAILED = "failed"
+    PARTITIONED = "partitioned"
+    REMOVED = "removed"
+
+
+class HealthEvent(enum.StrEnum):
+    """What one observation of a host amounts to."""
+
+    ANSWERED = "answered"
+    """The management plane reaches the host."""
+    SILENT = "silent"
+    """It does not, for less than the grace period."""
+    CONFIRMED_DOWN = "confirmed_down"
+    """Silent for the grace period, and the witness agrees it is down (or there is no witness)."""
+    SEEN_ALIVE = "seen_alive"
+    """Silent for the grace period, but the witness sees it running."""
+    UNCONFIRMED = "unconfirmed"
+    """Silent for the grace period, and the witness cannot tell."""
+    REMOVED = "removed"
+    """The host left the inventory."""
+
+
+class WitnessVerdict(enum.StrEnum):
+    """What the witness says of a silent host; ``none`` when no witness is configured."""
+
+    ALIVE = "alive"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+    NONE = "none"
+
+
+_ANSWER_OR_GONE: Final = {
+    HealthEvent.ANSWERED: HostState.HEALTHY,
+    HealthEvent.REMOVED: HostState.REMOVED,
+}
+
+#: The host's life: state -> event -> next state. Anything missing is illegal.
+TRANSITIONS: Final[Mapping[HostState, Mapping[HealthEvent, HostState]]] = {
+    HostState.HEALTHY: {
+        **_ANSWER_OR_GONE,
+        HealthEvent.SILENT: HostState.SUSPECT,
+        # With a grace period of 0 the first silent poll is already past it.
+        HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
+        HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.UNCONFIRMED: HostState.SUSPECT,
+    },
+    HostState.SUSPECT: {
+        **_ANSWER_OR_GONE,
+        HealthEvent.SILENT: HostState.SUSPECT,
+        HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
+        HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.UNCONFIRMED: HostState.SUSPECT,
+    },
+    HostState.PARTITIONED: {
+        **_ANSWER_OR_GONE,
+        HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
+        HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.UNCONFIRMED: HostState.PARTITIONED,
+    },
+    HostState.FAILED: {
+        **_ANSWER_OR_GONE,
+        HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
+        HealthEvent.SEEN_ALIVE: HostState.FAILED,
+        HealthEvent.UNCONFIRMED: HostState.FAILED,
+    },
+    HostState.REMOVED: {
+        **_ANSWER_OR_GONE,
+        HealthEvent.SILENT: HostState.SUSPECT,
+        HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
+        HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.UNCONFIRMED: HostState.SUSPECT,
+    },
+}
+
+
+def transition(host: str, state: HostState, event: HealthEvent) -> HostState:
+    """The state after ``event``; ConflictError naming event, host and state if it is illegal."""
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise ConflictError(
+            f"host {host!r} cannot be {event.value} while it is {state.value}"
+        ) from None
+
+
+@attrs.frozen
+class HostObservation:
+    """One look at one host: what the inventory said, and the witness if it was asked.
+
+    ``present`` is False when the host is not in the inventory. ``running_vms`` names the VMs the
+    inventory shows powered on on the host. ``monotonic`` is the driver's clock in seconds (only
+    differences matter); ``at`` is the same instant for the record.
+    """
+
+    host: str
+    at: datetime
+    monotonic: float
+    present: bool = True
+    connection: ConnectionState | None = ConnectionState.CONNECTED
+    power: PowerState | None = PowerState.ON
+    witness: WitnessVerdict = WitnessVerdict.NONE
+    witness_detail: str = ""
+    running_vms: tuple[str, ...] = ()
+
+    @property
+    def answered(self) -> bool:
+        return self.present and self.connection is ConnectionState.CONNECTED
+
+
+@attrs.frozen
+class HostDecision:
+    """A recorded decision about a host: the event, the states before and after, the evidence
+    (the observation that decided it, and how long the host had been silent) and why."""
+
+    host: str
+    at: datetime
+    event: HealthEvent
+    previous: HostState
+    state: HostState
+    evidence: HostObservation
+    silent_for: float
+    grace: float
+    reason: str
+
+    @property
+    def declared_failed(self) -> bool:
+        """This decision declares the host failed (it was not before)."""
+        return self.state is HostState.FAILED and self.previous is not HostState.FAILED
+
+    def __str__(self) -> str:
+        change = f"{self.previous} -> {self.state}"
+        return f"{self.at.isoformat()} host {self.host!r} {change}: {self.reason}"
+
+
+@attrs.define
+class _Tracked:
+    state: HostState = HostState.HEALTHY
+    silent_since: float | None = None
+    last_event: HealthEvent | None = None
+
+
+def _grace(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValidationError.of("grace", f"must be a finite number of seconds, got {value!r}")
+    if value < 0:
+        raise ValidationError.of("grace", f"must be >= 0 seconds, got {value!r}")
+    return float(value)
+
+
+class HostHealth:
+    """The failure decision for every host of a cluster; see the module docstring.
+
+    Pure and deterministic: the same observations give the same decisions. A host seen for the
+    first time starts ``healthy``.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = _grace(grace)
+        self._hosts: dict[str, _Tracked] = {}
+
+    def state(self, host: str) -> HostState:
+        """The host's state (``healthy`` if never observed)."""
+        tracked = self._hosts.get(host)
+        return HostState.HEALTHY if tracked is None else tracked.state
+
+    @property
+    def states(self) -> dict[str, HostState]:
+        """Every observed host and its state."""
+        return {host: tracked.state for host, tracked in self._hosts.items()}
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every host observed so far, removed ones included."""
+        return tuple(self._hosts)
+
+    def silent_for(self, host: str, monotonic: float) -> float:
+        """Seconds since the first unanswered observation of the host (0 if it answers)."""
+        tracked = self._hosts.get(host)
+        if tracked is None or tracked.silent_since is None:
+            return 0.0
+        return max(0.0, monotonic - tracked.silent_since)
+
+    def needs_witness(self, host: str, monotonic: float) -> bool:
+        """Whether an unanswered observation of ``host`` at ``monotonic`` would be past the grace
+        period, so that the witness's verdict decides it."""
+        tracked = self._hosts.get(host)
+        if tracked is None or tracked.silent_since is None:
+            return self.grace == 0
+        return monotonic - tracked.silent_since >= self.grace
+
+    def classify(self, observation: HostObservation) -> HealthEvent:
+        """What the observation amounts to (no state changes)."""
+        if not observation.present:
+            return HealthEvent.REMOVED
+        if observation.answered:
+            return HealthEvent.ANSWERED
+        if not self.needs_witness(observation.host, observation.monotonic):
+            return HealthEvent.SILENT
+        return {
+            WitnessVerdict.NONE: HealthEvent.CONFIRMED_DOWN,
+            WitnessVerdict.DOWN: HealthEvent.CONFIRMED_DOWN,
+            WitnessVerdict.ALIVE: HealthEvent.SEEN_ALIVE,
+            WitnessVerdict.UNKNOWN: HealthEvent.UNCONFIRMED,
+        }[observation.witness]
+
+    def observe(self, observation: HostObservation) -> HostDecision | None:
+        """Move the host on this observation; the decision if something changed, else None.
+
+        A decision is recorded when the state changes or when the same state is reached by a
+        different event (for example a suspect host whose grace has run out but whose witness
+        cannot tell), so repeated identical observations record nothing.
+        """
+        host = observation.host
+        tracked = self._hosts.setdefault(host, _Tracked())
+        event = self.classify(observation)
+        previous = tracked.state
+        silent_for = self.silent_for(host, observation.monotonic)
+        tracked.state = transition(host, previous, event)
+        if event in (HealthEvent.ANSWERED, HealthEvent.REMOVED):
+            tracked.silent_since = None
+        elif tracked.silent_since is None:
+            tracked.silent_since = observation.monotonic
+        if tracked.state is previous and tracked.last_event is event:
+            return None
+        if previous is HostState.HEALTHY and event is HealthEvent.ANSWERED:
+            tracked.last_event = event
+            return None  # a healthy host that answers is no news
+        tracked.last_event = event
+        return HostDecision(
+            host=host,
+            at=observation.at,
+            event=event,
+            previous=previous,
+            state=tracked.state,
+            evidence=observation,
+            silent_for=silent_for,
+            grace=self.grace,
+            reason=_reason(event, previous, observation, silent_for, self.grace),
+        )
+
+
+def _reason(
+    event: HealthEvent,
+    previous: HostState,
+    observation: HostObservation,
+    silent_for: float,
+    grace: float,
+) -> str:
+    who = observation.witness_detail or "the witness"
+    silent = f"silent for {silent_for:.10g} s (grace {grace:.10g} s)"
+    state = "not in the inventory" if observation.connection is None else observation.connection
+    if event is HealthEvent.ANSWERED:
+        if previous is HostState.FAILED:
+            return "answers again: it is back; VMs restarted elsewhere stay where they are"
+        if previous is HostState.REMOVED:
+            return "is back in the inventory and answers"
+        return f"answers again after {silent_for:.10g} s"
+    if event is HealthEvent.SILENT:
+        return f"does not answer ({state}); waiting for the grace period of {grace:.10g} s"
+    if event is HealthEvent.CONFIRMED_DOWN:
+        if observation.witness is WitnessVerdict.NONE:
+            return f"{silent}, no witness configured: declared failed"
+        return f"{silent}, and {who} sees it down too: declared failed"
+    if event is HealthEvent.SEEN_ALIVE:
+        if previous is HostState.FAILED:
+            return f"{who} sees it running again; it stays failed until it answers"
+        return (
+            f"{silent}, but {who} sees it running: a management partition, its VMs still run; "
+            "nothing is restarted"
+        )
+    if event is HealthEvent.UNCONFIRMED:
+        return f"{silent}, but {who}: not declared failed on the management network's word alone"
+    return "left the inventory: no longer watched"

@@ -1,0 +1,109 @@
+"""Setting a scene on the simulator the way an administrator would: port groups and VMs.
+
+Test set-up only (it uses pyVmomi directly); everything under test goes through the backend.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from pyVim.connect import Disconnect, SmartConnect
+from pyVmomi import vim
+
+from vmfailover.testing.vcsim.launcher import VCSim
+
+__all__ = ["SceneBuilder"]
+
+
+class SceneBuilder:
+    """An administrator's session with the simulator (use as a context manager)."""
+
+    def __init__(self, sim: VCSim) -> None:
+        context = ssl.create_default_context(cafile=sim.ca_file)
+        credentials = sim.credentials
+        self.instance = SmartConnect(
+            host=sim.host,
+            port=sim.port,
+            user=credentials.username,
+            pwd=credentials.secret,
+            sslContext=context,
+        )
+        self.content = self.instance.RetrieveContent()
+
+    def close(self) -> None:
+        Disconnect(self.instance)
+
+    def __enter__(self) -> SceneBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _find(self, kind: Any, name: str) -> Any:
+        view = self.content.viewManager.CreateContainerView(self.content.rootFolder, [kind], True)
+        try:
+            for obj in view.view:
+                if obj.name == name:
+                    return obj
+        finally:
+            view.DestroyView()
+        raise LookupError(f"no {kind.__name__} named {name!r}")
+
+    def datacenter(self, name: str) -> Any:
+        return self._find(vim.Datacenter, name)
+
+    def vm(self, name: str) -> Any:
+        return self._find(vim.VirtualMachine, name)
+
+    def add_standard_portgroup(self, datacenter: str, name: str, vlan: int = 0) -> None:
+        """A standard port group on vSwitch0 of the datacenter's first host."""
+        dc = self.datacenter(datacenter)
+        view = self.content.viewManager.CreateContainerView(dc, [vim.HostSystem], True)
+        try:
+            host = sorted(view.view, key=lambda h: h.name)[0]
+        finally:
+            view.DestroyView()
+        spec = vim.host.PortGroup.Specification(
+            name=name, vlanId=vlan, vswitchName="vSwitch0", policy=vim.host.NetworkPolicy()
+        )
+        host.configManager.networkSystem.AddPortGroup(portgrp=spec)
+
+    def add_distributed_portgroup(self, datacenter: str, name: str) -> None:
+        """A distributed port group on the datacenter's distributed switch."""
+        dc = self.datacenter(datacenter)
+        kinds = [vim.DistributedVirtualSwitch, vim.dvs.VmwareDistributedVirtualSwitch]
+        view = self.content.viewManager.CreateContainerView(dc, kinds, True)
+        try:
+            dvs = sorted(view.view, key=lambda s: s.name)[0]
+        finally:
+            view.DestroyView()
+        spec = vim.dvs.DistributedVirtualPortgroup.ConfigSpec(
+            name=name, type="earlyBinding", numPorts=16
+        )
+        _done(dvs.AddDVPortgroup_Task([spec]))
+
+    def set_guest_id(self, vm_name: str, guest_id: str) -> None:
+        vm = self.vm(vm_name)
+        _done(vm.ReconfigVM_Task(vim.vm.ConfigSpec(guestId=guest_id)))
+
+    def clone_vm(
+        self, source: str, name: str, *, power_on: bool = True, host: str | None = None
+    ) -> str:
+        """Clone ``source`` as ``name`` (on ``host`` if given); returns the new VM's moref."""
+        vm = self.vm(source)
+        location = vim.vm.RelocateSpec()
+        if host is not None:
+            location.host = self._find(vim.HostSystem, host)
+        spec = vim.vm.CloneSpec(location=location, powerOn=power_on, template=False)
+        clone = _done(vm.CloneVM_Task(folder=vm.parent, name=name, spec=spec))
+        return str(clone._moId)
+
+
+def _done(task: Any) -> Any:
+    info = task.info
+    while info.state not in ("success", "error"):
+        info = task.info
+    if info.state == "error":
+        raise RuntimeError(f"simulator set-up failed: {info.error}")
+    return info.result
