@@ -81,6 +81,7 @@ def lab(
     interval: timedelta = timedelta(hours=1),
     since_last_sync: timedelta = timedelta(minutes=20),
     seed: int = 0,
+    recovery_point_limit: int | None = None,
 ) -> MemoryBackend:
     """A memory backend holding the lab, its history already played.
 
@@ -89,9 +90,11 @@ def lab(
     real time (0: only when advanced). Each VM is replicated to site B and synced ``points``
     times, ``interval`` apart, with its workload writing in between; after the last sync the
     workload runs for ``since_last_sync`` more, so an unplanned failover loses that much.
+    ``recovery_point_limit`` caps the points a replica holds, as vSphere (32) and Hyper-V (24) do;
+    it must leave room for ``points``.
     """
     clock = _history_clock(start, points, interval, since_last_sync)
-    backend = MemoryBackend(clock=clock, seed=seed)
+    backend = MemoryBackend(clock=clock, seed=seed, recovery_point_limit=recovery_point_limit)
 
     backend.add_site("site-a", "Production")
     backend.add_site("site-b", "Disaster recovery")
