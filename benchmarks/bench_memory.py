@@ -14,8 +14,10 @@ its deadline check, the others' sleeps can move the clock past any deadline (wit
 clock ends about 140 hours on), so the benchmark gives VMs a deadline no run reaches.
 
 Target (issue 10): linear scaling, t(100k) / t(10k) <= 12 for the build and for the failover,
-the 10k run being the baseline the 100k run is compared with (best of several runs, fewer for
-bigger labs). Two choices make the verdict measure the algorithm rather than the machine:
+the 10k run being the baseline the 100k run is compared with. Each time is the best of
+``ROUNDS`` runs, the sizes taking turns (1k, 10k, 100k, 1k, ...) so that the load of a shared
+machine hits them alike. Two more choices make the verdict measure the algorithm rather than
+the machine:
 
 - CPU time of the process, which the other processes of a shared machine do not inflate (wall
   time is printed beside it);
@@ -51,7 +53,7 @@ from vmfailover.engine.results import RunResult
 from vmfailover.engine.runner import Runner
 
 SIZES = (1_000, 10_000, 100_000)
-REPEATS = {1_000: 5, 10_000: 5, 100_000: 3}
+ROUNDS = 3
 TARGET = 12.0
 BOOT_SECONDS = 5.0
 POLL_SECONDS = 5.0
@@ -176,6 +178,15 @@ def best_of(runs: list[RunTimes]) -> RunTimes:
     )
 
 
+def interleaved(*, collecting: bool, rounds: int) -> dict[int, RunTimes]:
+    """The best of ``rounds`` runs per size, the sizes taking turns within each round."""
+    runs: dict[int, list[RunTimes]] = {size: [] for size in SIZES}
+    for _ in range(rounds):
+        for size in SIZES:
+            runs[size].append(run_once(size, collecting=collecting))
+    return {size: best_of(times) for size, times in runs.items()}
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
@@ -206,19 +217,16 @@ def main() -> int:
         f"VM), a regular failover of every VM with the Runner (8 workers, boot {BOOT_SECONDS:g} "
         f"s, poll {POLL_SECONDS:g} s, virtual time)\n"
     )
-    paused: dict[int, RunTimes] = {}
-    running: dict[int, RunTimes] = {}
+    paused = interleaved(collecting=False, rounds=ROUNDS)
+    running = interleaved(collecting=True, rounds=1)
     for size in SIZES:
-        paused[size] = best_of([run_once(size, collecting=False) for _ in range(REPEATS[size])])
-        running[size] = run_once(size, collecting=True)
         for label, times in (
-            (f"collector paused, best of {REPEATS[size]}", paused[size]),
+            (f"collector paused, best of {ROUNDS}", paused[size]),
             ("collector running, 1 run", running[size]),
         ):
             print(
                 f"{size:>7,} VMs, {label:<29} build {per_vm(times.build, size)}   "
-                f"failover {per_vm(times.failover, size)}",
-                flush=True,
+                f"failover {per_vm(times.failover, size)}"
             )
 
     all_ok = True
