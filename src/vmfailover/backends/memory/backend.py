@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 import attrs
 
-from vmfailover.backends.base import Readiness
+from vmfailover.backends.base import Readiness, Throttle
 from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.clock import Clock, VirtualClock
 from vmfailover.errors import ConflictError, NotFoundError, TransientBackendError, ValidationError
@@ -373,6 +373,7 @@ class MemoryBackend:
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
         self._enter("sync", replica_id)
         with self._lock:
@@ -404,6 +405,8 @@ class MemoryBackend:
                 if source.disk.get(block) != target.disk.get(block)
             ]
             for block in changed:
+                if throttle is not None:
+                    throttle.consume(BLOCK_SIZE)  # the data path pays before each block moves
                 if block in source.disk:
                     target.disk[block] = source.disk[block]
                 else:
