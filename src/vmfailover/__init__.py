@@ -5,11 +5,27 @@ The public API. Everything a user scripts against is importable from here.
 
 from __future__ import annotations
 
-from vmfailover.backends.base import Backend, Readiness
+from vmfailover.backends.base import Backend, Readiness, Throttle
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.replication import ReplicationJob
+from vmfailover.engine.replication_events import (
+    JobFinished,
+    JobStarted,
+    ReplicationEvent,
+    RPOChanged,
+)
+from vmfailover.engine.replication_results import (
+    JobOutcome,
+    JobResult,
+    RemovedPoint,
+    SyncOutcome,
+    VMSyncResult,
+)
 from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
+from vmfailover.engine.rpo import RPOEntry, RPOReport, rpo_status
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
+from vmfailover.engine.scheduler import Scheduler
 from vmfailover.engine.simulate import (
     Distribution,
     Fixed,
@@ -18,6 +34,7 @@ from vmfailover.engine.simulate import (
     Uniform,
     simulate,
 )
+from vmfailover.engine.throttle import TokenBucket
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -49,6 +66,7 @@ from vmfailover.model import (
     ReplicaState,
     Site,
 )
+from vmfailover.policy.bandwidth import Bandwidth
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.points import choose_point
 from vmfailover.policy.probes import (
@@ -78,6 +96,8 @@ from vmfailover.policy.retention import (
     RetentionEntry,
     RetentionPolicy,
 )
+from vmfailover.policy.rpo import RPOState, classify_rpo, rpo_compliance
+from vmfailover.policy.schedule import Schedule
 from vmfailover.policy.sequencer import (
     FailurePolicy,
     GroupMode,
@@ -93,6 +113,7 @@ __all__ = [
     "VM",
     "Backend",
     "BackendError",
+    "Bandwidth",
     "CalendarDuration",
     "CallableProbe",
     "Clock",
@@ -114,6 +135,10 @@ __all__ = [
     "IPAssignment",
     "IPConfig",
     "Inventory",
+    "JobFinished",
+    "JobOutcome",
+    "JobResult",
+    "JobStarted",
     "KeepReasons",
     "LogNormal",
     "MemoryBackend",
@@ -127,6 +152,10 @@ __all__ = [
     "PowerState",
     "PoweredOn",
     "Probe",
+    "RPOChanged",
+    "RPOEntry",
+    "RPOReport",
+    "RPOState",
     "ReIPAction",
     "ReIPEntry",
     "ReIPOverride",
@@ -135,8 +164,11 @@ __all__ = [
     "ReIPRules",
     "Readiness",
     "RecoveryPoint",
+    "RemovedPoint",
     "Replica",
     "ReplicaState",
+    "ReplicationEvent",
+    "ReplicationJob",
     "RetentionDecision",
     "RetentionEntry",
     "RetentionPolicy",
@@ -146,24 +178,33 @@ __all__ = [
     "RunReport",
     "RunResult",
     "Runner",
+    "Schedule",
+    "Scheduler",
     "Sequencer",
     "Severity",
     "SimulationResult",
     "Site",
     "StartEntry",
     "StartOrder",
+    "SyncOutcome",
     "SystemClock",
     "TCPPort",
+    "Throttle",
+    "TokenBucket",
     "ToolsHeartbeat",
     "TransientBackendError",
     "Uniform",
     "VMFailoverError",
     "VMResult",
     "VMState",
+    "VMSyncResult",
     "ValidationError",
     "VirtualClock",
     "__version__",
     "addresses_in_use",
     "choose_point",
+    "classify_rpo",
+    "rpo_compliance",
+    "rpo_status",
     "simulate",
 ]
