@@ -5,7 +5,7 @@ The public API. Everything a user scripts against is importable from here.
 
 from __future__ import annotations
 
-from vmfailover.backends.base import Backend, Readiness
+from vmfailover.backends.base import Backend, Readiness, Throttle
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
@@ -19,6 +19,20 @@ from vmfailover.engine.host_monitor import (
     Witness,
 )
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
+from vmfailover.engine.replication import ReplicationJob
+from vmfailover.engine.replication_events import (
+    JobFinished,
+    JobStarted,
+    ReplicationEvent,
+    RPOChanged,
+)
+from vmfailover.engine.replication_results import (
+    JobOutcome,
+    JobResult,
+    RemovedPoint,
+    SyncOutcome,
+    VMSyncResult,
+)
 from vmfailover.engine.results import (
     CleanupResult,
     Outcome,
@@ -27,8 +41,10 @@ from vmfailover.engine.results import (
     StepRecord,
     VMResult,
 )
+from vmfailover.engine.rpo import RPOEntry, RPOReport, rpo_status
 from vmfailover.engine.run_state import RunState
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
+from vmfailover.engine.scheduler import Scheduler
 from vmfailover.engine.simulate import (
     Distribution,
     Fixed,
@@ -37,6 +53,7 @@ from vmfailover.engine.simulate import (
     Uniform,
     simulate,
 )
+from vmfailover.engine.throttle import TokenBucket
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -79,6 +96,7 @@ from vmfailover.plan import (
     StepContext,
     StepFailure,
 )
+from vmfailover.policy.bandwidth import Bandwidth
 from vmfailover.policy.clean_point import PointSearch, RecoveryMoment, Verdict
 from vmfailover.policy.cluster import (
     AdmissionControl,
@@ -133,6 +151,8 @@ from vmfailover.policy.retention import (
     RetentionEntry,
     RetentionPolicy,
 )
+from vmfailover.policy.rpo import RPOState, classify_rpo, rpo_compliance
+from vmfailover.policy.schedule import Schedule
 from vmfailover.policy.sequencer import (
     CompiledOrder,
     FailurePolicy,
@@ -153,6 +173,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendWitness",
+    "Bandwidth",
     "BootedCopy",
     "CalendarDuration",
     "CallableProbe",
@@ -193,6 +214,10 @@ __all__ = [
     "IPConfig",
     "Inventory",
     "IsolationResponse",
+    "JobFinished",
+    "JobOutcome",
+    "JobResult",
+    "JobStarted",
     "KeepReasons",
     "LogNormal",
     "MemoryBackend",
@@ -213,6 +238,10 @@ __all__ = [
     "PowerState",
     "PoweredOn",
     "Probe",
+    "RPOChanged",
+    "RPOEntry",
+    "RPOReport",
+    "RPOState",
     "ReIPAction",
     "ReIPEntry",
     "ReIPOverride",
@@ -222,8 +251,11 @@ __all__ = [
     "Readiness",
     "RecoveryMoment",
     "RecoveryPoint",
+    "RemovedPoint",
     "Replica",
     "ReplicaState",
+    "ReplicationEvent",
+    "ReplicationJob",
     "RestartObservation",
     "RestartPriority",
     "RetentionDecision",
@@ -236,6 +268,8 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "Schedule",
+    "Scheduler",
     "SearchedGroup",
     "Sequencer",
     "Severity",
@@ -247,8 +281,11 @@ __all__ = [
     "StepContext",
     "StepFailure",
     "StepRecord",
+    "SyncOutcome",
     "SystemClock",
     "TCPPort",
+    "Throttle",
+    "TokenBucket",
     "ToolsHeartbeat",
     "TransientBackendError",
     "Uniform",
@@ -257,6 +294,7 @@ __all__ = [
     "VMFailoverError",
     "VMResult",
     "VMState",
+    "VMSyncResult",
     "ValidationError",
     "Verdict",
     "VirtualClock",
@@ -266,7 +304,10 @@ __all__ = [
     "addresses_in_use",
     "check_cluster",
     "choose_point",
+    "classify_rpo",
     "find_clean_point",
     "place",
+    "rpo_compliance",
+    "rpo_status",
     "simulate",
 ]

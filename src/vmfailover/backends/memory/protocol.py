@@ -11,11 +11,11 @@ once per change and O(1) when nothing changed since the last call.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import attrs
 
-from vmfailover.backends.base import Readiness
+from vmfailover.backends.base import Readiness, Throttle
 from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.backends.memory.replica_states import ReplicaEvent, next_replica_state
 from vmfailover.backends.memory.store import (
@@ -132,45 +132,71 @@ class MemoryProtocol:
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
+        """Send the changed blocks, paying ``throttle`` for each before it moves.
+
+        The waiting happens outside the backend's lock (other calls go on meanwhile, and virtual
+        time can jump while a throttled sync waits); blocks the source writes during the wait are
+        paid for too before the point is recorded.
+        """
         self._enter("sync", replica_id)
         store = self._store
-        with store.lock:
-            replica = store.replica(replica_id)
-            next_replica_state(replica, ReplicaEvent.SYNC)
-            source = store.vm(replica.source_vm)
-            store.require_reachable(source)
-            target = store.vm(replica.replica_vm)
-            if target.running:
-                raise ConflictError(
-                    f"replica VM {target.vm.name!r} is running: it cannot receive a sync"
-                )
-            held = store.point_count(replica_id)
-            limit = store.recovery_point_limit
-            if limit is not None and held >= limit:
-                raise ConflictError(
-                    f"replica {replica_id!r} holds {held} recovery points, the limit: "
-                    "apply retention before syncing"
-                )
-            changed = differing_blocks(source.disk, target.disk)
-            for block in changed:
-                if block in source.disk:
-                    target.disk[block] = source.disk[block]
-                else:
-                    del target.disk[block]
-            moved = len(changed) * BLOCK_SIZE
-            store.bytes_transferred += moved
-            point = RecoveryPoint(
-                id=store.next_point_id(),
-                replica=replica_id,
-                created_at=store.clock.now(),
-                consistency=consistency,
-                tags=frozenset(tags) if tags else _NO_TAGS,
-                size_bytes=moved,
-            )
-            store.add_point(PointRecord(point, dict(target.disk)))
-            store.apply(replica, ReplicaEvent.SYNC)
-            return point
+        paid = 0
+        while True:
+            with store.lock:
+                replica = store.replica(replica_id)
+                next_replica_state(replica, ReplicaEvent.SYNC)
+                source = store.vm(replica.source_vm)
+                store.require_reachable(source)
+                target = store.vm(replica.replica_vm)
+                if target.running:
+                    raise ConflictError(
+                        f"replica VM {target.vm.name!r} is running: it cannot receive a sync"
+                    )
+                held = store.point_count(replica_id)
+                limit = store.recovery_point_limit
+                if limit is not None and held >= limit:
+                    raise ConflictError(
+                        f"replica {replica_id!r} holds {held} recovery points, the limit: "
+                        "apply retention before syncing"
+                    )
+                changed = differing_blocks(source.disk, target.disk)
+                if throttle is None or len(changed) <= paid:
+                    return self._record_sync(replica, source, target, changed, consistency, tags)
+                owed = len(changed) - paid
+            for _ in range(owed):  # the data path pays before each block moves
+                throttle.consume(BLOCK_SIZE)
+            paid += owed
+
+    def _record_sync(
+        self,
+        replica: Replica,
+        source: VMRecord,
+        target: VMRecord,
+        changed: Collection[int],
+        consistency: Consistency,
+        tags: Sequence[str],
+    ) -> RecoveryPoint:
+        store = self._store
+        for block in changed:
+            if block in source.disk:
+                target.disk[block] = source.disk[block]
+            else:
+                del target.disk[block]
+        moved = len(changed) * BLOCK_SIZE
+        store.bytes_transferred += moved
+        point = RecoveryPoint(
+            id=store.next_point_id(),
+            replica=replica.id,
+            created_at=store.clock.now(),
+            consistency=consistency,
+            tags=frozenset(tags) if tags else _NO_TAGS,
+            size_bytes=moved,
+        )
+        store.add_point(PointRecord(point, dict(target.disk)))
+        store.apply(replica, ReplicaEvent.SYNC)
+        return point
 
     def recovery_points(self, replica_id: str) -> tuple[RecoveryPoint, ...]:
         self._enter("recovery_points", replica_id)
