@@ -401,8 +401,7 @@ def test_replica_states_each_kind_needs() -> None:
 
 
 def test_planned_failover_needs_room_for_the_final_sync() -> None:
-    backend = lab()
-    backend._limit = 4  # the lab holds 4 points per replica
+    backend = lab(recovery_point_limit=4)  # the lab holds 4 points per replica
     found = errors(lab_plan().validate(backend, "planned"))
     assert any("the final sync has no room" in t for t in found)
     assert errors(lab_plan().validate(backend, "test")) == []

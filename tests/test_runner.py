@@ -260,7 +260,7 @@ def test_report_renders_as_text_html_and_json(backend: MemoryBackend) -> None:
     assert "dc01" in text and "succeeded" in text and "MISSED" in text
     assert report.rto_met is False
     html = report._repr_html_()
-    assert html.startswith("<p>") and "<table" in html
+    assert "<table" in html and "<svg" in html and "RTO target 1m00s" in html
     with pytest.raises(NotFoundError, match="no VM 'web01'"):
         report.vm("web01")
     data = json.loads(report.to_json())

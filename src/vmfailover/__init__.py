@@ -5,9 +5,11 @@ The public API. Everything a user scripts against is importable from here.
 
 from __future__ import annotations
 
-from vmfailover.backends.base import Backend, Readiness
+from vmfailover.backends.base import Backend, Readiness, Throttle
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
+from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
@@ -15,6 +17,21 @@ from vmfailover.engine.host_monitor import (
     MonitorNote,
     RestartObservation,
     Witness,
+)
+from vmfailover.engine.point_checks import BootedCopy, CleanPointError
+from vmfailover.engine.replication import ReplicationJob
+from vmfailover.engine.replication_events import (
+    JobFinished,
+    JobStarted,
+    ReplicationEvent,
+    RPOChanged,
+)
+from vmfailover.engine.replication_results import (
+    JobOutcome,
+    JobResult,
+    RemovedPoint,
+    SyncOutcome,
+    VMSyncResult,
 )
 from vmfailover.engine.results import (
     CleanupResult,
@@ -24,8 +41,10 @@ from vmfailover.engine.results import (
     StepRecord,
     VMResult,
 )
+from vmfailover.engine.rpo import RPOEntry, RPOReport, rpo_status
 from vmfailover.engine.run_state import RunState
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
+from vmfailover.engine.scheduler import Scheduler
 from vmfailover.engine.simulate import (
     Distribution,
     Fixed,
@@ -34,6 +53,7 @@ from vmfailover.engine.simulate import (
     Uniform,
     simulate,
 )
+from vmfailover.engine.throttle import TokenBucket
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -77,6 +97,8 @@ from vmfailover.plan import (
     StepContext,
     StepFailure,
 )
+from vmfailover.policy.bandwidth import Bandwidth
+from vmfailover.policy.clean_point import PointSearch, RecoveryMoment, Verdict
 from vmfailover.policy.cluster import (
     AdmissionControl,
     Cluster,
@@ -130,6 +152,8 @@ from vmfailover.policy.retention import (
     RetentionEntry,
     RetentionPolicy,
 )
+from vmfailover.policy.rpo import RPOState, classify_rpo, rpo_compliance
+from vmfailover.policy.schedule import Schedule
 from vmfailover.policy.sequencer import (
     CompiledOrder,
     FailurePolicy,
@@ -150,8 +174,13 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendWitness",
+    "Bandwidth",
+    "BootedCopy",
     "CalendarDuration",
     "CallableProbe",
+    "CleanPointError",
+    "CleanPointResult",
+    "CleanPointSearch",
     "CleanupResult",
     "Clock",
     "Cluster",
@@ -186,6 +215,10 @@ __all__ = [
     "IPConfig",
     "Inventory",
     "IsolationResponse",
+    "JobFinished",
+    "JobOutcome",
+    "JobResult",
+    "JobStarted",
     "KeepReasons",
     "LogNormal",
     "MemoryBackend",
@@ -200,10 +233,16 @@ __all__ = [
     "PermanentBackendError",
     "PlacedVM",
     "Placement",
+    "PointSearch",
+    "PointVerdict",
     "PowerOffSource",
     "PowerState",
     "PoweredOn",
     "Probe",
+    "RPOChanged",
+    "RPOEntry",
+    "RPOReport",
+    "RPOState",
     "ReIPAction",
     "ReIPEntry",
     "ReIPOverride",
@@ -211,9 +250,13 @@ __all__ = [
     "ReIPRule",
     "ReIPRules",
     "Readiness",
+    "RecoveryMoment",
     "RecoveryPoint",
+    "RemovedPoint",
     "Replica",
     "ReplicaState",
+    "ReplicationEvent",
+    "ReplicationJob",
     "RestartObservation",
     "RestartPriority",
     "RetentionDecision",
@@ -226,6 +269,9 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "Schedule",
+    "Scheduler",
+    "SearchedGroup",
     "Secret",
     "Sequencer",
     "Severity",
@@ -237,8 +283,11 @@ __all__ = [
     "StepContext",
     "StepFailure",
     "StepRecord",
+    "SyncOutcome",
     "SystemClock",
     "TCPPort",
+    "Throttle",
+    "TokenBucket",
     "ToolsHeartbeat",
     "TransientBackendError",
     "Uniform",
@@ -247,7 +296,9 @@ __all__ = [
     "VMFailoverError",
     "VMResult",
     "VMState",
+    "VMSyncResult",
     "ValidationError",
+    "Verdict",
     "VirtualClock",
     "Witness",
     "WitnessVerdict",
@@ -255,6 +306,10 @@ __all__ = [
     "addresses_in_use",
     "check_cluster",
     "choose_point",
+    "classify_rpo",
+    "find_clean_point",
     "place",
+    "rpo_compliance",
+    "rpo_status",
     "simulate",
 ]

@@ -8,14 +8,15 @@ needs; a general graph-layout library (Graphviz, ELK) would be a native or JavaS
 for one picture. Nodes on a dependency cycle cannot be layered: they are drawn in a last column,
 outlined in red.
 
-A leaf: it imports nothing of ours, so any layer may use it. Every label is escaped.
+A leaf: it imports only the SVG leaf (for escaping), so any layer may use it. Every label is
+escaped.
 """
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Mapping, Sequence
+
+from vmfailover._svg import escape as _e
 
 __all__ = ["layers", "svg_graph"]
 
@@ -158,11 +159,3 @@ def svg_graph(
 
 def _group_key(group: int | None) -> tuple[bool, int]:
     return (group is None, group or 0)
-
-
-# Characters XML 1.0 cannot hold at all, not even escaped.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-
-
-def _e(text: str) -> str:
-    return html.escape(_NOT_XML.sub("\ufffd", text), quote=True)

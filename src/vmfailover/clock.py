@@ -175,12 +175,12 @@ class SystemClock:
 
 
 class _Waiter:
-    __slots__ = ("deadline", "enlisted", "signal", "woken")
+    __slots__ = ("deadline", "signal", "weight", "woken")
 
-    def __init__(self, deadline: float | None, signal: Signal | None, enlisted: bool) -> None:
+    def __init__(self, deadline: float | None, signal: Signal | None, weight: int) -> None:
         self.deadline = deadline
         self.signal = signal
-        self.enlisted = enlisted
+        self.weight = weight  # the enlisted tickets this waiter's thread holds
         self.woken = False
 
 
@@ -277,12 +277,12 @@ class VirtualClock:
             time.sleep(checked / self._rate)
             return
         with self._cond:
-            enlisted = self._ticket() is not None
-            if not enlisted and self._enlisted == 0:
+            held = self._held()
+            if not held and self._enlisted == 0:
                 self._offset += checked  # nobody else takes part: time simply moves
                 self._wake_due()
                 return
-            self._block(_Waiter(self._offset + checked, None, enlisted))
+            self._block(_Waiter(self._offset + checked, None, held))
 
     def signal(self) -> Signal:
         return Signal(self)
@@ -296,12 +296,12 @@ class VirtualClock:
         with self._cond:
             if signal._event.is_set():
                 return True
-            enlisted = self._ticket() is not None
-            if not enlisted and self._enlisted == 0:
+            held = self._held()
+            if not held and self._enlisted == 0:
                 self._offset += checked
                 self._wake_due()
                 return signal._event.is_set()
-            waiter = _Waiter(self._offset + checked, signal, enlisted)
+            waiter = _Waiter(self._offset + checked, signal, held)
             self._by_signal.setdefault(id(signal), []).append(waiter)
             try:
                 self._block(waiter)
@@ -324,21 +324,35 @@ class VirtualClock:
         ticket: Ticket | None = getattr(self._local, "ticket", None)
         return ticket
 
+    def _held(self) -> int:
+        """How many unreleased tickets this thread holds: work that enlists more work in the same
+        thread (a run started from enlisted work) waits for all of them at once."""
+        seen: set[int] = set()
+        held = 0
+        ticket = self._ticket()
+        while ticket is not None and id(ticket) not in seen:
+            seen.add(id(ticket))
+            held += not ticket._released
+            ticket = ticket._previous
+        return held
+
     def _block(self, waiter: _Waiter) -> None:
         if waiter.deadline is not None:
             heapq.heappush(self._waiters, (waiter.deadline, next(self._order), waiter))
-        if waiter.enlisted:
-            self._blocked += 1
+        self._blocked += waiter.weight
         self._wake_due()
         self._jump_if_idle()
-        while not waiter.woken:
-            self._cond.wait()
+        try:
+            while not waiter.woken:
+                self._cond.wait()
+        except BaseException:  # an interrupt (Ctrl-C) ends the wait: stop counting it as waiting
+            self._wake(waiter)
+            raise
 
     def _wake(self, waiter: _Waiter) -> None:
         if not waiter.woken:
             waiter.woken = True
-            if waiter.enlisted:
-                self._blocked -= 1
+            self._blocked -= waiter.weight
 
     def _wake_due(self) -> None:
         woke = False

@@ -18,11 +18,16 @@ revert                        RevertToSnapshot on the replica       Start-VMFail
 create_test_copy              linked clone of the snapshot          Start-VMFailover -AsTest
 remove_test_copy              destroy the clone                     Stop-VMFailover
 reverse_replication           new replica in the other direction    Set-VMReplication -Reverse
+sync's ``throttle``           our data mover calls ``consume`` for  not enforced by us: the
+                              each chunk before sending it          hypervisor moves the data (a
+                                                                    job's result says so)
 ============================  ====================================  ==============================
 
 Optional capability: a backend that can count what a failover loses offers
 ``data_loss_blocks(source_vm_id, point_id) -> int`` (the blocks of the source's disk that differ
 from the point); the runner reports it where present (the memory backend has it).
+
+The memory backend honours ``throttle`` too: it pays for each block before copying it.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from vmfailover.model import (
     check_flag,
 )
 
-__all__ = ["Backend", "Readiness"]
+__all__ = ["Backend", "Readiness", "Throttle"]
 
 
 def _addresses(value: Iterable[IPAddress]) -> tuple[IPAddress, ...]:
@@ -64,6 +69,20 @@ class Readiness:
     def ready(self) -> bool:
         """Powered on, the guest agent answers, and the guest reports an address."""
         return self.powered_on and self.heartbeat and bool(self.ip_addresses)
+
+
+@runtime_checkable
+class Throttle(Protocol):
+    """A bandwidth limit on a data path (a replication job's token bucket).
+
+    A data path that moves bytes calls :meth:`consume` before moving each chunk, chunks no larger
+    than a block or a network buffer, so that the bytes moved over any stretch of time stay
+    within the limit (plus one burst).
+    """
+
+    def consume(self, nbytes: int) -> None:
+        """Wait, on the backend's clock, until ``nbytes`` more may move."""
+        ...
 
 
 @runtime_checkable
@@ -108,10 +127,14 @@ class Backend(Protocol):
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
         """Bring the replica up to date with its source and record a new recovery point.
 
-        Not idempotent: each call creates a point. Reconcile by listing recovery points.
+        The point's ``size_bytes`` is what moved. A data path of ours calls
+        ``throttle.consume`` before it moves each chunk; where the hypervisor moves the data
+        itself, ``throttle`` is accepted and not called. Not idempotent: each call creates a
+        point. Reconcile by listing recovery points.
         """
         ...
 

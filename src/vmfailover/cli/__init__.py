@@ -1,6 +1,12 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
-Exit codes: 0 success, 2 usage error, 3 the input was refused (validation), 4 a run ended
+``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
+the built-in two-site lab); ``demo`` plays the whole story on the lab. On a terminal with the
+``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without rich, it
+is plain text. ``--json`` prints one JSON document for machines.
+
+Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
+was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
 partial, 5 a run failed, 6 a run was cancelled, 1 anything unexpected.
 """
 
@@ -9,14 +15,17 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from vmfailover import __version__
+from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
+from vmfailover.cli.output import Output
 from vmfailover.engine.results import RunResult
-from vmfailover.errors import ValidationError
+from vmfailover.errors import MissingExtraError, NotFoundError, ValidationError
 
-__all__ = ["EXIT_CODES", "main"]
+__all__ = ["EXIT_CODES", "EXIT_INVALID", "EXIT_USAGE", "main"]
 
 EXIT_CODES = {
     RunResult.SUCCEEDED: 0,
@@ -24,15 +33,106 @@ EXIT_CODES = {
     RunResult.FAILED: 5,
     RunResult.CANCELLED: 6,
 }
-EXIT_INVALID = 3
+EXIT_USAGE = 2
+
+_KINDS = ("test", "planned", "regular")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _runs(text: str) -> int:
+    value = _positive_int(text)
+    if value > 1_000_000:
+        raise argparse.ArgumentTypeError(f"at most 1000000 runs, got {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vmfailover", description="Protect virtual machines and fail them over."
+        prog="vmfailover",
+        description="Protect virtual machines and fail them over.",
+        epilog="Exit codes: 0 success, 2 usage error, 3 refused (validation), 4 partial run, "
+        "5 failed run, 6 cancelled run.",
     )
     parser.add_argument("--version", action="version", version=f"vmfailover {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a plan file (TOML or YAML); with --lab also against the built-in lab",
+        description="Reads the plan file and reports every problem with its line or key. With "
+        "--lab, also runs the read-only pre-flight of a failover of --kind on the built-in "
+        "two-site lab. Nothing is changed. Exit 0: valid; 3: refused.",
+    )
+    validate.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    validate.add_argument(
+        "--lab", action="store_true", help="check against the built-in two-site lab"
+    )
+    validate.add_argument(
+        "--kind",
+        choices=_KINDS,
+        default="test",
+        help="the failover kind to check for with --lab (default: test)",
+    )
+    validate.add_argument(
+        "--site-lost",
+        metavar="SITE",
+        help="with --lab: lose this lab site first (site-a), as before a regular failover",
+    )
+    validate.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="predict a plan's RTO in virtual time (Monte Carlo with --runs)",
+        description="Runs the plan's start order through the runner's own sequencer in virtual "
+        "time. Each VM's start-to-ready time comes from --duration, --default-duration, or with "
+        "--lab the lab's boot times; with --runs N > 1 each is drawn from a log-normal around "
+        "it (--spread) and the result gives p50, p90 and p99. Exit 0: the prediction (p90 with "
+        "--runs) meets the plan's RTO target or there is none; 3: it misses, or the input was "
+        "refused.",
+    )
+    simulate.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    simulate.add_argument(
+        "--runs", type=_runs, default=1, help="Monte Carlo runs (default 1: one run)"
+    )
+    simulate.add_argument(
+        "--lab", action="store_true", help="the plan's VMs boot as long as the lab's do"
+    )
+    simulate.add_argument(
+        "--duration",
+        action="append",
+        default=[],
+        metavar="VM=DURATION",
+        help="a VM's start-to-ready time: seconds or a span such as 2m (repeatable)",
+    )
+    simulate.add_argument(
+        "--default-duration",
+        metavar="DURATION",
+        help="start-to-ready time of every VM without one",
+    )
+    simulate.add_argument(
+        "--spread",
+        type=float,
+        default=0.3,
+        help="with --runs > 1: sigma of the log-normal around each duration (default 0.3)",
+    )
+    simulate.add_argument("--seed", type=int, default=0, help="seed of the random draws")
+    simulate.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="how many VMs the runner starts at once (its max_parallel)",
+    )
+    simulate.add_argument("--json", action="store_true", help="print the prediction as JSON")
+
     demo = commands.add_parser(
         "demo",
         help="the built-in lab: a test failover with cleanup, a planned failover, and after "
@@ -52,13 +152,56 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit code. ``out`` replaces standard output."""
     stream = out or sys.stdout
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "validate" and args.site_lost is not None and not args.lab:
+        parser.error("--site-lost needs --lab")
+    output = Output(stream, plain=getattr(args, "json", False))
+    errors = Output(sys.stderr)
     try:
+        if args.command == "validate":
+            return validate_command(
+                output,
+                args.plan,
+                kind=args.kind,
+                use_lab=args.lab,
+                site_lost=args.site_lost,
+                as_json=args.json,
+            )
+        if args.command == "simulate":
+            return simulate_command(
+                output,
+                args.plan,
+                runs=args.runs,
+                use_lab=args.lab,
+                durations=args.duration,
+                default_duration=args.default_duration,
+                spread=args.spread,
+                seed=args.seed,
+                workers=args.workers,
+                as_json=args.json,
+            )
         if args.command == "demo":
             reports = run_demo(stream, speed=args.speed, seed=args.seed, as_json=args.json)
             return max(EXIT_CODES[report.result] for report in reports)
     except ValidationError as error:
-        print(f"vmfailover: {error}", file=sys.stderr)
+        plan = getattr(args, "plan", None)
+        _refused(errors, error, f"{plan}: " if plan is not None else "")
         return EXIT_INVALID
+    except (NotFoundError, MissingExtraError) as error:
+        errors.say(f"vmfailover: {error}", style="bold red")
+        return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
+
+
+def _refused(errors: Output, error: ValidationError, where: str) -> None:
+    """Every finding on a line of its own, so each names its place in the file."""
+    findings = error.findings
+    if len(findings) == 1:
+        errors.say(f"vmfailover: {where}{findings[0]}", style="bold red")
+        return
+    errors.say(f"vmfailover: {where}refused, {len(findings)} problems:", style="bold red")
+    for finding in findings:
+        errors.say(f"  {finding}")

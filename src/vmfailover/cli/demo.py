@@ -9,11 +9,9 @@ its report. It is also the quickest way to see what the library does.
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from typing import TextIO
 
-from vmfailover._render import in_words, text_table
 from vmfailover.backends.memory import BLOCK_SIZE, MemoryBackend
 from vmfailover.backends.memory.lab import (
     LAB_DEPENDENCIES,
@@ -21,7 +19,8 @@ from vmfailover.backends.memory.lab import (
     LAB_TEST_NETWORK_MAP,
     lab,
 )
-from vmfailover.engine.events import RunEvent, RunStarted, RunWarning, VMFailed, VMReady
+from vmfailover.cli.output import Output
+from vmfailover.cli.show import show_report
 from vmfailover.engine.results import RunReport
 from vmfailover.engine.runner import Runner
 from vmfailover.errors import ValidationError
@@ -31,7 +30,7 @@ from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.reip import ReIPRule, ReIPRules
 from vmfailover.policy.sequencer import StartOrder
 
-__all__ = ["LAB_REIP", "LAB_TEST_REIP", "Progress", "lab_plan", "lab_start_order", "run_demo"]
+__all__ = ["LAB_REIP", "LAB_TEST_REIP", "lab_plan", "lab_start_order", "run_demo"]
 
 
 def lab_start_order() -> StartOrder:
@@ -42,46 +41,7 @@ def lab_start_order() -> StartOrder:
     return order
 
 
-class Progress:
-    """Prints a run's progress: a redrawn bar on a terminal, one line per VM elsewhere."""
-
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._tty = out.isatty()
-        self._total = 0
-        self._done = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, event: RunEvent) -> None:
-        with self._lock:
-            if isinstance(event, RunStarted):
-                self._total = len(event.vms)
-                self._done = 0
-                self._line(f"failing over {self._total} VMs ({event.run_id})")
-            elif isinstance(event, VMReady):
-                self._done += 1
-                self._line(f"{event.vm} ready", progress=True)
-            elif isinstance(event, VMFailed):
-                self._done += 1
-                self._line(f"{event.vm} {in_words(event.state)}: {event.reason}", progress=True)
-            elif isinstance(event, RunWarning):
-                self._line(f"warning: {event.message}")
-
-    def _line(self, text: str, progress: bool = False) -> None:
-        if progress and self._total:
-            width = 24
-            filled = width * self._done // self._total
-            bar = "#" * filled + "." * (width - filled)
-            text = f"[{bar}] {self._done:>3}/{self._total}  {text}"
-        if self._tty and progress:
-            end = "\n" if self._done == self._total else ""
-            self._out.write(f"\r\x1b[2K{text}{end}")
-        else:
-            self._out.write(text + "\n")
-        self._out.flush()
-
-
-def _points_table(backend: MemoryBackend) -> str:
+def _show_points(output: Output, backend: MemoryBackend) -> None:
     inventory = backend.inventory()
     rows = []
     for replica in inventory.replicas:
@@ -100,7 +60,7 @@ def _points_table(backend: MemoryBackend) -> str:
             )
         )
     headers = ("VM", "replica", "on host", "points", "oldest", "newest", "last sync moved")
-    return text_table(headers, rows)
+    output.table(headers, rows)
 
 
 LAB_REIP = ReIPRules(
@@ -161,10 +121,15 @@ def run_demo(
     """
     rate = check_speed(speed)
 
-    def say(text: str = "") -> None:
+    output = Output(out)
+
+    def say(text: str = "", style: str | None = None) -> None:
         if not as_json:
-            out.write(text + "\n")
-            out.flush()
+            output.say(text, style=style)
+
+    def show(report: RunReport) -> None:
+        if not as_json:
+            show_report(output, report)
 
     backend = lab(seed=seed)
     clock = backend.clock
@@ -176,34 +141,41 @@ def run_demo(
         f"replicated to site-b ({len(inventory.replicas)} replicas)"
     )
     say()
-    say("1. Replicating every VM to site-b now ...")
+    say("1. Replicating every VM to site-b now ...", style="bold")
     for replica in inventory.replicas:
         backend.sync(replica.id)
-    say(_points_table(backend))
+    if not as_json:
+        _show_points(output, backend)
     say()
     plan = lab_plan()
     if rate is not None:
         clock.set_rate(rate)  # type: ignore[attr-defined]
     runner = Runner(backend, max_parallel=8, poll_interval=2.0)
     if not as_json:
-        runner.subscribe(Progress(out))
+        runner.subscribe(output.run_progress())
     reports: dict[str, RunReport] = {}
 
-    say("2. Test failover: isolated copies at site-b, test addresses, production untouched.")
+    say(
+        "2. Test failover: isolated copies at site-b, test addresses, production untouched.",
+        style="bold",
+    )
     run = runner.start(plan, kind="test")
     reports["test"] = run.wait()
     say()
-    say(str(reports["test"]))
+    show(reports["test"])
     reports["test"] = runner.cleanup(run)
     assert reports["test"].cleanup is not None
     say(f"Cleanup: {reports['test'].cleanup.summary()}.")
     say()
 
     backend.run_workload(300)
-    say(f"3. {clock.now():%H:%M:%S}: five minutes of writes later, a planned failover (no loss):")
+    say(
+        f"3. {clock.now():%H:%M:%S}: five minutes of writes later, a planned failover (no loss):",
+        style="bold",
+    )
     reports["planned"] = runner.failover(plan, kind="planned")
     say()
-    say(str(reports["planned"]))
+    show(reports["planned"])
     say(
         f"Blocks lost: {sum(r.data_loss_blocks or 0 for r in reports['planned'].vms)} "
         "(every replica's disk equals its source's at shutdown)."
@@ -216,14 +188,15 @@ def run_demo(
         disaster.clock.set_rate(rate)  # type: ignore[attr-defined]
     say(
         "4. The same plan on a second lab whose site-a is lost (power failure) five minutes "
-        "after its last sync: regular failover."
+        "after its last sync: regular failover.",
+        style="bold",
     )
     regular_runner = Runner(disaster, max_parallel=8, poll_interval=2.0)
     if not as_json:
-        regular_runner.subscribe(Progress(out))
+        regular_runner.subscribe(output.run_progress())
     reports["regular"] = regular_runner.failover(plan, kind="regular")
     say()
-    say(str(reports["regular"]))
+    show(reports["regular"])
     total = sum(r.data_loss_blocks or 0 for r in reports["regular"].vms)
     say(
         f"Measured on the lab: {total} blocks ({total * BLOCK_SIZE // (1 << 20)} MiB) written "

@@ -142,6 +142,12 @@ class Execution:
         self.gates.close()
         self._wake()
 
+    def abandon(self) -> None:
+        """Cancel, and stop VMs in the middle of their recovery at their next backend call or
+        readiness poll (what was created so far, a test copy for one, stays recorded)."""
+        self._abandoned.set()
+        self.cancel()
+
     def _observer_failed(self, event: RunEvent, error: BaseException) -> None:
         with self._lock:
             self.warnings.append(

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from vmfailover import _svg
 from vmfailover._render import format_duration, html_table, in_words, text_table
 from vmfailover.errors import NotFoundError, ValidationError
 from vmfailover.model import FailoverKind
@@ -248,6 +249,11 @@ class RunReport:
             )
         return rows
 
+    def table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The per-VM table as text, its headers and one row per VM: what ``str()`` shows, for
+        other renderers (the command line draws it with rich on a terminal)."""
+        return self._HEADERS, self._rows()
+
     def summary(self) -> str:
         ready = sum(1 for r in self.vms if r.outcome is Outcome.READY)
         name = f" of plan {self.plan!r}" if self.plan else ""
@@ -274,16 +280,107 @@ class RunReport:
         return "\n".join(parts)
 
     def _repr_html_(self) -> str:
+        """The report in Jupyter: summary, the timeline as an SVG Gantt chart, the VM table,
+        decisions and warnings."""
         extra = "".join(
             f"<p>{html.escape(prefix)}: {html.escape(text)}</p>"
             for prefix, items in (("decision", self.decisions), ("warning", self.warnings))
             for text in items
         )
         return (
-            f"<p>{html.escape(self.summary())}</p>"
+            f'<div class="vmfailover-report"><p>{html.escape(self.summary())}</p>'
+            + self.svg_timeline()
             + html_table(self._HEADERS, self._rows())
             + extra
+            + "</div>"
         )
+
+    def svg_timeline(self, rows: int = 200) -> str:
+        """The run's timeline as an inline SVG Gantt chart: per VM (the first ``rows``) its steps
+        as segments from the start of the run (revert, power on, wait ready ...), a failed step
+        in red, how the VM ended at the right, and the measured RTO and its target as lines."""
+        shown = self.vms[:rows]
+        chart_rows = [self._timeline_row(result) for result in shown]
+        steps = dict.fromkeys(
+            record.step for result in shown for record in result.steps if record.error is None
+        )
+        legend = [(step.replace("_", " "), _STEP_COLOURS.get(step, "#9ca3af")) for step in steps]
+        if any(record.error for result in shown for record in result.steps):
+            legend.append(("failed step", _FAILED))
+        markers = []
+        if any(result.ready_at is not None for result in self.vms):
+            markers.append(_svg.Marker(self.rto_seconds, f"RTO {_duration(self.rto_seconds)}"))
+        if self.rto_target_seconds is not None:
+            colour = "#15803d" if self.rto_met else _FAILED
+            markers.append(
+                _svg.Marker(
+                    self.rto_target_seconds,
+                    f"RTO target {_duration(self.rto_target_seconds)}",
+                    colour=colour,
+                    dashed=True,
+                )
+            )
+        chart = _svg.svg_gantt(
+            chart_rows, markers=markers, legend=legend, tick_label=format_duration
+        )
+        hidden = len(self.vms) - len(shown)
+        more = f"<p>... and {hidden} more VMs</p>" if hidden > 0 else ""
+        return chart + more
+
+    def _timeline_row(self, result: VMResult) -> _svg.Row:
+        bars = []
+        for record in result.steps:
+            start = (record.started_at - self.started_at).total_seconds()
+            end = (record.finished_at - self.started_at).total_seconds()
+            words = record.step.replace("_", " ")
+            tip = f"{result.vm}: {words} +{_duration(start)} to +{_duration(end)}"
+            if record.error is not None:
+                tip += f": {record.error}"
+                colour = _TIMED_OUT if result.outcome is Outcome.TIMED_OUT else _FAILED
+            else:
+                colour = _STEP_COLOURS.get(record.step, "#9ca3af")
+            bars.append(_svg.Bar(start, end, colour, tip))
+        if not bars and result.started_at is not None:  # no step records: its span as one bar
+            end_at = result.ready_at or self.finished_at
+            start = (result.started_at - self.started_at).total_seconds()
+            end = (end_at - self.started_at).total_seconds()
+            bars.append(_svg.Bar(start, end, _OUTCOME_COLOURS.get(result.outcome, "#9ca3af")))
+        note = in_words(result.outcome)
+        if result.outcome is not Outcome.READY and result.reason:
+            note += f": {result.reason}"
+        return _svg.Row(
+            result.vm,
+            tuple(bars),
+            note=note if len(note) <= 60 else note[:59] + "…",
+            note_colour=_OUTCOME_COLOURS.get(result.outcome, "#6b7280"),
+        )
+
+
+_FAILED = "#c0392b"
+_TIMED_OUT = "#d68910"
+
+#: A step's colour in the timeline: the source's side grey, data work blue, network teal,
+#: booting amber, waiting for readiness green.
+_STEP_COLOURS = {
+    "check_source": "#cbd5e1",
+    "shutdown_source": "#94a3b8",
+    "power_off_source": "#94a3b8",
+    "final_sync": "#7c3aed",
+    "revert": "#2563eb",
+    "create_test_copy": "#60a5fa",
+    "connect_nic": "#0d9488",
+    "set_guest_ip": "#14b8a6",
+    "power_on": "#f59e0b",
+    "wait_ready": "#4c9a4c",
+    "verify_addresses": "#84cc16",
+    "remove_test_copy": "#a3a3a3",
+}
+
+_OUTCOME_COLOURS = {
+    Outcome.READY: "#15803d",
+    Outcome.FAILED: _FAILED,
+    Outcome.TIMED_OUT: _TIMED_OUT,
+}
 
 
 def _jsonable(value: object) -> object:

@@ -13,7 +13,6 @@ Everything is deterministic for a given ``seed``.
 from __future__ import annotations
 
 import heapq
-import html
 import math
 import random
 from collections.abc import Iterable, Mapping
@@ -21,6 +20,7 @@ from typing import Protocol, TypeAlias, TypeGuard, runtime_checkable
 
 import attrs
 
+from vmfailover import _svg
 from vmfailover._render import format_duration, in_words, text_table
 from vmfailover.clock import MAX_SECONDS
 from vmfailover.errors import Finding, ValidationError
@@ -251,6 +251,19 @@ class SimulationResult:
             lines.append(f"Critical path: {path}")
         return lines
 
+    def summary(self) -> str:
+        """The RTO, its bounds, the Monte Carlo percentiles, outcomes and the critical path, one
+        line each."""
+        return "\n".join(self._summary())
+
+    def table(self, rows: int = 40) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The first ``rows`` VMs to start as text: headers and one row per VM (name, start,
+        end, state), for other renderers."""
+        return ("VM", "start", "end", "state"), [
+            (name, format_duration(start), format_duration(end), in_words(state))
+            for name, start, end, state in self._timeline_rows(rows)
+        ]
+
     def _timeline_rows(self, limit: int) -> list[tuple[str, float, float, VMState]]:
         rows = sorted(
             ((name, start, self.ends.get(name, start)) for name, start in self.starts.items()),
@@ -292,43 +305,48 @@ class SimulationResult:
         return self.svg_gantt()
 
     def svg_gantt(self, rows: int = 200) -> str:
-        """An HTML block with the summary and an inline SVG Gantt chart (first ``rows`` VMs)."""
+        """An HTML block with the summary and an inline SVG Gantt chart (first ``rows`` VMs to
+        start), with the RTO and the lower bound no schedule can beat as vertical lines."""
         _count(rows, "svg_gantt rows", 1_000_000)
         timeline = self._timeline_rows(rows)
-        label_width, chart_width, row_height, top = 160, 600, 14, 20
-        span = self.rto or 1.0
-        height = top + row_height * len(timeline) + 10
-        parts = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + chart_width + 10}" '
-            f'height="{height}" font-family="sans-serif" font-size="11">'
+        chart_rows = [
+            _svg.Row(
+                name,
+                (
+                    _svg.Bar(
+                        start,
+                        end,
+                        _STATE_COLOURS.get(state, "#888"),
+                        f"{name}: {format_duration(start)} - {format_duration(end)} "
+                        f"({in_words(state)})",
+                    ),
+                ),
+                note="" if state is VMState.READY else in_words(state),
+                note_colour=_STATE_COLOURS.get(state, "#888"),
+            )
+            for name, start, end, state in timeline
         ]
-        for tick in range(5):
-            x = label_width + chart_width * tick / 4
-            parts.append(
-                f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 6}" '
-                'stroke="#ddd"/>'
-                f'<text x="{x:.1f}" y="{top - 6}" text-anchor="middle">'
-                f"{html.escape(format_duration(span * tick / 4))}</text>"
+        markers = [_svg.Marker(self.rto, f"RTO {format_duration(self.rto)}")]
+        if 0 < self.lower_bound < self.rto:
+            markers.append(
+                _svg.Marker(
+                    self.lower_bound,
+                    f"lower bound {format_duration(self.lower_bound)}",
+                    colour="#6b7280",
+                    dashed=True,
+                )
             )
-        for row, (name, start, end, state) in enumerate(timeline):
-            y = top + row * row_height
-            x = label_width + chart_width * start / span
-            w = max(1.0, chart_width * (end - start) / span)
-            colour = _STATE_COLOURS.get(state, "#888")
-            tip = html.escape(
-                f"{name}: {format_duration(start)} - {format_duration(end)} ({in_words(state)})"
-            )
-            parts.append(
-                f'<text x="{label_width - 4}" y="{y + row_height - 3}" text-anchor="end">'
-                f"{html.escape(name)}</text>"
-                f'<rect x="{x:.1f}" y="{y + 2}" width="{w:.1f}" height="{row_height - 4}" '
-                f'fill="{colour}"><title>{tip}</title></rect>'
-            )
-        parts.append("</svg>")
-        summary = "".join(f"<div>{html.escape(line)}</div>" for line in self._summary())
+        present = list(dict.fromkeys(state for *_, state in timeline))
+        chart = _svg.svg_gantt(
+            chart_rows,
+            markers=markers,
+            legend=[(in_words(state), _STATE_COLOURS.get(state, "#888")) for state in present],
+            tick_label=format_duration,
+        )
+        summary = "".join(f"<div>{_svg.escape(line)}</div>" for line in self._summary())
         hidden = len(self.starts) - len(timeline)
         more = f"<div>... and {hidden} more VMs</div>" if hidden > 0 else ""
-        return f'<div class="vmfailover">{summary}{"".join(parts)}{more}</div>'
+        return f'<div class="vmfailover">{summary}{chart}{more}</div>'
 
 
 def _count(value: object, item: str, most: int) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from vmfailover import _render
-from vmfailover.errors import Finding, NotFoundError, Severity, ValidationError
+from vmfailover.errors import Finding, Findings, NotFoundError, Severity, ValidationError
 from vmfailover.model import (
     VM,
     FailoverKind,
@@ -132,10 +132,10 @@ def gather(
 
 def check(
     plan: FailoverPlan, facts: Facts, kind: FailoverKind | str, *, force: bool = False
-) -> list[Finding]:
+) -> Findings:
     """Every problem a failover of ``kind`` of ``plan`` would meet, blocking ones first."""
     findings = resolve(plan, facts, kind, force=force).findings
-    return sorted(findings, key=lambda f: f.severity is not Severity.ERROR)
+    return Findings(sorted(findings, key=lambda f: f.severity is not Severity.ERROR))
 
 
 @attrs.frozen

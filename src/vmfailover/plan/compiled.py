@@ -8,6 +8,7 @@ simulator predicts one, so both talk about the same run.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator, Mapping
 
 import attrs
@@ -161,7 +162,14 @@ class CompiledPlan:
         return text + ("\n" + "\n".join(notes) if notes else "")
 
     def _repr_html_(self) -> str:
-        return _render.html_table(self._HEADERS, self._rows(), title=self._title())
+        """The table, then the warnings and the decisions ``force`` made, as ``str`` shows them."""
+        notes = [("warning", str(warning)) for warning in self.warnings] + [
+            ("decision", decision) for decision in self.decisions
+        ]
+        table = _render.html_table(self._HEADERS, self._rows(), title=self._title())
+        return table + "".join(
+            f"<p>{html.escape(kind)}: {html.escape(text)}</p>" for kind, text in notes
+        )
 
 
 def compile_plan(

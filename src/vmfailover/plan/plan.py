@@ -345,6 +345,12 @@ class FailoverPlan:
 
         return diff(self, as_instance(other, FailoverPlan, "diff"))
 
+    def summary(self) -> str:
+        """One line: name, number of VMs, objectives, limits, rules and steps."""
+        from vmfailover.plan.show import plan_summary
+
+        return plan_summary(self)
+
     def __str__(self) -> str:
         from vmfailover.plan.show import plan_text
 

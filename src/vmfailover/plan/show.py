@@ -11,7 +11,7 @@ from vmfailover.plan.plan import FailoverPlan
 from vmfailover.plan.steps import Approval
 from vmfailover.policy.sequencer import StartEntry
 
-__all__ = ["plan_html", "plan_text"]
+__all__ = ["plan_html", "plan_summary", "plan_text"]
 
 _HEADERS = ("VM", "group", "after", "probe", "timeout", "on failure", "recovery point")
 
@@ -56,10 +56,15 @@ def _facts(plan: FailoverPlan) -> list[str]:
     return facts
 
 
+def plan_summary(plan: FailoverPlan) -> str:
+    """One line: the plan's name, size, objectives and what it holds."""
+    return f"Failover plan {plan.name!r}: {', '.join(_facts(plan))}"
+
+
 def plan_text(plan: FailoverPlan) -> str:
     """The plan as a fixed-width table under a one-line summary."""
     order = plan.start_order()
-    title = f"Failover plan {plan.name!r}: {', '.join(_facts(plan))}"
+    title = plan_summary(plan)
     return _render.text_table(_HEADERS, [_row(plan, entry) for entry in order], title=title)
 
 

@@ -36,7 +36,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, islice, pairwise, repeat
-from operator import add, attrgetter, floordiv, ne, neg
+from operator import add, attrgetter, floordiv, mul, ne, neg, sub
 from types import MemberDescriptorType
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +47,7 @@ from vmfailover._render import html_table, text_table
 from vmfailover.errors import Finding, ValidationError
 from vmfailover.model import RecoveryPoint, aware_utc
 from vmfailover.policy._durations import CalendarDuration, offset_at
+from vmfailover.policy._zoneoffsets import ZoneOffsets
 
 __all__ = [
     "CalendarDuration",
@@ -196,9 +197,11 @@ class RetentionPolicy:
     tags: tuple[tuple[str, ...], ...] = attrs.field(default=(), converter=_tag_lists, kw_only=True)
     tz: str = attrs.field(default="UTC", converter=_tz_key, kw_only=True)
     _zone: ZoneInfo = attrs.field(init=False, repr=False, eq=False, hash=False)
+    _plan: _Plan = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.tz))
+        object.__setattr__(self, "_plan", _Plan(self))
         if self.empty:
             raise ValidationError.of(
                 "RetentionPolicy",
@@ -242,8 +245,16 @@ class RetentionPolicy:
         the newest for the windows (points after ``now`` are never that point, but are always
         inside every window, as in restic).
         """
-        now_utc = aware_utc(now, "now")
-        items = _as_list(points)
+        now_utc = now if type(now) is datetime and now.tzinfo is UTC else aware_utc(now, "now")
+        items = points if type(points) is list else _as_list(points)
+        if 0 < len(items) <= _SMALL:
+            decision = _apply_small(self, self._plan, items, now_utc)
+            if decision is not None:
+                return decision
+        return self._apply_general(items, now_utc)
+
+    def _apply_general(self, items: list[P], now_utc: datetime) -> RetentionDecision[P]:
+        """Any number of points, any datetimes: the reference the small-set path must match."""
         timeline = _Timeline(items, now_utc, want_tags=bool(self.tags))
         verdicts = _Verdicts(timeline.n)
         if timeline.n:
@@ -255,7 +266,7 @@ class RetentionPolicy:
             windows = _Windows(timeline, now_utc, self._zone)
             if self.within is not None:
                 verdicts.give(range(windows.size(self.within)), "within")
-            starts = _BucketStarts(timeline, self._zone)
+            starts = _BucketStarts(timeline.n, lambda: _local_hours(timeline, self._zone))
             for name in COUNT_RULES:
                 count: int = getattr(self, name)
                 if count:
@@ -398,13 +409,15 @@ class KeepReasons(Mapping[P, tuple[str, ...]]):
         self._kept = kept
         self._reasons = reasons
         self._removed = removed
-        self._by_id: dict[int, int] = {}
-        for index, point in enumerate(kept):
-            self._by_id.setdefault(id(point), index)
+        self._by_id: dict[int, int] | None = None
         self._by_value: dict[object, int] | None = None
         self._removed_ids: frozenset[int] | None = None
 
     def __getitem__(self, point: P) -> tuple[str, ...]:
+        if self._by_id is None:
+            self._by_id = {}
+            for position, kept in enumerate(self._kept):
+                self._by_id.setdefault(id(kept), position)
         index = self._by_id.get(id(point))
         if index is not None and self._kept[index] is point:
             return self._reasons[index]
@@ -767,10 +780,12 @@ class _BucketStarts:
     only the hour is computed for every point; the rest only where the finer unit changes.
     """
 
-    def __init__(self, timeline: _Timeline, zone: ZoneInfo) -> None:
-        self._timeline = timeline
-        self._zone = zone
-        self._runs: dict[str, Sequence[int]] = {"last": range(timeline.n)}
+    def __init__(
+        self, n: int, hours: Callable[[], Sequence[float]], *, months: bool = True
+    ) -> None:
+        self._hours = hours
+        self._months = months  # False: no rule asks for months or years
+        self._runs: dict[str, Sequence[int]] = {"last": range(n)}
 
     def of(self, unit: str) -> Sequence[int]:
         if unit not in self._runs:
@@ -778,20 +793,22 @@ class _BucketStarts:
         return self._runs[unit]
 
     def _compute(self) -> None:
-        hours = _local_hours(self._timeline, self._zone)
+        hours = self._hours()
         hour_runs = _run_starts(hours)
         days = [int(hour // 24) for hour in map(hours.__getitem__, hour_runs)]
         day_starts = _run_starts(days)
         day_runs = [hour_runs[index] for index in day_starts]
         day_values = [days[index] for index in day_starts]
         weeks = [(day + 3) // 7 for day in day_values]  # 1970-01-01 was a Thursday
-        months = [_month_of_day(day) for day in day_values]
-        month_starts = _run_starts(months)
-        month_runs = [day_runs[index] for index in month_starts]
-        years = [months[index] // 12 for index in month_starts]
         self._runs["hourly"] = hour_runs
         self._runs["daily"] = day_runs
         self._runs["weekly"] = [day_runs[index] for index in _run_starts(weeks)]
+        if not self._months:
+            return
+        months = list(map(_month_of_day, day_values))
+        month_starts = _run_starts(months)
+        month_runs = [day_runs[index] for index in month_starts]
+        years = [months[index] // 12 for index in month_starts]
         self._runs["monthly"] = month_runs
         self._runs["yearly"] = [month_runs[index] for index in _run_starts(years)]
 
@@ -862,6 +879,19 @@ def _offset_runs(timeline: _Timeline, zone: ZoneInfo) -> list[tuple[int, timedel
 
 def _month_of_day(day: int) -> int:
     """``year * 12 + month - 1`` of the proleptic Gregorian day ``day`` (0 is 1970-01-01)."""
+    month = _MONTHS.get(day)
+    if month is None:
+        month = _civil_month(day)
+        if len(_MONTHS) < 200_000:
+            _MONTHS[day] = month
+    return month
+
+
+_MONTHS: dict[int, int] = {}
+"""Months of days already asked for: a few dozen thousand days cover every point in use."""
+
+
+def _civil_month(day: int) -> int:
     # Civil-from-days (H. Hinnant): works for any day, also before year 1 and after 9999.
     shifted = day + 719468
     era = shifted // 146097
@@ -874,3 +904,283 @@ def _month_of_day(day: int) -> int:
     month = month_index + 3 if month_index < 10 else month_index - 9
     year = year_of_era + era * 400 + (month <= 2)
     return year * 12 + month - 1
+
+
+# --- the small-set path --------------------------------------------------------------------------
+#
+# The everyday shape is many replicas with a few dozen points each, where per-call setup, not the
+# sort, dominates. For up to _SMALL points of one kind (RecoveryPoint objects, or datetimes in
+# UTC) within the float range, apply takes this path: the policy's rules are read once per policy
+# (_Plan), zone offsets come from a shared table (ZoneOffsets) instead of datetime round trips,
+# and window starts are computed in integer microseconds. It decides exactly what the general
+# path decides; tests/test_retention_fast.py compares the two.
+
+_SMALL = 256
+_UNITS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+_DAY_US = 86_400_000_000
+_HOUR_US = 3_600_000_000
+_FLOAT_LIMIT = float(2**32)
+
+
+class _Plan:
+    """What :meth:`RetentionPolicy.apply` needs of a policy, worked out once per policy."""
+
+    def __init__(self, policy: RetentionPolicy) -> None:
+        self.counts = [
+            (name, count, f"oldest-{name}")
+            for name in COUNT_RULES
+            if (count := getattr(policy, name))
+        ]
+        self.windows: list[tuple[str, CalendarDuration, str, str]] = []
+        for name in WITHIN_RULES:
+            window = getattr(policy, name)
+            if window is not None:
+                reason = name.replace("_", "-")
+                self.windows.append(
+                    (name.removeprefix("within_"), window, reason, f"oldest-{reason}")
+                )
+        self.needs_hours = bool(self.windows) or any(name != "last" for name, *_ in self.counts)
+        self.within: CalendarDuration | None = policy.within
+        units = {name for name, *_ in self.counts} | {unit for unit, *_ in self.windows}
+        self.needs_months = bool(units & {"monthly", "yearly"})
+        self.has_windows = self.within is not None or bool(self.windows)
+        self.tags = [(frozenset(tags), f"tag:{','.join(tags)}") for tags in policy.tags]
+        zone = ZoneInfo(policy.tz)
+        self.zone = zone
+        self.fixed_offset: int | None = None
+        if zone.key in _FIXED_ZONES:
+            offset = offset_at(_EPOCH, zone)
+            self.fixed_offset = offset // _MICROSECOND
+        self.offsets = ZoneOffsets.of(zone)
+        self._spans: dict[tuple[int, int], int] = {}
+
+    def offset(self, seconds: float) -> int | None:
+        """The zone's offset in microseconds at ``seconds`` since 1970 (``None``: ask zoneinfo)."""
+        if self.fixed_offset is not None:
+            return self.fixed_offset
+        return self.offsets.offset(seconds)
+
+    def span_days(self, window: CalendarDuration, month: int) -> int:
+        """Days a window's years, months and days go back from any day of ``month``.
+
+        Go's AddDate keeps the day of the month and lets it overflow forward, so going back
+        ``years`` and ``months`` from day ``d`` of a month lands ``d - 1`` days after the first
+        of the target month: the span depends on the month alone.
+        """
+        key = (id(window), month)  # the plan holds its windows, so ids stay theirs
+        span = self._spans.get(key)
+        if span is None:
+            target = month - 12 * window.years - window.months
+            span = _first_day(month) - _first_day(target) + window.days
+            if len(self._spans) < 100_000:
+                self._spans[key] = span
+        return span
+
+
+def _first_day(month: int) -> int:
+    """Days from 1970-01-01 to the first day of ``month`` (``year * 12 + month - 1``)."""
+    year, number = divmod(month, 12)
+    number += 1
+    # Days-from-civil (H. Hinnant), for the first of the month.
+    year -= number <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * ((number + 9) % 12) + 2) // 5
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+def _apply_small(
+    policy: RetentionPolicy, plan: _Plan, items: list[P], now: datetime
+) -> RetentionDecision[P] | None:
+    """The decision for a small set of points, or ``None`` to take the general path.
+
+    Works on the datetimes themselves (they compare as instants) and on whole UTC hours (read
+    from the ordinal and the hour, in C), not on float timestamps, which cost more than the
+    sort. Zones whose offsets or changes are not whole hours take the general path.
+    """
+    n = len(items)
+    pinned: list[int] = []
+    tagged: list[tuple[int, frozenset[str]]] = []
+    first = items[0]
+    try:
+        if type(first) is RecoveryPoint and _SLOTS is not None:
+            created, pin_of, tags_of = _SLOTS
+            moments: list[datetime] = list(map(created, items))
+            for index in compress(range(n), map(pin_of, items)):
+                if pin_of(items[index]) > now:
+                    pinned.append(index)
+            if plan.tags:
+                tagged = [(i, tags_of(items[i])) for i in compress(range(n), map(tags_of, items))]
+        elif type(first) is datetime:
+            moments = cast("list[datetime]", items)
+            if set(map(_TZINFO, moments)) != {UTC}:
+                return None
+        else:
+            return None
+        order = sorted(range(n), key=moments.__getitem__, reverse=True)
+    except (TypeError, AttributeError):
+        return None
+    newest_first = list(map(moments.__getitem__, order))
+    if not (newest_first[-1] > _FLOAT_OLDEST and newest_first[0] < _FLOAT_NEWEST):
+        return None
+    verdicts = _SmallVerdicts(n)
+    if pinned or tagged:
+        position_of = [0] * n
+        for position, index in enumerate(order):
+            position_of[index] = position
+        if pinned:
+            verdicts.give(sorted(map(position_of.__getitem__, pinned)), "pinned")
+        for wanted, reason in plan.tags:
+            matching = [position_of[index] for index, carried in tagged if wanted <= carried]
+            verdicts.give(sorted(matching), reason)
+    windows = _SmallWindows(plan, newest_first, now) if plan.has_windows else None
+    if windows is not None and plan.within is not None:
+        size = windows.size(plan.within)
+        if size is None:
+            return None
+        verdicts.give(range(size), "within")
+    if plan.needs_hours:
+        hours = _small_hours(plan, newest_first)
+        if hours is None:
+            return None
+        starts = _BucketStarts(n, lambda: hours, months=plan.needs_months)
+    else:
+        starts = _BucketStarts(n, list)
+    for name, count, _ in plan.counts:
+        verdicts.give_bucket_starts(starts.of(name), count, name)
+    for unit, window, reason, _ in plan.windows:
+        assert windows is not None
+        inside = windows.size(window)
+        if inside is None:
+            return None
+        verdicts.give_window_starts(starts.of(unit), inside, reason)
+    return RetentionDecision(
+        policy=policy,
+        now=now,
+        items=items,
+        order=order,
+        kept=verdicts.kept(),
+        reasons=verdicts.reasons(),
+    )
+
+
+class _SmallVerdicts(_Verdicts):
+    """The same verdicts, kept in a list by position: cheaper than a dict for a few points."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._at: list[list[str] | None] = [None] * n
+
+    def give(self, positions: Iterable[int], reason: str) -> None:
+        at = self._at
+        for position in positions:
+            found = at[position]
+            if found is None:
+                at[position] = [reason]
+            else:
+                found.append(reason)
+
+    def kept(self) -> bytes:
+        return bytes(map(bool, self._at))
+
+    def reasons(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(map(tuple, filter(None, self._at)))
+
+
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_ORDINAL = datetime.toordinal
+_HOUR = attrgetter("hour")
+_FLOAT_OLDEST = _EPOCH - timedelta(seconds=2**32)
+_FLOAT_NEWEST = _EPOCH + timedelta(seconds=2**32)
+
+
+def _small_hours(plan: _Plan, newest_first: list[datetime]) -> list[int] | None:
+    """Each sorted point's wall-clock hour since 1970, as the general path's _local_hours counts
+    it; ``None`` where an offset or a change of it is not a whole hour."""
+    days = map(sub, map(_ORDINAL, newest_first), repeat(_EPOCH_ORDINAL))
+    utc = list(map(add, map(mul, days, repeat(24)), map(_HOUR, newest_first)))
+    if plan.fixed_offset is not None:
+        shift, part = divmod(plan.fixed_offset, _HOUR_US)
+        return None if part else [hour + shift for hour in utc]
+    low, high = utc[-1] * 3600, utc[0] * 3600 + 3599
+    changes = plan.offsets.changes(low, high)
+    offset = plan.offsets.offset(low)
+    if changes is None or offset is None:
+        return None
+    shifts = []
+    for value in (offset, *(after for _, after in changes)):
+        shift, part = divmod(value, _HOUR_US)
+        if part:
+            return None
+        shifts.append(shift)
+    if not changes:
+        return [hour + shifts[0] for hour in utc]
+    if any(instant % 3600 for instant, _ in changes):
+        return None
+    # Newest first: a point in an hour before a change has the offset in force before it.
+    bounds = [instant // 3600 for instant, _ in changes]
+    change = len(bounds) - 1
+    shift = shifts[-1]
+    local = []
+    for hour in utc:
+        while change >= 0 and hour < bounds[change]:
+            shift = shifts[change]
+            change -= 1
+        local.append(hour + shift)
+    return local
+
+
+class _SmallWindows:
+    """How many of the newest points lie inside each window, with starts in microseconds."""
+
+    def __init__(self, plan: _Plan, newest_first: list[datetime], now: datetime) -> None:
+        self._plan = plan
+        self._oldest_first = newest_first[::-1]
+        n = len(newest_first)
+        # restic's "latest": the newest point strictly before now.
+        position = n - bisect_left(self._oldest_first, now)
+        latest = newest_first[position] if position < n else None
+        self._sizes: dict[CalendarDuration, int | None] = {}
+        self._latest: tuple[int, int, int] | None = None  # (day, time of day, month) of latest
+        self._fallback = False
+        if latest is not None:
+            instant = (latest - _EPOCH) // _MICROSECOND
+            offset = plan.offset(instant / 1_000_000)
+            if offset is None:
+                self._fallback = True
+            else:
+                day, time_of_day = divmod(instant + offset, _DAY_US)
+                self._latest = (day, time_of_day, _month_of_day(day))
+
+    def size(self, window: CalendarDuration) -> int | None:
+        """Points strictly newer than ``latest - window`` (``None``: take the general path)."""
+        size = self._sizes.get(window, -1)
+        if size == -1:
+            size = self._size(window)
+            self._sizes[window] = size
+        return size
+
+    def _size(self, window: CalendarDuration) -> int | None:
+        n = len(self._oldest_first)
+        if self._fallback:
+            return None
+        if self._latest is None:
+            return n
+        plan = self._plan
+        day, time_of_day, month = self._latest
+        if month - 12 * window.years - window.months < 1900 * 12:
+            return None  # near the calendar's ends: the general path knows them
+        wall = (day - plan.span_days(window, month)) * _DAY_US + time_of_day
+        # Go's time.Date for a wall-clock time (see _durations.wall_to_instant).
+        guess = plan.offset(wall / 1_000_000)
+        if guess is None:
+            return None
+        candidate = wall - guess
+        found = plan.offset(candidate / 1_000_000)
+        if found is None:
+            return None
+        start = (candidate if found == guess else wall - found) - window.hours * _HOUR_US
+        if start <= -(2**32) * 1_000_000:
+            return n
+        return n - bisect_right(self._oldest_first, _EPOCH + timedelta(microseconds=start))

@@ -168,6 +168,25 @@ class BackendContract:
             assert point.created_at >= replica.created_at
         assert first.created_at <= second.created_at
 
+    def test_sync_accepts_a_throttle_and_pays_for_no_more_than_it_moves(
+        self, scene: ContractScene
+    ) -> None:
+        """A data path of ours pays for every byte it moves; a hypervisor that moves the data
+        itself pays for none (and the job says the limit is not enforced there)."""
+        replica = self.replicate(scene)
+        scene.backend.sync(replica.id)
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        paid: list[int] = []
+
+        class Recorder:
+            def consume(self, nbytes: int) -> None:
+                assert nbytes > 0
+                paid.append(nbytes)
+
+        point = scene.backend.sync(replica.id, throttle=Recorder())
+        assert sum(paid) in (0, point.size_bytes)
+
     def test_delete_recovery_point_is_idempotent(self, scene: ContractScene) -> None:
         replica = self.replicate(scene)
         keep = scene.backend.sync(replica.id)

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, cast
 
-from vmfailover.backends.base import Readiness
+from vmfailover.backends.base import Readiness, Throttle
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import (
     ConflictError,
@@ -313,7 +313,10 @@ class HyperVBackend:
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
+        """Hyper-V Replica moves the data itself: ``throttle`` is accepted and not called (a
+        replication job's result says that its limit was not enforced by us)."""
         if tags:
             raise ValidationError.of(
                 f"sync of replica {replica_id!r}",

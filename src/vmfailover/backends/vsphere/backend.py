@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 from pyVmomi import vim, vmodl
 
-from vmfailover.backends.base import Readiness
+from vmfailover.backends.base import Readiness, Throttle
 from vmfailover.backends.vsphere.connection import VCenterConnection
 from vmfailover.backends.vsphere.devices import NetworkInfo, disks, nic_edit, nic_network, nics
 from vmfailover.backends.vsphere.guest import customization_spec, guest_os_of, reported_addresses
@@ -611,6 +611,7 @@ class VSphereBackend:
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
         consistency = Consistency(consistency)
         tag_list = _tags(tags)
@@ -670,6 +671,7 @@ class VSphereBackend:
                     target_datacenter=self._datacenter(site).ref,
                     disks=pairs,
                     what=what,
+                    throttle=throttle,
                 )
             )
         finally:
