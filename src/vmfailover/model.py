@@ -41,6 +41,7 @@ __all__ = [
     "ReplicaState",
     "Secret",
     "Site",
+    "as_count",
     "as_enum",
     "as_flag",
     "as_instance",
@@ -312,6 +313,13 @@ def as_instance(value: object, kind: type[_I], item: str) -> _I:
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         raise ValidationError.of(item, f"needs a {kind.__name__}, got {shown}")
+    return value
+
+
+def as_count(value: object, item: str, most: int) -> int:
+    """``value`` if it is a whole number from 1 to ``most`` (rows to show, runs, attempts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValidationError.of(item, f"must be a whole number from 1 to {most:,}, got {value!r}")
     return value
 
 

@@ -24,7 +24,7 @@ from vmfailover import _svg
 from vmfailover._render import format_duration, in_words, text_table
 from vmfailover.clock import MAX_SECONDS
 from vmfailover.errors import Finding, ValidationError
-from vmfailover.model import is_collection, is_finite_number
+from vmfailover.model import as_count, is_collection, is_finite_number
 from vmfailover.policy.sequencer import CompiledOrder, Event, Sequencer, StartOrder, VMState
 
 __all__ = [
@@ -265,6 +265,7 @@ class SimulationResult:
         ]
 
     def _timeline_rows(self, limit: int) -> list[tuple[str, float, float, VMState]]:
+        as_count(limit, "rows", 10_000_000)
         rows = sorted(
             ((name, start, self.ends.get(name, start)) for name, start in self.starts.items()),
             key=lambda row: (row[1], row[2], row[0]),
@@ -276,8 +277,7 @@ class SimulationResult:
 
     def text(self, rows: int = 40, width: int = 50) -> str:
         """The summary and a text Gantt of the first ``rows`` VMs to start."""
-        _count(rows, "text rows", 1_000_000)
-        _count(width, "text width", 1_000)
+        as_count(width, "text width", 1_000)
         lines = self._summary()
         span = self.rto or 1.0
         table = []
@@ -307,7 +307,6 @@ class SimulationResult:
     def svg_gantt(self, rows: int = 200) -> str:
         """An HTML block with the summary and an inline SVG Gantt chart (first ``rows`` VMs to
         start), with the RTO and the lower bound no schedule can beat as vertical lines."""
-        _count(rows, "svg_gantt rows", 1_000_000)
         timeline = self._timeline_rows(rows)
         chart_rows = [
             _svg.Row(
@@ -347,11 +346,6 @@ class SimulationResult:
         hidden = len(self.starts) - len(timeline)
         more = f"<div>... and {hidden} more VMs</div>" if hidden > 0 else ""
         return f'<div class="vmfailover">{summary}{chart}{more}</div>'
-
-
-def _count(value: object, item: str, most: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
-        raise ValidationError.of(item, f"must be a whole number from 1 to {most:,}, got {value!r}")
 
 
 def _is_number(value: object) -> bool:
