@@ -641,6 +641,17 @@ def call_strategy(
     ).map(assemble)
 
 
+def harness_settings(examples: int) -> settings:
+    """No deadline (each call has its own time bound), no example database (the harness is
+    fresh each run), no health checks (hostile strategies are slow and filter much on purpose)."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+
+
 CALLS = {"count": 0}
 
 
@@ -691,12 +702,7 @@ def test_every_public_name_refuses_bad_input_with_our_errors(module_name: str, n
     target = getattr(importlib.import_module(module_name), name)
     calls = call_strategy(parameters(target))
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
+    @harness_settings(EXAMPLES)
     @given(calls)
     def one_call(call: tuple[list[object], dict[str, object]]) -> None:
         args, kwargs = call
@@ -805,12 +811,7 @@ def test_every_public_method_refuses_bad_input_with_our_errors(
         params = params[1:]
     calls = call_strategy(params)
 
-    @settings(
-        max_examples=METHOD_EXAMPLES,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        database=None,
-    )
+    @harness_settings(METHOD_EXAMPLES)
     @given(calls)
     def one_call(call: tuple[list[object], dict[str, object]]) -> None:
         args, kwargs = call
