@@ -136,7 +136,9 @@ class HostObservation:
     """One look at one host: what the inventory said, and the witness if it was asked.
 
     ``present`` is False when the host is not in the inventory. ``running_vms`` names the VMs the
-    inventory shows powered on on the host. ``monotonic`` is the driver's clock in seconds (only
+    inventory shows powered on on the host. ``lost_vms`` are the ids of the VMs last seen running
+    on it, for a host that does not answer (None when the observer never saw it answer, so
+    cannot tell): what a host failover should restart. ``monotonic`` is the driver's clock in seconds (only
     differences matter); ``at`` is the same instant for the record.
     """
 
@@ -149,6 +151,7 @@ class HostObservation:
     witness: WitnessVerdict = WitnessVerdict.NONE
     witness_detail: str = ""
     running_vms: tuple[str, ...] = ()
+    lost_vms: tuple[str, ...] | None = ()
 
     @property
     def answered(self) -> bool:
