@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -15,8 +16,8 @@ from vmfailover import (
     NotFoundError,
     Outcome,
     PowerState,
-    RunResult,
     Runner,
+    RunResult,
     StartOrder,
     UnplacedReason,
     ValidationError,
@@ -84,7 +85,7 @@ def test_a_host_failure_restarts_its_vms_in_dependency_order_apart_with_downtime
     # dependencies among the restarted VMs: dc01 -> db01 -> app01 -> web01, each started only
     # once the one before was ready (the others it needs still ran on esx-a2 and esx-a3)
     chain = [report.vm(name) for name in ("dc01", "db01", "app01", "web01")]
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         assert before.ready_at is not None and after.started_at is not None
         assert after.started_at >= before.ready_at
     # boots take 45, 60, 35 and 20 s; readiness is polled every 2 s
@@ -223,7 +224,7 @@ def test_without_an_order_restart_priority_goes_first(backend: MemoryBackend) ->
     policy = ClusterPolicy(restart_priority={"web01": "highest", "dc01": "low"})
     backend.fail_host("esx-a1")
     report = runner.host_failover("prod-cluster", "esx-a1", policy)
-    assert [r.name for r in report.vms][0] == "web01"
+    assert next(r.name for r in report.vms) == "web01"
     web, dc = report.vm("web01"), report.vm("dc01")
     assert web.ready_at is not None and dc.started_at is not None
     assert dc.started_at >= web.ready_at, "a priority starts once the higher ones settled"
