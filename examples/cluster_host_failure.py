@@ -89,7 +89,8 @@ def main() -> None:
 
     report = respond.reports[0]
     print(f"\n{report}")
-    assert report.unplaced == () and all(r.restarted for r in report.vms)
+    assert report.unplaced == ()
+    assert all(r.restarted for r in report.vms)
 
     # esx-a1 is repaired and esx-a2's link comes back: the VMs move home (live here).
     backend.restore_host("esx-a1")
@@ -98,6 +99,7 @@ def main() -> None:
     print(f"\n{back}")
     assert back.restored
     assert {vm.name: vm.host for vm in cluster.vms(backend.inventory())} == original
+
 
 if __name__ == "__main__":
     main()
