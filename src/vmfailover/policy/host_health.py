@@ -138,8 +138,8 @@ class HostObservation:
     ``present`` is False when the host is not in the inventory. ``running_vms`` names the VMs the
     inventory shows powered on on the host. ``lost_vms`` are the ids of the VMs last seen running
     on it, for a host that does not answer (None when the observer never saw it answer, so
-    cannot tell): what a host failover should restart. ``monotonic`` is the driver's clock in seconds (only
-    differences matter); ``at`` is the same instant for the record.
+    cannot tell): what a host failover should restart. ``monotonic`` is the driver's clock in
+    seconds (only differences matter); ``at`` is the same instant for the record.
     """
 
     host: str

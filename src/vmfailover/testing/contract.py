@@ -364,6 +364,8 @@ class BackendContract:
             restarted = self.vm(scene, scene.source_vm)
             assert restarted.host == scene.cluster_host
             assert restarted.power_state is PowerState.ON
-            assert self.wait_ready(scene, scene.source_vm).ready
+            readiness = self.wait_ready(scene, scene.source_vm)
+            assert readiness.powered_on
+            assert readiness.heartbeat, "the guest runs again"
         finally:
             scene.restore_host(failed)
