@@ -280,6 +280,11 @@ def test_bad_requests_are_refused_before_anything_is_touched(
     backend.fail_host("esx-a1")
     with pytest.raises(ValidationError, match="'nope'"):
         runner.host_failover("prod-cluster", ["esx-a1"], vms=["dc01", "nope"])
+    cycle = StartOrder()
+    cycle.add("dc01", after="db01")
+    cycle.add("db01", after="dc01")
+    with pytest.raises(ValidationError, match="cycle"):
+        runner.host_failover("prod-cluster", ["esx-a1"], order=cycle)
     with pytest.raises(ValidationError, match="HostFailoverReport"):
         runner.move_back("run-1")  # type: ignore[arg-type]
     after = backend.inventory()

@@ -114,6 +114,9 @@ def host_failover(
     ]
     placement = place(victims, survivors, chosen, running=running)
     restart_order = _restart_order(start_order, victims, chosen)
+    blocking = [finding for finding in restart_order.validate() if finding.blocking]
+    if blocking:
+        raise ValidationError(blocking)  # a cycle, a resource without a capacity: nothing started
     targets: dict[str, PlacedVM | UnplacedVM] = {
         **{entry.name: entry for entry in placement.unplaced},
         **{entry.name: entry for entry in placement.placed},
