@@ -158,16 +158,7 @@ def _move_home_with(
         try:
             running = execution.call(name, backend.readiness, vm_id).powered_on
             if running and current != home:
-                _step(
-                    execution,
-                    name,
-                    VMStep.MIGRATE_VM,
-                    execution.call,
-                    name,
-                    backend.migrate_vm,
-                    vm_id,
-                    home,
-                )
+                _migrate(execution, work, home)
             if running:
                 progress.ready_at = progress.ended_at = clock.now()
                 how = MoveBack.HOME if current == home else MoveBack.LIVE
@@ -185,16 +176,7 @@ def _move_home_with(
             if running:
                 _stop(execution, work)
             if current != home:
-                _step(
-                    execution,
-                    name,
-                    VMStep.MIGRATE_VM,
-                    execution.call,
-                    name,
-                    backend.migrate_vm,
-                    vm_id,
-                    home,
-                )
+                _migrate(execution, work, home)
             _step(execution, name, VMStep.POWER_ON, execution.call, name, backend.power_on, vm_id)
 
         state = _started(execution, work, progress, act)
@@ -207,6 +189,13 @@ def _move_home_with(
         return state
 
     return move_home
+
+
+def _migrate(execution: Execution, work: VMRecovery, host: str) -> None:
+    """The backend's ``migrate_vm`` as a step of the VM (live while it runs)."""
+    name = work.name
+    migrate = execution.backend.migrate_vm
+    _step(execution, name, VMStep.MIGRATE_VM, execution.call, name, migrate, work.source.id, host)
 
 
 def _stop(execution: Execution, work: VMRecovery) -> None:
