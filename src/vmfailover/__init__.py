@@ -10,6 +10,14 @@ from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
+from vmfailover.engine.host_failover import HostFailoverResponse
+from vmfailover.engine.host_failover_results import (
+    HostFailoverReport,
+    HostRestart,
+    MoveBack,
+    MoveBackReport,
+    MovedBack,
+)
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
@@ -205,10 +213,13 @@ __all__ = [
     "HealthEvent",
     "Host",
     "HostDecision",
+    "HostFailoverReport",
+    "HostFailoverResponse",
     "HostHealth",
     "HostLoad",
     "HostMonitor",
     "HostObservation",
+    "HostRestart",
     "HostState",
     "IPAssigned",
     "IPAssignment",
@@ -225,6 +236,9 @@ __all__ = [
     "MissingExtraError",
     "MonitorMode",
     "MonitorNote",
+    "MoveBack",
+    "MoveBackReport",
+    "MovedBack",
     "Network",
     "NetworkMapping",
     "Nic",

@@ -21,7 +21,18 @@ reverse_replication           new replica in the other direction    Set-VMReplic
 sync's ``throttle``           our data mover calls ``consume`` for  not enforced by us: the
                               each chunk before sending it          hypervisor moves the data (a
                                                                     job's result says so)
+restart_on_host               RelocateVM_Task (host and pool of     refused: needs Hyper-V failover
+                              the survivor), then PowerOnVM_Task    clustering (a clustered VM
+                                                                    role on a Cluster Shared
+                                                                    Volume), not modelled
+migrate_vm                    MigrateVM_Task (vMotion) for a        refused, as restart_on_host
+                              running VM, RelocateVM_Task for one   (Move-ClusterVirtualMachineRole
+                              that is off                           would do it)
 ============================  ====================================  ==============================
+
+Host failover (a failover cluster: VMs on shared datastores, restarted by the survivors when
+their host dies) needs the last two. A backend without them raises
+:class:`~vmfailover.errors.PermanentBackendError` naming what it would need.
 
 Optional capability: a backend that can count what a failover loses offers
 ``data_loss_blocks(source_vm_id, point_id) -> int`` (the blocks of the source's disk that differ
@@ -39,7 +50,9 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from vmfailover.model import (
+    VM,
     Consistency,
+    Host,
     Inventory,
     IPAddress,
     IPConfig,
@@ -49,7 +62,21 @@ from vmfailover.model import (
     check_flag,
 )
 
-__all__ = ["Backend", "Readiness", "Throttle"]
+__all__ = ["Backend", "Readiness", "Throttle", "host_lacks"]
+
+
+def host_lacks(vm: VM, host: Host) -> tuple[str, ...]:
+    """What ``host`` lacks to run ``vm``: its datastore, the networks of its NICs (named).
+
+    For backends checking a target of :meth:`Backend.restart_on_host` and
+    :meth:`Backend.migrate_vm` before they act.
+    """
+    missing: list[str] = []
+    if vm.datastore is not None and vm.datastore not in host.datastores:
+        missing.append(f"datastore {vm.datastore!r}")
+    networks = sorted({nic.network for nic in vm.nics} - set(host.networks))
+    missing += [f"network {name!r}" for name in networks]
+    return tuple(missing)
 
 
 def _addresses(value: Iterable[IPAddress]) -> tuple[IPAddress, ...]:
@@ -201,6 +228,29 @@ class Backend(Protocol):
 
     def remove_test_copy(self, vm_id: str) -> None:
         """Power off and delete a test copy. Idempotent: a copy that is gone stays gone."""
+        ...
+
+    def restart_on_host(self, vm_id: str, host: str) -> None:
+        """Restart a VM of a failed host on ``host``, from its files on a shared datastore.
+
+        What vSphere HA and Hyper-V failover clustering do after a host failure: the VM is
+        registered on ``host`` (keeping its id) and powered on. ``host`` must be available,
+        reach the VM's datastore and have the networks of its NICs (ConflictError naming what
+        is missing). A VM that still runs (its host cut off the management network but alive,
+        so holding the lock on its disks) is refused with ConflictError: starting it again
+        would run it twice. Idempotent: a VM already running on ``host`` stays as it is.
+        """
+        ...
+
+    def migrate_vm(self, vm_id: str, host: str) -> None:
+        """Move a VM to ``host``, which reaches its datastore and has its networks.
+
+        A running VM moves live and keeps running (vMotion, live migration); a powered-off one
+        moves cold. A running VM that cannot move live (hosts of different CPU families or
+        feature levels) is refused with ConflictError, so that the caller may shut it down,
+        move it and start it again. Its own host must answer. Idempotent: a VM already on
+        ``host`` stays as it is.
+        """
         ...
 
     def reverse_replication(self, replica_id: str) -> Replica:

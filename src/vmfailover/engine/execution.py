@@ -82,6 +82,7 @@ class Execution:
         *,
         weights: Mapping[str, float] | None,
         reachable_sources: frozenset[str],
+        recover_vm: Callable[[Execution, VMRecovery], VMState] = recover,
     ) -> None:
         self.runner = runner
         self.run_id = run_id
@@ -94,6 +95,7 @@ class Execution:
         self.poll_interval = runner.poll_interval
         self.weights = weights
         self.reachable_sources = reachable_sources
+        self.recover_vm = recover_vm  # one VM's whole part: a site failover's, or a host restart's
         self.progress = {vm.name: VMProgress() for vm in compiled.vms}
         self.warnings: list[str] = []
         self.decisions: list[str] = list(compiled.decisions)
@@ -243,7 +245,7 @@ class Execution:
         with ticket:
             crash: BaseException | None = None
             try:
-                state = recover(self, work)
+                state = self.recover_vm(self, work)
             except Abandoned:
                 state = VMState.FAILED
                 self.progress[work.name].reason = "the run was abandoned"

@@ -374,6 +374,9 @@ _STEP_COLOURS = {
     "wait_ready": "#4c9a4c",
     "verify_addresses": "#84cc16",
     "remove_test_copy": "#a3a3a3",
+    "restart_on_host": "#f59e0b",
+    "migrate_vm": "#0ea5e9",
+    "shutdown_guest": "#94a3b8",
 }
 
 _OUTCOME_COLOURS = {

@@ -21,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -31,6 +32,7 @@ from vmfailover.clock import Clock, SystemClock, full_clock
 from vmfailover.engine.claims import claims_for
 from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent, RunStateChanged
 from vmfailover.engine.execution import Execution
+from vmfailover.engine.host_failover_results import HostFailoverReport, MoveBackReport
 from vmfailover.engine.results import CleanupResult, RunReport, RunResult
 from vmfailover.engine.run_state import RunAction, RunState, RunStateMachine
 from vmfailover.errors import (
@@ -51,6 +53,7 @@ from vmfailover.model import (
 )
 from vmfailover.plan import FailoverPlan, gather
 from vmfailover.plan.check import Facts
+from vmfailover.policy.cluster import Cluster, ClusterPolicy
 from vmfailover.policy.points import PointChoice
 from vmfailover.policy.sequencer import StartOrder
 
@@ -445,6 +448,44 @@ class Runner:
             if run._report is not None:
                 run._report = attrs.evolve(run._report, cleanup=result, state=run.state.value)
             return run._report if run._report is not None else run.wait()
+
+    # --- host failover ----------------------------------------------------------------------------
+
+    def host_failover(
+        self,
+        cluster: Cluster | str,
+        failed_hosts: Iterable[str] | str,
+        policy: ClusterPolicy | None = None,
+        order: StartOrder | None = None,
+        *,
+        vms: Iterable[str] | None = None,
+        failed_at: datetime | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> HostFailoverReport:
+        """Restart the VMs of failed hosts on the other hosts of their cluster, through the
+        sequencer, and report each VM's placement, restart and downtime (and every VM that could
+        not be placed, with the reason). See :func:`vmfailover.engine.host_failover.host_failover`.
+        """
+        from vmfailover.engine.host_failover import host_failover
+
+        return host_failover(
+            self,
+            cluster,
+            failed_hosts,
+            policy,
+            order,
+            vms=vms,
+            failed_at=failed_at,
+            weights=weights,
+        )
+
+    def move_back(self, run: HostFailoverReport) -> MoveBackReport:
+        """Move the VMs of a host failover back to their original hosts once those answer again
+        (live where the backend can, otherwise shut down and restarted in order). See
+        :func:`vmfailover.engine.move_back.move_back`."""
+        from vmfailover.engine.move_back import move_back
+
+        return move_back(self, run)
 
     # --- backend calls ----------------------------------------------------------------------------
 

@@ -181,13 +181,19 @@ def _running_vms(value: Iterable[str] | str) -> tuple[str, ...]:
     return as_items(value, str, "HostObservation running_vms", "a VM name")
 
 
+def _lost_vms(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    return None if value is None else as_items(value, str, "HostObservation lost_vms", "a VM id")
+
+
 @attrs.frozen
 class HostObservation:
     """One look at one host: what the inventory said, and the witness if it was asked.
 
     ``present`` is False when the host is not in the inventory. ``running_vms`` names the VMs the
-    inventory shows powered on on the host. ``monotonic`` is the driver's clock in seconds (only
-    differences matter); ``at`` is the same instant for the record.
+    inventory shows powered on on the host. ``lost_vms`` are the ids of the VMs last seen running
+    on it, for a host that does not answer (None when the observer never saw it answer, so
+    cannot tell): what a host failover should restart. ``monotonic`` is the driver's clock in
+    seconds (only differences matter); ``at`` is the same instant for the record.
     """
 
     host: str = attrs.field(validator=_observed_host)
@@ -201,6 +207,7 @@ class HostObservation:
     witness: WitnessVerdict = attrs.field(default=WitnessVerdict.NONE, converter=_verdict)
     witness_detail: str = attrs.field(default="", validator=_observed_text)
     running_vms: tuple[str, ...] = attrs.field(default=(), converter=_running_vms)
+    lost_vms: tuple[str, ...] | None = attrs.field(default=(), converter=_lost_vms)
 
     @property
     def answered(self) -> bool:

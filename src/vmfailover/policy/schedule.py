@@ -65,6 +65,8 @@ def parse_elapsed(value: object, item: str) -> timedelta:
     elif isinstance(value, int | float):
         if not is_finite_number(value):
             raise ValidationError.of(item, f"{value!r} is not a duration", _ELAPSED_HINT)
+        if value <= 0:
+            raise ValidationError.of(item, f"{value!r} is not a positive duration", _ELAPSED_HINT)
         if value > _LONGEST.total_seconds():
             raise ValidationError.of(item, f"{value!r} is longer than a century", _ELAPSED_HINT)
         span = timedelta(seconds=value)

@@ -27,6 +27,8 @@ create_test_copy           Start-VMFailover -AsTest (the test VM)
 remove_test_copy           Stop-VMFailover on its replica (deletes the test VM)
 reverse_replication        Set-VMReplication -Reverse (+ Start-VMInitialReplication when needed)
 commit_failover (extra)    Complete-VMFailover
+restart_on_host            refused (PermanentBackendError): needs Hyper-V failover clustering, which
+migrate_vm                 this backend does not model (see ``_NO_CLUSTERING``)
 =========================  =========================================================================
 
 VMs are addressed by Id (``Get-VM -Id``, piped): on Hyper-V every name parameter is a wildcard
@@ -84,6 +86,14 @@ from .session import HostSession
 from .values import PSObject, as_uuid, enum_name
 
 __all__ = ["RECOVERY_POINT_LIMIT", "HyperVBackend"]
+
+_NO_CLUSTERING = (
+    "cannot {what} on host {host!r}: host failover on Hyper-V needs failover clustering (the VM "
+    "as a clustered role on a Cluster Shared Volume, restarted by the cluster service or moved "
+    "with Move-ClusterVirtualMachineRole through the FailoverClusters module), which this "
+    "backend does not drive: it manages standalone hosts and Hyper-V Replica. Let the cluster "
+    "restart VMs itself and watch it with HostMonitor(mode='observe')"
+)
 
 #: Hyper-V Replica keeps at most 24 additional recovery points per VM.
 RECOVERY_POINT_LIMIT = 24
@@ -615,6 +625,18 @@ class HyperVBackend:
         if enum_name(replication.get("ReplicationState")) == "ReadyForInitialReplication":
             self._start_initial_replication(ref)
         return self._replica(VMRef(target.name, ref.guid))
+
+    # --- host failover: not modelled -------------------------------------------------------------
+
+    def restart_on_host(self, vm_id: str, host: str) -> None:
+        """Refused: restarting a VM of a failed host needs Hyper-V failover clustering."""
+        VMRef.parse(vm_id)
+        raise PermanentBackendError(_NO_CLUSTERING.format(what=f"restart VM {vm_id!r}", host=host))
+
+    def migrate_vm(self, vm_id: str, host: str) -> None:
+        """Refused: moving a VM between hosts needs Hyper-V failover clustering."""
+        VMRef.parse(vm_id)
+        raise PermanentBackendError(_NO_CLUSTERING.format(what=f"move VM {vm_id!r}", host=host))
 
     # --- Hyper-V only ----------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ The class is assembled from one part per job, each its own module over one share
 :class:`~vmfailover.backends.memory.store.MemoryStore`: the scene builder
 (:mod:`~vmfailover.backends.memory.builder`), the world events
 (:mod:`~vmfailover.backends.memory.world`), the protocol
-(:mod:`~vmfailover.backends.memory.protocol`) and fault injection
+(:mod:`~vmfailover.backends.memory.protocol`), its host-failover primitives
+(:mod:`~vmfailover.backends.memory.host_moves`) and fault injection
 (:mod:`~vmfailover.backends.memory.faults`).
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from vmfailover.backends.memory.builder import SceneBuilder
 from vmfailover.backends.memory.faults import FaultInjector
+from vmfailover.backends.memory.host_moves import HostMoves
 from vmfailover.backends.memory.protocol import MemoryProtocol
 from vmfailover.backends.memory.store import BLOCK_SIZE, DAMAGE_BLOCK, Disk, MemoryStore
 from vmfailover.backends.memory.world import WorldEvents
@@ -47,7 +49,7 @@ def _check_options(clock: object, limit: object, seed: object) -> None:
         raise ValidationError(findings)
 
 
-class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol):
+class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
     """Sites, hosts, datastores, networks and VMs held in memory, with fault injection.
 
     Build a scene with the ``add_*`` methods (or start from the lab,

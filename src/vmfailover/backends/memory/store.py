@@ -106,7 +106,8 @@ class MemoryStore:
 
     Indexes (each kept by the methods that change what it is built from):
 
-    - site -> its hosts; host -> the VMs on it; site -> VM name -> VM id;
+    - site -> its hosts; host -> the VMs on it (kept by :meth:`move_vm` too); site -> VM name
+      -> VM id;
     - VMs with a workload (``write_rate > 0``), in the order they were added;
     - source VM -> its replicas; replica VM -> the replicas that write into it;
     - replica -> its recovery points, oldest first; replica -> its test copies;
@@ -252,6 +253,23 @@ class MemoryStore:
         record.vm = vm
         self._changed()
 
+    def move_vm(self, record: VMRecord, host: str) -> None:
+        """Register the VM on another host of its site (its id, name, disk and power stay)."""
+        old = record.vm
+        site = self.host(old.host).site
+        target = self.host(host)
+        if target.site != site:
+            raise ConflictError(
+                f"VM {old.name!r} cannot move to host {host!r} of site {target.site!r}: "
+                f"it lives at site {site!r}"
+            )
+        if old.host == host:
+            return
+        _discard(self._vms_on, old.host, old.id)
+        _add(self._vms_on, host, old.id)
+        record.vm = attrs.evolve(old, host=host)
+        self._changed()
+
     def remove_vm(self, vm_id: str) -> VMRecord:
         record = self.vm(vm_id)
         vm = record.vm
@@ -271,7 +289,7 @@ class MemoryStore:
         return self._vms.get(vm_id)
 
     def vms_on(self, host: str) -> tuple[VMRecord, ...]:
-        """The VMs on ``host``, in the order they were added."""
+        """The VMs on ``host``, in the order they arrived there (added, or moved)."""
         return tuple(self._vms[vm_id] for vm_id in self._vms_on.get(host, ()))
 
     def writers(self) -> tuple[VMRecord, ...]:

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 from pyVmomi import vim, vmodl
 
-from vmfailover.backends.base import Readiness, Throttle
+from vmfailover.backends.base import Readiness, Throttle, host_lacks
 from vmfailover.backends.vsphere.connection import VCenterConnection
 from vmfailover.backends.vsphere.devices import NetworkInfo, disks, nic_edit, nic_network, nics
 from vmfailover.backends.vsphere.guest import customization_spec, guest_os_of, reported_addresses
@@ -31,6 +31,7 @@ from vmfailover.backends.vsphere.inventory import (
     POWER,
     VM_PATHS,
     DatacenterInfo,
+    HostInfo,
     SiteView,
     VMInfo,
     find_datacenter,
@@ -1076,6 +1077,63 @@ class VSphereBackend:
             target_datastore=reverse.target_datastore,
         )
 
+    # --- host failover ----------------------------------------------------------------------------
+
+    def restart_on_host(self, vm_id: str, host: str) -> None:
+        """RelocateVM_Task onto ``host`` (and its cluster's root pool), then power on."""
+        site, ref, info, target, props = self._placement(vm_id, host)
+        name = info.vm.name
+        power = POWER.get(str(props.get("runtime.powerState")), PowerState.ON)
+        if info.vm.host == host and power is PowerState.ON:
+            return
+        if power is PowerState.ON:
+            where = info.vm.host
+            raise ConflictError(
+                f"VM {name!r} runs on host {where!r} as vCenter last saw it: starting it on "
+                f"{host!r} would run it twice (a host cut off vCenter keeps its VMs running)"
+            )
+        if info.vm.host != host:
+            _require_available(target.host, f"restarting VM {name!r}")
+            _require_reach(info.vm, target.host)
+            spec = vim.vm.RelocateSpec(host=target.ref, pool=target.pool)
+            self._act(site, ref, f"registering VM {name!r} on {host!r}", ref.RelocateVM_Task, spec)
+        self.power_on(vm_id)
+
+    def migrate_vm(self, vm_id: str, host: str) -> None:
+        """MigrateVM_Task (vMotion) for a running VM, RelocateVM_Task for one that is off."""
+        site, ref, info, target, props = self._placement(vm_id, host)
+        name = info.vm.name
+        if info.vm.host == host:
+            return
+        source = site.last_view.hosts.get(info.vm.host) if site.last_view else None
+        if source is not None:
+            _require_available(source.host, f"moving VM {name!r} off its host")
+        _require_available(target.host, f"moving VM {name!r}")
+        _require_reach(info.vm, target.host)
+        what = f"moving VM {name!r} to {host!r}"
+        if POWER.get(str(props.get("runtime.powerState"))) is PowerState.ON:
+            priority = vim.VirtualMachine.MovePriority.defaultPriority
+            self._act(
+                site, ref, f"{what} live", ref.MigrateVM_Task, target.pool, target.ref, priority
+            )
+        else:
+            spec = vim.vm.RelocateSpec(host=target.ref, pool=target.pool)
+            self._act(site, ref, what, ref.RelocateVM_Task, spec)
+
+    def _placement(self, vm_id: str, host: str) -> tuple[_Site, Any, VMInfo, HostInfo, Any]:
+        """The VM as the site reads it now, the target host of its site, and its power."""
+        site, ref = self._vm_ref(vm_id)
+        if not isinstance(host, str) or not host:
+            raise ValidationError.of("host", f"must be a host name, got {host!r}")
+        view = self._view(site)
+        info = view.vm(ref._moId)
+        if info is None:
+            raise NotFoundError(f"no VM with id {vm_id!r}")
+        target = view.hosts.get(host)
+        if target is None:
+            raise NotFoundError(f"no host {host!r} at site {site.settings.site!r}")
+        return site, ref, info, target, info.props
+
     def _host_name(self, site: _Site, ref: Any) -> str:
         moref = getattr(ref, "_moId", "")
         view = site.last_view
@@ -1105,6 +1163,21 @@ class VSphereBackend:
 
 
 # --- helpers (no I/O) -------------------------------------------------------------------------
+
+
+def _require_available(host: Host, what: str) -> None:
+    if not host.available:
+        raise TransientBackendError(
+            f"{what}: host {host.name!r} is {host.connection.value}, power {host.power.value}"
+        )
+
+
+def _require_reach(vm: VM, host: Host) -> None:
+    missing = host_lacks(vm, host)
+    if missing:
+        raise ConflictError(
+            f"VM {vm.name!r} cannot run on host {host.name!r}: the host lacks {', '.join(missing)}"
+        )
 
 
 def replica_id_of(vm_id: str) -> str:
