@@ -36,7 +36,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, islice, pairwise, repeat
-from operator import add, attrgetter, floordiv, mul, ne, neg, sub
+from operator import add, attrgetter, floordiv, mul, ne, neg, or_, sub
 from types import MemberDescriptorType
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -894,41 +894,71 @@ def _civil_month(day: int) -> int:
 #
 # The everyday shape is many replicas with a few dozen points each, where per-call setup, not the
 # sort, dominates. For up to _SMALL points of one kind (RecoveryPoint objects, or datetimes in
-# UTC) within the float range, apply takes this path: the policy's rules are read once per policy
-# (_Plan), zone offsets come from a shared table (ZoneOffsets) instead of datetime round trips,
-# and window starts are computed in integer microseconds. It decides exactly what the general
-# path decides; tests/test_retention_fast.py compares the two.
+# UTC) within the float range, apply takes this path: everything that does not depend on the
+# points is worked out once per policy (_Plan: the rules, the reasons as bits, the zone's offsets
+# as a shared table), each rule marks the positions it keeps with one bit in an integer per
+# position, and a mask of bits becomes its tuple of reasons through a per-policy table, so a call
+# builds no per-rule structures and no per-point lists of reasons. It decides exactly what the
+# general path decides; tests/test_retention_fast.py compares the two.
 
 _SMALL = 256
-_UNITS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 _DAY_US = 86_400_000_000
 _HOUR_US = 3_600_000_000
-_FLOAT_LIMIT = float(2**32)
+
+
+class _ReasonTable(dict[int, tuple[str, ...]]):
+    """A mask of reason bits -> the reasons, in the order the general path gives them."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self._names = tuple(names)
+
+    def __missing__(self, mask: int) -> tuple[str, ...]:
+        reasons = tuple(name for bit, name in enumerate(self._names) if mask >> bit & 1)
+        if len(self) < 4096:
+            self[mask] = reasons
+        return reasons
 
 
 class _Plan:
-    """What :meth:`RetentionPolicy.apply` needs of a policy, worked out once per policy."""
+    """What :meth:`RetentionPolicy.apply` needs of a policy, worked out once per policy.
+
+    Each reason a rule can give is one bit, numbered in the order the general path gives the
+    reasons (pinned, each tag list, within, each count rule and its oldest-point reason, each
+    window rule and its oldest-point reason), so a position's mask lists its reasons in order.
+    """
 
     def __init__(self, policy: RetentionPolicy) -> None:
-        self.counts = [
-            (name, count, f"oldest-{name}")
+        names: list[str] = ["pinned"]
+
+        def bit(name: str) -> int:
+            names.append(name)
+            return 1 << (len(names) - 1)
+
+        self.tags = [(frozenset(tags), bit(f"tag:{','.join(tags)}")) for tags in policy.tags]
+        self.within: CalendarDuration | None = policy.within
+        self.within_bit = bit("within") if policy.within is not None else 0
+        self.counts: list[tuple[str, int, int, int]] = [
+            (name, count, bit(name), bit(f"oldest-{name}"))
             for name in COUNT_RULES
             if (count := getattr(policy, name))
         ]
-        self.windows: list[tuple[str, CalendarDuration, str, str]] = []
+        self.windows: list[tuple[str, CalendarDuration, int, int]] = []
         for name in WITHIN_RULES:
             window = getattr(policy, name)
             if window is not None:
                 reason = name.replace("_", "-")
                 self.windows.append(
-                    (name.removeprefix("within_"), window, reason, f"oldest-{reason}")
+                    (name.removeprefix("within_"), window, bit(reason), bit(f"oldest-{reason}"))
                 )
-        self.needs_hours = bool(self.windows) or any(name != "last" for name, *_ in self.counts)
-        self.within: CalendarDuration | None = policy.within
+        self.reasons = _ReasonTable(names)
         units = {name for name, *_ in self.counts} | {unit for unit, *_ in self.windows}
+        units.discard("last")
+        self.needs_hours = bool(units)
+        self.needs_days = bool(units - {"hourly"})
+        self.needs_weeks = "weekly" in units
         self.needs_months = bool(units & {"monthly", "yearly"})
         self.has_windows = self.within is not None or bool(self.windows)
-        self.tags = [(frozenset(tags), f"tag:{','.join(tags)}") for tags in policy.tags]
         zone = ZoneInfo(policy.tz)
         self.zone = zone
         self.fixed_offset: int | None = None
@@ -943,6 +973,13 @@ class _Plan:
         if self.fixed_offset is not None:
             return self.fixed_offset
         return self.offsets.offset(seconds)
+
+    def steady_offset(self, low: int, high: int) -> int | None:
+        """The offset (microseconds) in force from ``low`` through ``high`` (whole seconds since
+        1970), or ``None`` if it changes in between or the span is not served."""
+        if self.fixed_offset is not None:
+            return self.fixed_offset
+        return self.offsets.steady(low, high)
 
     def span_days(self, window: CalendarDuration, month: int) -> int:
         """Days a window's years, months and days go back from any day of ``month``.
@@ -984,18 +1021,16 @@ def _apply_small(
     sort. Zones whose offsets or changes are not whole hours take the general path.
     """
     n = len(items)
-    pinned: list[int] = []
-    tagged: list[tuple[int, frozenset[str]]] = []
+    marked: list[int] = []  # input indices of points with a pin or (if wanted) tags
     first = items[0]
     try:
         if type(first) is RecoveryPoint and _SLOTS is not None:
             created, pin_of, tags_of = _SLOTS
-            moments: list[datetime] = list(map(created, items))
-            for index in compress(range(n), map(pin_of, items)):
-                if pin_of(items[index]) > now:
-                    pinned.append(index)
-            if plan.tags:
-                tagged = [(i, tags_of(items[i])) for i in compress(range(n), map(tags_of, items))]
+            moments: list[datetime] = list(map(created, items))  # refuses any other type
+            if any(map(pin_of, items)):
+                marked.extend(compress(range(n), map(pin_of, items)))
+            if plan.tags and any(map(tags_of, items)):
+                marked = sorted({*marked, *compress(range(n), map(tags_of, items))})
         elif type(first) is datetime:
             moments = cast("list[datetime]", items)
             if set(map(_TZINFO, moments)) != {UTC}:
@@ -1008,68 +1043,76 @@ def _apply_small(
     newest_first = list(map(moments.__getitem__, order))
     if not (newest_first[-1] > _FLOAT_OLDEST and newest_first[0] < _FLOAT_NEWEST):
         return None
-    verdicts = _SmallVerdicts(n)
-    if pinned or tagged:
-        position_of = [0] * n
-        for position, index in enumerate(order):
-            position_of[index] = position
-        if pinned:
-            verdicts.give(sorted(map(position_of.__getitem__, pinned)), "pinned")
-        for wanted, reason in plan.tags:
-            matching = [position_of[index] for index, carried in tagged if wanted <= carried]
-            verdicts.give(sorted(matching), reason)
+    masks = [0] * n
+    if marked:
+        _mark_pins_and_tags(plan, items, order, marked, now, masks)
     windows = _SmallWindows(plan, newest_first, now) if plan.has_windows else None
     if windows is not None and plan.within is not None:
         size = windows.size(plan.within)
         if size is None:
             return None
-        verdicts.give(range(size), "within")
-    if plan.needs_hours:
-        hours = _small_hours(plan, newest_first)
-        if hours is None:
-            return None
-        starts = _BucketStarts(n, lambda: hours, months=plan.needs_months)
-    else:
-        starts = _BucketStarts(n, list)
-    for name, count, _ in plan.counts:
-        verdicts.give_bucket_starts(starts.of(name), count, name)
-    for unit, window, reason, _ in plan.windows:
+        bit = plan.within_bit
+        for position in range(size):
+            masks[position] |= bit
+    runs = _small_runs(plan, newest_first) if plan.needs_hours else {}
+    if runs is None:
+        return None
+    oldest = n - 1
+    for unit, count, bit, oldest_bit in plan.counts:
+        starts = range(n) if unit == "last" else runs[unit]
+        kept = starts if count < 0 else starts[:count]
+        for position in kept:
+            masks[position] |= bit
+        # As _Verdicts.give_bucket_starts: the oldest point, if the rule had count left.
+        if kept[-1] != oldest and (count < 0 or len(starts) - (starts[-1] == oldest) < count):
+            masks[oldest] |= oldest_bit
+    for unit, window, bit, oldest_bit in plan.windows:
         assert windows is not None
         inside = windows.size(window)
         if inside is None:
             return None
-        verdicts.give_window_starts(starts.of(unit), inside, reason)
+        starts = runs[unit]
+        kept = starts[: bisect_left(starts, inside)]
+        for position in kept:
+            masks[position] |= bit
+        # As _Verdicts.give_window_starts.
+        if inside == n and kept and kept[-1] != oldest:
+            masks[oldest] |= oldest_bit
     return RetentionDecision(
         policy=policy,
         now=now,
         items=items,
         order=order,
-        kept=verdicts.kept(),
-        reasons=verdicts.reasons(),
+        kept=bytes(map(bool, masks)),
+        reasons=tuple(map(plan.reasons.__getitem__, filter(None, masks))),
     )
 
 
-class _SmallVerdicts(_Verdicts):
-    """The same verdicts, kept in a list by position: cheaper than a dict for a few points."""
-
-    def __init__(self, n: int) -> None:
-        self._n = n
-        self._at: list[list[str] | None] = [None] * n
-
-    def give(self, positions: Iterable[int], reason: str) -> None:
-        at = self._at
-        for position in positions:
-            found = at[position]
-            if found is None:
-                at[position] = [reason]
-            else:
-                found.append(reason)
-
-    def kept(self) -> bytes:
-        return bytes(map(bool, self._at))
-
-    def reasons(self) -> tuple[tuple[str, ...], ...]:
-        return tuple(map(tuple, filter(None, self._at)))
+def _mark_pins_and_tags(
+    plan: _Plan,
+    items: list[Any],
+    order: list[int],
+    marked: list[int],
+    now: datetime,
+    masks: list[int],
+) -> None:
+    """Set the pinned bit and each matching tag list's bit of the marked points."""
+    _, pin_of, tags_of = cast("tuple[Callable[[object], Any], ...]", _SLOTS)
+    position_of = [0] * len(order)
+    for position, index in enumerate(order):
+        position_of[index] = position
+    for index in marked:
+        item = items[index]
+        mask = 0
+        pin = pin_of(item)
+        if pin is not None and pin > now:
+            mask = 1
+        if plan.tags:
+            carried = tags_of(item)
+            for wanted, bit in plan.tags:
+                if wanted <= carried:
+                    mask |= bit
+        masks[position_of[index]] |= mask
 
 
 _EPOCH_ORDINAL = _EPOCH.toordinal()
@@ -1077,6 +1120,59 @@ _ORDINAL = datetime.toordinal
 _HOUR = attrgetter("hour")
 _FLOAT_OLDEST = _EPOCH - timedelta(seconds=2**32)
 _FLOAT_NEWEST = _EPOCH + timedelta(seconds=2**32)
+
+
+def _small_runs(plan: _Plan, newest_first: list[datetime]) -> dict[str, list[int]] | None:
+    """For each calendar unit the plan uses, the positions where a new bucket starts (as
+    _BucketStarts finds them); ``None`` where an offset or a change of it is not a whole hour.
+
+    Only the hour is read for every point; coarser units are computed where the finer one
+    changes. Most sets lie within one stretch of a constant offset: then the hour buckets change
+    where the UTC date or hour does, and the offset is added only at those changes.
+    """
+    n = len(newest_first)
+    ordinals = list(map(_ORDINAL, newest_first))
+    hours = list(map(_HOUR, newest_first))
+    low = ((ordinals[-1] - _EPOCH_ORDINAL) * 24 + hours[-1]) * 3600
+    high = ((ordinals[0] - _EPOCH_ORDINAL) * 24 + hours[0]) * 3600 + 3599
+    offset = plan.steady_offset(low, high)
+    if offset is not None:
+        shift, part = divmod(offset, _HOUR_US)
+        if part:
+            return None
+        shift -= _EPOCH_ORDINAL * 24
+        changed = map(
+            or_,
+            map(ne, islice(hours, 1, None), hours),
+            map(ne, islice(ordinals, 1, None), ordinals),
+        )
+        hour_runs = [0, *compress(range(1, n), changed)]
+        values = [ordinals[p] * 24 + hours[p] + shift for p in hour_runs]
+    else:
+        local = _small_hours(plan, newest_first)
+        if local is None:
+            return None
+        hour_runs = _run_starts(local)
+        values = list(map(local.__getitem__, hour_runs))
+    runs = {"hourly": hour_runs}
+    if not plan.needs_days:
+        return runs
+    days = [hour // 24 for hour in values]
+    day_starts = _run_starts(days)
+    day_runs = list(map(hour_runs.__getitem__, day_starts))
+    day_values = list(map(days.__getitem__, day_starts))
+    runs["daily"] = day_runs
+    if plan.needs_weeks:
+        weeks = [(day + 3) // 7 for day in day_values]  # 1970-01-01 was a Thursday
+        runs["weekly"] = list(map(day_runs.__getitem__, _run_starts(weeks)))
+    if plan.needs_months:
+        months = list(map(_month_of_day, day_values))
+        month_starts = _run_starts(months)
+        month_runs = list(map(day_runs.__getitem__, month_starts))
+        years = [months[index] // 12 for index in month_starts]
+        runs["monthly"] = month_runs
+        runs["yearly"] = list(map(month_runs.__getitem__, _run_starts(years)))
+    return runs
 
 
 def _small_hours(plan: _Plan, newest_first: list[datetime]) -> list[int] | None:
