@@ -48,6 +48,8 @@ class ZoneOffsets:
         # period -> (instants in whole seconds where the offset changes, offset from each on),
         # the first entry being the period's start.
         self._periods: dict[int, tuple[list[int], list[int]]] = {}
+        # The stretch of one offset last asked about: (first second, end second, offset).
+        self._stretch: tuple[int, int, int] = (0, 0, 0)
 
     def _probe(self, second: int) -> int:
         moment = _EPOCH + timedelta(seconds=second)
@@ -89,6 +91,25 @@ class ZoneOffsets:
             return None
         instants, offsets = self._period(int(seconds // _PERIOD))
         return offsets[bisect_right(instants, seconds) - 1]
+
+    def steady(self, low: int, high: int) -> int | None:
+        """The offset in force from ``low`` through ``high`` (whole seconds since 1970), or
+        ``None`` if it changes in ``(low, high]`` or the range leaves the span.
+
+        Consecutive questions about one stretch of time, the everyday case, are answered from
+        the stretch last found without a bisection.
+        """
+        first, end, offset = self._stretch
+        if first <= low and high < end:
+            return offset
+        if not (low >= _LOWEST and high < _HIGHEST):
+            return None
+        index = low // _PERIOD
+        instants, offsets = self._period(index)
+        at = bisect_right(instants, low) - 1
+        end = instants[at + 1] if at + 1 < len(instants) else (index + 1) * _PERIOD
+        self._stretch = (instants[at], end, offsets[at])  # one tuple: safe across threads
+        return offsets[at] if high < end else None
 
     def changes(self, low: float, high: float) -> list[tuple[int, int]] | None:
         """``(instant, offset from then on)`` for each change in ``(low, high]``, oldest first;

@@ -36,7 +36,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, islice, pairwise, repeat
-from operator import add, attrgetter, floordiv, mul, ne, neg, sub
+from operator import add, attrgetter, floordiv, mul, ne, neg, not_, sub
 from types import MemberDescriptorType
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -71,7 +71,6 @@ WITHIN_RULES = (
 """The windowed bucket rules; the reason is the name with ``-`` for ``_``."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 _TZINFO = attrgetter("tzinfo")
 _PIN_AND_TAGS = attrgetter("pinned_until", "tags")
 _TIMESTAMP = datetime.timestamp
@@ -280,8 +279,7 @@ class RetentionPolicy:
         return RetentionDecision(
             policy=self,
             now=now_utc,
-            items=items,
-            order=timeline.order,
+            ordered=list(map(items.__getitem__, timeline.order)),
             kept=verdicts.kept(),
             reasons=verdicts.reasons(),
         )
@@ -461,37 +459,36 @@ class RetentionDecision(Generic[P]):
     keep: tuple[P, ...]
     remove: tuple[P, ...]
     reasons: KeepReasons[P] = attrs.field(eq=False)
-    _items: Sequence[P] = attrs.field(repr=False, eq=False)
-    _order: Sequence[int] = attrs.field(repr=False, eq=False)
-    _kept: bytes = attrs.field(repr=False, eq=False)
+    _ordered: Sequence[P] = attrs.field(repr=False, eq=False)
+    _kept: Sequence[int] = attrs.field(repr=False, eq=False)
 
     def __init__(
         self,
         *,
         policy: RetentionPolicy,
         now: datetime,
-        items: Sequence[P],
-        order: Sequence[int],
-        kept: bytes,
+        ordered: Sequence[P],
+        kept: Sequence[int],
         reasons: tuple[tuple[str, ...], ...],
     ) -> None:
         """Only :meth:`RetentionPolicy.apply` makes decisions.
 
-        ``order`` lists the input indices newest first; ``kept`` flags each of those positions.
+        ``ordered`` holds the points newest first; ``kept`` flags each of those positions (any
+        true value keeps it); ``reasons`` has one entry per kept position, in order.
         """
-        if not isinstance(policy, RetentionPolicy) or not isinstance(kept, bytes):
+        if not isinstance(policy, RetentionPolicy):
             raise ValidationError.of(
                 "RetentionDecision", "is made by RetentionPolicy.apply(), not by hand"
             )
         try:
-            keep = tuple(map(items.__getitem__, compress(order, kept)))
-            remove = tuple(map(items.__getitem__, compress(order, kept.translate(_FLIP))))
-        except (TypeError, IndexError, KeyError, AttributeError):
+            keep = tuple(compress(ordered, kept))
+            remove = tuple(compress(ordered, map(not_, kept)))
+        except TypeError:
             raise ValidationError.of(
                 "RetentionDecision", "is made by RetentionPolicy.apply(), not by hand"
             ) from None
         self.__attrs_init__(
-            policy, now, keep, remove, KeepReasons(keep, reasons, remove), items, order, kept
+            policy, now, keep, remove, KeepReasons(keep, reasons, remove), ordered, kept
         )
 
     @property
@@ -499,8 +496,8 @@ class RetentionDecision(Generic[P]):
         """Every point, newest first, with whether it is kept and why."""
         reasons = iter(self.reasons._reasons)
         return tuple(
-            RetentionEntry(self._items[index], bool(flag), next(reasons) if flag else ())
-            for index, flag in zip(self._order, self._kept, strict=True)
+            RetentionEntry(point, bool(flag), next(reasons) if flag else ())
+            for point, flag in zip(self._ordered, self._kept, strict=True)
         )
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
@@ -910,41 +907,80 @@ def _civil_month(day: int) -> int:
 #
 # The everyday shape is many replicas with a few dozen points each, where per-call setup, not the
 # sort, dominates. For up to _SMALL points of one kind (RecoveryPoint objects, or datetimes in
-# UTC) within the float range, apply takes this path: the policy's rules are read once per policy
-# (_Plan), zone offsets come from a shared table (ZoneOffsets) instead of datetime round trips,
-# and window starts are computed in integer microseconds. It decides exactly what the general
-# path decides; tests/test_retention_fast.py compares the two.
+# UTC) within the float range, apply takes this path: everything that does not depend on the
+# points is worked out once per policy (_Plan: the rules, the reasons as bits, the zone's offsets
+# as a shared table), each rule marks the positions it keeps with one bit in an integer per
+# position, and a mask of bits becomes its tuple of reasons through a per-policy table, so a call
+# builds no per-rule structures and no per-point lists of reasons. It decides exactly what the
+# general path decides; tests/test_retention_fast.py compares the two.
 
 _SMALL = 256
-_UNITS = ("last", "hourly", "daily", "weekly", "monthly", "yearly")
 _DAY_US = 86_400_000_000
 _HOUR_US = 3_600_000_000
-_FLOAT_LIMIT = float(2**32)
+
+
+class _ReasonTable(dict[int, tuple[str, ...]]):
+    """A mask of reason bits -> the reasons, in the order the general path gives them."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self._names = tuple(names)
+
+    def __missing__(self, mask: int) -> tuple[str, ...]:
+        reasons = tuple(name for bit, name in enumerate(self._names) if mask >> bit & 1)
+        if len(self) < 4096:
+            self[mask] = reasons
+        return reasons
 
 
 class _Plan:
-    """What :meth:`RetentionPolicy.apply` needs of a policy, worked out once per policy."""
+    """What :meth:`RetentionPolicy.apply` needs of a policy, worked out once per policy.
+
+    Each reason a rule can give is one bit, numbered in the order the general path gives the
+    reasons (pinned, each tag list, within, each count rule and its oldest-point reason, each
+    window rule and its oldest-point reason), so a position's mask lists its reasons in order.
+    """
 
     def __init__(self, policy: RetentionPolicy) -> None:
-        self.counts = [
-            (name, count, f"oldest-{name}")
+        names: list[str] = ["pinned"]
+
+        def bit(name: str) -> int:
+            names.append(name)
+            return 1 << (len(names) - 1)
+
+        self.tags = [(frozenset(tags), bit(f"tag:{','.join(tags)}")) for tags in policy.tags]
+        # Every window, ``within`` first; the rules below refer to them by index.
+        self.window_list: list[CalendarDuration] = []
+        self.within_bit = 0
+        if policy.within is not None:
+            self.window_list.append(policy.within)
+            self.within_bit = bit("within")
+        self.counts: list[tuple[str, int, int, int]] = [
+            (name, count, bit(name), bit(f"oldest-{name}"))
             for name in COUNT_RULES
             if (count := getattr(policy, name))
         ]
-        self.windows: list[tuple[str, CalendarDuration, str, str]] = []
+        self.windows: list[tuple[str, int, int, int]] = []
         for name in WITHIN_RULES:
             window = getattr(policy, name)
             if window is not None:
                 reason = name.replace("_", "-")
                 self.windows.append(
-                    (name.removeprefix("within_"), window, reason, f"oldest-{reason}")
+                    (
+                        name.removeprefix("within_"),
+                        len(self.window_list),
+                        bit(reason),
+                        bit(f"oldest-{reason}"),
+                    )
                 )
-        self.needs_hours = bool(self.windows) or any(name != "last" for name, *_ in self.counts)
-        self.within: CalendarDuration | None = policy.within
+                self.window_list.append(window)
+        self.reasons = _ReasonTable(names)
         units = {name for name, *_ in self.counts} | {unit for unit, *_ in self.windows}
+        units.discard("last")
+        self.needs_hours = bool(units)
+        self.needs_days = bool(units - {"hourly"})
+        self.needs_weeks = "weekly" in units
         self.needs_months = bool(units & {"monthly", "yearly"})
-        self.has_windows = self.within is not None or bool(self.windows)
-        self.tags = [(frozenset(tags), f"tag:{','.join(tags)}") for tags in policy.tags]
         zone = ZoneInfo(policy.tz)
         self.zone = zone
         self.fixed_offset: int | None = None
@@ -953,12 +989,20 @@ class _Plan:
             self.fixed_offset = offset // _MICROSECOND
         self.offsets = ZoneOffsets.of(zone)
         self._spans: dict[tuple[int, int], int] = {}
+        self._bases: dict[tuple[int, int], int | None] = {}
 
     def offset(self, seconds: float) -> int | None:
         """The zone's offset in microseconds at ``seconds`` since 1970 (``None``: ask zoneinfo)."""
         if self.fixed_offset is not None:
             return self.fixed_offset
         return self.offsets.offset(seconds)
+
+    def steady_offset(self, low: int, high: int) -> int | None:
+        """The offset (microseconds) in force from ``low`` through ``high`` (whole seconds since
+        1970), or ``None`` if it changes in between or the span is not served."""
+        if self.fixed_offset is not None:
+            return self.fixed_offset
+        return self.offsets.steady(low, high)
 
     def span_days(self, window: CalendarDuration, month: int) -> int:
         """Days a window's years, months and days go back from any day of ``month``.
@@ -976,6 +1020,31 @@ class _Plan:
                 self._spans[key] = span
         return span
 
+    def window_base(self, index: int, day: int) -> int | None:
+        """A window's start less the latest point's local time of day, when the latest point
+        lies on local ``day`` (days since 1970) and the zone's offset is steady for two days
+        around the start; ``None``: work the start out for each call (:func:`_window_start`).
+        """
+        key = (index, day)
+        base = self._bases.get(key, _UNKNOWN)
+        if base == _UNKNOWN:
+            base = None
+            window = self.window_list[index]
+            month = _month_of_day(day)
+            if month - 12 * window.years - window.months >= 1900 * 12:
+                wall = (day - self.span_days(window, month)) * _DAY_US  # the start's local day
+                second = wall // 1_000_000
+                offset = self.steady_offset(second - 2 * 86_400, second + 3 * 86_400)
+                if offset is not None:
+                    base = wall - offset - window.hours * _HOUR_US
+            if len(self._bases) < 100_000:
+                self._bases[key] = base
+        return base
+
+
+_UNKNOWN = -(2**80)
+"""Not asked yet: no window start is this far from 1970."""
+
 
 def _first_day(month: int) -> int:
     """Days from 1970-01-01 to the first day of ``month`` (``year * 12 + month - 1``)."""
@@ -990,6 +1059,11 @@ def _first_day(month: int) -> int:
     return era * 146097 + day_of_era - 719468
 
 
+_CREATED_AT = attrgetter("created_at")
+_PINNED_UNTIL = attrgetter("pinned_until")
+_TAGS = attrgetter("tags")
+
+
 def _apply_small(
     policy: RetentionPolicy, plan: _Plan, items: list[P], now: datetime
 ) -> RetentionDecision[P] | None:
@@ -1000,92 +1074,72 @@ def _apply_small(
     sort. Zones whose offsets or changes are not whole hours take the general path.
     """
     n = len(items)
-    pinned: list[int] = []
-    tagged: list[tuple[int, frozenset[str]]] = []
     first = items[0]
     try:
         if type(first) is RecoveryPoint and _SLOTS is not None:
-            created, pin_of, tags_of = _SLOTS
-            moments: list[datetime] = list(map(created, items))
-            for index in compress(range(n), map(pin_of, items)):
-                if pin_of(items[index]) > now:
-                    pinned.append(index)
-            if plan.tags:
-                tagged = [(i, tags_of(items[i])) for i in compress(range(n), map(tags_of, items))]
+            # The slot's reader refuses any other type, so this also checks every item.
+            ordered: list[Any] = sorted(items, key=_SLOTS[0], reverse=True)
+            newest_first: list[datetime] = list(map(_CREATED_AT, ordered))
         elif type(first) is datetime:
-            moments = cast("list[datetime]", items)
-            if set(map(_TZINFO, moments)) != {UTC}:
+            if set(map(_TZINFO, items)) != {UTC}:
                 return None
+            ordered = newest_first = sorted(cast("list[datetime]", items), reverse=True)
         else:
             return None
-        order = sorted(range(n), key=moments.__getitem__, reverse=True)
     except (TypeError, AttributeError):
         return None
-    newest_first = list(map(moments.__getitem__, order))
     if not (newest_first[-1] > _FLOAT_OLDEST and newest_first[0] < _FLOAT_NEWEST):
         return None
-    verdicts = _SmallVerdicts(n)
-    if pinned or tagged:
-        position_of = [0] * n
-        for position, index in enumerate(order):
-            position_of[index] = position
-        if pinned:
-            verdicts.give(sorted(map(position_of.__getitem__, pinned)), "pinned")
-        for wanted, reason in plan.tags:
-            matching = [position_of[index] for index, carried in tagged if wanted <= carried]
-            verdicts.give(sorted(matching), reason)
-    windows = _SmallWindows(plan, newest_first, now) if plan.has_windows else None
-    if windows is not None and plan.within is not None:
-        size = windows.size(plan.within)
-        if size is None:
+    masks = [0] * n
+    if ordered is not newest_first:
+        if any(map(_PINNED_UNTIL, ordered)):
+            for position in compress(range(n), map(_PINNED_UNTIL, ordered)):
+                if ordered[position].pinned_until > now:
+                    masks[position] = 1
+        if plan.tags and any(map(_TAGS, ordered)):
+            for position in compress(range(n), map(_TAGS, ordered)):
+                carried = ordered[position].tags
+                for wanted, bit in plan.tags:
+                    if wanted <= carried:
+                        masks[position] |= bit
+    sizes: list[int] = []
+    if plan.window_list:
+        found = _window_sizes(plan, newest_first, now)
+        if found is None:
             return None
-        verdicts.give(range(size), "within")
-    if plan.needs_hours:
-        hours = _small_hours(plan, newest_first)
-        if hours is None:
-            return None
-        starts = _BucketStarts(n, lambda: hours, months=plan.needs_months)
-    else:
-        starts = _BucketStarts(n, list)
-    for name, count, _ in plan.counts:
-        verdicts.give_bucket_starts(starts.of(name), count, name)
-    for unit, window, reason, _ in plan.windows:
-        assert windows is not None
-        inside = windows.size(window)
-        if inside is None:
-            return None
-        verdicts.give_window_starts(starts.of(unit), inside, reason)
+        sizes = found
+        if plan.within_bit:
+            bit = plan.within_bit
+            for position in range(sizes[0]):
+                masks[position] |= bit
+    runs = _small_runs(plan, newest_first) if plan.needs_hours else {}
+    if runs is None:
+        return None
+    oldest = n - 1
+    for unit, count, bit, oldest_bit in plan.counts:
+        starts = range(n) if unit == "last" else runs[unit]
+        kept = starts if count < 0 else starts[:count]
+        for position in kept:
+            masks[position] |= bit
+        # As _Verdicts.give_bucket_starts: the oldest point, if the rule had count left.
+        if kept[-1] != oldest and (count < 0 or len(starts) - (starts[-1] == oldest) < count):
+            masks[oldest] |= oldest_bit
+    for unit, index, bit, oldest_bit in plan.windows:
+        inside = sizes[index]
+        starts = runs[unit]
+        kept = starts[: bisect_left(starts, inside)]
+        for position in kept:
+            masks[position] |= bit
+        # As _Verdicts.give_window_starts.
+        if inside == n and kept and kept[-1] != oldest:
+            masks[oldest] |= oldest_bit
     return RetentionDecision(
         policy=policy,
         now=now,
-        items=items,
-        order=order,
-        kept=verdicts.kept(),
-        reasons=verdicts.reasons(),
+        ordered=ordered,
+        kept=masks,
+        reasons=tuple(map(plan.reasons.__getitem__, filter(None, masks))),
     )
-
-
-class _SmallVerdicts(_Verdicts):
-    """The same verdicts, kept in a list by position: cheaper than a dict for a few points."""
-
-    def __init__(self, n: int) -> None:
-        self._n = n
-        self._at: list[list[str] | None] = [None] * n
-
-    def give(self, positions: Iterable[int], reason: str) -> None:
-        at = self._at
-        for position in positions:
-            found = at[position]
-            if found is None:
-                at[position] = [reason]
-            else:
-                found.append(reason)
-
-    def kept(self) -> bytes:
-        return bytes(map(bool, self._at))
-
-    def reasons(self) -> tuple[tuple[str, ...], ...]:
-        return tuple(map(tuple, filter(None, self._at)))
 
 
 _EPOCH_ORDINAL = _EPOCH.toordinal()
@@ -1093,6 +1147,77 @@ _ORDINAL = datetime.toordinal
 _HOUR = attrgetter("hour")
 _FLOAT_OLDEST = _EPOCH - timedelta(seconds=2**32)
 _FLOAT_NEWEST = _EPOCH + timedelta(seconds=2**32)
+
+
+def _small_runs(plan: _Plan, newest_first: list[datetime]) -> dict[str, list[int]] | None:
+    """For each calendar unit the plan uses, the positions where a new bucket starts (as
+    _BucketStarts finds them); ``None`` where an offset or a change of it is not a whole hour.
+
+    Only the hour is read for every point; coarser units are computed where the finer one
+    changes. Most sets lie within one stretch of a constant offset: then the hour buckets change
+    where the UTC hour does, and the offset is added only at those changes.
+    """
+    n = len(newest_first)
+    hours = list(map(_HOUR, newest_first))
+    newest = (newest_first[0].toordinal() - _EPOCH_ORDINAL) * 24 + hours[0]
+    oldest = (newest_first[-1].toordinal() - _EPOCH_ORDINAL) * 24 + hours[-1]
+    offset = plan.steady_offset(oldest * 3600, newest * 3600 + 3599)
+    if offset is not None:
+        shift, part = divmod(offset, _HOUR_US)
+        if part:
+            return None
+        if newest - oldest < 24:
+            # Less than a day apart: the hour of the day alone tells the hours apart.
+            hour_runs = [0, *compress(range(1, n), map(ne, islice(hours, 1, None), hours))]
+            top, first = newest + shift, hours[0]
+            values = [top - (first - hours[position]) % 24 for position in hour_runs]
+        else:
+            days = map(sub, map(_ORDINAL, newest_first), repeat(_EPOCH_ORDINAL))
+            utc = list(map(add, map(mul, days, repeat(24)), hours))
+            hour_runs = _run_starts(utc)
+            values = [utc[position] + shift for position in hour_runs]
+    else:
+        local = _small_hours(plan, newest_first)
+        if local is None:
+            return None
+        hour_runs = _run_starts(local)
+        values = list(map(local.__getitem__, hour_runs))
+    runs = {"hourly": hour_runs}
+    if not plan.needs_days:
+        return runs
+    day_runs, day_values = _coarser(hour_runs, values, 0, 24)
+    runs["daily"] = day_runs
+    if plan.needs_weeks:
+        runs["weekly"] = _coarser(day_runs, day_values, 3, 7)[0]  # 1970-01-01 was a Thursday
+    if plan.needs_months:
+        if _month_of_day(day_values[0]) == _month_of_day(day_values[-1]):
+            month_runs, month_values = day_runs[:1], [_month_of_day(day_values[0])]
+        else:
+            months = list(map(_month_of_day, day_values))
+            month_starts = _run_starts(months)
+            month_runs = list(map(day_runs.__getitem__, month_starts))
+            month_values = list(map(months.__getitem__, month_starts))
+        runs["monthly"] = month_runs
+        runs["yearly"] = _coarser(month_runs, month_values, 0, 12)[0]
+    return runs
+
+
+def _coarser(
+    runs: list[int], values: list[int], add: int, divisor: int
+) -> tuple[list[int], list[int]]:
+    """The runs and values of the unit ``(value + add) // divisor`` from those of a finer unit
+    whose ``values`` never grow (newest first). Sets of a few dozen points span one or two
+    buckets of a coarser unit: those are found from the first and last values alone."""
+    first = (values[0] + add) // divisor
+    last = (values[-1] + add) // divisor
+    if last == first:
+        return runs[:1], [first]
+    if last == first - 1:  # two: the second starts at the first value below the first's start
+        split = bisect_right(values, add - first * divisor, key=neg)
+        return [runs[0], runs[split]], [first, last]
+    coarse = [(value + add) // divisor for value in values]
+    starts = _run_starts(coarse)
+    return list(map(runs.__getitem__, starts)), list(map(coarse.__getitem__, starts))
 
 
 def _small_hours(plan: _Plan, newest_first: list[datetime]) -> list[int] | None:
@@ -1131,56 +1256,50 @@ def _small_hours(plan: _Plan, newest_first: list[datetime]) -> list[int] | None:
     return local
 
 
-class _SmallWindows:
-    """How many of the newest points lie inside each window, with starts in microseconds."""
+def _window_sizes(plan: _Plan, newest_first: list[datetime], now: datetime) -> list[int] | None:
+    """How many of the newest points lie strictly after each window's start, for the plan's
+    windows in order (``None``: take the general path). As :class:`_Windows`: a window reaches
+    back from the newest point strictly before ``now``; without one, every point is inside."""
+    n = len(newest_first)
+    oldest_first = newest_first[::-1]
+    position = n - bisect_left(oldest_first, now)
+    if position == n:
+        return [n] * len(plan.window_list)
+    instant = (newest_first[position] - _EPOCH) // _MICROSECOND
+    offset = plan.offset(instant / 1_000_000)
+    if offset is None:
+        return None
+    day, time_of_day = divmod(instant + offset, _DAY_US)
+    oldest = (oldest_first[0] - _EPOCH) // _MICROSECOND
+    sizes = []
+    for index, window in enumerate(plan.window_list):
+        base = plan.window_base(index, day)
+        if base is None:
+            start = _window_start(plan, window, day, time_of_day)
+            if start is None:
+                return None
+        else:
+            start = base + time_of_day
+        if start < oldest:
+            sizes.append(n)
+        else:
+            sizes.append(n - bisect_right(oldest_first, _EPOCH + timedelta(microseconds=start)))
+    return sizes
 
-    def __init__(self, plan: _Plan, newest_first: list[datetime], now: datetime) -> None:
-        self._plan = plan
-        self._oldest_first = newest_first[::-1]
-        n = len(newest_first)
-        # restic's "latest": the newest point strictly before now.
-        position = n - bisect_left(self._oldest_first, now)
-        latest = newest_first[position] if position < n else None
-        self._sizes: dict[CalendarDuration, int | None] = {}
-        self._latest: tuple[int, int, int] | None = None  # (day, time of day, month) of latest
-        self._fallback = False
-        if latest is not None:
-            instant = (latest - _EPOCH) // _MICROSECOND
-            offset = plan.offset(instant / 1_000_000)
-            if offset is None:
-                self._fallback = True
-            else:
-                day, time_of_day = divmod(instant + offset, _DAY_US)
-                self._latest = (day, time_of_day, _month_of_day(day))
 
-    def size(self, window: CalendarDuration) -> int | None:
-        """Points strictly newer than ``latest - window`` (``None``: take the general path)."""
-        size = self._sizes.get(window, -1)
-        if size == -1:
-            size = self._size(window)
-            self._sizes[window] = size
-        return size
-
-    def _size(self, window: CalendarDuration) -> int | None:
-        n = len(self._oldest_first)
-        if self._fallback:
-            return None
-        if self._latest is None:
-            return n
-        plan = self._plan
-        day, time_of_day, month = self._latest
-        if month - 12 * window.years - window.months < 1900 * 12:
-            return None  # near the calendar's ends: the general path knows them
-        wall = (day - plan.span_days(window, month)) * _DAY_US + time_of_day
-        # Go's time.Date for a wall-clock time (see _durations.wall_to_instant).
-        guess = plan.offset(wall / 1_000_000)
-        if guess is None:
-            return None
-        candidate = wall - guess
-        found = plan.offset(candidate / 1_000_000)
-        if found is None:
-            return None
-        start = (candidate if found == guess else wall - found) - window.hours * _HOUR_US
-        if start <= -(2**32) * 1_000_000:
-            return n
-        return n - bisect_right(self._oldest_first, _EPOCH + timedelta(microseconds=start))
+def _window_start(plan: _Plan, window: CalendarDuration, day: int, time_of_day: int) -> int | None:
+    """The instant (microseconds since 1970) a window starts at, reaching back from local
+    ``day`` and ``time_of_day``, as ``window.before`` finds it; ``None``: take the general path."""
+    month = _month_of_day(day)
+    if month - 12 * window.years - window.months < 1900 * 12:
+        return None  # near the calendar's ends: the general path knows them
+    wall = (day - plan.span_days(window, month)) * _DAY_US + time_of_day
+    # Go's time.Date for a wall-clock time (see _durations.wall_to_instant).
+    guess = plan.offset(wall / 1_000_000)
+    if guess is None:
+        return None
+    candidate = wall - guess
+    found = plan.offset(candidate / 1_000_000)
+    if found is None:
+        return None
+    return (candidate if found == guess else wall - found) - window.hours * _HOUR_US
