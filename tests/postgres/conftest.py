@@ -1,0 +1,3 @@
+from vmfailover.testing.postgres import postgres_database, postgres_server
+
+__all__ = ["postgres_database", "postgres_server"]
