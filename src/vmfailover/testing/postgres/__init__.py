@@ -6,7 +6,7 @@ vmfailover can test against the same peer. It needs PostgreSQL's server binaries
 fixtures' clients, ``vmfailover[postgres]``.
 """
 
-from vmfailover.testing.postgres.fixtures import postgres_database, postgres_server
+from vmfailover.testing.postgres.fixtures import postgres_dsn, postgres_server
 from vmfailover.testing.postgres.server import (
     PostgresServer,
     PostgresServerError,
@@ -17,6 +17,6 @@ __all__ = [
     "PostgresServer",
     "PostgresServerError",
     "find_postgres_binaries",
-    "postgres_database",
+    "postgres_dsn",
     "postgres_server",
 ]

@@ -20,12 +20,15 @@ def test_session_server_answers_as_an_unprivileged_user(postgres_server: Postgre
     assert postgres_server.start_seconds is not None and postgres_server.start_seconds > 0
 
 
-def test_each_test_database_is_fresh(postgres_database: str) -> None:
-    with psycopg.connect(postgres_database) as connection:
+def test_each_test_gets_a_fresh_empty_schema(postgres_dsn: str) -> None:
+    with psycopg.connect(postgres_dsn) as connection:
+        schema = connection.execute("SELECT current_schema()").fetchone()
+        assert schema is not None and schema[0].startswith("test_")
         tables = connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", schema
         ).fetchone()
-    assert tables == (0,)
+        assert tables == (0,)
+        connection.execute("CREATE TABLE mine (n int)")  # lands in the test's own schema
 
 
 def test_tcp_needs_the_generated_password_which_repr_does_not_show() -> None:

@@ -1,3 +1,0 @@
-from vmfailover.testing.postgres import postgres_database, postgres_server
-
-__all__ = ["postgres_database", "postgres_server"]
