@@ -40,7 +40,7 @@ from vmfailover.errors import ConflictError, MissingExtraError, ValidationError
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PostgresLease"]
+__all__ = ["FENCE_CONDITION", "PostgresLease"]
 
 SCHEMA_VERSION = 1
 _SCHEMA_LOCK = 0x766D666C  # pg_advisory_xact_lock key while the schema is created ("vmfl")
@@ -79,9 +79,25 @@ WHERE plan = %(plan)s AND token = %(token)s AND NOT released
 """
 
 _READ = """
-SELECT holder, token, released, expires_at, expires_at <= clock_timestamp()
+SELECT holder, token, released, expires_at <= clock_timestamp()
 FROM vmfailover_lease WHERE plan = %(plan)s
 """
+
+_STATE = """
+SELECT holder, token, released, expires_at <= clock_timestamp(), expires_at
+FROM vmfailover_lease WHERE plan = %(plan)s
+"""
+
+#: A condition for the ``WHERE`` of a journal's write (``INSERT ... SELECT ... WHERE`` it, or
+#: ``UPDATE ... WHERE ... AND`` it): true while the token is the plan's newest and its lease runs,
+#: and it locks the lease row (``FOR SHARE``) until the write's transaction ends, so no new holder
+#: can commit its acquire in between. Its parameters come from
+#: :meth:`PostgresLease.fence_parameters`. A write that touched no row was refused:
+#: :meth:`PostgresLease.check` then raises the reason.
+FENCE_CONDITION = (
+    "EXISTS (SELECT 1 FROM vmfailover_lease WHERE plan = %(fence_plan)s "
+    "AND token = %(fence_token)s AND NOT released AND expires_at > clock_timestamp() FOR SHARE)"
+)
 
 
 def _import_psycopg() -> Any:
@@ -188,13 +204,19 @@ class PostgresLease:
         row = connection.execute(_READ + " FOR SHARE", {"plan": token.plan}).fetchone()
         _judge(token, row)
 
+    @staticmethod
+    def fence_parameters(token: FencingToken) -> dict[str, object]:
+        """The parameters of :data:`FENCE_CONDITION` for ``token``."""
+        token = checked_token(token)
+        return {"fence_plan": token.plan, "fence_token": token.number}
+
     def state(self, plan: str) -> LeaseState | None:
         checked_name(plan, "lease plan")
         with self._session(plan, "read") as connection:
-            row = connection.execute(_READ, {"plan": plan}).fetchone()
+            row = connection.execute(_STATE, {"plan": plan}).fetchone()
         if row is None:
             return None
-        holder, number, released, expires_at, expired = row
+        holder, number, released, expired, expires_at = row
         return LeaseState(
             plan=plan,
             holder=holder,
@@ -261,7 +283,7 @@ class PostgresLease:
 def _judge(token: FencingToken, row: tuple[Any, ...] | None) -> None:
     if row is None:
         raise LeaseLostError(token, "the plan has no lease in this database")
-    holder, number, released, _expires_at, expired = row
+    holder, number, released, expired = row
     reason = why_not_current(token, holder, int(number), bool(released), bool(expired))
     if reason is not None:
         raise LeaseLostError(token, reason)
