@@ -10,6 +10,7 @@ from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
+from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
@@ -18,6 +19,17 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
+from vmfailover.engine.lease import (
+    FencingToken,
+    Lease,
+    LeaseGrant,
+    LeaseLostError,
+    LeaseState,
+    LeaseUnavailableError,
+)
+from vmfailover.engine.lease_keeper import LeaseKeeper
+from vmfailover.engine.lease_postgres import PostgresLease
+from vmfailover.engine.lease_sqlite import SQLiteLease
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
 from vmfailover.engine.replication import ReplicationJob
 from vmfailover.engine.replication_events import (
@@ -195,6 +207,8 @@ __all__ = [
     "FailoverKind",
     "FailoverPlan",
     "FailurePolicy",
+    "FencedBackend",
+    "FencingToken",
     "Finding",
     "Findings",
     "Fixed",
@@ -219,6 +233,12 @@ __all__ = [
     "JobResult",
     "JobStarted",
     "KeepReasons",
+    "Lease",
+    "LeaseGrant",
+    "LeaseKeeper",
+    "LeaseLostError",
+    "LeaseState",
+    "LeaseUnavailableError",
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
@@ -234,6 +254,7 @@ __all__ = [
     "Placement",
     "PointSearch",
     "PointVerdict",
+    "PostgresLease",
     "PowerOffSource",
     "PowerState",
     "PoweredOn",
@@ -268,6 +289,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "SQLiteLease",
     "Schedule",
     "Scheduler",
     "SearchedGroup",
