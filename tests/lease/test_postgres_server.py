@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -31,8 +33,17 @@ def test_each_test_gets_a_fresh_empty_schema(postgres_dsn: str) -> None:
         connection.execute("CREATE TABLE mine (n int)")  # lands in the test's own schema
 
 
-def test_tcp_needs_the_generated_password_which_repr_does_not_show() -> None:
+def test_tcp_needs_the_generated_password_which_repr_does_not_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # a TMPDIR only root may enter
     with PostgresServer(tcp=True) as server:
+        if os.geteuid() == 0:
+            assert private not in server.folder.parents, "the server's user could not reach it"
+        else:
+            assert private in server.folder.parents
         with psycopg.connect(server.tcp_dsn) as connection:
             assert connection.execute("SELECT 1").fetchone() == (1,)
         without_password = server.tcp_dsn.rsplit(" password=", 1)[0]

@@ -80,6 +80,15 @@ def _free_port() -> int:
         return port
 
 
+def _others_can_reach(folder: Path) -> bool:
+    """Whether a user who is neither owner nor in the group may enter ``folder`` and its parents."""
+    try:
+        resolved = folder.resolve(strict=True)
+    except OSError:
+        return False
+    return all(os.stat(part).st_mode & 0o001 for part in (resolved, *resolved.parents))
+
+
 def _parent_death_signal() -> Callable[[], None] | None:
     """A ``preexec_fn`` that asks Linux to end the child when this process dies, or None."""
     if not sys.platform.startswith("linux"):
@@ -331,9 +340,22 @@ class PostgresServer:
             ]
         return settings + list(self._settings)
 
+    def _temporary_root(self) -> str | None:
+        """Where the folder goes: the usual temporary folder, unless the server's user could not
+        reach it (a private ``TMPDIR`` under root's home): then ``/tmp`` or ``/var/tmp``."""
+        if self._user is None or self._user.pw_uid == os.geteuid():
+            return None
+        for candidate in (tempfile.gettempdir(), "/tmp", "/var/tmp"):
+            if _others_can_reach(Path(candidate)):
+                return candidate
+        raise PostgresServerError(
+            f"no temporary folder that user {self._user.pw_name!r} can reach: set TMPDIR to one "
+            "whose every parent others may enter (mode o+x)"
+        )
+
     def _make_cluster(self) -> None:
         binaries = self._binaries()
-        self._folder = Path(tempfile.mkdtemp(prefix="vmfailover-pg-"))
+        self._folder = Path(tempfile.mkdtemp(prefix="vmfailover-pg-", dir=self._temporary_root()))
         if self._user is not None and self._user.pw_uid != os.geteuid():
             os.chown(self._folder, self._user.pw_uid, self._user.pw_gid)
         os.chmod(self._folder, 0o700)
