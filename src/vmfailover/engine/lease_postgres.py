@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.engine.lease import (
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["FENCE_CONDITION", "PostgresLease"]
 
 SCHEMA_VERSION = 1
+_T = TypeVar("_T")
 _SCHEMA_LOCK = 0x766D666C  # pg_advisory_xact_lock key while the schema is created ("vmfl")
 
 _SCHEMA = (
@@ -162,10 +163,15 @@ class PostgresLease:
         checked_name(holder, "lease holder")
         ttl = checked_ttl(ttl)
         sent_at = self.clock.monotonic()
-        with self._session(plan, "acquire") as connection:
-            row = connection.execute(
-                _ACQUIRE, {"plan": plan, "holder": holder, "ttl": ttl}
-            ).fetchone()
+        parameters = {"plan": plan, "holder": holder, "ttl": ttl}
+        # Not repeated on a broken connection: the first try may have committed a grant whose
+        # answer was lost, and a second would then find the plan held (by that lost grant).
+        row = self._run(
+            plan,
+            "acquire",
+            lambda connection: connection.execute(_ACQUIRE, parameters).fetchone(),
+            repeatable=False,
+        )
         if row is None:
             return None
         number, expires_at = row
@@ -174,24 +180,26 @@ class PostgresLease:
     def renew(self, grant: LeaseGrant) -> LeaseGrant:
         grant = checked_grant(grant)
         sent_at = self.clock.monotonic()
-        with self._session(grant.plan, "renew") as connection:
-            row = connection.execute(
-                _RENEW, {"plan": grant.plan, "token": grant.token.number, "ttl": grant.ttl}
-            ).fetchone()
+        parameters = {"plan": grant.plan, "token": grant.token.number, "ttl": grant.ttl}
+
+        def renew(connection: psycopg.Connection[Any]) -> Any:
+            row = connection.execute(_RENEW, parameters).fetchone()
             if row is None:
                 self._require_current(connection, grant.token)
                 raise LeaseLostError(grant.token, "it expired")
-        return make_grant(grant.token, grant.holder, grant.ttl, row[0], sent_at)
+            return row[0]
+
+        expires_at = self._run(grant.plan, "renew", renew)
+        return make_grant(grant.token, grant.holder, grant.ttl, expires_at, sent_at)
 
     def release(self, grant: LeaseGrant) -> None:
         grant = checked_grant(grant)
-        with self._session(grant.plan, "release") as connection:
-            connection.execute(_RELEASE, {"plan": grant.plan, "token": grant.token.number})
+        parameters = {"plan": grant.plan, "token": grant.token.number}
+        self._run(grant.plan, "release", lambda db: db.execute(_RELEASE, parameters))
 
     def check(self, token: FencingToken) -> None:
         token = checked_token(token)
-        with self._session(token.plan, "check") as connection:
-            self._require_current(connection, token)
+        self._run(token.plan, "check", lambda connection: self._require_current(connection, token))
 
     def check_within(self, connection: psycopg.Connection[Any], token: FencingToken) -> None:
         """:meth:`check` inside the caller's transaction on the same database, locking the lease
@@ -212,8 +220,9 @@ class PostgresLease:
 
     def state(self, plan: str) -> LeaseState | None:
         checked_name(plan, "lease plan")
-        with self._session(plan, "read") as connection:
-            row = connection.execute(_STATE, {"plan": plan}).fetchone()
+        row = self._run(
+            plan, "read", lambda connection: connection.execute(_STATE, {"plan": plan}).fetchone()
+        )
         if row is None:
             return None
         holder, number, released, expired, expires_at = row
@@ -235,6 +244,45 @@ class PostgresLease:
     def _require_current(self, connection: psycopg.Connection[Any], token: FencingToken) -> None:
         _judge(token, connection.execute(_READ, {"plan": token.plan}).fetchone())
 
+    def _run(
+        self,
+        plan: str,
+        what: str,
+        work: Callable[[psycopg.Connection[Any]], _T],
+        *,
+        repeatable: bool = True,
+    ) -> _T:
+        """``work`` on the connection, under the lock; driver errors made ours.
+
+        A connection that was made before and fails at once (the server restarted or failed over
+        since) is replaced and ``work`` tried once more when it may be repeated; a statement that
+        timed out is not tried again, so every call stays within about two ``timeout``.
+        """
+        psycopg = self._psycopg
+        with self._lock:
+            for attempt in (1, 2):
+                reused = self._connection is not None and not self._connection.closed
+                try:
+                    return work(self._connected())
+                except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                    self._drop()
+                    timed_out = isinstance(
+                        error, psycopg.errors.QueryCanceled | psycopg.errors.LockNotAvailable
+                    )
+                    if attempt == 1 and reused and repeatable and not timed_out:
+                        continue
+                    raise LeaseUnavailableError(plan, what, _first_line(error)) from error
+                except psycopg.Error as error:
+                    self._drop()
+                    raise self._refused(plan, what, error) from error
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _refused(self, plan: str, what: str, error: BaseException) -> ConflictError:
+        return ConflictError(
+            f"the lease database {self._where!r} refused to {what} the lease on plan "
+            f"{plan!r}: {_first_line(error)}"
+        )
+
     @contextmanager
     def _session(self, plan: str, what: str) -> Iterator[psycopg.Connection[Any]]:
         """The connection (made anew if needed), under the lock; driver errors made ours."""
@@ -247,10 +295,7 @@ class PostgresLease:
                 raise LeaseUnavailableError(plan, what, _first_line(error)) from error
             except psycopg.Error as error:
                 self._drop()
-                raise ConflictError(
-                    f"the lease database {self._where!r} refused to {what} the lease on plan "
-                    f"{plan!r}: {_first_line(error)}"
-                ) from error
+                raise self._refused(plan, what, error) from error
 
     def _connected(self) -> psycopg.Connection[Any]:
         if self._connection is not None and not self._connection.closed:
