@@ -18,6 +18,7 @@ from vmfailover.engine.host_failover_results import (
     MoveBackReport,
     MovedBack,
 )
+from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
@@ -26,6 +27,17 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
+from vmfailover.engine.lease import (
+    FencingToken,
+    Lease,
+    LeaseGrant,
+    LeaseLostError,
+    LeaseState,
+    LeaseUnavailableError,
+)
+from vmfailover.engine.lease_keeper import LeaseKeeper
+from vmfailover.engine.lease_postgres import PostgresLease
+from vmfailover.engine.lease_sqlite import SQLiteLease
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
 from vmfailover.engine.replication import ReplicationJob
 from vmfailover.engine.replication_events import (
@@ -204,6 +216,8 @@ __all__ = [
     "FailoverKind",
     "FailoverPlan",
     "FailurePolicy",
+    "FencedBackend",
+    "FencingToken",
     "Finding",
     "Findings",
     "Fixed",
@@ -231,6 +245,12 @@ __all__ = [
     "JobResult",
     "JobStarted",
     "KeepReasons",
+    "Lease",
+    "LeaseGrant",
+    "LeaseKeeper",
+    "LeaseLostError",
+    "LeaseState",
+    "LeaseUnavailableError",
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
@@ -249,6 +269,7 @@ __all__ = [
     "Placement",
     "PointSearch",
     "PointVerdict",
+    "PostgresLease",
     "PowerOffSource",
     "PowerState",
     "PoweredOn",
@@ -283,6 +304,7 @@ __all__ = [
     "RunResult",
     "RunState",
     "Runner",
+    "SQLiteLease",
     "Schedule",
     "Scheduler",
     "SearchedGroup",

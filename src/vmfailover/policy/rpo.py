@@ -77,15 +77,18 @@ def rpo_compliance(
     end = aware_utc(end, "end")
     if end <= start:
         raise ValidationError.of("window", f"ends ({end}) at or before it starts ({start})")
-    if target <= timedelta(0):
-        raise ValidationError.of("rpo", f"the target must be positive, got {target}")
+    if not isinstance(target, timedelta) or target <= timedelta(0):
+        raise ValidationError.of("rpo", f"the target must be a positive timedelta, got {target!r}")
     met = timedelta(0)
     covered_until = start
-    earliest = start - target  # a point made earlier is too old to cover any of the window
+    # A point made at or before ``earliest`` is too old to cover any of the window (a target
+    # longer than the calendar reaches back covers from any point).
+    oldest = datetime.min.replace(tzinfo=UTC)
+    earliest = oldest if target >= start - oldest else start - target
     inside = [_utc(moment) for moment in point_times]
     for point in sorted(moment for moment in inside if earliest < moment <= end):
         begin = max(point, covered_until)
-        finish = min(point + target, end)
+        finish = end if target >= end - point else point + target
         if finish > begin:
             met += finish - begin
             covered_until = finish
