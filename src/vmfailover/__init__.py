@@ -10,6 +10,7 @@ from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
+from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.host_failover import HostFailoverResponse
 from vmfailover.engine.host_failover_results import (
     HostFailoverReport,
@@ -18,7 +19,6 @@ from vmfailover.engine.host_failover_results import (
     MoveBackReport,
     MovedBack,
 )
-from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
