@@ -9,6 +9,7 @@ import pytest
 from pyVmomi import vim, vmodl
 
 from vmfailover.backends.vsphere import FAULT_KINDS, FaultKind, VCenter, VSphereBackend
+from vmfailover.backends.vsphere.devices import counterpart_mac
 from vmfailover.backends.vsphere.faults import fault_kind, translate_fault
 from vmfailover.errors import (
     ConflictError,
@@ -169,3 +170,30 @@ def test_restart_is_survived_by_logging_in_again() -> None:
             again = backend.inventory()  # the first call after a restart may see a dead socket
         assert {v.name for v in again.vms} == {v.name for v in first.vms}
         assert backend.connection("site-a").logins == logins + 1
+
+
+# --- test copies' NICs, isolated port groups ---------------------------------------------------
+
+
+def _nic(key: int, mac: str) -> object:
+    return vim.vm.device.VirtualE1000(key=key, macAddress=mac)
+
+
+def test_a_copy_nic_is_found_by_the_originals_device_key() -> None:
+    original = [_nic(4000, "00:50:56:80:00:01"), _nic(4001, "00:50:56:80:00:02")]
+    copy = [_nic(4001, "00:50:56:80:00:12"), _nic(4000, "00:50:56:80:00:11")]
+    assert counterpart_mac("00:50:56:80:00:02", original, copy) == "00:50:56:80:00:12"
+    # keys renumbered: the NIC at the same place in device order
+    renumbered = [_nic(7000, "00:50:56:80:00:21"), _nic(7001, "00:50:56:80:00:22")]
+    assert counterpart_mac("00:50:56:80:00:02", original, renumbered) == "00:50:56:80:00:22"
+    assert counterpart_mac("00:50:56:80:00:09", original, copy) is None
+    assert counterpart_mac("00:50:56:80:00:02", original, renumbered[:1]) is None
+
+
+def test_isolated_networks_are_port_group_names() -> None:
+    credentials = Credentials("u", "p")
+    settings = VCenter(site="a", host="vc", credentials=credentials, isolated_networks="Test-Net")
+    assert settings.isolated_networks == frozenset({"Test-Net"})
+    for bad in (["Test-Net", ""], 5, [None]):
+        with pytest.raises(ValidationError, match="isolated_networks"):
+            VCenter(site="a", host="vc", credentials=credentials, isolated_networks=bad)

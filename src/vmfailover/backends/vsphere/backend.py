@@ -26,7 +26,14 @@ from pyVmomi import vim, vmodl
 
 from vmfailover.backends.base import Readiness, Throttle
 from vmfailover.backends.vsphere.connection import VCenterConnection
-from vmfailover.backends.vsphere.devices import NetworkInfo, disks, nic_edit, nic_network, nics
+from vmfailover.backends.vsphere.devices import (
+    NetworkInfo,
+    counterpart_mac,
+    disks,
+    nic_edit,
+    nic_network,
+    nics,
+)
 from vmfailover.backends.vsphere.guest import customization_spec, guest_os_of, reported_addresses
 from vmfailover.backends.vsphere.inventory import (
     POWER,
@@ -392,8 +399,9 @@ class VSphereBackend:
             for ds_name, (_, capacity, free) in view.datastores.items():
                 display = _datastore_name(name, ds_name, counts)
                 datastores.append(Datastore(display, name, capacity, free))
+            isolated = site.settings.isolated_networks
             for network in view.networks.values():
-                networks.append(Network(network.name, name))
+                networks.append(Network(network.name, name, isolated=network.name in isolated))
             test_copies = {info.test_copy_of for info in view.vms if info.test_copy_of}
             for info in view.vms:
                 vm = info.vm
@@ -761,10 +769,35 @@ class VSphereBackend:
             with self._known_lock:
                 self._unmarked.add((site.settings.site, ref._moId))
 
+    def _own_mac(self, current: _Current, mac: str) -> str:
+        """The VM's own MAC for the NIC the caller names ``mac``.
+
+        A test copy's NICs are named by its replica's MACs (the plan knows the replica), while
+        vCenter gave the copy new ones: the copy's NIC is the one with the replica NIC's device
+        key. Any other VM's NICs are named by their own MACs.
+        """
+        devices = current.get("config.hardware.device")
+        if _find_nic(devices, mac) is not None:
+            return mac
+        replica = extra_config(current.get("config.extraConfig")).get(TESTCOPY_REPLICA)
+        replica_vm = split_replica_id(replica) if replica else None
+        if replica_vm is None:
+            return mac
+        try:
+            replica_site, replica_ref = self._vm_ref(replica_vm, "replica VM")
+            original = self._current(replica_site, replica_ref, replica_vm, _DEVICE_PATHS)
+            found = counterpart_mac(mac, original.get("config.hardware.device"), devices)
+            if found is None and original.reused:
+                original = self._confirmed(replica_site, replica_ref, replica_vm, original)
+                found = counterpart_mac(mac, original.get("config.hardware.device"), devices)
+        except NotFoundError:
+            return mac  # the replica is gone: the copy's own NICs are all there is
+        return found or mac
+
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         site, ref = self._vm_ref(vm_id)
-        wanted = _mac(mac)
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        wanted = self._own_mac(current, _mac(mac))
         target = self._network(site, network)
         device = _find_nic(current.get("config.hardware.device"), wanted)
         if device is None or _backing_matches(device, target):
@@ -782,9 +815,10 @@ class VSphereBackend:
 
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
         site, ref = self._vm_ref(vm_id)
-        wanted = _mac(mac)
-        checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {wanted})")
+        named = _mac(mac)
+        checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {named})")
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        wanted = self._own_mac(current, named)
         if _guest_ip_refusal(current, wanted) is not None or _guest_ip_pending(
             current, wanted, checked
         ):
