@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from pyVmomi import vim, vmodl
 from vmfailover.backends.vsphere import FAULT_KINDS, FaultKind, VCenter, VSphereBackend
 from vmfailover.backends.vsphere.devices import counterpart_mac
 from vmfailover.backends.vsphere.faults import fault_kind, translate_fault
+from vmfailover.backends.vsphere.tasks import wait_for_task
 from vmfailover.errors import (
     ConflictError,
     NotFoundError,
@@ -197,3 +199,24 @@ def test_isolated_networks_are_port_group_names() -> None:
     for bad in (["Test-Net", ""], 5, [None]):
         with pytest.raises(ValidationError, match="isolated_networks"):
             VCenter(site="a", host="vc", credentials=credentials, isolated_networks=bad)
+
+
+def test_a_task_wait_outlives_its_session() -> None:
+    """The private collector of a task wait belongs to the session: when vCenter drops the
+    session mid-wait, the wait logs in again and watches with a new collector."""
+    with VCSim(VCSimInventory(datacenters=1, cluster_hosts=1, vms=1), task_delay=2500) as sim:
+        backend = VSphereBackend([sim.vcenter("a", timeout=2.0)])
+        conn = backend.connection("a")
+        vm = backend.inventory().vms[0]
+        ref = conn.managed("VirtualMachine", vm.id.partition(":")[2])
+        task = conn.invoke("powering off", ref.PowerOffVM_Task)
+        logins = conn.logins
+        ended = threading.Timer(0.5, sim.end_sessions)
+        ended.start()
+        try:
+            wait_for_task(conn, task, "powering off")
+        finally:
+            ended.join()
+        assert conn.logins == logins + 1
+        assert backend.readiness(vm.id).powered_on is False
+        backend.close()

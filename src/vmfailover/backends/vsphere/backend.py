@@ -910,10 +910,26 @@ class VSphereBackend:
     def _wait_powered_off(self, site: _Site, ref: Any, timeout: float, what: str) -> None:
         deadline = self.clock.monotonic() + timeout
         conn = site.conn
+        while True:
+            generation = conn.generation
+            try:
+                self._watch_power(site, ref, deadline, timeout, what)
+                return
+            except NotFoundError:
+                if conn.generation == generation:
+                    raise
+                # vCenter restarted: the watch's collector went with the session; watch again
+
+    def _watch_power(
+        self, site: _Site, ref: Any, deadline: float, timeout: float, what: str
+    ) -> None:
+        conn = site.conn
         pc = vmodl.query.PropertyCollector
         state = self._power(site, ref, f"{site.settings.site}:{ref._moId}")
         if state is not PowerState.ON:
             return
+        if deadline - self.clock.monotonic() <= 0:
+            raise TransientBackendError(f"{what}: still running after {timeout:g} s")
         collector = conn.invoke(what, conn.content.propertyCollector.CreatePropertyCollector)
         try:
             spec = pc.FilterSpec(

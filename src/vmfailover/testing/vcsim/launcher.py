@@ -330,6 +330,10 @@ class VCSim:
     def restore_host(self, name: str) -> None:
         self._hook("host", {"name": name, "state": "connected", "power": "poweredOn"})
 
+    def end_sessions(self) -> None:
+        """End every session at once, as vCenter does when it drops them; connections stay."""
+        self._hook("sessions/end")
+
     def soap_requests(self) -> int:
         """SOAP round trips served since start or the last :meth:`reset_soap_requests`."""
         return int(self._hook("stats", post=False)["soap_requests"])

@@ -15,6 +15,8 @@
 //	                                     connection is cut and every session ends, nothing
 //	                                     answers for N ms, then the same port serves again with
 //	                                     the inventory as it was
+//	POST /_vmfailover/sessions/end       end every session (as when vCenter drops them), the
+//	                                     connections stay
 package main
 
 import (
@@ -97,6 +99,14 @@ func main() {
 			"soap_requests": atomic.LoadInt64(&requests),
 			"restarts":      atomic.LoadInt64(&restarts),
 		})
+	})
+	hooks.HandleFunc("/_vmfailover/sessions/end", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		simulator.Map.SessionManager().ForgetSessions()
+		writeJSON(w, map[string]bool{"ended": true})
 	})
 	hooks.HandleFunc("/_vmfailover/restart", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
