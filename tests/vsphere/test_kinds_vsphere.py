@@ -14,17 +14,29 @@ states, the port group each NIC is on, and the addresses the guests report in ``
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
 import pytest
 from pyVmomi import vim
 
-from vmfailover import FailoverPlan, NetworkMapping, ReIPRule, ReIPRules, Runner, StartOrder
+from vmfailover import (
+    FailoverPlan,
+    NetworkMapping,
+    ReIPRule,
+    ReIPRules,
+    RetryPolicy,
+    Runner,
+    StartOrder,
+)
 from vmfailover.backends.vsphere import VSphereBackend
 from vmfailover.backends.vsphere.devices import nic_network
+from vmfailover.engine.events import RunEvent, StepStarted, VMStep
 from vmfailover.engine.results import Outcome, RunReport, RunResult
 from vmfailover.model import PowerState, ReplicaState
 from vmfailover.testing.vcsim import VCSim, VCSimInventory
@@ -94,8 +106,15 @@ def the_plan(**changes: Any) -> FailoverPlan:
 
 @pytest.fixture
 def protected() -> Iterator[Protected]:
+    with protected_scene() as scene:
+        yield scene
+
+
+@contextlib.contextmanager
+def protected_scene(task_delay: int = 0) -> Iterator[Protected]:
+    """The four VMs protected; tasks stay running ``task_delay`` ms (as vCenter's do)."""
     inventory = VCSimInventory(datacenters=2, clusters=1, cluster_hosts=2, vms=4)
-    with VCSim(inventory) as sim:
+    with VCSim(inventory, task_delay=task_delay) as sim:
         with SceneBuilder(sim) as scene:
             scene.add_standard_portgroup("DC1", "DR-Net")
             scene.add_distributed_portgroup("DC1", "DR-App")
@@ -263,3 +282,84 @@ def test_a_regular_failover_after_the_protected_hosts_fail(protected: Protected)
         assert shown.power == "poweredOn", result.vm
         assert shown.networks == networks, result.vm
         assert shown.addresses == addresses, result.vm
+
+
+# --- vCenter restarts during a run ----------------------------------------------------------
+
+
+def restart_when(
+    runner: Runner, vm: str, step: VMStep, action: Callable[[], None]
+) -> list[BaseException]:
+    """Call ``action`` on its own thread when ``vm`` starts ``step`` (once); its errors land in
+    the list returned."""
+    errors: list[BaseException] = []
+    fired = threading.Event()
+
+    def act() -> None:
+        try:
+            action()
+        except BaseException as error:
+            errors.append(error)
+
+    def on_event(event: RunEvent) -> None:
+        if (
+            isinstance(event, StepStarted)
+            and event.vm == vm
+            and event.step is step
+            and not fired.is_set()
+        ):
+            fired.set()
+            threading.Thread(target=act, daemon=True).start()
+
+    runner.subscribe(on_event)
+    return errors
+
+
+def test_a_vcenter_restart_mid_run_is_retried_after_logging_in_again() -> None:
+    with protected_scene(task_delay=200) as protected:
+        sim, backend = protected.sim, protected.backend
+        for host in SOURCE_HOSTS:
+            sim.fail_host(host, power_off=True)
+        runner = Runner(
+            backend,
+            readiness_timeout=60,
+            poll_interval=0.2,
+            retry=RetryPolicy(attempts=8, initial_wait=0.2, max_wait=2.0),
+        )
+        logins = backend.connection("site-b").logins
+        errors = restart_when(runner, APP, VMStep.REVERT, lambda: sim.restart(down=1.5))
+        began = time.monotonic()
+        run = runner.start(the_plan(), kind="regular")
+        report = run.wait(timeout=180)
+        assert time.monotonic() - began < 180
+        assert not errors, errors
+        assert_succeeded(report)
+        assert backend.connection("site-b").logins > logins  # the session was lost, and renewed
+        warnings = " ".join(report.warnings)
+        assert "retrying" in warnings, report.warnings
+        for result in report.vms:
+            assert seen(sim, protected.replica_vms[result.vm]).power == "poweredOn"
+
+
+def test_a_vcenter_that_does_not_come_back_fails_the_run_clearly() -> None:
+    with protected_scene(task_delay=200) as protected:
+        sim, backend = protected.sim, protected.backend
+        for host in SOURCE_HOSTS:
+            sim.fail_host(host, power_off=True)
+        runner = Runner(
+            backend,
+            readiness_timeout=20,
+            poll_interval=0.2,
+            retry=RetryPolicy(attempts=3, initial_wait=0.2, max_wait=1.0),
+        )
+        restart_when(runner, APP, VMStep.REVERT, sim.stop)
+        began = time.monotonic()
+        run = runner.start(the_plan(), kind="regular")
+        report = run.wait(timeout=180)
+        assert time.monotonic() - began < 180
+        results = {r.vm: r for r in report.vms}
+        assert report.result in (RunResult.FAILED, RunResult.PARTIAL), reasons(report)
+        assert results[DB].outcome is Outcome.READY  # done before the vCenter went away
+        assert results[APP].outcome is not Outcome.READY
+        assert "could not be reached" in (results[APP].reason or ""), reasons(report)
+        assert results[WEB].outcome is Outcome.SKIPPED
