@@ -116,6 +116,7 @@ class _Known:
 _STATE_PATHS = ("name", "runtime.powerState", "config.extraConfig", "config.guestId")
 _REPLICA_PATHS = (*_STATE_PATHS, "snapshot.rootSnapshotList")
 _DEVICE_PATHS = (*_STATE_PATHS, "config.hardware.device")
+_PLACEMENT_PATHS = (*_REPLICA_PATHS, "runtime.host", "resourcePool", "parent")
 
 
 @attrs.frozen
@@ -295,11 +296,11 @@ class VSphereBackend:
         return self._current(site, ref, vm_id, current.paths, fresh=True)
 
     def _known_replica(
-        self, replica: str, *, fresh: bool = False
+        self, replica: str, *, fresh: bool = False, paths: Sequence[str] = _REPLICA_PATHS
     ) -> tuple[str, _Site, Any, _Current, ReplicaRecord]:
         vm_id, site, ref = self._replica_ref(replica)
         try:
-            current = self._current(site, ref, vm_id, _REPLICA_PATHS, fresh=fresh)
+            current = self._current(site, ref, vm_id, paths, fresh=fresh)
         except NotFoundError:
             raise NotFoundError(f"no replica {replica!r}") from None
         record = ReplicaRecord.decode(
@@ -307,7 +308,7 @@ class VSphereBackend:
         )
         if record is None or record.id != replica:
             if current.reused:
-                return self._known_replica(replica, fresh=True)
+                return self._known_replica(replica, fresh=True, paths=paths)
             raise NotFoundError(f"no replica {replica!r} (VM {vm_id!r} is no replica)")
         return vm_id, site, ref, current, record
 
@@ -756,7 +757,16 @@ class VSphereBackend:
             raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
         what = f"reverting replica VM {name!r} to {point_id!r}"
         snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
-        self._act(site, ref, what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True)
+        # the devices come with the confirming read: a revert restores the snapshot's devices,
+        # and moving NICs is what usually follows
+        self._act(
+            site,
+            ref,
+            what,
+            snapshot.RevertToSnapshot_Task,
+            suppressPowerOn=True,
+            then=_DEVICE_PATHS,
+        )
         # Reverting restores the configuration the snapshot recorded, our state marker included:
         # it is the VM as it is now that says whether the marker must be written again. It is
         # written with the next change of the VM's configuration this backend makes anyway (a NIC
@@ -1001,39 +1011,27 @@ class VSphereBackend:
                 "create_test_copy key", f"must be 1-40 characters, got {key!r}"
             )
         parts = split_point_id(point_id) if isinstance(point_id, str) else None
-        vm_id, site, ref, props, _record = self._read_replica(
-            replica_id, ("snapshot.rootSnapshotList", "runtime.host", "resourcePool", "parent")
-        )
+        vm_id, site, ref, current, _record = self._known_replica(replica_id, paths=_PLACEMENT_PATHS)
         if parts is None:
             raise NotFoundError(f"no recovery point {point_id!r}")
         if parts[0] != vm_id:
             raise ConflictError(
                 f"recovery point {point_id!r} belongs to replica {replica_id_of(parts[0])!r}"
             )
-        if point_id not in {
-            p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
-        }:
-            raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
-        name = f"{props.get('name')}-test-{key}"
+        if point_id not in _point_ids(replica_id, vm_id, current):
+            current = self._confirmed(site, ref, vm_id, current)
+            if point_id not in _point_ids(replica_id, vm_id, current):
+                raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
+        name = f"{current.get('name')}-test-{key}"
         conn = site.conn
-        folder = props.get("parent") or self._datacenter(site).vm_folder
+        folder = current.get("parent") or self._datacenter(site).vm_folder
         what = f"test copy {name!r} of replica {replica_id!r}"
-        existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
-        if existing is not None:
-            extra = extra_config(
-                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
-                    "config.extraConfig"
-                )
-            )
-            if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
-                return f"{site.settings.site}:{existing._moId}"
-            raise ConflictError(f"{what}: a VM of that name exists and is not that test copy")
         markers = dict.fromkeys(REPLICA_KEYS, "")
         markers.update({TESTCOPY_REPLICA: replica_id, TESTCOPY_KEY: key, GUEST_IP: ""})
         spec = vim.vm.CloneSpec(
             location=vim.vm.RelocateSpec(
-                host=props.get("runtime.host"),
-                pool=props.get("resourcePool"),
+                host=current.get("runtime.host"),
+                pool=current.get("resourcePool"),
                 diskMoveType="createNewChildDiskBacking",
             ),
             snapshot=conn.managed("VirtualMachineSnapshot", parts[1]),
@@ -1041,9 +1039,26 @@ class VSphereBackend:
             template=False,
             config=vim.vm.ConfigSpec(extraConfig=_options(markers)),
         )
-        clone = wait_for_task(
-            conn, conn.invoke(what, ref.CloneVM_Task, folder=folder, name=name, spec=spec), what
-        )
+        try:
+            clone = wait_for_task(
+                conn, conn.invoke(what, ref.CloneVM_Task, folder=folder, name=name, spec=spec), what
+            )
+        except ConflictError:
+            # the name is taken (vCenter refuses duplicate names in a folder): ours, made by an
+            # earlier call with this key, or someone else's
+            existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
+            if existing is None:
+                raise
+            extra = extra_config(
+                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
+                    "config.extraConfig"
+                )
+            )
+            if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
+                return f"{site.settings.site}:{existing._moId}"
+            raise ConflictError(
+                f"{what}: a VM of that name exists and is not that test copy"
+            ) from None
         return f"{site.settings.site}:{clone._moId}"
 
     def remove_test_copy(self, vm_id: str) -> None:
