@@ -25,7 +25,14 @@ from pyVmomi import vim, vmodl
 
 from vmfailover.backends.base import Readiness, Throttle, host_lacks
 from vmfailover.backends.vsphere.connection import VCenterConnection
-from vmfailover.backends.vsphere.devices import NetworkInfo, disks, nic_edit, nic_network, nics
+from vmfailover.backends.vsphere.devices import (
+    NetworkInfo,
+    counterpart_mac,
+    disks,
+    nic_edit,
+    nic_network,
+    nics,
+)
 from vmfailover.backends.vsphere.guest import customization_spec, guest_os_of, reported_addresses
 from vmfailover.backends.vsphere.inventory import (
     POWER,
@@ -110,6 +117,7 @@ class _Known:
 _STATE_PATHS = ("name", "runtime.powerState", "config.extraConfig", "config.guestId")
 _REPLICA_PATHS = (*_STATE_PATHS, "snapshot.rootSnapshotList")
 _DEVICE_PATHS = (*_STATE_PATHS, "config.hardware.device")
+_PLACEMENT_PATHS = (*_REPLICA_PATHS, "runtime.host", "resourcePool", "parent")
 
 
 @attrs.frozen
@@ -289,11 +297,11 @@ class VSphereBackend:
         return self._current(site, ref, vm_id, current.paths, fresh=True)
 
     def _known_replica(
-        self, replica: str, *, fresh: bool = False
+        self, replica: str, *, fresh: bool = False, paths: Sequence[str] = _REPLICA_PATHS
     ) -> tuple[str, _Site, Any, _Current, ReplicaRecord]:
         vm_id, site, ref = self._replica_ref(replica)
         try:
-            current = self._current(site, ref, vm_id, _REPLICA_PATHS, fresh=fresh)
+            current = self._current(site, ref, vm_id, paths, fresh=fresh)
         except NotFoundError:
             raise NotFoundError(f"no replica {replica!r}") from None
         record = ReplicaRecord.decode(
@@ -301,7 +309,7 @@ class VSphereBackend:
         )
         if record is None or record.id != replica:
             if current.reused:
-                return self._known_replica(replica, fresh=True)
+                return self._known_replica(replica, fresh=True, paths=paths)
             raise NotFoundError(f"no replica {replica!r} (VM {vm_id!r} is no replica)")
         return vm_id, site, ref, current, record
 
@@ -393,8 +401,9 @@ class VSphereBackend:
             for ds_name, (_, capacity, free) in view.datastores.items():
                 display = _datastore_name(name, ds_name, counts)
                 datastores.append(Datastore(display, name, capacity, free))
+            isolated = site.settings.isolated_networks
             for network in view.networks.values():
-                networks.append(Network(network.name, name))
+                networks.append(Network(network.name, name, isolated=network.name in isolated))
             test_copies = {info.test_copy_of for info in view.vms if info.test_copy_of}
             for info in view.vms:
                 vm = info.vm
@@ -749,7 +758,16 @@ class VSphereBackend:
             raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
         what = f"reverting replica VM {name!r} to {point_id!r}"
         snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
-        self._act(site, ref, what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True)
+        # the devices come with the confirming read: a revert restores the snapshot's devices,
+        # and moving NICs is what usually follows
+        self._act(
+            site,
+            ref,
+            what,
+            snapshot.RevertToSnapshot_Task,
+            suppressPowerOn=True,
+            then=_DEVICE_PATHS,
+        )
         # Reverting restores the configuration the snapshot recorded, our state marker included:
         # it is the VM as it is now that says whether the marker must be written again. It is
         # written with the next change of the VM's configuration this backend makes anyway (a NIC
@@ -762,10 +780,35 @@ class VSphereBackend:
             with self._known_lock:
                 self._unmarked.add((site.settings.site, ref._moId))
 
+    def _own_mac(self, current: _Current, mac: str) -> str:
+        """The VM's own MAC for the NIC the caller names ``mac``.
+
+        A test copy's NICs are named by its replica's MACs (the plan knows the replica), while
+        vCenter gave the copy new ones: the copy's NIC is the one with the replica NIC's device
+        key. Any other VM's NICs are named by their own MACs.
+        """
+        devices = current.get("config.hardware.device")
+        if _find_nic(devices, mac) is not None:
+            return mac
+        replica = extra_config(current.get("config.extraConfig")).get(TESTCOPY_REPLICA)
+        replica_vm = split_replica_id(replica) if replica else None
+        if replica_vm is None:
+            return mac
+        try:
+            replica_site, replica_ref = self._vm_ref(replica_vm, "replica VM")
+            original = self._current(replica_site, replica_ref, replica_vm, _DEVICE_PATHS)
+            found = counterpart_mac(mac, original.get("config.hardware.device"), devices)
+            if found is None and original.reused:
+                original = self._confirmed(replica_site, replica_ref, replica_vm, original)
+                found = counterpart_mac(mac, original.get("config.hardware.device"), devices)
+        except NotFoundError:
+            return mac  # the replica is gone: the copy's own NICs are all there is
+        return found or mac
+
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         site, ref = self._vm_ref(vm_id)
-        wanted = _mac(mac)
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        wanted = self._own_mac(current, _mac(mac))
         target = self._network(site, network)
         device = _find_nic(current.get("config.hardware.device"), wanted)
         if device is None or _backing_matches(device, target):
@@ -783,9 +826,10 @@ class VSphereBackend:
 
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
         site, ref = self._vm_ref(vm_id)
-        wanted = _mac(mac)
-        checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {wanted})")
+        named = _mac(mac)
+        checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {named})")
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        wanted = self._own_mac(current, named)
         if _guest_ip_refusal(current, wanted) is not None or _guest_ip_pending(
             current, wanted, checked
         ):
@@ -872,10 +916,26 @@ class VSphereBackend:
     def _wait_powered_off(self, site: _Site, ref: Any, timeout: float, what: str) -> None:
         deadline = self.clock.monotonic() + timeout
         conn = site.conn
+        while True:
+            generation = conn.generation
+            try:
+                self._watch_power(site, ref, deadline, timeout, what)
+                return
+            except NotFoundError:
+                if conn.generation == generation:
+                    raise
+                # vCenter restarted: the watch's collector went with the session; watch again
+
+    def _watch_power(
+        self, site: _Site, ref: Any, deadline: float, timeout: float, what: str
+    ) -> None:
+        conn = site.conn
         pc = vmodl.query.PropertyCollector
         state = self._power(site, ref, f"{site.settings.site}:{ref._moId}")
         if state is not PowerState.ON:
             return
+        if deadline - self.clock.monotonic() <= 0:
+            raise TransientBackendError(f"{what}: still running after {timeout:g} s")
         collector = conn.invoke(what, conn.content.propertyCollector.CreatePropertyCollector)
         try:
             spec = pc.FilterSpec(
@@ -947,39 +1007,27 @@ class VSphereBackend:
                 "create_test_copy key", f"must be 1-40 characters, got {key!r}"
             )
         parts = split_point_id(point_id) if isinstance(point_id, str) else None
-        vm_id, site, ref, props, _record = self._read_replica(
-            replica_id, ("snapshot.rootSnapshotList", "runtime.host", "resourcePool", "parent")
-        )
+        vm_id, site, ref, current, _record = self._known_replica(replica_id, paths=_PLACEMENT_PATHS)
         if parts is None:
             raise NotFoundError(f"no recovery point {point_id!r}")
         if parts[0] != vm_id:
             raise ConflictError(
                 f"recovery point {point_id!r} belongs to replica {replica_id_of(parts[0])!r}"
             )
-        if point_id not in {
-            p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
-        }:
-            raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
-        name = f"{props.get('name')}-test-{key}"
+        if point_id not in _point_ids(replica_id, vm_id, current):
+            current = self._confirmed(site, ref, vm_id, current)
+            if point_id not in _point_ids(replica_id, vm_id, current):
+                raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
+        name = f"{current.get('name')}-test-{key}"
         conn = site.conn
-        folder = props.get("parent") or self._datacenter(site).vm_folder
+        folder = current.get("parent") or self._datacenter(site).vm_folder
         what = f"test copy {name!r} of replica {replica_id!r}"
-        existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
-        if existing is not None:
-            extra = extra_config(
-                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
-                    "config.extraConfig"
-                )
-            )
-            if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
-                return f"{site.settings.site}:{existing._moId}"
-            raise ConflictError(f"{what}: a VM of that name exists and is not that test copy")
         markers = dict.fromkeys(REPLICA_KEYS, "")
         markers.update({TESTCOPY_REPLICA: replica_id, TESTCOPY_KEY: key, GUEST_IP: ""})
         spec = vim.vm.CloneSpec(
             location=vim.vm.RelocateSpec(
-                host=props.get("runtime.host"),
-                pool=props.get("resourcePool"),
+                host=current.get("runtime.host"),
+                pool=current.get("resourcePool"),
                 diskMoveType="createNewChildDiskBacking",
             ),
             snapshot=conn.managed("VirtualMachineSnapshot", parts[1]),
@@ -987,9 +1035,26 @@ class VSphereBackend:
             template=False,
             config=vim.vm.ConfigSpec(extraConfig=_options(markers)),
         )
-        clone = wait_for_task(
-            conn, conn.invoke(what, ref.CloneVM_Task, folder=folder, name=name, spec=spec), what
-        )
+        try:
+            clone = wait_for_task(
+                conn, conn.invoke(what, ref.CloneVM_Task, folder=folder, name=name, spec=spec), what
+            )
+        except ConflictError:
+            # the name is taken (vCenter refuses duplicate names in a folder): ours, made by an
+            # earlier call with this key, or someone else's
+            existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
+            if existing is None:
+                raise
+            extra = extra_config(
+                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
+                    "config.extraConfig"
+                )
+            )
+            if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
+                return f"{site.settings.site}:{existing._moId}"
+            raise ConflictError(
+                f"{what}: a VM of that name exists and is not that test copy"
+            ) from None
         return f"{site.settings.site}:{clone._moId}"
 
     def remove_test_copy(self, vm_id: str) -> None:

@@ -49,6 +49,12 @@ class VCenterConnection:
         return f"VCenterConnection({self.settings!r}, logged_in={self._content is not None})"
 
     @property
+    def generation(self) -> int:
+        """Bumped by every login: objects of an earlier session (property collectors, views)
+        are gone once it has changed."""
+        return self._generation
+
+    @property
     def label(self) -> str:
         return f"vCenter {self.settings.address} (site {self.settings.site!r})"
 
