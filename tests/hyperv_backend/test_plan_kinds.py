@@ -15,6 +15,7 @@ from vmfailover import FailoverPlan, NetworkMapping, ReIPRule, ReIPRules, Runner
 from vmfailover.engine.results import Outcome, RunReport, RunResult
 from vmfailover.errors import ValidationError
 from vmfailover.model import IPConfig, PowerState, ReplicaState
+from vmfailover.testing.hyperv import CmdletError
 
 from .conftest import World, add_vm, guid_of, replicate
 
@@ -224,3 +225,31 @@ def test_regular_failover_with_the_site_lost(crm: tuple[World, dict[str, str]]) 
         vm = by_name(report)[name]
         assert vm.source == "its host was down at pre-flight"
         assert reported(world, vm.runs_as) == {f"10.20.1.{OCTETS[name]}"}
+
+
+def test_a_host_whose_endpoint_cannot_read_the_guests_is_read_without_them(
+    crm: tuple[World, dict[str, str]],
+) -> None:
+    """A constrained endpoint without Get-CimInstance: the inventory still comes, in one
+    pipeline per host from then on; the guests' OS and addresses are unknown (other, none)."""
+    world, ids = crm
+    backend = world.backend
+    world.a.faults.fail_next(
+        "Get-CimInstance",
+        CmdletError(
+            "CommandNotFoundException",
+            "The term 'Get-CimInstance' is not recognized as the name of a cmdlet.",
+            category="ObjectNotFound",
+            exception_type="System.Management.Automation.CommandNotFoundException",
+            target="Get-CimInstance",
+        ),
+    )
+    inventory = backend.inventory()
+    assert inventory.vm(ids["dc01"]).guest_os == "other"
+    assert inventory.vm(ids["dc01"]).nics[0].ip_configs == ()
+    before = backend.pipelines_sent
+    assert backend.inventory() == inventory
+    assert backend.pipelines_sent - before == 2
+    findings = Runner(backend).validate(plan(), "test")
+    unknown = [f for f in findings.warnings if "addresses are unknown" in f.message]
+    assert [f.item.split(" NIC ")[0] for f in unknown] == [f"VM {n!r}" for n in NAMES]

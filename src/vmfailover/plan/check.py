@@ -41,7 +41,7 @@ from vmfailover.plan.plan import FailoverPlan, PowerOffSource
 from vmfailover.plan.steps import StepScope
 from vmfailover.policy.fencing import fence_reason
 from vmfailover.policy.points import choose_point
-from vmfailover.policy.reip import ReIPEntry, ReIPRules, addresses_in_use
+from vmfailover.policy.reip import ReIPAction, ReIPEntry, ReIPRules, addresses_in_use
 from vmfailover.policy.sequencer import StartOrder
 
 if TYPE_CHECKING:
@@ -485,6 +485,13 @@ class _Resolver:
             for entry in plan.entries:
                 if entry.changed:
                     changes.setdefault(names[entry.vm_id], {})[entry.mac] = entry
+                elif entry.action is ReIPAction.NONE and len(rules):
+                    self.warn(
+                        f"VM {names[entry.vm_id]!r} NIC {entry.mac}",
+                        "its addresses are unknown (its guest does not report them): the re-IP "
+                        "rules have nothing to translate, and it keeps what it boots with",
+                        "give the NIC a re-IP override, or check the guest's integration tools",
+                    )
         return changes
 
     # --- capacity ----------------------------------------------------------------------------
