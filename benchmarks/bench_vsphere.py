@@ -132,7 +132,7 @@ def connect(sim: VCSim) -> Any:
         host=sim.host,
         port=sim.port,
         user=credentials.username,
-        pwd=credentials.secret,
+        pwd=credentials.secret.reveal(),
         sslContext=ssl.create_default_context(cafile=sim.ca_file),
     )
 

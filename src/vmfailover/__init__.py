@@ -84,6 +84,7 @@ from vmfailover.model import (
     RecoveryPoint,
     Replica,
     ReplicaState,
+    Secret,
     Site,
 )
 from vmfailover.plan import (
@@ -271,6 +272,7 @@ __all__ = [
     "Schedule",
     "Scheduler",
     "SearchedGroup",
+    "Secret",
     "Sequencer",
     "Severity",
     "SimulationResult",

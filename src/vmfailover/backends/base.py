@@ -44,23 +44,38 @@ The memory backend honours ``throttle`` too: it pays for each block before copyi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-from vmfailover.model import Consistency, Inventory, IPAddress, IPConfig, RecoveryPoint, Replica
+from vmfailover.model import (
+    Consistency,
+    Inventory,
+    IPAddress,
+    IPConfig,
+    RecoveryPoint,
+    Replica,
+    as_items,
+    check_flag,
+)
 
 __all__ = ["Backend", "Readiness", "Throttle"]
+
+
+def _addresses(value: Iterable[IPAddress]) -> tuple[IPAddress, ...]:
+    kinds = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+    return as_items(value, kinds, "Readiness ip_addresses", "an IP address")
 
 
 @attrs.frozen
 class Readiness:
     """What a backend can tell about a VM's guest without logging into it."""
 
-    powered_on: bool
-    heartbeat: bool = False
-    ip_addresses: tuple[IPAddress, ...] = ()
+    powered_on: bool = attrs.field(validator=check_flag)
+    heartbeat: bool = attrs.field(default=False, validator=check_flag)
+    ip_addresses: tuple[IPAddress, ...] = attrs.field(default=(), converter=_addresses)
 
     @property
     def ready(self) -> bool:

@@ -24,7 +24,6 @@ a second call is not started while the first still hangs). A callback that raise
 from __future__ import annotations
 
 import enum
-import math
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -35,7 +34,7 @@ import attrs
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import BackendError, ValidationError, VMFailoverError
-from vmfailover.model import ConnectionState, Host, Inventory, PowerState
+from vmfailover.model import ConnectionState, Host, Inventory, PowerState, is_finite_number
 from vmfailover.policy.cluster import Cluster
 from vmfailover.policy.host_health import (
     HostDecision,
@@ -159,7 +158,7 @@ def _witness_name(witness: Witness) -> str:
 
 
 def _seconds(value: object, field: str, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"HostMonitor {field}", f"must be a finite number of seconds, got {value!r}"
         )

@@ -13,6 +13,7 @@ on time is the :class:`~vmfailover.engine.scheduler.Scheduler`'s.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,7 +24,7 @@ import attrs
 import tenacity
 
 from vmfailover.backends.base import Backend
-from vmfailover.clock import Clock, SystemClock
+from vmfailover.clock import Clock, SystemClock, full_clock
 from vmfailover.engine.replication_events import (
     JobFinished,
     JobStarted,
@@ -162,6 +163,14 @@ class ReplicationJob:
         given_backend: object = backend
         if not isinstance(given_backend, Backend):
             findings.append(Finding(f"{owner}: backend", f"{backend!r} is not a backend"))
+        if clock is not None:
+            try:
+                full_clock(clock)
+            except ValidationError as error:
+                findings.extend(attrs.evolve(f, item=f"{owner}: clock") for f in error.findings)
+        given_retry: object = retry
+        if given_retry is not None and not isinstance(given_retry, RetryPolicy):
+            findings.append(Finding(f"{owner}: retry", f"{retry!r} is not a RetryPolicy"))
         if findings:
             raise ValidationError(findings)
         assert parsed_schedule is not None
@@ -542,7 +551,8 @@ def _vm_names(value: object) -> tuple[str, ...]:
             findings.append(Finding(f"vms[{index}]", f"{name!r} is not a VM name or id"))
         elif name in seen:
             findings.append(Finding(f"vms[{index}]", f"{name!r} is listed twice"))
-        seen.add(name)
+        else:
+            seen.add(name)
     if findings:
         raise ValidationError(findings)
     return names
@@ -552,6 +562,12 @@ def _retention(value: object) -> RetentionPolicy:
     if isinstance(value, RetentionPolicy):
         return value
     if isinstance(value, Mapping):
+        fields = inspect.signature(RetentionPolicy).parameters
+        unknown = sorted((key for key in value if key not in fields), key=repr)
+        if unknown:
+            raise ValidationError.of(
+                "value", f"RetentionPolicy has no {unknown[0]!r}", "e.g. {'last': 4}"
+            )
         return RetentionPolicy(**value)
     raise ValidationError.of(
         "value", f"expected a RetentionPolicy, got {value!r}", "e.g. RetentionPolicy(last=4)"

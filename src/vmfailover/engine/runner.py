@@ -17,7 +17,6 @@ picks the recovery point). A run's own life is the transition table in
 
 from __future__ import annotations
 
-import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -42,7 +41,14 @@ from vmfailover.errors import (
     ValidationError,
     VMFailoverError,
 )
-from vmfailover.model import FailoverKind, Inventory, as_enum, parse_seconds
+from vmfailover.model import (
+    FailoverKind,
+    Inventory,
+    as_enum,
+    as_name,
+    is_finite_number,
+    parse_seconds,
+)
 from vmfailover.plan import FailoverPlan, gather
 from vmfailover.plan.check import Facts
 from vmfailover.policy.points import PointChoice
@@ -71,12 +77,7 @@ def _attempts(instance: object, attribute: attrs.Attribute[Any], value: object) 
 
 
 def _wait_seconds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 86_400
-    ):
+    if not is_finite_number(value) or not 0 <= value <= 86_400:
         raise ValidationError.of(
             f"RetryPolicy {attribute.name}",
             f"must be a finite number of seconds from 0 to 86400, got {value!r}",
@@ -166,6 +167,8 @@ class Run:
 
         Raises our error naming the gate when no gate of that name is waiting.
         """
+        as_name(name, "approve")
+        as_name(by, "approve by")
         if not isinstance(approved, bool):
             raise ValidationError.of("approve", f"approved must be True or False, got {approved!r}")
         if self._execution is None:

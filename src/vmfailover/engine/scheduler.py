@@ -26,7 +26,7 @@ from vmfailover.engine.replication_events import ReplicationSubscriber
 from vmfailover.engine.replication_results import JobResult
 from vmfailover.engine.rpo import RPOReport, rpo_status
 from vmfailover.errors import ConflictError, Finding, ValidationError
-from vmfailover.model import aware_utc
+from vmfailover.model import aware_utc, is_collection, is_finite_number
 from vmfailover.policy.schedule import parse_elapsed
 
 __all__ = ["Scheduler"]
@@ -49,6 +49,11 @@ class Scheduler:
         max_idle: float = 60.0,
         rpo_check: str | timedelta | None = "5m",
     ) -> None:
+        given: object = jobs
+        if not isinstance(given, ReplicationJob) and not is_collection(given):
+            raise ValidationError.of(
+                "Scheduler jobs", f"expected ReplicationJobs, got {jobs!r:.80}"
+            )
         job_list: list[object] = list(jobs) if not isinstance(jobs, ReplicationJob) else [jobs]
         findings: list[Finding] = []
         names: set[str] = set()
@@ -61,7 +66,7 @@ class Scheduler:
                 names.add(job.name)
         if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
             findings.append(Finding("Scheduler max_parallel", f"must be >= 1: {max_parallel!r}"))
-        if not isinstance(max_idle, int | float) or not 0 < max_idle < float("inf"):
+        if not is_finite_number(max_idle) or not max_idle > 0:
             findings.append(Finding("Scheduler max_idle", f"must be > 0 seconds: {max_idle!r}"))
         if findings:
             raise ValidationError(findings)

@@ -13,6 +13,7 @@ import re
 import attrs
 
 from vmfailover.errors import ValidationError
+from vmfailover.model import is_finite_number
 
 __all__ = ["Bandwidth"]
 
@@ -55,7 +56,7 @@ class Bandwidth:
 
     def __attrs_post_init__(self) -> None:
         rate = self.bytes_per_second
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate):
+        if not is_finite_number(rate):
             raise ValidationError.of("bandwidth", f"{rate!r} is not a rate", _HINT)
         if rate <= 0:
             raise ValidationError.of("bandwidth", f"{rate!r} is not a positive rate", _HINT)

@@ -399,6 +399,13 @@ class KeepReasons(Mapping[P, tuple[str, ...]]):
     def __init__(
         self, kept: tuple[P, ...], reasons: tuple[tuple[str, ...], ...], removed: tuple[P, ...]
     ) -> None:
+        parts = (kept, reasons, removed)
+        if not all(isinstance(part, tuple) for part in parts) or len(kept) != len(reasons):
+            raise ValidationError.of(
+                "KeepReasons",
+                "needs tuples of the kept points, their reasons and the removed points",
+                "RetentionPolicy.apply() makes these; read decision.reasons",
+            )
         self._kept = kept
         self._reasons = reasons
         self._removed = removed
@@ -472,8 +479,17 @@ class RetentionDecision(Generic[P]):
 
         ``order`` lists the input indices newest first; ``kept`` flags each of those positions.
         """
-        keep = tuple(map(items.__getitem__, compress(order, kept)))
-        remove = tuple(map(items.__getitem__, compress(order, kept.translate(_FLIP))))
+        if not isinstance(policy, RetentionPolicy) or not isinstance(kept, bytes):
+            raise ValidationError.of(
+                "RetentionDecision", "is made by RetentionPolicy.apply(), not by hand"
+            )
+        try:
+            keep = tuple(map(items.__getitem__, compress(order, kept)))
+            remove = tuple(map(items.__getitem__, compress(order, kept.translate(_FLIP))))
+        except (TypeError, IndexError, KeyError, AttributeError):
+            raise ValidationError.of(
+                "RetentionDecision", "is made by RetentionPolicy.apply(), not by hand"
+            ) from None
         self.__attrs_init__(
             policy, now, keep, remove, KeepReasons(keep, reasons, remove), items, order, kept
         )

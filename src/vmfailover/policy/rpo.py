@@ -49,6 +49,8 @@ class RPOState(enum.StrEnum):
 
 def classify_rpo(age: timedelta | None, target: timedelta) -> RPOState:
     """The state of a VM whose newest usable point is ``age`` old (``None``: no point)."""
+    if not isinstance(target, timedelta) or (age is not None and not isinstance(age, timedelta)):
+        raise ValidationError.of("classify_rpo", "age and target are timedeltas (age may be None)")
     if target <= timedelta(0):
         raise ValidationError.of("rpo", f"the target must be positive, got {target}")
     if age is None:

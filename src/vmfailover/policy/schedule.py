@@ -20,7 +20,6 @@ Intervals and RPO targets are elapsed time, written ``"90s"``, ``"15m"``, ``"1h3
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -31,7 +30,7 @@ import attrs
 from cronsim import CronSim, CronSimError
 
 from vmfailover.errors import Finding, ValidationError
-from vmfailover.model import aware_utc
+from vmfailover.model import aware_utc, is_finite_number
 
 __all__ = ["Schedule", "parse_elapsed"]
 
@@ -64,8 +63,10 @@ def parse_elapsed(value: object, item: str) -> timedelta:
     elif isinstance(value, bool):
         raise ValidationError.of(item, f"expected a duration such as '15m', got {value!r}")
     elif isinstance(value, int | float):
-        if not math.isfinite(value):
+        if not is_finite_number(value):
             raise ValidationError.of(item, f"{value!r} is not a duration", _ELAPSED_HINT)
+        if value > _LONGEST.total_seconds():
+            raise ValidationError.of(item, f"{value!r} is longer than a century", _ELAPSED_HINT)
         span = timedelta(seconds=value)
     elif isinstance(value, str):
         span = _parse_elapsed_text(value, item)
@@ -104,6 +105,8 @@ def _parse_elapsed_text(text: str, item: str) -> timedelta:
                 item, f"{text!r} is not a duration: unit {unit!r} appears twice", _ELAPSED_HINT
             )
         seen.add(unit)
+        if len(number.lstrip("0")) > 12:  # before int(): no century has 10**12 seconds
+            raise ValidationError.of(item, f"{text!r} is longer than a century", _ELAPSED_HINT)
         seconds += int(number) * _ELAPSED_UNITS[unit]
         position = match.end()
     if seconds > _LONGEST.total_seconds():
@@ -233,7 +236,7 @@ class Schedule:
                 f"{owner}: schedule",
                 f"expected a Schedule or a mapping such as {{'every': '15m'}}, got {value!r}",
             )
-        unknown = sorted(set(value) - {"every", "daily", "cron", "tz"})
+        unknown = sorted(set(value) - {"every", "daily", "cron", "tz"}, key=repr)
         if unknown:
             raise ValidationError.of(
                 f"{owner}: schedule",

@@ -37,7 +37,6 @@ their fully qualified id (:mod:`.errors`); a non-terminating record fails the ca
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,6 +60,7 @@ from vmfailover.model import (
     IPConfig,
     RecoveryPoint,
     Replica,
+    is_finite_number,
 )
 
 from .config import HostConnection
@@ -189,12 +189,7 @@ class HyperVBackend:
             ("sync_timeout", sync_timeout),
             ("retry_wait", retry_wait),
         ):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if value is not None and (not is_finite_number(value) or value <= 0):
                 findings.append(Finding(label, f"{value!r} is not a finite number of seconds > 0"))
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             findings.append(Finding("attempts", f"{attempts!r} is not a whole number >= 1"))
@@ -564,14 +559,14 @@ class HyperVBackend:
         )
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        if not is_finite_number(timeout) or not timeout > 0:
             raise ValidationError.of(
-                f"shutdown of VM {vm_id!r}", f"timeout {timeout!r} is not seconds > 0"
+                f"shutdown of VM {vm_id!r}", f"timeout {timeout!r} is not a finite number > 0"
             )
         ref = VMRef.parse(vm_id)
         self._session_for(ref).run_checked(
             pipeline("shut the guest down", (_vm(ref.guid), cmd("Stop-VM"))),
-            timeout=float(timeout) if math.isfinite(timeout) else None,
+            timeout=float(timeout),
         )
 
     def power_off(self, vm_id: str) -> None:

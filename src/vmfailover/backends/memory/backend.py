@@ -24,9 +24,27 @@ from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.backends.memory.protocol import MemoryProtocol
 from vmfailover.backends.memory.store import BLOCK_SIZE, DAMAGE_BLOCK, Disk, MemoryStore
 from vmfailover.backends.memory.world import WorldEvents
-from vmfailover.clock import Clock, VirtualClock
+from vmfailover.clock import Clock, VirtualClock, full_clock
+from vmfailover.errors import Finding, ValidationError
 
 __all__ = ["BLOCK_SIZE", "DAMAGE_BLOCK", "Disk", "MemoryBackend"]
+
+
+def _check_options(clock: object, limit: object, seed: object) -> None:
+    findings: list[Finding] = []
+    if clock is not None:
+        try:
+            full_clock(clock)
+        except ValidationError as error:
+            findings.extend(error.findings)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        findings.append(
+            Finding("MemoryBackend recovery_point_limit", f"must be None or >= 1, got {limit!r}")
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        findings.append(Finding("MemoryBackend seed", f"must be a whole number, got {seed!r}"))
+    if findings:
+        raise ValidationError(findings)
 
 
 class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol):
@@ -47,6 +65,7 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol):
         recovery_point_limit: int | None = None,
         seed: int = 0,
     ) -> None:
+        _check_options(clock, recovery_point_limit, seed)
         self.faults = FaultInjector()
         self._store = MemoryStore(
             clock if clock is not None else VirtualClock(),

@@ -8,8 +8,21 @@ names exist) and refuses it with a :class:`~vmfailover.errors.ValidationError` o
 
 from __future__ import annotations
 
+import attrs
+
 from vmfailover.backends.memory.store import MemoryStore, VMRecord
-from vmfailover.model import VM, Datastore, Host, Network, PowerState, Site
+from vmfailover.errors import ValidationError
+from vmfailover.model import (
+    VM,
+    Datastore,
+    Host,
+    Network,
+    PowerState,
+    Site,
+    as_instance,
+    is_finite_number,
+    parse_seconds,
+)
 
 __all__ = ["SceneBuilder"]
 
@@ -26,6 +39,9 @@ class SceneBuilder:
         return site
 
     def add_host(self, name: str, site: str, **kwargs: object) -> Host:
+        unknown = sorted(set(kwargs) - {field.name for field in attrs.fields(Host)})
+        if unknown:
+            raise ValidationError.of(f"add_host {name!r}", f"Host has no field {unknown[0]!r}")
         host = Host(name, site, **kwargs)  # type: ignore[arg-type]
         with self._store.lock:
             self._store.add_host(host)
@@ -55,6 +71,16 @@ class SceneBuilder:
         write_rate: float = 0.0,
     ) -> VM:
         """Add a VM; its disk starts with every block written once, as a freshly installed VM."""
+        vm = as_instance(vm, VM, "add_vm")
+        boot_seconds = parse_seconds(boot_seconds, f"VM {vm.name!r} boot_seconds", allow_zero=True)
+        shutdown_seconds = parse_seconds(
+            shutdown_seconds, f"VM {vm.name!r} shutdown_seconds", allow_zero=True
+        )
+        if not is_finite_number(write_rate) or not 0 <= write_rate <= 10_000:
+            raise ValidationError.of(
+                f"VM {vm.name!r} write_rate",
+                f"must be blocks per second from 0 to 10000, got {write_rate!r}",
+            )
         store = self._store
         with store.lock:
             record = VMRecord(

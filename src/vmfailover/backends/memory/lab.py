@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from vmfailover.backends.memory import BLOCK_SIZE, MemoryBackend
 from vmfailover.clock import VirtualClock
-from vmfailover.errors import ValidationError
+from vmfailover.errors import Finding, ValidationError
 from vmfailover.model import VM, GuestOS, IPConfig, Nic, PowerState
 
 __all__ = [
@@ -92,6 +92,9 @@ def lab(
     workload runs for ``since_last_sync`` more, so an unplanned failover loses that much.
     ``recovery_point_limit`` caps the points a replica holds, as vSphere (32) and Hyper-V (24) do;
     it must leave room for ``points``.
+
+    ``points`` is 0 to 100 and ``interval`` more than 0 and at most a day; ``since_last_sync`` is
+    at most a day. The history is played block by block, so it is at most a week long.
     """
     clock = _history_clock(start, points, interval, since_last_sync)
     backend = MemoryBackend(clock=clock, seed=seed, recovery_point_limit=recovery_point_limit)
@@ -167,7 +170,7 @@ def _history_clock(
     start: datetime | None, points: int, interval: timedelta, since_last_sync: timedelta
 ) -> VirtualClock:
     """A virtual clock at ``start``, or far enough back that the history ends now."""
-    history = interval * max(points - 1, 0) + since_last_sync
+    history = _history(points, interval, since_last_sync)
     origin = start if start is not None else datetime.now(UTC).replace(microsecond=0) - history
     return VirtualClock(origin)
 
@@ -186,6 +189,38 @@ def _play_history(
         for replica in replicas:
             backend.sync(replica)
     backend.run_workload(since_last_sync.total_seconds())
+
+
+_LONGEST_STEP = timedelta(days=1)
+_LONGEST_HISTORY = timedelta(days=7)
+
+
+def _history(points: object, interval: object, since_last_sync: object) -> timedelta:
+    """The lab history's length; each argument is checked, and named when it is wrong."""
+    findings = []
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 <= points <= 100:
+        findings.append(
+            Finding("lab points", f"must be a whole number from 0 to 100, got {points!r}")
+        )
+    for name, span, least in (("interval", interval, 1), ("since_last_sync", since_last_sync, 0)):
+        if not isinstance(span, timedelta) or not least <= span.total_seconds() <= 86_400:
+            shortest = "more than 0" if least else "from 0"
+            findings.append(
+                Finding(f"lab {name}", f"must be a timedelta {shortest} to a day, got {span!r}")
+            )
+    if findings:
+        raise ValidationError(findings)
+    assert isinstance(points, int)
+    assert isinstance(interval, timedelta)
+    assert isinstance(since_last_sync, timedelta)
+    history = interval * max(points - 1, 0) + since_last_sync
+    if history > _LONGEST_HISTORY:
+        raise ValidationError.of(
+            "lab",
+            f"a history of {history} is longer than a week",
+            "use fewer points or a shorter interval",
+        )
+    return history
 
 
 def _tier(name: str) -> str:

@@ -36,6 +36,7 @@ from vmfailover.model import (
     RecoveryPoint,
     Replica,
     ReplicaState,
+    parse_seconds,
 )
 
 __all__ = ["MemoryProtocol"]
@@ -280,6 +281,7 @@ class MemoryProtocol:
             store.set_power(record, PowerState.ON)
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
+        timeout = parse_seconds(timeout, "shutdown_guest timeout", allow_zero=True)
         self._enter("shutdown_guest", vm_id)
         store = self._store
         with store.lock:

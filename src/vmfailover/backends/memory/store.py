@@ -21,7 +21,7 @@ import attrs
 
 from vmfailover.backends.memory.replica_states import ReplicaEvent, next_replica_state
 from vmfailover.clock import Clock
-from vmfailover.errors import ConflictError, NotFoundError, TransientBackendError, ValidationError
+from vmfailover.errors import ConflictError, TransientBackendError, ValidationError
 from vmfailover.model import (
     VM,
     Datastore,
@@ -194,8 +194,7 @@ class MemoryStore:
         self._changed()
 
     def require_site(self, name: str) -> None:
-        if name not in self._sites:
-            raise NotFoundError(f"no site {name!r}")
+        lookup(self._sites, name, "site")
 
     def host(self, name: str) -> Host:
         return lookup(self._hosts, name, "host")
@@ -205,8 +204,7 @@ class MemoryStore:
         return tuple(self._hosts[name] for name in self._hosts_at.get(site, ()))
 
     def require_datastore(self, name: str) -> None:
-        if name not in self._datastores:
-            raise NotFoundError(f"no datastore {name!r}")
+        lookup(self._datastores, name, "datastore")
 
     def has_network(self, site: str, name: str) -> bool:
         return (site, name) in self._networks

@@ -7,7 +7,7 @@ Disk comparisons live here too, so "no data lost" is a fact a test can check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 
@@ -22,9 +22,18 @@ from vmfailover.backends.memory.store import (
 )
 from vmfailover.clock import VirtualClock
 from vmfailover.errors import ConflictError, ValidationError
-from vmfailover.model import ConnectionState, PowerState, aware_utc
+from vmfailover.model import (
+    ConnectionState,
+    PowerState,
+    as_flag,
+    as_items,
+    aware_utc,
+    parse_seconds,
+)
 
 __all__ = ["WorldEvents"]
+
+_REWRITES = 100  # writes per block of a disk after which every block is rewritten
 
 
 class WorldEvents:
@@ -37,7 +46,9 @@ class WorldEvents:
     def write(self, vm_id: str, blocks: int | Iterable[int] = 1) -> tuple[int, ...]:
         """Write to a VM's disk: ``blocks`` random blocks, or the given block numbers.
 
-        Returns the block numbers written. The VM must be running on an available host.
+        Returns the block numbers written. The VM must be running on an available host. More
+        than a hundred times the disk's blocks are written as that many: after those, every
+        block has been rewritten (but with odds below e**-100).
         """
         with self._store.lock:
             return self._write(self._store.vm(vm_id), blocks)
@@ -51,11 +62,15 @@ class WorldEvents:
 
     def _write_blocks(self, record: VMRecord, blocks: int | Iterable[int]) -> tuple[int, ...]:
         store = self._store
-        if isinstance(blocks, int):
-            size = record.blocks
-            chosen = tuple(store.rng.randrange(size) for _ in range(blocks))
+        size = record.blocks
+        if isinstance(blocks, int) and not isinstance(blocks, bool) and blocks >= 0:
+            count = min(blocks, _REWRITES * size)
+            chosen = tuple(store.rng.randrange(size) for _ in range(count))
         else:
-            chosen = tuple(blocks)
+            item = f"write to {record.vm.id!r} blocks"
+            chosen = as_items(blocks, int, item, "a block number")
+            if any(isinstance(b, bool) or not 0 <= b < size for b in chosen):
+                raise ValidationError.of(item, f"block numbers run from 0 to {size - 1}")
         for block in chosen:
             record.disk[block] = store.next_version()
         return chosen
@@ -66,6 +81,7 @@ class WorldEvents:
         Guests on an isolated host keep writing (that is what makes split brain dangerous); only
         a host's power stops them. Advances the clock when it is a :class:`VirtualClock`.
         """
+        seconds = parse_seconds(seconds, "run_workload seconds", allow_zero=True)
         store = self._store
         with store.lock:
             for record in store.writers():
@@ -126,12 +142,17 @@ class WorldEvents:
     @staticmethod
     def blocks_differing(a: Disk, b: Disk) -> int:
         """How many blocks differ between two disks."""
+        if not isinstance(a, Mapping) or not isinstance(b, Mapping):
+            raise ValidationError.of("blocks_differing", "compares two disks (block -> version)")
         return len(differing_blocks(a, b))
 
     # --- guests ----------------------------------------------------------------------------------
 
     def set_boot(self, vm_id: str, *, seconds: float | None = None, boots: bool = True) -> None:
         """How long the guest takes to become ready; ``boots=False`` means it never does."""
+        if seconds is not None:
+            seconds = parse_seconds(seconds, f"set_boot {vm_id!r} seconds", allow_zero=True)
+        as_flag(boots, f"set_boot {vm_id!r} boots")
         with self._store.lock:
             record = self._store.vm(vm_id)
             if seconds is not None:

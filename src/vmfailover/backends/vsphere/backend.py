@@ -16,7 +16,6 @@ the PropertyCollector with explicit paths; tasks are awaited with one filter and
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -84,6 +83,7 @@ from vmfailover.model import (
     ReplicaState,
     Site,
     _mac,
+    is_finite_number,
 )
 
 __all__ = ["RECOVERY_POINT_LIMIT", "VSphereBackend"]
@@ -851,12 +851,7 @@ class VSphereBackend:
         return POWER.get(str(props.get("runtime.powerState")), PowerState.ON)
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
+        if not is_finite_number(timeout) or timeout < 0:
             raise ValidationError.of(
                 "shutdown_guest timeout", f"must be a finite number >= 0, got {timeout!r}"
             )

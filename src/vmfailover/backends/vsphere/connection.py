@@ -98,7 +98,7 @@ class VCenterConnection:
                     content = instance.RetrieveContent()
                 credentials = self.settings.credentials
                 session_manager: Any = content.sessionManager
-                session_manager.Login(credentials.username, credentials.secret, None)
+                session_manager.Login(credentials.username, credentials.secret.reveal(), None)
             except vim.fault.InvalidLogin:
                 raise PermanentBackendError(
                     f"{self.label} refused the login of user "

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials
+from vmfailover.model import Credentials, check_flag, is_finite_number
 
 __all__ = ["VCenter"]
 
@@ -28,8 +27,13 @@ def _thumbprint(value: str | None) -> str | None:
     return text
 
 
+def _credentials(instance: object, attribute: attrs.Attribute[Credentials], value: object) -> None:
+    if not isinstance(value, Credentials):
+        raise ValidationError.of("VCenter credentials", f"must be Credentials, got {type(value)}")
+
+
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
         )
@@ -38,7 +42,7 @@ def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value
 
 
 def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
         )
@@ -79,14 +83,12 @@ class VCenter:
 
     site: str = attrs.field(validator=_text)
     host: str = attrs.field(validator=_text)
-    credentials: Credentials = attrs.field(
-        validator=attrs.validators.instance_of(Credentials), repr=False
-    )
+    credentials: Credentials = attrs.field(validator=_credentials, repr=False)
     port: int = attrs.field(default=443, validator=_port)
     datacenter: str | None = None
     ca_bundle: str | None = None
     thumbprint: str | None = attrs.field(default=None, converter=_thumbprint)
-    insecure: bool = False
+    insecure: bool = attrs.field(default=False, validator=check_flag)
     timeout: float = attrs.field(default=60.0, validator=_positive_seconds)
     task_timeout: float = attrs.field(default=3600.0, validator=_positive_seconds)
     read_max_age: float = attrs.field(default=30.0, validator=_seconds)

@@ -26,7 +26,7 @@ class SceneBuilder:
             host=sim.host,
             port=sim.port,
             user=credentials.username,
-            pwd=credentials.secret,
+            pwd=credentials.secret.reveal(),
             sslContext=context,
         )
         self.content = self.instance.RetrieveContent()
