@@ -859,6 +859,8 @@ class Inventory:
 
     def vms_named(self, name: str) -> tuple[VM, ...]:
         """Every VM called ``name`` (at most one per site), in inventory order; O(1)."""
+        if not isinstance(name, str):
+            raise ValidationError.of("VM", f"expected a VM name, got {name!r}")
         index = self._index
         namesakes = index.namesakes.get(name)
         if namesakes is not None:
@@ -871,6 +873,8 @@ class Inventory:
 
     def is_replicated(self, vm_id: str) -> bool:
         """Whether the VM with this id is the source of a replica (one not reversed)."""
+        if not isinstance(vm_id, str):
+            raise ValidationError.of("VM", f"expected a VM id, got {vm_id!r}")
         return vm_id in self._index.replica_by_source
 
     def replica_of(self, source_vm: str) -> Replica:

@@ -106,7 +106,7 @@ def plan_vm(inventory: Inventory, key: str) -> VM:
     try:
         return inventory.vm(key)
     except NotFoundError:
-        namesakes = inventory.vms_named(key) if isinstance(key, str) else ()
+        namesakes = inventory.vms_named(key)
         if len(namesakes) < 2:
             raise
     sources = [vm for vm in namesakes if inventory.is_replicated(vm.id)]
