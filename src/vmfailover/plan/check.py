@@ -80,7 +80,7 @@ class Facts:
             )
         table: dict[str, tuple[RecoveryPoint, ...]] = {}
         for replica, items in points.items():
-            found = tuple(items)
+            found = tuple(items) if isinstance(items, Iterable) else (items,)
             if not all(isinstance(p, RecoveryPoint) for p in found):
                 raise ValidationError.of(
                     f"points of replica {replica!r}", "must all be RecoveryPoint objects"
