@@ -458,3 +458,12 @@ def test_validate_uses_the_backends_clock() -> None:
     assert not warnings(plan.validate(backend, "test"))
     backend.clock.advance(timedelta(minutes=15).total_seconds())
     assert any("RPO" in t for t in warnings(plan.validate(backend, "test")))
+
+
+@pytest.mark.parametrize("points", [None, 5, [None], "abc"])
+def test_points_that_are_not_recovery_points_are_refused_by_the_replica(points: object) -> None:
+    """Found by the bad-input harness: a replica's points given as None raised TypeError."""
+    from vmfailover.plan.check import Facts
+
+    with pytest.raises(ValidationError, match="points of replica 'r1': must all be RecoveryPoint"):
+        Facts.of(lab().inventory(), {"r1": points}, now=datetime.now(UTC))  # type: ignore[dict-item]

@@ -857,8 +857,25 @@ class Inventory:
             raise NotFoundError(f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id")
         return lookup(index.vms_by_name, key, "VM with id or name")
 
+    def vms_named(self, name: str) -> tuple[VM, ...]:
+        """Every VM called ``name`` (at most one per site), in inventory order; O(1)."""
+        if not isinstance(name, str):
+            raise ValidationError.of("VM", f"expected a VM name, got {name!r}")
+        index = self._index
+        namesakes = index.namesakes.get(name)
+        if namesakes is not None:
+            return namesakes
+        found = index.vms_by_name.get(name)
+        return () if found is None else (found,)
+
     def replica(self, replica_id: str) -> Replica:
         return lookup(self._index.replicas, replica_id, "replica")
+
+    def is_replicated(self, vm_id: str) -> bool:
+        """Whether the VM with this id is the source of a replica (one not reversed)."""
+        if not isinstance(vm_id, str):
+            raise ValidationError.of("VM", f"expected a VM id, got {vm_id!r}")
+        return vm_id in self._index.replica_by_source
 
     def replica_of(self, source_vm: str) -> Replica:
         """The replica whose source is this VM (id or name)."""

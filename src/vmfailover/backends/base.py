@@ -16,6 +16,8 @@ sync                          data mover, then a replica snapshot   replication 
 revert                        RevertToSnapshot on the replica       Start-VMFailover
                                                                     -VMRecoverySnapshot
 create_test_copy              linked clone of the snapshot          Start-VMFailover -AsTest
+create_test_copy's            not needed: set_guest_ip customizes   the replica's failover TCP/IP
+``guest_ips``                 the clone before it boots             lent for -AsTest, given back
 remove_test_copy              destroy the clone                     Stop-VMFailover
 reverse_replication           new replica in the other direction    Set-VMReplication -Reverse
 sync's ``throttle``           our data mover calls ``consume`` for  not enforced by us: the
@@ -33,6 +35,15 @@ migrate_vm                    MigrateVM_Task (vMotion) for a        refused, as 
 Host failover (a failover cluster: VMs on shared datastores, restarted by the survivors when
 their host dies) needs the last two. A backend without them raises
 :class:`~vmfailover.errors.PermanentBackendError` naming what it would need.
+Optional capability: a backend whose test copies take their guest addresses when they are made
+says so with a true ``guest_ips_at_test_copy`` attribute, and its ``create_test_copy`` takes the
+keyword ``guest_ips`` (MAC -> the IPConfigs the copy's guest gets at first boot, None for DHCP).
+The runner then passes the test addresses there, and still calls :meth:`Backend.set_guest_ip` on
+the copy, which confirms them. Hyper-V is such a backend: Start-VMFailover -AsTest copies the
+replica's failover TCP/IP settings into the test VM and Hyper-V refuses them on the test VM
+afterwards, so the backend lends the replica the test settings for that moment. (Coming: the
+keyword in the protocol itself, once every backend accepts it; those that set addresses later
+ignore it.)
 
 Optional capability: a backend that can count what a failover loses offers
 ``data_loss_blocks(source_vm_id, point_id) -> int`` (the blocks of the source's disk that differ

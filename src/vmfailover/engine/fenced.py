@@ -50,7 +50,7 @@ MUTATING_OPERATIONS = frozenset(
 
 #: Attributes of the wrapped backend besides the protocol that are safe to pass through: its
 #: clock (the runner reads it) and read-only optional capabilities.
-_PASSED_THROUGH = frozenset({"clock", "data_loss_blocks"})
+_PASSED_THROUGH = frozenset({"clock", "data_loss_blocks", "guest_ips_at_test_copy"})
 
 
 class FencedBackend:
@@ -144,9 +144,11 @@ class FencedBackend:
         self.fence.check()
         self.inner.power_off(vm_id)
 
-    def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
+    def create_test_copy(self, replica_id: str, point_id: str, key: str, **options: object) -> str:
+        """Fenced; ``options`` (a backend's optional ``guest_ips``) are handed on as given."""
         self.fence.check()
-        return self.inner.create_test_copy(replica_id, point_id, key)
+        create: Any = self.inner.create_test_copy
+        return str(create(replica_id, point_id, key, **options))
 
     def remove_test_copy(self, vm_id: str) -> None:
         self.fence.check()
