@@ -170,9 +170,16 @@ class Execution:
             queue.append((operation, call_key(operation, args), seq))
 
     def journaled(
-        self, vm: str | None, operation: str, args: tuple[object, ...], act: Callable[[], _T]
+        self,
+        vm: str | None,
+        operation: str,
+        args: tuple[object, ...],
+        act: Callable[[], _T],
+        *,
+        durable_outcome: bool = False,
     ) -> _T:
-        """Do ``act`` (the call ``operation(*args)``) with its intent and outcome journaled."""
+        """Do ``act`` (the call ``operation(*args)``) with its intent and outcome journaled
+        (the outcome durable too with ``durable_outcome``, for what cannot be reconciled)."""
         assert self.journal is not None
         key = call_key(operation, args)
         seq: int | None = None
@@ -203,11 +210,15 @@ class Execution:
         try:
             result = act()
         except Exception as error:
-            self.journal.outcome(seq, vm, operation, error=error)
+            self.journal.outcome(seq, vm, operation, error=error, durable=durable_outcome)
             raise
-        self.journal.outcome(seq, vm, operation, result=result)
+        self.journal.outcome(seq, vm, operation, result=result, durable=durable_outcome)
         self._mark_acted(vm, started, self.clock.now())
         return result
+
+    def has_steps_before(self, vm: str) -> bool:
+        """Whether VM ``vm`` has steps or approvals of its own before it powers on."""
+        return bool(self._hooks.get((StepScope.VM, vm, When.BEFORE)))
 
     def _declared_intent(self, vm: str | None, operation: str, key: str) -> int | None:
         with self._lock:
@@ -521,7 +532,7 @@ class Execution:
             return (outcome.error, outcome.output)
 
         place = f"{when.value} {'group ' + str(group) if group is not None else 'plan'}"
-        error, output = self.journaled(vm, "step", (item.name, place), act)
+        error, output = self.journaled(vm, "step", (item.name, place), act, durable_outcome=True)
         return StepOutcome(error, output)
 
     def _gate(self, approval: Approval, when: When, group: int | None, vm: str | None) -> bool:

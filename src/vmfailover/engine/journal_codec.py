@@ -55,7 +55,14 @@ from vmfailover.model import (
     Site,
 )
 from vmfailover.plan import Approval, NicChange, PowerOffSource, Step, StepFailure, VMRecovery, When
-from vmfailover.policy.probes import HTTPStatus, IPAssigned, PoweredOn, TCPPort, ToolsHeartbeat
+from vmfailover.policy.probes import (
+    CallableProbe,
+    HTTPStatus,
+    IPAssigned,
+    PoweredOn,
+    TCPPort,
+    ToolsHeartbeat,
+)
 from vmfailover.policy.sequencer import FailurePolicy, GroupMode, StartEntry, StartOrder
 
 __all__ = [
@@ -122,9 +129,20 @@ _ENUMS: dict[str, type[enum.Enum]] = {
 
 @attrs.frozen
 class StoredCallable:
-    """Where a record held a Python callable, which no journal can store: its name only."""
+    """Where a record held a Python callable, which no journal can store: its name only.
+
+    It stands in for the callable (so the step or probe holding it can be rebuilt) but refuses
+    to be called: the run needs its plan given again.
+    """
 
     name: str
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        raise ValidationError.of(
+            f"callable {self.name}",
+            "was not stored in the journal",
+            "resume with the plan given again: runner.resume(run_id, plan=plan)",
+        )
 
 
 def _callable_name(value: object) -> str:
@@ -135,54 +153,120 @@ def _callable_name(value: object) -> str:
 def encode(value: object) -> Any:
     """``value`` as JSON-ready data (dicts, lists, strings, numbers, booleans, None).
 
-    Raises :class:`~vmfailover.errors.ValidationError` naming the type of anything this format
-    does not hold (never writes it silently).
+    Fields of our classes that hold their default are left out (the constructor gives them
+    back). Raises :class:`~vmfailover.errors.ValidationError` naming the type of anything this
+    format does not hold (never writes it silently).
     """
-    if isinstance(value, enum.Enum):
-        name = type(value).__name__
-        if _ENUMS.get(name) is not type(value):
-            raise ValidationError.of("journal record", f"cannot store enum {name}")
-        return {"$enum": name, "v": value.value}
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValidationError.of("journal record", f"{value!r} is not a finite number")
-        return value
-    if isinstance(value, datetime):
-        return {"$dt": value.isoformat()}
-    if isinstance(value, ipaddress.IPv4Interface | ipaddress.IPv6Interface):
-        return {"$if": str(value)}
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        return {"$ip": str(value)}
-    if isinstance(value, tuple | list):
-        return [encode(item) for item in value]
-    if isinstance(value, frozenset | set):
-        items = [encode(item) for item in value]
-        return {"$set": sorted(items, key=lambda item: json.dumps(item, sort_keys=True))}
-    if isinstance(value, Mapping):
-        return {"$map": [[encode(k), encode(v)] for k, v in value.items()]}
-    if isinstance(value, StartOrder):
-        return {
-            "$order": {
-                "max_parallel": value.max_parallel,
-                "groups": encode(value.groups),
-                "limits": encode(value.limits),
-                "entries": [encode(entry) for entry in value],
-            }
+    kind = type(value)
+    encoder = _ENCODERS.get(kind)
+    if encoder is None:
+        encoder = _encoder_for(kind, value)
+    return encoder(value)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _float(value: float) -> Any:
+    if not math.isfinite(value):
+        raise ValidationError.of("journal record", f"{value!r} is not a finite number")
+    return value
+
+
+def _sequence(value: Any) -> Any:
+    return [encode(item) for item in value]
+
+
+def _set(value: Any) -> Any:
+    items = [encode(item) for item in value]
+    if all(type(item) is str for item in items):
+        return {"$set": sorted(items)}
+    return {"$set": sorted(items, key=lambda item: json.dumps(item, sort_keys=True))}
+
+
+def _mapping(value: Any) -> Any:
+    return {"$map": [[encode(k), encode(v)] for k, v in value.items()]}
+
+
+def _order_data(value: StartOrder) -> Any:
+    return {
+        "$order": {
+            "max_parallel": value.max_parallel,
+            "groups": encode(value.groups),
+            "limits": encode(value.limits),
+            "entries": [encode(entry) for entry in value],
         }
-    if isinstance(value, StoredCallable):
-        return {"$callable": value.name}
-    cls = type(value)
-    if attrs.has(cls) and _CLASSES.get(cls.__name__) is cls:
-        data: dict[str, Any] = {"$": cls.__name__}
-        for field in attrs.fields(cls):
-            if field.init:
-                data[field.alias] = encode(getattr(value, field.name))
+    }
+
+
+_NO_DEFAULT = object()
+
+
+def _attrs_encoder(cls: type) -> Callable[[Any], Any]:
+    """An encoder for one of our attrs classes: its init fields that differ from the default."""
+    fields = []
+    for field in attrs.fields(cls):
+        if not field.init:
+            continue
+        default = field.default
+        if default is attrs.NOTHING or isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = _NO_DEFAULT
+        fields.append((field.alias, field.name, default))
+    name = cls.__name__
+
+    def encode_instance(value: Any) -> Any:
+        data: dict[str, Any] = {"$": name}
+        for alias, attribute, default in fields:
+            item = getattr(value, attribute)
+            if default is not _NO_DEFAULT and type(item) is type(default) and item == default:
+                continue
+            data[alias] = encode(item)
         return data
+
+    return encode_instance
+
+
+def _enum_encoder(cls: type[enum.Enum]) -> Callable[[Any], Any]:
+    name = cls.__name__
+    return lambda value: {"$enum": name, "v": value.value}
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {
+    str: _same,
+    int: _same,
+    bool: _same,
+    type(None): _same,
+    float: _float,
+    tuple: _sequence,
+    list: _sequence,
+    frozenset: _set,
+    set: _set,
+    dict: _mapping,
+    datetime: lambda value: {"$dt": value.isoformat()},
+    ipaddress.IPv4Interface: lambda value: {"$if": str(value)},
+    ipaddress.IPv6Interface: lambda value: {"$if": str(value)},
+    ipaddress.IPv4Address: lambda value: {"$ip": str(value)},
+    ipaddress.IPv6Address: lambda value: {"$ip": str(value)},
+    StartOrder: _order_data,
+    StoredCallable: lambda value: {"$callable": value.name},
+    CallableProbe: lambda value: {"$callable": _callable_name(value.fn)},
+}
+_ENCODERS.update({cls: _attrs_encoder(cls) for cls in _CLASSES.values()})
+_ENCODERS.update({cls: _enum_encoder(cls) for cls in _ENUMS.values()})
+
+
+def _encoder_for(kind: type, value: object) -> Callable[[Any], Any]:
+    """The encoder for a type not in the table: mappings, and callables (stored by name)."""
+    if isinstance(value, Mapping):
+        return _mapping
+    if isinstance(value, enum.Enum):
+        raise ValidationError.of("journal record", f"cannot store enum {kind.__name__}")
+    if attrs.has(kind):
+        raise ValidationError.of("journal record", f"cannot store a {kind.__name__}")
     if callable(value):
-        return {"$callable": _callable_name(value)}
-    raise ValidationError.of("journal record", f"cannot store a {cls.__name__}")
+        return lambda item: {"$callable": _callable_name(item)}
+    raise ValidationError.of("journal record", f"cannot store a {kind.__name__}")
 
 
 def decode(data: Any) -> Any:

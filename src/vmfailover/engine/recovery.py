@@ -120,7 +120,7 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
         progress.source = "untouched (test failover)"
         vm_id = copy
         changes = _changes(execution, work, vm_id)
-        execution.declare(name, [*changes, (backend.power_on, (vm_id,))])
+        execution.declare(name, [*changes, *_power_on(execution, work, vm_id)])
     else:
         _fence(execution, work, progress)
         point = work.point
@@ -132,13 +132,23 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
         vm_id = work.replica_vm.id
         changes = _changes(execution, work, vm_id)
         revert = (backend.revert, (work.replica.id, point.id))
-        execution.declare(name, [revert, *changes, (backend.power_on, (vm_id,))])
+        execution.declare(name, [revert, *changes, *_power_on(execution, work, vm_id)])
         _step(execution, name, VMStep.REVERT, call, name, backend.revert, *revert[1])
         progress.runs_as = vm_id
     for fn, args in changes:
         step = VMStep.CONNECT_NIC if fn == backend.connect_nic else VMStep.SET_GUEST_IP
         _step(execution, name, step, call, name, fn, *args)
     return vm_id
+
+
+def _power_on(
+    execution: Execution, work: VMRecovery, vm_id: str
+) -> list[tuple[Callable[..., object], tuple[object, ...]]]:
+    """The power-on, to declare with the calls before it, unless the VM's own steps come
+    between (the journal then holds the calls in the order they are made)."""
+    if execution.has_steps_before(work.name):
+        return []
+    return [(execution.backend.power_on, (vm_id,))]
 
 
 def _changes(

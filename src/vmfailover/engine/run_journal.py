@@ -134,6 +134,7 @@ class RunJournal:
         result: object = None,
         error: BaseException | None = None,
         reconciled: bool = False,
+        durable: bool = False,
     ) -> None:
         """What intent ``seq`` did: its result, or the error it raised."""
         data: dict[str, Any] = {"intent": seq}
@@ -145,7 +146,7 @@ class RunJournal:
         if reconciled:
             data["reconciled"] = True
         self.writer.write(
-            [self._entry(EntryKind.OUTCOME, data, vm=vm, operation=operation)], durable=False
+            [self._entry(EntryKind.OUTCOME, data, vm=vm, operation=operation)], durable=durable
         )
 
     def state(self, old: str, new: str, at: datetime) -> None:
