@@ -103,7 +103,7 @@ def main() -> int:
     ratios = []
     for repeat in range(REPEATS):
         plain, _, _ = one_run(None)
-        with tempfile.TemporaryDirectory(prefix="bench-journal-", dir=Path.cwd()) as folder:
+        with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder:
             journaled, commits, rows = one_run(Path(folder))
         ratios.append(journaled / plain)
         print(

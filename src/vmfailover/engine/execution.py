@@ -117,7 +117,7 @@ class Execution:
         self._groups_done: set[int] = set()
         self.journal = journal
         self.replay = replay
-        self._declared: dict[str, deque[tuple[str, str, int]]] = {}
+        self._declared: dict[str, deque[tuple[str, tuple[object, ...], int]]] = {}
         self._acted: dict[str, tuple[datetime, datetime]] = {}
 
     # --- services the per-VM recovery uses --------------------------------------------------------
@@ -167,7 +167,7 @@ class Execution:
         numbers = self.journal.intents(vm, items)
         queue = self._declared.setdefault(vm, deque())
         for (operation, args), seq in zip(items, numbers, strict=True):
-            queue.append((operation, call_key(operation, args), seq))
+            queue.append((operation, args, seq))
 
     def journaled(
         self,
@@ -181,10 +181,9 @@ class Execution:
         """Do ``act`` (the call ``operation(*args)``) with its intent and outcome journaled
         (the outcome durable too with ``durable_outcome``, for what cannot be reconciled)."""
         assert self.journal is not None
-        key = call_key(operation, args)
         seq: int | None = None
         if self.replay is not None:
-            record = self.replay.take(vm, operation, key)
+            record = self.replay.take(vm, operation, call_key(operation, args))
             if record is not None:
                 if record.outcome is not None:
                     self._mark_acted(vm, record.at, record.outcome_at or record.at)
@@ -203,7 +202,7 @@ class Execution:
                     return verdict.result  # type: ignore[return-value]
                 seq = record.seq
         if seq is None:
-            seq = self._declared_intent(vm, operation, key)
+            seq = self._declared_intent(vm, operation, args)
         if seq is None:
             seq = self.journal.intent(vm, operation, args)
         started = self.clock.now()
@@ -220,13 +219,15 @@ class Execution:
         """Whether VM ``vm`` has steps or approvals of its own before it powers on."""
         return bool(self._hooks.get((StepScope.VM, vm, When.BEFORE)))
 
-    def _declared_intent(self, vm: str | None, operation: str, key: str) -> int | None:
+    def _declared_intent(
+        self, vm: str | None, operation: str, args: tuple[object, ...]
+    ) -> int | None:
         with self._lock:
             queue = self._declared.get(vm or "")
             if not queue:
                 return None
-            declared_operation, declared_key, seq = queue[0]
-            if declared_operation != operation or declared_key != key:
+            declared_operation, declared_args, seq = queue[0]
+            if declared_operation != operation or declared_args != args:
                 queue.clear()  # the VM went another way: those intents stay unacted
                 return None
             queue.popleft()

@@ -19,7 +19,7 @@ import enum
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 import attrs
 
@@ -72,7 +72,7 @@ class JournalEntry:
 
     run_id: str
     seq: int
-    kind: EntryKind = attrs.field(converter=EntryKind)
+    kind: EntryKind
     at: datetime
     vm: str | None = None
     operation: str | None = None
@@ -251,7 +251,7 @@ class Journal(abc.ABC):
                 raise ValidationError.of(f"run {run_id}", "its stored report is not a report")
         return RunHistory(run.summary, tuple(states), report, calls)
 
-    def __enter__(self) -> Journal:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -253,6 +253,11 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     CallableProbe: lambda value: {"$callable": _callable_name(value.fn)},
 }
 _ENCODERS.update({cls: _attrs_encoder(cls) for cls in _CLASSES.values()})
+# The most frequent record, a step of a VM's recovery, as a plain list (the report holds
+# several per VM): name, start, end, error.
+_ENCODERS[StepRecord] = lambda value: {
+    "$step": [value.step, value.started_at.isoformat(), value.finished_at.isoformat(), value.error]
+}
 _ENCODERS.update({cls: _enum_encoder(cls) for cls in _ENUMS.values()})
 
 
@@ -307,6 +312,11 @@ def _decode_tagged(data: dict[str, Any]) -> Any:
         return frozenset(decode(item) for item in data["$set"])
     if "$map" in data:
         return {decode(k): decode(v) for k, v in data["$map"]}
+    if "$step" in data:
+        step, started, finished, error = data["$step"]
+        return StepRecord(
+            step, datetime.fromisoformat(started), datetime.fromisoformat(finished), error
+        )
     if "$callable" in data:
         return StoredCallable(str(data["$callable"]))
     if "$order" in data:

@@ -291,7 +291,9 @@ class SQLiteJournal(Journal):
             summary=_summary(row[:-1]),
             record=row[-1],
             entries=tuple(
-                JournalEntry(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5], r[6])
+                JournalEntry(
+                    r[0], r[1], EntryKind(r[2]), datetime.fromisoformat(r[3]), r[4], r[5], r[6]
+                )
                 for r in entries
             ),
         )
