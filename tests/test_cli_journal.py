@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from journal_support import journal_folder, scene, small_plan
 
+from journal_support import journal_folder, scene, small_plan
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.cli import main
 from vmfailover.engine.runner import Runner
