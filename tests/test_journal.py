@@ -4,6 +4,7 @@ refuses, group commit, and resume's own rules (what can be resumed, callables, p
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import sys
 import threading
@@ -383,3 +384,15 @@ def test_callables_need_the_plan_again(folder: Path) -> None:
     report = runner.resume(run_id, plan=stepped, background=False).wait()
     assert report.result is RunResult.SUCCEEDED
     assert ran == ["app01"]
+
+
+def test_the_journal_page_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "journal.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)\n```", page, flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/journal.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert " running\n" in out
+    assert "succeeded, 3/3 VMs ready" in out and "running     failed_over" in out

@@ -18,6 +18,7 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
+from vmfailover.engine.journal import Journal, JournalEntry, RunHistory, RunSummary
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
 from vmfailover.engine.results import (
     CleanupResult,
@@ -37,6 +38,7 @@ from vmfailover.engine.simulate import (
     Uniform,
     simulate,
 )
+from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -193,6 +195,8 @@ __all__ = [
     "IPConfig",
     "Inventory",
     "IsolationResponse",
+    "Journal",
+    "JournalEntry",
     "KeepReasons",
     "LogNormal",
     "MemoryBackend",
@@ -232,10 +236,13 @@ __all__ = [
     "RetryPolicy",
     "RuleForm",
     "Run",
+    "RunHistory",
     "RunReport",
     "RunResult",
     "RunState",
+    "RunSummary",
     "Runner",
+    "SQLiteJournal",
     "SearchedGroup",
     "Sequencer",
     "Severity",
