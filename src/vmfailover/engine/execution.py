@@ -36,7 +36,7 @@ from vmfailover.engine.replay import progress_record
 from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
 from vmfailover.engine.run_journal import MUTATING, call_key
 from vmfailover.engine.simulate import simulate
-from vmfailover.errors import ConflictError, ValidationError
+from vmfailover.errors import ConflictError, ValidationError, VMFailoverError
 from vmfailover.model import FailoverKind
 from vmfailover.plan import (
     Approval,
@@ -136,7 +136,26 @@ class Execution:
         operation = getattr(fn, "__name__", "")
         if self.journal is None or operation not in MUTATING:
             return act()
-        return self.journaled(vm, operation, args, act)
+        context = self._before_sync(vm, args) if operation == "sync" else None
+        return self.journaled(vm, operation, args, act, context=context)
+
+    def _before_sync(self, vm: str, args: tuple[object, ...]) -> Callable[[], Mapping[str, object]]:
+        """What reconciling a sync needs: the replica's newest point just before it (its id
+        and its time on the backend's clock), so a resumed run tells the sync's point from
+        older ones without comparing our clock with the backend's."""
+
+        def newest() -> Mapping[str, object]:
+            try:
+                points = self.runner._call(self.backend.recovery_points, args[0])
+            except VMFailoverError as error:  # the sync itself will say what is wrong
+                self.warn(f"the recovery points of {args[0]} could not be read: {error}", vm)
+                return {}  # reconciled by the intent's time instead
+            if not points:
+                return {"newest_point": None}
+            newest = points[-1]  # the protocol lists them oldest first
+            return {"newest_point": newest.id, "newest_at": newest.created_at}
+
+        return newest
 
     def call_once(self, vm: str, fn: Callable[..., _T], *args: object) -> _T:
         """A backend call made once (its own timeout bounds it): shutdowns, for one."""
@@ -177,6 +196,7 @@ class Execution:
         act: Callable[[], _T],
         *,
         durable_outcome: bool = False,
+        context: Callable[[], Mapping[str, object]] | None = None,
     ) -> _T:
         """Do ``act`` (the call ``operation(*args)``) with its intent and outcome journaled
         (the outcome durable too with ``durable_outcome``, for what cannot be reconciled)."""
@@ -204,7 +224,7 @@ class Execution:
         if seq is None:
             seq = self._declared_intent(vm, operation, args)
         if seq is None:
-            seq = self.journal.intent(vm, operation, args)
+            seq = self.journal.intent(vm, operation, args, context() if context else None)
         started = self.clock.now()
         try:
             result = act()

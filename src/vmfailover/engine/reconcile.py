@@ -11,8 +11,10 @@ call                          reconciliation before it is repeated
 ``power_on``                  read the VM's power: on means done (never powered on twice)
 ``shutdown_guest``            read the source's power: off means done
 ``power_off``                 read the power: off means done
-``sync``                      not idempotent: list the replica's recovery points; one created at
-                              or after the intent is the sync's point (done); none: sync again
+``sync``                      not idempotent: list the replica's recovery points; one made after
+                              the newest point the run saw just before the sync (recorded with
+                              the intent, so no clocks are compared) is the sync's point (done);
+                              none: sync again
 ``connect_nic``               read the VM's NIC: on that network means done
 ``revert``                    idempotent for the same point: repeated, unless the replica VM
                               already runs (it is started only after its revert: done)
@@ -36,6 +38,7 @@ repeated, and fails or succeeds as it would have.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -45,6 +48,7 @@ from vmfailover.errors import VMFailoverError
 if TYPE_CHECKING:
     from vmfailover.backends.base import Backend
     from vmfailover.engine.replay import CallRecord
+    from vmfailover.model import RecoveryPoint
 
 __all__ = ["RECONCILERS", "RESULTLESS", "Verdict", "reconcile"]
 
@@ -89,11 +93,32 @@ def _powered_off(read: Read, backend: Backend, record: CallRecord) -> Verdict:
 
 def _sync(read: Read, backend: Backend, record: CallRecord) -> Verdict:
     replica = str(record.args[0])
-    points = read(backend.recovery_points, replica)
-    made = [p for p in points if p.created_at >= record.at]
+    points = list(read(backend.recovery_points, replica))
+    made = _made_since(points, record)
     if made:
         return Verdict(True, made[0], reason=f"recovery point {made[0].id} was made by the sync")
     return Verdict(False, reason="no recovery point since the intent: syncing again")
+
+
+def _made_since(points: list[RecoveryPoint], record: CallRecord) -> list[RecoveryPoint]:
+    """The points (oldest first) made after the newest one the run saw just before the sync.
+
+    The intent's context names that point: the points listed after it are new, and if it is
+    gone (retention deleted it), those the backend's clock dates later are. A journal written
+    before intents held a context only has the intent's time on our clock to go by.
+    """
+    if "newest_point" not in record.context:
+        return [p for p in points if p.created_at >= record.at]
+    newest = record.context["newest_point"]
+    if newest is None:  # the replica had no point before the sync
+        return points
+    ids = [p.id for p in points]
+    if newest in ids:
+        return points[ids.index(newest) + 1 :]
+    newest_at = record.context.get("newest_at")
+    if isinstance(newest_at, datetime):
+        return [p for p in points if p.created_at > newest_at]
+    return [p for p in points if p.created_at >= record.at]
 
 
 def _before_power_on(read: Read, backend: Backend, record: CallRecord) -> Verdict:

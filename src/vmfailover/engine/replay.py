@@ -60,6 +60,8 @@ class CallRecord:
     outcome_at: datetime | None = None
     outlived: bool = False
     """A later call of the same VM has an outcome: this one had acted (calls are sequential)."""
+    context: Mapping[str, Any] = attrs.field(factory=dict)
+    """What the run knew just before the call, for reconciling it."""
 
     @property
     def failed(self) -> bool:
@@ -104,7 +106,12 @@ class Replay:
             self.last_seq = max(self.last_seq, entry.seq)
             if entry.kind is EntryKind.INTENT:
                 assert entry.operation is not None
-                args = decode(entry.payload())
+                payload = entry.payload()
+                context: Mapping[str, Any] = {}
+                if isinstance(payload, dict) and "args" in payload:
+                    context = decode(payload.get("context", {"$map": []}))
+                    payload = payload["args"]
+                args = decode(payload)
                 intents[entry.seq] = CallRecord(
                     entry.seq,
                     entry.vm,
@@ -112,6 +119,7 @@ class Replay:
                     call_key(entry.operation, args),
                     args,
                     entry.at,
+                    context=context,
                 )
             elif entry.kind is EntryKind.OUTCOME:
                 payload = entry.payload()

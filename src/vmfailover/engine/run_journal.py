@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -91,9 +91,28 @@ class RunJournal:
 
     # --- durable before acting --------------------------------------------------------------------
 
-    def intent(self, vm: str | None, operation: str, args: Sequence[object]) -> int:
-        """Journal that ``operation(*args)`` is about to act for ``vm``; durable on return."""
-        return self.intents(vm, [(operation, args)])[0]
+    def intent(
+        self,
+        vm: str | None,
+        operation: str,
+        args: Sequence[object],
+        context: Mapping[str, object] | None = None,
+    ) -> int:
+        """Journal that ``operation(*args)`` is about to act for ``vm``; durable on return.
+
+        ``context`` is what reconciling the call will need to know of the moment before it
+        (the newest recovery point before a sync, say).
+        """
+        if context is None:
+            data = dumps(tuple(args))
+        else:
+            data = json.dumps(
+                {"args": encode(tuple(args)), "context": encode(dict(context))},
+                separators=(",", ":"),
+            )
+        entry = self._entry(EntryKind.INTENT, data, vm=vm, operation=operation)
+        self.writer.write([entry], durable=True)
+        return entry.seq
 
     def intents(self, vm: str | None, calls: Sequence[tuple[str, Sequence[object]]]) -> list[int]:
         """Journal several calls ``vm`` is about to make, in one durable write; their numbers."""
