@@ -1,10 +1,10 @@
 """What the journal costs: a failover of 10,000 VMs with the SQLite journal against the same
 failover without one.
 
-Run from the repository root: ``python benchmarks/bench_journal.py``. The scene is built here (10,000
-VMs on 50 hosts per site, each with one NIC re-addressed by a rule, replicated with one recovery
-point), on the memory backend with **zero latency** in virtual time, so the run is nothing but the
-runner's own work: the worst case for a journal, whose cost is then not hidden behind any
+Run from the repository root: ``python benchmarks/bench_journal.py``. The scene is built here
+(10,000 VMs on 50 hosts per site, each with one NIC re-addressed by a rule, replicated with one
+recovery point), on the memory backend with **zero latency** in virtual time, so the run is nothing
+but the runner's own work: the worst case for a journal, whose cost is then not hidden behind any
 hypervisor's seconds. Each VM's regular failover makes three changing calls (revert, set the guest
 address, power on) and the journal records each one's intent durably before it acts, plus the
 outcomes, the VM's start and end, and the run's record and report; the SQLite file lives in a
