@@ -1,13 +1,15 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
-the built-in two-site lab); ``demo`` plays the whole story on the lab. On a terminal with the
-``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without rich, it
-is plain text. ``--json`` prints one JSON document for machines.
+the built-in two-site lab); ``demo`` plays the whole story on the lab. ``report [RUN]`` shows
+the run journal's history or one run; ``resume RUN`` continues an interrupted run. On a terminal
+with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without
+rich, it is plain text. ``--json`` prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
-partial, 5 a run failed, 6 a run was cancelled, 1 anything unexpected.
+partial, 5 a run failed, 6 a run was cancelled, 1 anything unexpected. A run that cannot be
+resumed (it is not interrupted) is refused with 3.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import TextIO
 from vmfailover import __version__
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
+from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_command
 from vmfailover.cli.output import Output
 from vmfailover.engine.results import RunResult
-from vmfailover.errors import MissingExtraError, NotFoundError, ValidationError
+from vmfailover.errors import ConflictError, MissingExtraError, NotFoundError, ValidationError
 
 __all__ = ["EXIT_CODES", "EXIT_INVALID", "EXIT_USAGE", "main"]
 
@@ -148,6 +151,43 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the lab's workload")
     demo.add_argument("--json", action="store_true", help="print the report as JSON only")
+
+    journal_help = f"the run journal (default: $VMFAILOVER_JOURNAL, else ./{DEFAULT_JOURNAL})"
+    report = commands.add_parser(
+        "report",
+        help="the run journal: every run (kind, plan, result, RTO), or one run in full",
+        description="Without RUN: every journaled run with its kind, plan, start, state, result "
+        "and RTO against the target. With RUN: its state changes, how many changing calls it "
+        "made and its last report. Reads only.",
+    )
+    report.add_argument("run", nargs="?", metavar="RUN", help="a run id (default: all runs)")
+    report.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    report.add_argument("--json", action="store_true", help="print JSON")
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue an interrupted run from the journal",
+        description="Continues a run whose process died: VMs that finished are not touched "
+        "again, calls the journal holds are replayed or reconciled with the backend first, the "
+        "rest start in order. The journal holds no credentials: --backend names a function of "
+        "yours (MODULE:FACTORY) that connects and returns the backend. Exit codes as for a run; "
+        "3 if the run is not interrupted.",
+    )
+    resume.add_argument("run", metavar="RUN", help="the run id (see vmfailover report)")
+    resume.add_argument(
+        "--backend",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a function that returns the backend the run ran on, e.g. mysite.dr:backend",
+    )
+    resume.add_argument(
+        "--plan",
+        type=Path,
+        metavar="PLAN",
+        help="the plan file again (needed only when the plan had Python callables)",
+    )
+    resume.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    resume.add_argument("--json", action="store_true", help="print the report as JSON only")
     return parser
 
 
@@ -186,6 +226,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "demo":
             reports = run_demo(stream, speed=args.speed, seed=args.seed, as_json=args.json)
             return max(EXIT_CODES[report.result] for report in reports)
+        if args.command == "report":
+            return report_command(output, args.run, args.journal, as_json=args.json)
+        if args.command == "resume":
+            result = resume_command(
+                output,
+                args.run,
+                args.journal,
+                backend_spec=args.backend,
+                plan_path=args.plan,
+                as_json=args.json,
+            )
+            return EXIT_CODES[result]
+    except ConflictError as error:
+        errors.say(f"vmfailover: {error}", style="bold red")
+        return EXIT_INVALID
     except ValidationError as error:
         plan = getattr(args, "plan", None)
         _refused(errors, error, f"{plan}: " if plan is not None else "")
