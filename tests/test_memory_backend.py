@@ -216,6 +216,37 @@ def test_reverse_replication_moves_only_the_delta(backend: MemoryBackend) -> Non
     assert backend.disk(source) == backend.disk(replica_vm)
 
 
+def test_undo_gives_the_replica_vm_back_the_disk_replication_had_sent(
+    backend: MemoryBackend,
+) -> None:
+    source, replica, replica_vm = _replica(backend, "db01")
+    older = backend.sync(replica)
+    backend.write(source, [1, 2, 3])
+    backend.sync(replica)
+    sent = dict(backend.disk(replica_vm))
+    backend.shutdown_guest(source, timeout=60)
+    backend.revert(replica, older.id)
+    backend.revert(replica, older.id)  # a repeat keeps the disk from before the first revert
+    backend.power_on(replica_vm)
+    backend.write(replica_vm, [7, 8])
+    backend.undo_failover(replica)
+    assert dict(backend.disk(replica_vm)) == sent
+    assert backend.inventory().vm(replica_vm).power_state is PowerState.OFF
+
+
+def test_commit_keeps_the_point_the_replica_runs_from_and_only_that(
+    backend: MemoryBackend,
+) -> None:
+    source, replica, replica_vm = _replica(backend, "db01")
+    points = [backend.sync(replica) for _ in range(3)]
+    backend.shutdown_guest(source, timeout=60)
+    backend.revert(replica, points[0].id)
+    backend.revert(replica, points[1].id)  # the failover moved to another point before commit
+    backend.commit_failover(replica)
+    assert [p.id for p in backend.recovery_points(replica)] == [points[1].id]
+    assert backend.point_disk(points[1].id) == backend.disk(replica_vm)
+
+
 def test_recovery_point_limit_is_enforced() -> None:
     backend = lab()
     limited = MemoryBackend(recovery_point_limit=2)

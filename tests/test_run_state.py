@@ -15,7 +15,6 @@ from vmfailover.engine.run_state import (
 from vmfailover.errors import ConflictError
 from vmfailover.model import FailoverKind
 
-
 #: Every life a run can have: each kind, and a failback (a planned failover of its own kind).
 LIVES = [(kind, False) for kind in FailoverKind] + [(FailoverKind.PLANNED, True)]
 

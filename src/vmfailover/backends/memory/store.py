@@ -36,7 +36,15 @@ from vmfailover.model import (
     lookup,
 )
 
-__all__ = ["BLOCK_SIZE", "Disk", "MemoryStore", "PointRecord", "VMRecord", "differing_blocks"]
+__all__ = [
+    "BLOCK_SIZE",
+    "Disk",
+    "FailoverRecord",
+    "MemoryStore",
+    "PointRecord",
+    "VMRecord",
+    "differing_blocks",
+]
 
 BLOCK_SIZE = 1 << 20
 """Bytes per block of a memory-backend disk."""
@@ -73,6 +81,15 @@ class VMRecord:
     def blocks(self) -> int:
         """How many blocks the disk has (at least one)."""
         return max(1, self.vm.disk_bytes // BLOCK_SIZE)
+
+
+@attrs.frozen
+class FailoverRecord:
+    """An uncommitted failover of a replica: the point its VM was reverted to, and the disk it
+    had before (what undo gives back)."""
+
+    point: str
+    disk_before: Mapping[int, int]
 
 
 @attrs.define
@@ -136,6 +153,7 @@ class MemoryStore:
         self._replicas_into: dict[str, tuple[str, ...]] = {}
         self._points_of: dict[str, dict[str, None]] = {}
         self._test_copies: dict[str, dict[str, None]] = {}
+        self._failovers: dict[str, FailoverRecord] = {}
         self._inventory: Inventory | None = None
 
     def __repr__(self) -> str:
@@ -347,6 +365,21 @@ class MemoryStore:
     def replicas_into(self, vm_id: str) -> tuple[Replica, ...]:
         """The replicas whose replica VM is ``vm_id``."""
         return tuple(self._replicas[r] for r in self._replicas_into.get(vm_id, ()))
+
+    # --- uncommitted failovers --------------------------------------------------------------------
+
+    def record_failover(self, replica_id: str, point_id: str, disk_before: Disk) -> None:
+        """The replica VM was reverted to ``point_id``; the first revert keeps the disk before."""
+        earlier = self._failovers.get(replica_id)
+        kept = earlier.disk_before if earlier is not None else dict(disk_before)
+        self._failovers[replica_id] = FailoverRecord(point_id, kept)
+
+    def failover_of(self, replica_id: str) -> FailoverRecord | None:
+        return self._failovers.get(replica_id)
+
+    def end_failover(self, replica_id: str) -> None:
+        """The failover was committed, undone or reversed: nothing is left to undo."""
+        self._failovers.pop(replica_id, None)
 
     # --- recovery points -------------------------------------------------------------------------
 
