@@ -40,6 +40,15 @@ def disks(backend: MemoryBackend, inventory: Inventory) -> dict[str, dict[int, i
     return {vm.id: dict(backend.disk(vm.id)) for vm in inventory.vms}
 
 
+def points(backend: MemoryBackend, inventory: Inventory) -> dict[str, set[str]]:
+    """Each replica's recovery points, by id."""
+    return {r.id: {p.id for p in backend.recovery_points(r.id)} for r in inventory.replicas}
+
+
+def powered(inventory: Inventory, *vm_ids: str) -> set[PowerState]:
+    return {inventory.vm(vm_id).power_state for vm_id in vm_ids}
+
+
 def eventually(check: Callable[[], bool], seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -54,9 +63,17 @@ def test_undo_of_a_planned_failover_gives_everything_back_and_proves_it() -> Non
     backend = synced_lab()
     before = backend.inventory()
     replicated = disks(backend, before)
+    kept = points(backend, before)
     runner = runner_for(backend)
     run = runner.start(lab_plan(), kind="planned")
     assert run.wait().result is RunResult.SUCCEEDED
+    during = backend.inventory()  # production at site B, site A off
+    assert powered(during, *(r.replica_vm for r in before.replicas)) == {PowerState.ON}
+    assert powered(during, *(r.source_vm for r in before.replicas)) == {PowerState.OFF}
+    assert {during.vm(r.replica_vm).nics[0].network for r in before.replicas} <= {
+        "DR-App",
+        "DR-Web",
+    }
     for result in run.report.vms if run.report else ():
         backend.write(result.replica_vm_id or "", 5)  # production ran at site B for a while
     report = runner.undo(run)
@@ -65,10 +82,16 @@ def test_undo_of_a_planned_failover_gives_everything_back_and_proves_it() -> Non
     assert report.state == "undone"
     assert len(report.undo.undone) == len(report.undo.restarted) == 12
     after = backend.inventory()
-    assert after == before
+    assert after == before  # power, hosts, NIC networks and addresses, replica states
     for replica in before.replicas:  # the replica VMs hold what replication had sent
         assert dict(backend.disk(replica.replica_vm)) == replicated[replica.replica_vm]
         assert after.replica(replica.id).state is ReplicaState.READY
+        assert after.replica_of(replica.source_vm).id == replica.id  # the first direction
+        # every point from before is still there (the planned run's final sync added one)
+        assert kept[replica.id] <= {p.id for p in backend.recovery_points(replica.id)}
+    assert powered(after, *(r.source_vm for r in before.replicas)) == {PowerState.ON}
+    assert powered(after, *(r.replica_vm for r in before.replicas)) == {PowerState.OFF}
+    assert backend.split_brains() == ()
     # sources started again in start order: a VM's dependencies were ready before it started
     restarted = list(report.undo.restarted)
     for name, after_names in LAB_DEPENDENCIES.items():
@@ -99,6 +122,50 @@ def test_undo_of_a_partial_run_reverts_only_what_it_touched() -> None:
     assert set(report.undo.undone) == touched
     assert not skipped & set(report.undo.restarted)
     assert backend.inventory() == before
+    assert backend.split_brains() == ()
+
+
+def test_undo_after_a_run_that_failed_partway_restarts_the_source_it_had_stopped() -> None:
+    backend = synced_lab()
+    before = backend.inventory()
+    app01 = before.replica_of("app01")
+    # app01's replica cannot be reverted: its source is already shut down and synced by then
+    backend.faults.fail("revert", target=app01.id, transient=False, times=100)
+    runner = runner_for(backend)
+    run = runner.start(lab_plan(), kind="planned")
+    report = run.wait()
+    assert report.result is RunResult.PARTIAL
+    outcomes = {r.vm: r.outcome for r in report.vms}
+    assert outcomes["app01"] is Outcome.FAILED
+    assert outcomes["dc01"] is Outcome.READY
+    during = backend.inventory()
+    assert during.vm(app01.source_vm).power_state is PowerState.OFF
+    assert during.replica(app01.id).state is ReplicaState.READY
+    report = runner.undo(run)
+    assert report.undo is not None and report.undo.restored, report.undo
+    assert "app01" in report.undo.restarted and "app01" not in report.undo.undone
+    assert backend.inventory() == before
+    assert backend.split_brains() == ()
+
+
+def test_undo_of_a_cancelled_run() -> None:
+    backend = synced_lab()
+    before = backend.inventory()
+    runner = runner_for(backend)
+    run = runner.start(lab_plan(steps=[Approval("go", vm="web01")]), kind="planned")
+    eventually(lambda: run.waiting_approvals == ("go",))
+    run.approve("go", approved=False)  # refused: the run is cancelled, web01 never starts
+    report = run.wait()
+    assert run.state is RunState.CANCELLED
+    with pytest.raises(ConflictError, match="is cancelled: it cannot commit; allowed: 'undo'"):
+        runner.commit(run)
+    assert {r.vm for r in report.vms if r.outcome is Outcome.READY} < set(LAB_DEPENDENCIES)
+    touched = {r.vm for r in report.vms if r.started_at is not None}
+    report = runner.undo(run)
+    assert report.undo is not None and report.undo.restored, report.undo
+    assert set(report.undo.undone) <= touched
+    assert backend.inventory() == before
+    assert backend.split_brains() == ()
 
 
 def test_undo_after_the_source_site_was_lost_leaves_the_lost_sources_alone() -> None:
@@ -112,6 +179,8 @@ def test_undo_after_the_source_site_was_lost_leaves_the_lost_sources_alone() -> 
     assert report.undo is not None and report.undo.restored, report.undo
     assert report.undo.restarted == ()
     assert backend.inventory() == before
+    assert powered(before, *(r.source_vm for r in before.replicas)) == {PowerState.OFF}
+    assert backend.split_brains() == ()
 
 
 def test_an_undo_that_could_not_finish_is_finished_by_undoing_again() -> None:
@@ -132,6 +201,7 @@ def test_an_undo_that_could_not_finish_is_finished_by_undoing_again() -> None:
     assert second.undo is not None and second.undo.restored, second.undo
     assert run.state is RunState.UNDONE
     assert backend.inventory() == before
+    assert backend.split_brains() == ()
 
 
 # --- commit ---------------------------------------------------------------------------------------
@@ -143,6 +213,7 @@ def test_commit_is_final() -> None:
     run = runner.start(lab_plan(), kind="planned")
     run.wait()
     report = run.commit()
+    assert report.commit is not None and report.commit.by == "runner.commit"
     assert run.state is RunState.COMMITTED
     assert report.commit is not None and len(report.commit.committed) == 12
     inventory = backend.inventory()
@@ -154,6 +225,11 @@ def test_commit_is_final() -> None:
         runner.undo(run)
     with pytest.raises(ConflictError, match="cannot commit"):
         runner.commit(run)
+    assert backend.inventory() == inventory  # the refused undo touched nothing
+    for replica in inventory.replicas:  # production runs at site B, site A stays off
+        assert inventory.vm(replica.replica_vm).power_state is PowerState.ON
+        assert inventory.vm(replica.source_vm).power_state is PowerState.OFF
+    assert backend.split_brains() == ()
     assert json.loads(report.to_json())["commit"]["committed"][0] == "dc01"
 
 
@@ -271,6 +347,13 @@ def test_failback_after_a_short_failover_moves_only_the_blocks_written_since() -
     assert result.moved_bytes < result.disk_bytes / 100
     assert f"moved {len(written)} blocks" in back_report.summary()
     inventory = backend.inventory()
+    for replica in before.replicas:  # replication runs the other way until the failback commits
+        reverse = inventory.replica_of(replica.replica_vm)
+        assert (reverse.source_vm, reverse.replica_vm) == (replica.source_vm, replica.replica_vm)[
+            ::-1
+        ]
+        assert inventory.replica(replica.id).state is ReplicaState.REVERSED
+        assert reverse.state is ReplicaState.FAILED_OVER
     for vm in before.vms_at("site-a"):  # the originals run again, on their networks and addresses
         now = inventory.vm(vm.id)
         assert now.power_state is PowerState.ON
@@ -291,6 +374,7 @@ def test_failback_after_a_short_failover_moves_only_the_blocks_written_since() -
     again = runner.start(lab_plan(), kind="test")
     assert again.wait().result is RunResult.SUCCEEDED
     runner.cleanup(again)
+    assert backend.split_brains() == ()  # at no moment did a VM and its twin both run
 
 
 def test_undoing_a_failback_gives_production_back_to_the_recovery_site() -> None:
@@ -311,6 +395,7 @@ def test_undoing_a_failback_gives_production_back_to_the_recovery_site() -> None
     second = runner.failback(run, background=False)
     assert second.report is not None and second.report.failback is not None
     assert second.report.failback.blocks_moved == written
+    assert backend.split_brains() == ()
     with pytest.raises(ConflictError, match=r"failback \(planned failover\)\) is failed over"):
         runner.failback(second)
 
@@ -335,6 +420,10 @@ def test_failback_after_a_regular_failover_brings_back_the_lost_site() -> None:
     assert back.report.failback is not None
     assert back.report.failback.blocks_moved == differ  # lost writes are overwritten too
     assert any("committed by the failback" in d for d in back.report.failback.decisions)
+    inventory = backend.inventory()
+    for vm in inventory.vms_at("site-a"):
+        assert vm.power_state is PowerState.ON
+    assert backend.split_brains() == ()
 
 
 def test_a_partial_run_is_not_failed_back() -> None:

@@ -277,3 +277,17 @@ def test_an_isolated_site_keeps_writing(backend: MemoryBackend) -> None:
     after_loss = backend.disk(source)
     backend.run_workload(600)
     assert backend.disk(source) == after_loss
+
+
+def test_the_lab_witnesses_split_brain_the_moment_it_happens(backend: MemoryBackend) -> None:
+    source, replica_id, target = _replica(backend, "db01")
+    assert backend.split_brains() == ()
+    backend.isolate_site("site-a")  # db01 still runs there, out of reach
+    point = backend.recovery_points(replica_id)[-1]
+    backend.revert(replica_id, point.id)
+    backend.power_on(target)
+    backend.power_off(target)  # gone again at once: the moment is still on record
+    (moment,) = backend.split_brains()
+    assert f"VM {target!r} started while {source!r} ran" in moment
+    backend.power_on(target)  # once more, the source still running: a second moment
+    assert len(backend.split_brains()) == 2

@@ -155,6 +155,7 @@ class MemoryStore:
         self._test_copies: dict[str, dict[str, None]] = {}
         self._failovers: dict[str, FailoverRecord] = {}
         self._inventory: Inventory | None = None
+        self.split_brains: list[str] = []  # each moment both ends of a replica ran at once
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.summary()})"
@@ -307,6 +308,22 @@ class MemoryStore:
             return
         self.replace_vm(record, attrs.evolve(record.vm, power_state=state))
         record.booted_at = self.clock.monotonic() if state is PowerState.ON else None
+        if state is PowerState.ON:
+            self._note_split_brain(record.vm.id)
+
+    def _note_split_brain(self, vm_id: str) -> None:
+        """Record it if ``vm_id`` now runs beside the VM at the other end of one of its replicas
+        (either direction, whatever the replica's state): the lab's split-brain witness."""
+        ends = (
+            *(self._replicas[r].replica_vm for r in self._replicas_from.get(vm_id, ())),
+            *(self._replicas[r].source_vm for r in self._replicas_into.get(vm_id, ())),
+        )
+        for twin in dict.fromkeys(ends):
+            other = self._vms.get(twin)
+            if other is not None and other.running:
+                self.split_brains.append(
+                    f"{self.clock.now().isoformat()}: VM {vm_id!r} started while {twin!r} ran"
+                )
 
     def require_available(self, host: Host, what: str) -> None:
         if not host.available:
