@@ -4,9 +4,11 @@ the plan's deadline, and failback (only the delta moves, with its own commit and
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -481,3 +483,18 @@ def test_a_reverse_plan_that_cannot_tell_networks_apart_is_refused() -> None:
     with pytest.raises(ValidationError, match="failback plan"):
         runner.failback(run, plan="home")  # type: ignore[arg-type]
     assert isinstance(own, FailoverPlan)
+
+
+def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "failover.md").read_text()
+    (example,) = [
+        code
+        for code in re.findall(r"```python\n(.*?)```", docs, flags=re.DOTALL)
+        if "runner.failback" in code
+    ]
+    exec(compile(example, "docs/failover.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "every VM the run touched is as it was" in out
+    assert "failback of run" in out
+    assert "moved 0 blocks (0 B) for 12 VMs" in out  # nothing was written since
+    assert "replication resumed for 12 in its first direction" in out
