@@ -18,7 +18,7 @@ from vmfailover.cli.demo import lab_plan
 from vmfailover.engine.aftercare_results import DeadlineAction
 from vmfailover.engine.results import Outcome, RunResult
 from vmfailover.engine.run_state import RunState
-from vmfailover.errors import ConflictError, ValidationError
+from vmfailover.errors import ConflictError, PermanentBackendError, ValidationError
 from vmfailover.model import Inventory, PowerState, ReplicaState
 from vmfailover.plan import Approval
 from vmfailover.plan.reverse import reverse_plan
@@ -498,3 +498,44 @@ def test_the_docs_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert "failback of run" in out
     assert "moved 0 blocks (0 B) for 12 VMs" in out  # nothing was written since
     assert "replication resumed for 12 in its first direction" in out
+
+
+def test_a_failback_cut_off_by_a_backend_error_is_finished_by_failing_back_again() -> None:
+    backend = synced_lab()
+    before = backend.inventory()
+    runner = runner_for(backend)
+    run = runner.start(lab_plan(), kind="planned")
+    run.wait()
+    db01 = before.replica_of("db01")
+    backend.faults.fail("reverse_replication", target=db01.id, transient=False)
+    with pytest.raises(PermanentBackendError, match="reverse_replication"):
+        runner.failback(run)
+    assert run.state is RunState.FAILING_BACK and run.failback_run is None
+    back = runner.failback(run, background=False)  # the same calls again: each is idempotent
+    assert back.report is not None and back.report.result is RunResult.SUCCEEDED
+    runner.commit(back)
+    assert run.state is RunState.FAILED_BACK
+    inventory = backend.inventory()
+    assert all(inventory.replica(r.id).state is ReplicaState.READY for r in before.replicas)
+    assert backend.split_brains() == ()
+
+
+def test_bad_input_gets_our_errors() -> None:
+    backend = synced_lab()
+    runner = runner_for(backend)
+    for action in (runner.commit, runner.undo, runner.failback):
+        with pytest.raises(ValidationError, match="needs a Run, got 'run-1'"):
+            action("run-1")  # type: ignore[arg-type]
+    run = runner.start(lab_plan(), kind="planned")
+    run.wait()
+    other = runner_for(synced_lab())
+    with pytest.raises(ConflictError, match="ran on another backend"):
+        other.undo(run)
+    with pytest.raises(ValidationError, match="background"):
+        runner.failback(run, background="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="auto_commit, auto_undo"):
+        lab_plan(auto_commit="1h", auto_undo="2h")
+    for bad in (float("nan"), float("inf"), -5, "soon"):
+        with pytest.raises(ValidationError, match="auto_undo"):
+            lab_plan(auto_undo=bad)
+    assert run.state is RunState.FAILED_OVER  # nothing above touched it
