@@ -539,3 +539,18 @@ def test_bad_input_gets_our_errors() -> None:
         with pytest.raises(ValidationError, match="auto_undo"):
             lab_plan(auto_undo=bad)
     assert run.state is RunState.FAILED_OVER  # nothing above touched it
+
+
+def test_a_foreground_failback_runs_once_however_often_it_is_waited_for() -> None:
+    """runner.failback(background=False) has run the failback when it returns; waiting on it
+    again returns the same report and acts no more (a second wait once ran it a second time)."""
+    backend = synced_lab()
+    runner = runner_for(backend)
+    run = runner.start(lab_plan(), kind="planned", background=False)
+    assert run.wait().result is RunResult.SUCCEEDED
+    back = runner.failback(run, background=False)
+    first = back.wait()
+    calls = backend.faults.calls
+    assert back.wait() is first
+    assert backend.faults.calls == calls, "the second wait made no backend call"
+    assert first.result is RunResult.SUCCEEDED

@@ -157,6 +157,7 @@ class Run:
         self._report: RunReport | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
+        self._executing = False
         self._lock = threading.RLock()
         self.inventory_before: Inventory | None = None
 
@@ -191,8 +192,11 @@ class Run:
         if timeout is not None:
             timeout = parse_seconds(timeout, "Run.wait timeout", allow_zero=True)
         if self._thread is None:
-            self._execute()
-        elif not self._done.wait(timeout):
+            with self._lock:  # a run started in the foreground executes once, in the first wait
+                first, self._executing = not self._executing, True
+            if first:
+                self._execute()
+        if not self._done.wait(timeout):
             raise ConflictError(f"run {self.id} is still running after {timeout:g} s")
         if self._error is not None:
             raise self._error
