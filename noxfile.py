@@ -27,11 +27,15 @@ VCSIM_PACKAGES = (
     "golang-github-google-uuid-dev",
     "patch",
 )
+# The real PostgreSQL the lease and journal tests run against (vmfailover.testing.postgres starts
+# a throwaway server from its binaries), installed when missing.
+POSTGRES_PACKAGES = ("postgresql",)
+TEST_PEER_PACKAGES = VCSIM_PACKAGES + POSTGRES_PACKAGES
 
 
 def _missing_debian_packages() -> list[str]:
     missing = []
-    for package in VCSIM_PACKAGES:
+    for package in TEST_PEER_PACKAGES:
         result = subprocess.run(
             ["dpkg-query", "-W", "-f", "${Status}", package],
             capture_output=True,
@@ -44,9 +48,15 @@ def _missing_debian_packages() -> list[str]:
 
 
 def _install_debian_packages(session: nox.Session) -> None:
-    """Install the simulator's build packages when missing (CI runs as root); else do nothing."""
+    """Install the test peers' packages when missing (CI runs as root); else do nothing.
+
+    The vSphere simulator's build packages and PostgreSQL's server.
+    """
     if shutil.which("dpkg-query") is None:
-        session.warn("not a Debian system: the vSphere simulator tests will fail to build it")
+        session.warn(
+            "not a Debian system: the vSphere simulator tests need Go and govmomi, the lease "
+            "tests PostgreSQL's server binaries (VMFAILOVER_PG_BIN names their folder)"
+        )
         return
     missing = _missing_debian_packages()
     if not missing:

@@ -1,8 +1,7 @@
-"""Lose a host of the lab's production cluster: check readiness, detect the failure, place its VMs.
+"""Lose a host of the lab's production cluster: check readiness, detect the failure, restart its
+VMs on the other hosts through the runner, and move them back once the host returns.
 
 Run it: ``python examples/cluster_host_failure.py``. It touches nothing outside this process.
-Restarting the placed VMs through the runner (``host_failover``) is coming with the runner's plan
-API; this example stops at the placement.
 """
 
 import attrs
@@ -10,14 +9,16 @@ import attrs
 from vmfailover import (
     Cluster,
     ClusterPolicy,
-    HostDecision,
+    HostFailoverResponse,
     HostMonitor,
     Inventory,
     PowerState,
+    Runner,
+    StartOrder,
     check_cluster,
     place,
 )
-from vmfailover.testing import lab
+from vmfailover.testing import LAB_DEPENDENCIES, lab
 
 
 def readiness(inventory: Inventory, cluster: Cluster, policy: ClusterPolicy) -> None:
@@ -53,35 +54,51 @@ def main() -> None:
     def power_controller(host: str) -> bool | None:
         return backend.inventory().host(host).power is PowerState.ON
 
-    failed: list[HostDecision] = []
+    # What each VM needs ready before it starts: the same start order as a site failover.
+    order = StartOrder()
+    for name, after in LAB_DEPENDENCIES.items():
+        order.add(name, after=after)
+    runner = Runner(backend, poll_interval=2)
+    respond = HostFailoverResponse(runner, cluster, policy, order)
     monitor = HostMonitor(
         backend,
         interval=5,
         grace=30,
         witness=power_controller,
         hosts=cluster,
-        on_failure=failed.append,
+        on_failure=respond,  # a host declared failed gets a host failover
     )
+    monitor.run(10)  # the monitor learns which VMs run where
+    original = {vm.name: vm.host for vm in cluster.vms(backend.inventory())}
+
+    # Where esx-a1's VMs would restart, as the failover will decide it (a pure function).
+    inventory = backend.inventory()
+    victims = [vm for vm in cluster.vms(inventory) if vm.host == "esx-a1"]
+    survivors = [inventory.host("esx-a3")]  # esx-a2 will be cut off the management network
+    running = [vm for vm in cluster.vms(inventory) if vm.host == "esx-a3"]
+    print("\nPlacement of esx-a1's VMs if esx-a2 cannot take any:")
+    print(place(victims, survivors, policy, running=running))
+
     backend.isolate_host("esx-a2")  # a broken management link: its VMs keep running
     backend.fail_host("esx-a1")  # a power loss
-    monitor.run(60)
+    monitor.run(600)
     print("\nDecisions:")
     for decision in monitor.decisions:
         print(f"  {decision.host}: {decision.previous} -> {decision.state}: {decision.reason}")
-    assert [d.host for d in failed] == ["esx-a1"], "the partitioned host is not declared failed"
+    assert [r.failed_hosts for r in respond.reports] == [("esx-a1",)], "esx-a2 is partitioned"
 
-    # Where esx-a1's VMs restart: on the hosts that answer (not the partitioned esx-a2), next to
-    # the VMs already running there.
-    inventory = backend.inventory()
-    lost = {decision.host for decision in failed}
-    survivors = [inventory.host(name) for name in cluster.hosts if name not in lost]
-    victims = [vm for vm in cluster.vms(inventory) if vm.host in lost]
-    running = [vm for vm in cluster.vms(inventory) if vm.host not in lost]
-    placement = place(victims, survivors, policy, running=running)
-    quality = "proven best" if placement.proven else "best found"
-    print(f"\nPlacement of the VMs of {', '.join(sorted(lost))} ({quality}):")
-    print(placement)
-    assert placement.complete
+    report = respond.reports[0]
+    print(f"\n{report}")
+    assert report.unplaced == ()
+    assert all(r.restarted for r in report.vms)
+
+    # esx-a1 is repaired and esx-a2's link comes back: the VMs move home (live here).
+    backend.restore_host("esx-a1")
+    backend.restore_host("esx-a2")
+    back = runner.move_back(report)
+    print(f"\n{back}")
+    assert back.restored
+    assert {vm.name: vm.host for vm in cluster.vms(backend.inventory())} == original
 
 
 if __name__ == "__main__":

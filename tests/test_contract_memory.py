@@ -15,7 +15,8 @@ def build_scene() -> ContractScene:
     backend = MemoryBackend(clock=clock)
     backend.add_site("a")
     backend.add_site("b")
-    backend.add_host("h-a", "a")
+    backend.add_host("h-a", "a", cluster="c", datastores=["ds-a"], networks=["lan"])
+    backend.add_host("h-a2", "a", cluster="c", datastores=["ds-a"], networks=["lan"])
     backend.add_host("h-b", "b")
     backend.add_datastore("ds-a", "a")
     backend.add_datastore("ds-b", "b")
@@ -49,6 +50,9 @@ def build_scene() -> ContractScene:
         wait=clock.advance,
         write=write,
         boot_timeout=120,
+        cluster_host="h-a2",
+        fail_host=backend.fail_host,
+        restore_host=backend.restore_host,
     )
 
 

@@ -234,3 +234,15 @@ def test_recovery_point_limit_is_enforced() -> None:
     with pytest.raises(ConflictError, match="limit"):
         limited.sync(replica.id)
     assert limited.recovery_point_limit() == 2
+
+
+def test_an_isolated_site_keeps_writing(backend: MemoryBackend) -> None:
+    source, _, _ = _replica(backend, "db01")
+    before = backend.disk(source)
+    backend.isolate_site("site-a")
+    backend.run_workload(600)
+    assert backend.blocks_differing(before, backend.disk(source)) > 0
+    backend.fail_site("site-a")
+    after_loss = backend.disk(source)
+    backend.run_workload(600)
+    assert backend.disk(source) == after_loss

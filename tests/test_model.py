@@ -153,7 +153,7 @@ def test_dhcp_nic_cannot_carry_static_addresses() -> None:
 def test_bad_numbers_and_enums_are_refused_naming_the_item() -> None:
     with pytest.raises(ValidationError, match=r"VM 'web01'.*cpu"):
         VM(id="vm-1", name="web01", host="h", cpu=0)
-    with pytest.raises(ValidationError, match="PowerState"):
+    with pytest.raises(ValidationError, match="power_state 'sideways' is not one of"):
         VM(id="vm-1", name="web01", host="h", power_state="sideways")
     with pytest.raises(ValidationError, match="free_bytes"):
         Datastore("ds", "a", capacity_bytes=10, free_bytes=11)

@@ -401,8 +401,7 @@ def test_replica_states_each_kind_needs() -> None:
 
 
 def test_planned_failover_needs_room_for_the_final_sync() -> None:
-    backend = lab()
-    backend._limit = 4  # the lab holds 4 points per replica
+    backend = lab(recovery_point_limit=4)  # the lab holds 4 points per replica
     found = errors(lab_plan().validate(backend, "planned"))
     assert any("the final sync has no room" in t for t in found)
     assert errors(lab_plan().validate(backend, "test")) == []
@@ -459,3 +458,12 @@ def test_validate_uses_the_backends_clock() -> None:
     assert not warnings(plan.validate(backend, "test"))
     backend.clock.advance(timedelta(minutes=15).total_seconds())
     assert any("RPO" in t for t in warnings(plan.validate(backend, "test")))
+
+
+@pytest.mark.parametrize("points", [None, 5, [None], "abc"])
+def test_points_that_are_not_recovery_points_are_refused_by_the_replica(points: object) -> None:
+    """Found by the bad-input harness: a replica's points given as None raised TypeError."""
+    from vmfailover.plan.check import Facts
+
+    with pytest.raises(ValidationError, match="points of replica 'r1': must all be RecoveryPoint"):
+        Facts.of(lab().inventory(), {"r1": points}, now=datetime.now(UTC))  # type: ignore[dict-item]

@@ -474,9 +474,11 @@ def test_bad_overrides_are_refused_naming_the_nic(
 
 
 def test_plan_refuses_what_is_not_a_vm_or_override() -> None:
-    with pytest.raises(ValidationError, match="expected VM objects"):
+    with pytest.raises(ValidationError, match="vms: item 1 must be a VM, got 'web'"):
         plan_rules().plan(["web"])  # type: ignore[list-item]
-    with pytest.raises(ValidationError, match="expected ReIPOverride objects"):
+    with pytest.raises(ValidationError, match="expected a VM or a list of them, got None"):
+        plan_rules().plan(None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="overrides: item 1 must be a ReIPOverride"):
         plan_rules().plan([], overrides=[("web", MAC1)])  # type: ignore[list-item]
 
 

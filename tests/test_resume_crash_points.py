@@ -90,10 +90,11 @@ def _crash_and_resume(
         if runs:
             assert len(runs) == 1 and runs[0].interrupted, runs
             how = "resumed"
-            report = runner.resume(runs[0].run_id, background=False).wait()
+            run = runner.resume(runs[0].run_id, background=False)
         else:  # crashed in its pre-flight, before anything was touched
             how = "restarted"
-            report = runner.failover(plan, kind=kind)
+            run = runner.start(plan, kind=kind, background=False)
+        report = run.wait()
         problems = []
         if report.result is not RunResult.SUCCEEDED:
             problems.append(f"the run ended {report.result.value}: {report}")
@@ -103,7 +104,7 @@ def _crash_and_resume(
         problems += observed.check(ready_times(report))
         state = end_state(backend, lambda: [report.run_id])
         if kind == "test":
-            cleaned = runner.cleanup(runner._runs[report.run_id])
+            cleaned = runner.cleanup(run)
             assert cleaned.cleanup is not None
             if not cleaned.cleanup.restored:
                 problems.append(f"cleanup did not restore: {cleaned.cleanup.summary()}")

@@ -5,11 +5,20 @@ The public API. Everything a user scripts against is importable from here.
 
 from __future__ import annotations
 
-from vmfailover.backends.base import Backend, Readiness
+from vmfailover.backends.base import Backend, Readiness, Throttle
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
+from vmfailover.engine.fenced import FencedBackend
+from vmfailover.engine.host_failover import HostFailoverResponse
+from vmfailover.engine.host_failover_results import (
+    HostFailoverReport,
+    HostRestart,
+    MoveBack,
+    MoveBackReport,
+    MovedBack,
+)
 from vmfailover.engine.host_monitor import (
     BackendWitness,
     HostMonitor,
@@ -19,7 +28,32 @@ from vmfailover.engine.host_monitor import (
     Witness,
 )
 from vmfailover.engine.journal import Journal, JournalEntry, RunHistory, RunSummary
+from vmfailover.engine.lease import (
+    FencingToken,
+    Lease,
+    LeaseGrant,
+    LeaseLostError,
+    LeaseState,
+    LeaseUnavailableError,
+)
+from vmfailover.engine.lease_keeper import LeaseKeeper
+from vmfailover.engine.lease_postgres import PostgresLease
+from vmfailover.engine.lease_sqlite import SQLiteLease
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
+from vmfailover.engine.replication import ReplicationJob
+from vmfailover.engine.replication_events import (
+    JobFinished,
+    JobStarted,
+    ReplicationEvent,
+    RPOChanged,
+)
+from vmfailover.engine.replication_results import (
+    JobOutcome,
+    JobResult,
+    RemovedPoint,
+    SyncOutcome,
+    VMSyncResult,
+)
 from vmfailover.engine.results import (
     CleanupResult,
     Outcome,
@@ -28,8 +62,10 @@ from vmfailover.engine.results import (
     StepRecord,
     VMResult,
 )
+from vmfailover.engine.rpo import RPOEntry, RPOReport, rpo_status
 from vmfailover.engine.run_state import RunState
 from vmfailover.engine.runner import RetryPolicy, Run, Runner
+from vmfailover.engine.scheduler import Scheduler
 from vmfailover.engine.simulate import (
     Distribution,
     Fixed,
@@ -39,6 +75,7 @@ from vmfailover.engine.simulate import (
     simulate,
 )
 from vmfailover.engine.sqlite_journal import SQLiteJournal
+from vmfailover.engine.throttle import TokenBucket
 from vmfailover.errors import (
     BackendError,
     ConflictError,
@@ -69,6 +106,7 @@ from vmfailover.model import (
     RecoveryPoint,
     Replica,
     ReplicaState,
+    Secret,
     Site,
 )
 from vmfailover.plan import (
@@ -81,6 +119,7 @@ from vmfailover.plan import (
     StepContext,
     StepFailure,
 )
+from vmfailover.policy.bandwidth import Bandwidth
 from vmfailover.policy.clean_point import PointSearch, RecoveryMoment, Verdict
 from vmfailover.policy.cluster import (
     AdmissionControl,
@@ -135,6 +174,8 @@ from vmfailover.policy.retention import (
     RetentionEntry,
     RetentionPolicy,
 )
+from vmfailover.policy.rpo import RPOState, classify_rpo, rpo_compliance
+from vmfailover.policy.schedule import Schedule
 from vmfailover.policy.sequencer import (
     CompiledOrder,
     FailurePolicy,
@@ -155,6 +196,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendWitness",
+    "Bandwidth",
     "BootedCopy",
     "CalendarDuration",
     "CallableProbe",
@@ -176,6 +218,8 @@ __all__ = [
     "FailoverKind",
     "FailoverPlan",
     "FailurePolicy",
+    "FencedBackend",
+    "FencingToken",
     "Finding",
     "Findings",
     "Fixed",
@@ -185,24 +229,40 @@ __all__ = [
     "HealthEvent",
     "Host",
     "HostDecision",
+    "HostFailoverReport",
+    "HostFailoverResponse",
     "HostHealth",
     "HostLoad",
     "HostMonitor",
     "HostObservation",
+    "HostRestart",
     "HostState",
     "IPAssigned",
     "IPAssignment",
     "IPConfig",
     "Inventory",
     "IsolationResponse",
+    "JobFinished",
+    "JobOutcome",
+    "JobResult",
+    "JobStarted",
     "Journal",
     "JournalEntry",
     "KeepReasons",
+    "Lease",
+    "LeaseGrant",
+    "LeaseKeeper",
+    "LeaseLostError",
+    "LeaseState",
+    "LeaseUnavailableError",
     "LogNormal",
     "MemoryBackend",
     "MissingExtraError",
     "MonitorMode",
     "MonitorNote",
+    "MoveBack",
+    "MoveBackReport",
+    "MovedBack",
     "Network",
     "NetworkMapping",
     "Nic",
@@ -213,10 +273,15 @@ __all__ = [
     "Placement",
     "PointSearch",
     "PointVerdict",
+    "PostgresLease",
     "PowerOffSource",
     "PowerState",
     "PoweredOn",
     "Probe",
+    "RPOChanged",
+    "RPOEntry",
+    "RPOReport",
+    "RPOState",
     "ReIPAction",
     "ReIPEntry",
     "ReIPOverride",
@@ -226,8 +291,11 @@ __all__ = [
     "Readiness",
     "RecoveryMoment",
     "RecoveryPoint",
+    "RemovedPoint",
     "Replica",
     "ReplicaState",
+    "ReplicationEvent",
+    "ReplicationJob",
     "RestartObservation",
     "RestartPriority",
     "RetentionDecision",
@@ -243,7 +311,11 @@ __all__ = [
     "RunSummary",
     "Runner",
     "SQLiteJournal",
+    "SQLiteLease",
+    "Schedule",
+    "Scheduler",
     "SearchedGroup",
+    "Secret",
     "Sequencer",
     "Severity",
     "SimulationResult",
@@ -254,8 +326,11 @@ __all__ = [
     "StepContext",
     "StepFailure",
     "StepRecord",
+    "SyncOutcome",
     "SystemClock",
     "TCPPort",
+    "Throttle",
+    "TokenBucket",
     "ToolsHeartbeat",
     "TransientBackendError",
     "Uniform",
@@ -264,6 +339,7 @@ __all__ = [
     "VMFailoverError",
     "VMResult",
     "VMState",
+    "VMSyncResult",
     "ValidationError",
     "Verdict",
     "VirtualClock",
@@ -273,7 +349,10 @@ __all__ = [
     "addresses_in_use",
     "check_cluster",
     "choose_point",
+    "classify_rpo",
     "find_clean_point",
     "place",
+    "rpo_compliance",
+    "rpo_status",
     "simulate",
 ]

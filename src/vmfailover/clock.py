@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from types import TracebackType
 from typing import Protocol
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import aware_utc
+from vmfailover.model import as_instance, aware_utc, is_finite_number
 
 __all__ = ["Clock", "Signal", "SystemClock", "Ticket", "VirtualClock", "full_clock"]
 
@@ -36,16 +35,25 @@ MAX_SECONDS = 100 * 366 * 86_400.0
 def _seconds(value: object, item: str, *, allow_none: bool = False) -> float | None:
     if value is None and allow_none:
         return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_finite_number(value) or value < 0:
         raise ValidationError.of(item, f"must be a finite number of seconds >= 0, got {value!r}")
     if value > MAX_SECONDS:
         raise ValidationError.of(item, f"{value!r} seconds is longer than a century")
     return float(value)
+
+
+_LATEST_START = datetime(9800, 1, 1, tzinfo=UTC)  # a century after it is still a date
+
+
+def _start(value: object) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    start = aware_utc(value, "VirtualClock start")  # type: ignore[arg-type]
+    if start > _LATEST_START:
+        raise ValidationError.of(
+            "VirtualClock start", f"must be before {_LATEST_START:%Y}, got {start.isoformat()}"
+        )
+    return start
 
 
 class Signal:
@@ -156,6 +164,7 @@ class SystemClock:
 
     def wait(self, signal: Signal, timeout: float) -> bool:
         checked = _seconds(timeout, "wait timeout")
+        as_instance(signal, Signal, "wait")
         return signal._event.wait(checked)
 
     def enlist(self) -> Ticket:
@@ -188,7 +197,7 @@ class VirtualClock:
 
     def __init__(self, start: datetime | None = None, *, rate: float = 0.0) -> None:
         self._rate = self._checked_rate(rate)
-        self._start = aware_utc(start, "VirtualClock start") if start else datetime.now(UTC)
+        self._start = _start(start)
         self._offset = 0.0
         self._real_start = time.monotonic()
         self._cond = threading.Condition(threading.Lock())
@@ -203,8 +212,11 @@ class VirtualClock:
     def _checked_rate(rate: object) -> float:
         checked = _seconds(rate, "VirtualClock rate")
         assert checked is not None
-        if checked > 1e9:
-            raise ValidationError.of("VirtualClock rate", f"must be at most 1e9, got {rate!r}")
+        if checked > 1e9 or 0 < checked < 1e-3:
+            raise ValidationError.of(
+                "VirtualClock rate",
+                f"must be 0 (time moves when advanced) or from 0.001 to 1e9, got {rate!r}",
+            )
         return checked
 
     @property
@@ -219,7 +231,8 @@ class VirtualClock:
 
     def _elapsed(self) -> float:
         flowing = (time.monotonic() - self._real_start) * self._rate if self._rate else 0.0
-        return self._offset + flowing
+        # Flowing time stops a century after the start, as advance() does: now() stays a date.
+        return min(self._offset + flowing, MAX_SECONDS)
 
     def now(self) -> datetime:
         return self._start + timedelta(seconds=self.monotonic())
@@ -276,6 +289,7 @@ class VirtualClock:
 
     def wait(self, signal: Signal, timeout: float) -> bool:
         checked = _seconds(timeout, "wait timeout")
+        as_instance(signal, Signal, "wait")
         assert checked is not None
         if self._rate:
             return signal._event.wait(checked / self._rate)
@@ -418,6 +432,7 @@ class _Adapted:
 
     def wait(self, signal: Signal, timeout: float) -> bool:
         checked = _seconds(timeout, "wait timeout")
+        as_instance(signal, Signal, "wait")
         assert checked is not None
         start, real_start = self._clock.monotonic(), time.monotonic()
         while not signal._event.wait(0.05):

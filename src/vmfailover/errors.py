@@ -9,7 +9,7 @@ because a DR plan usually has several problems and its author wants to see all o
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -35,6 +35,37 @@ class Severity(enum.StrEnum):
     WARNING = "warning"
 
 
+def _shortened(limit: int) -> Callable[[object], str]:
+    """A converter to text of at most ``limit`` characters: a finding quoting a megabyte of the
+    user's input would bury the message (and the log) under it."""
+
+    def shorten(value: object) -> str:
+        text = value if isinstance(value, str) else str(value)
+        if len(text) <= limit:
+            return text
+        head, tail = limit // 2, limit // 2 - 40  # 40: room for the note between them
+        left_out = len(text) - head - tail
+        return f"{text[:head]}... ({left_out:,} characters left out) ...{text[-tail:]}"
+
+    return shorten
+
+
+_ITEM = _shortened(300)
+_MESSAGE = _shortened(2000)
+
+
+def _item_text(value: object) -> str:
+    return _ITEM(value)
+
+
+def _message_text(value: object) -> str:
+    return _MESSAGE(value)
+
+
+def _hint_text(value: object) -> str | None:
+    return None if value is None else _MESSAGE(value)
+
+
 @attrs.frozen
 class Finding:
     """One problem found while checking input.
@@ -43,10 +74,10 @@ class Finding:
     ``"created_at"``); ``message`` says what is wrong with it; ``hint`` says what to change.
     """
 
-    item: str
-    message: str
+    item: str = attrs.field(converter=_item_text)
+    message: str = attrs.field(converter=_message_text)
     severity: Severity = Severity.ERROR
-    hint: str | None = None
+    hint: str | None = attrs.field(default=None, converter=_hint_text)
 
     @property
     def blocking(self) -> bool:
@@ -65,6 +96,15 @@ class Findings(list[Finding]):
     What a pre-flight check returns (:meth:`FailoverPlan.validate`); it is a plain ``list`` in
     every other way. :attr:`blocking` tells whether anything stops a run.
     """
+
+    def __init__(self, findings: Iterable[Finding] = (), /) -> None:
+        given: object = findings
+        if not isinstance(given, Iterable) or isinstance(given, str | bytes):
+            raise ValidationError.of("Findings", f"needs Finding objects, got {given!r}")
+        items = list(findings)
+        if not all(isinstance(item, Finding) for item in items):
+            raise ValidationError.of("Findings", f"needs Finding objects, got {items!r:.200}")
+        super().__init__(items)
 
     @property
     def blocking(self) -> bool:
@@ -106,11 +146,16 @@ class ValidationError(VMFailoverError, ValueError):
     findings: tuple[Finding, ...]
 
     def __init__(self, findings: Finding | Iterable[Finding]) -> None:
-        if isinstance(findings, Finding):
-            findings = (findings,)
-        self.findings = tuple(findings)
-        if not self.findings:
-            raise ValueError("a ValidationError needs at least one finding")
+        given: object = findings
+        if isinstance(given, Finding):
+            given = (given,)
+        is_list = isinstance(given, Iterable) and not isinstance(given, str | bytes)
+        self.findings = tuple(given) if is_list else ()  # type: ignore[arg-type]
+        if not self.findings or not all(isinstance(f, Finding) for f in self.findings):
+            # Our own error, about itself: whoever raises must say what was wrong.
+            self.findings = (
+                Finding("ValidationError", f"needs one or more Finding objects, got {given!r}"),
+            )
         super().__init__(self._message())
 
     @classmethod

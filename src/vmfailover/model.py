@@ -8,12 +8,13 @@ item and the field. Timestamps are timezone-aware and normalised to UTC.
 from __future__ import annotations
 
 import enum
+import hmac
 import ipaddress
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeGuard, TypeVar
 
 import attrs
 
@@ -38,9 +39,18 @@ __all__ = [
     "RecoveryPoint",
     "Replica",
     "ReplicaState",
+    "Secret",
     "Site",
+    "as_count",
     "as_enum",
+    "as_flag",
+    "as_instance",
+    "as_items",
+    "as_name",
     "aware_utc",
+    "check_flag",
+    "is_collection",
+    "is_finite_number",
     "lookup",
     "parse_seconds",
 ]
@@ -113,7 +123,12 @@ def aware_utc(value: datetime, item: str = "timestamp") -> datetime:
             f"{value.isoformat()} is a naive datetime",
             "give a timezone, for example datetime(..., tzinfo=UTC)",
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError.of(
+            item, f"{value.isoformat()} is outside the years 1 to 9999 in UTC"
+        ) from None
 
 
 def _label(instance: object) -> str:
@@ -131,26 +146,70 @@ def _utc_field(instance: object, attribute: attrs.Attribute[Any], value: datetim
         object.__setattr__(instance, attribute.name, checked)
 
 
+MAX_WHOLE = 2**63 - 1
+"""The largest whole number a model field takes: what hypervisor APIs carry (a signed 64 bits)."""
+
+
 def _non_empty(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError.of(_label(instance), f"{attribute.name} must be a non-empty string")
+        raise ValidationError.of(
+            _label(instance), f"{attribute.name} must be a non-empty string, got {value!r}"
+        )
+
+
+def _text(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str):
+        raise ValidationError.of(_label(instance), f"{attribute.name} must be text, got {value!r}")
+
+
+def _whole(instance: object, attribute: attrs.Attribute[Any], value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_WHOLE:
+        raise ValidationError.of(
+            _label(instance),
+            f"{attribute.name} must be a whole number from {minimum} to 2**63-1, got {value!r}",
+        )
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError.of(
-            _label(instance), f"{attribute.name} must be a whole number >= 0, got {value!r}"
-        )
+    _whole(instance, attribute, value, 0)
 
 
 def _positive(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError.of(
-            _label(instance), f"{attribute.name} must be a whole number > 0, got {value!r}"
-        )
+    _whole(instance, attribute, value, 1)
+
+
+def as_flag(value: object, item: str) -> bool:
+    """``value`` if it is ``True`` or ``False``; anything else is refused naming ``item``.
+
+    Flags are never read as truthy: ``"no"``, ``"False"``, ``0`` and ``None`` would each switch a
+    guard one way or the other without saying so.
+    """
+    if not isinstance(value, bool):
+        raise ValidationError.of(item, f"must be True or False, got {value!r}")
+    return value
+
+
+def check_flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An attrs validator: the field is ``True`` or ``False`` (see :func:`as_flag`)."""
+    as_flag(value, f"{_label(instance)} {attribute.name}")
+
+
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """Whether ``value`` is a real, finite number.
+
+    Booleans are not numbers here (``True`` is no timeout), and an integer too large for a float
+    is not finite, so a check written with this never meets an ``OverflowError``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 _E = TypeVar("_E", bound=enum.StrEnum)
+_I = TypeVar("_I")
 
 
 def as_enum(
@@ -220,36 +279,139 @@ def parse_seconds(value: object, item: str, *, allow_zero: bool = False) -> floa
     return seconds
 
 
-def _power_state(value: object) -> PowerState:
-    return as_enum(PowerState, value)
+def _host_connection(value: object) -> ConnectionState:
+    return as_enum(ConnectionState, value, "Host", field="connection")
 
 
-def _connection_state(value: object) -> ConnectionState:
-    return as_enum(ConnectionState, value)
+def _host_power(value: object) -> PowerState:
+    return as_enum(PowerState, value, "Host", field="power")
+
+
+def _vm_power_state(value: object) -> PowerState:
+    return as_enum(PowerState, value, "VM", field="power_state")
+
+
+def _vm_guest_os(value: object) -> GuestOS:
+    return as_enum(GuestOS, value, "VM", field="guest_os")
 
 
 def _replica_state(value: object) -> ReplicaState:
-    return as_enum(ReplicaState, value)
+    return as_enum(ReplicaState, value, "Replica", field="state")
 
 
-def _consistency(value: object) -> Consistency:
-    return as_enum(Consistency, value)
+def _point_consistency(value: object) -> Consistency:
+    return as_enum(Consistency, value, "RecoveryPoint", field="consistency")
 
 
-def _guest_os(value: object) -> GuestOS:
-    return as_enum(GuestOS, value)
+def as_instance(value: object, kind: type[_I], item: str) -> _I:
+    """``value`` if it is a ``kind``; anything else is refused naming ``item`` and the type wanted.
+
+    For arguments that must be one of our objects (an inventory, a plan, an observation): a wrong
+    one would otherwise fail deep inside as an ``AttributeError``.
+    """
+    if not isinstance(value, kind):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValidationError.of(item, f"needs a {kind.__name__}, got {shown}")
+    return value
+
+
+def as_count(value: object, item: str, most: int) -> int:
+    """``value`` if it is a whole number from 1 to ``most`` (rows to show, runs, attempts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
+        raise ValidationError.of(item, f"must be a whole number from 1 to {most:,}, got {value!r}")
+    return value
+
+
+def as_name(value: object, item: str) -> str:
+    """``value`` if it is a non-empty string (a name or an id); anything else is refused."""
+    if not isinstance(value, str) or not value:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise ValidationError.of(item, f"needs a name, got {shown}")
+    return value
+
+
+def is_collection(value: object) -> bool:
+    """Whether ``value`` holds items to take one by one: an iterable, but no text, bytes or
+    mapping (those iterate too, as characters, numbers and keys, which is never meant)."""
+    return isinstance(value, Iterable) and not isinstance(value, str | bytes | bytearray | Mapping)
+
+
+def as_items(
+    value: object, kind: type[_I] | tuple[type[_I], ...], item: str, what: str
+) -> tuple[_I, ...]:
+    """``value`` as a tuple of ``kind``: one ``kind`` alone, or any collection of them.
+
+    The one place user input of "one or many" becomes a tuple: text, bytes, mappings, anything
+    that is no collection, and stray items are refused naming ``item`` (and the stray's
+    position), saying that each must be ``what``.
+    """
+    if isinstance(value, kind):
+        return (value,)
+    if not is_collection(value):
+        raise ValidationError.of(item, f"expected {what} or a list of them, got {value!r}")
+    items: tuple[Any, ...] = tuple(value)  # type: ignore[arg-type]
+    for position, element in enumerate(items, start=1):
+        if not isinstance(element, kind):
+            raise ValidationError.of(item, f"item {position} must be {what}, got {element!r}")
+    return items
+
+
+def _listed(value: Iterable[Any] | str) -> tuple[Any, ...]:
+    """A collection field as a tuple (one string is one item). Anything that is no collection is
+    left as it is, for the field's validator to refuse with the item's name."""
+    if isinstance(value, str):
+        return (value,)
+    if is_collection(value):
+        return tuple(value)
+    return value  # type: ignore[return-value]
 
 
 def _str_tuple(value: Iterable[str] | str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
+    return _listed(value)
 
 
 def _str_frozenset(value: Iterable[str] | str) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset((value,))
-    return frozenset(value)
+    listed = _listed(value)
+    try:
+        return frozenset(listed)
+    except TypeError:  # an unhashable item: the validator names it
+        return listed  # type: ignore[return-value]
+
+
+def _collection(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple | frozenset):
+        raise ValidationError.of(
+            _label(instance), f"{attribute.name} must be a list, got {value!r}"
+        )
+
+
+def _each(kind: type, what: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """A validator: the field is a collection of ``kind``; a stray item is named by position."""
+
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        _collection(instance, attribute, value)
+        assert isinstance(value, tuple | frozenset)
+        for position, item in enumerate(value, start=1):
+            if not isinstance(item, kind):
+                raise ValidationError.of(
+                    _label(instance),
+                    f"{attribute.name} item {position} must be {what}, got {item!r}",
+                )
+
+    return check
+
+
+def _each_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _collection(instance, attribute, value)
+    assert isinstance(value, tuple | frozenset)
+    for position, name in enumerate(sorted(value, key=repr), start=1):
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError.of(
+                _label(instance),
+                f"{attribute.name} item {position} must be a non-empty string, got {name!r}",
+            )
 
 
 # --- sites, hosts, storage, networks ------------------------------------------------------------
@@ -260,7 +422,7 @@ class Site:
     """A location that can be lost as a whole (a data centre, a region)."""
 
     name: str = attrs.field(validator=_non_empty)
-    description: str = ""
+    description: str = attrs.field(default="", validator=_text)
 
 
 def _optional_label(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -297,13 +459,15 @@ class Host:
     site: str = attrs.field(validator=_non_empty)
     cluster: str | None = attrs.field(default=None, validator=_optional_label)
     connection: ConnectionState = attrs.field(
-        default=ConnectionState.CONNECTED, converter=_connection_state
+        default=ConnectionState.CONNECTED, converter=_host_connection
     )
-    power: PowerState = attrs.field(default=PowerState.ON, converter=_power_state)
+    power: PowerState = attrs.field(default=PowerState.ON, converter=_host_power)
     cpu_cores: int = attrs.field(default=32, validator=_positive)
     memory_mb: int = attrs.field(default=262_144, validator=_positive)
-    datastores: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
-    networks: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    datastores: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_each_name
+    )
+    networks: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple, validator=_each_name)
     cpu_family: str | None = attrs.field(default=None, validator=_optional_label)
     cpu_feature_level: str | None = attrs.field(default=None, validator=_optional_label)
     management_paths: int | None = attrs.field(default=None, validator=_optional_positive)
@@ -330,6 +494,15 @@ class Datastore:
             )
 
 
+def _optional_vlan(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4095
+    ):
+        raise ValidationError.of(
+            _label(instance), f"vlan must be a VLAN id from 0 to 4095 or None, got {value!r}"
+        )
+
+
 @attrs.frozen
 class Network:
     """A network (port group, virtual switch) at a site. ``isolated`` networks reach no
@@ -337,8 +510,8 @@ class Network:
 
     name: str = attrs.field(validator=_non_empty)
     site: str = attrs.field(validator=_non_empty)
-    isolated: bool = False
-    vlan: int | None = None
+    isolated: bool = attrs.field(default=False, validator=check_flag)
+    vlan: int | None = attrs.field(default=None, validator=_optional_vlan)
 
 
 # --- NICs and addresses -------------------------------------------------------------------------
@@ -364,8 +537,10 @@ def _interface(value: object) -> IPInterface:
 def _address(value: object) -> IPAddress:
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
+    if not isinstance(value, str):
+        raise ValidationError.of("IPConfig", f"expected an IP address as text, got {value!r}")
     try:
-        return ipaddress.ip_address(value)  # type: ignore[arg-type]
+        return ipaddress.ip_address(value)
     except ValueError:
         raise ValidationError.of("IPConfig", f"{value!r} is not an IP address") from None
 
@@ -374,9 +549,11 @@ def _optional_address(value: object) -> IPAddress | None:
     return None if value is None else _address(value)
 
 
-def _addresses(value: Iterable[object] | str) -> tuple[IPAddress, ...]:
-    if isinstance(value, str):
+def _addresses(value: object) -> tuple[IPAddress, ...]:
+    if isinstance(value, str | ipaddress.IPv4Address | ipaddress.IPv6Address):
         value = (value,)
+    if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError.of("IPConfig dns", f"must be a list of addresses, got {value!r}")
     return tuple(_address(item) for item in value)
 
 
@@ -387,7 +564,9 @@ class IPConfig:
     address: IPInterface = attrs.field(converter=_interface)
     gateway: IPAddress | None = attrs.field(default=None, converter=_optional_address)
     dns: tuple[IPAddress, ...] = attrs.field(default=(), converter=_addresses)
-    dns_suffixes: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    dns_suffixes: tuple[str, ...] = attrs.field(
+        default=(), converter=_str_tuple, validator=_each_name
+    )
 
     def __attrs_post_init__(self) -> None:
         item = f"IPConfig {self.address}"
@@ -404,14 +583,16 @@ class IPConfig:
 
 
 def _ip_configs(value: Iterable[IPConfig]) -> tuple[IPConfig, ...]:
-    return tuple(value)
+    return _listed(value)
 
 
 _MAC = re.compile(r"^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$|^[0-9a-f]{12}$")
 
 
 def _mac(value: object) -> str:
-    text = str(value).strip().lower()
+    if not isinstance(value, str):
+        raise ValidationError.of("Nic mac", f"expected a MAC address as text, got {value!r}")
+    text = value.strip().lower()
     if not _MAC.match(text):
         raise ValidationError.of(
             "Nic mac", f"{value!r} is not a MAC address", "write six hex pairs, aa:bb:cc:dd:ee:ff"
@@ -426,9 +607,11 @@ class Nic:
 
     mac: str = attrs.field(converter=_mac)
     network: str = attrs.field(validator=_non_empty)
-    ip_configs: tuple[IPConfig, ...] = attrs.field(default=(), converter=_ip_configs)
-    dhcp: bool = False
-    label: str = ""
+    ip_configs: tuple[IPConfig, ...] = attrs.field(
+        default=(), converter=_ip_configs, validator=_each(IPConfig, "an IPConfig")
+    )
+    dhcp: bool = attrs.field(default=False, validator=check_flag)
+    label: str = attrs.field(default="", validator=_text)
 
     def __attrs_post_init__(self) -> None:
         if self.dhcp and self.ip_configs:
@@ -442,7 +625,7 @@ class Nic:
 
 
 def _nics(value: Iterable[Nic]) -> tuple[Nic, ...]:
-    return tuple(value)
+    return _listed(value)
 
 
 # --- VMs, replicas, recovery points -------------------------------------------------------------
@@ -455,14 +638,16 @@ class VM:
     id: str = attrs.field(validator=_non_empty)
     name: str = attrs.field(validator=_non_empty)
     host: str = attrs.field(validator=_non_empty)
-    power_state: PowerState = attrs.field(default=PowerState.OFF, converter=_power_state)
-    nics: tuple[Nic, ...] = attrs.field(default=(), converter=_nics)
+    power_state: PowerState = attrs.field(default=PowerState.OFF, converter=_vm_power_state)
+    nics: tuple[Nic, ...] = attrs.field(default=(), converter=_nics, validator=_each(Nic, "a Nic"))
     cpu: int = attrs.field(default=1, validator=_positive)
     memory_mb: int = attrs.field(default=1024, validator=_positive)
-    guest_os: GuestOS = attrs.field(default=GuestOS.LINUX, converter=_guest_os)
-    datastore: str | None = None
+    guest_os: GuestOS = attrs.field(default=GuestOS.LINUX, converter=_vm_guest_os)
+    datastore: str | None = attrs.field(default=None, validator=_optional_label)
     disk_bytes: int = attrs.field(default=0, validator=_non_negative)
-    tags: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
+    tags: frozenset[str] = attrs.field(
+        default=frozenset(), converter=_str_frozenset, validator=_each_name
+    )
 
     def __attrs_post_init__(self) -> None:
         seen: set[str] = set()
@@ -489,10 +674,11 @@ class Replica:
     target_host: str = attrs.field(validator=_non_empty)
     created_at: datetime = attrs.field(validator=_utc_field)
     state: ReplicaState = attrs.field(default=ReplicaState.INITIALIZING, converter=_replica_state)
-    target_datastore: str | None = None
+    target_datastore: str | None = attrs.field(default=None, validator=_optional_label)
 
     def check_point(self, point: RecoveryPoint) -> None:
         """Refuse a recovery point that cannot belong to this replica."""
+        point = as_instance(point, RecoveryPoint, "check_point")
         if point.replica != self.id:
             raise ValidationError.of(
                 _label(point), f"belongs to replica {point.replica!r}, not {self.id!r}"
@@ -512,8 +698,10 @@ class RecoveryPoint:
     id: str = attrs.field(validator=_non_empty)
     replica: str = attrs.field(validator=_non_empty)
     created_at: datetime = attrs.field(validator=_utc_field)
-    consistency: Consistency = attrs.field(default=Consistency.CRASH, converter=_consistency)
-    tags: frozenset[str] = attrs.field(default=frozenset(), converter=_str_frozenset)
+    consistency: Consistency = attrs.field(default=Consistency.CRASH, converter=_point_consistency)
+    tags: frozenset[str] = attrs.field(
+        default=frozenset(), converter=_str_frozenset, validator=_each_name
+    )
     pinned_until: datetime | None = attrs.field(default=None, validator=_utc_field)
     size_bytes: int = attrs.field(default=0, validator=_non_negative)
 
@@ -521,27 +709,91 @@ class RecoveryPoint:
         return self.pinned_until is not None and self.pinned_until > aware_utc(now, "now")
 
 
+class Secret:
+    """A password or token that hides itself: in ``repr`` and ``str``, in ``attrs.asdict`` (it is
+    no attrs class, so it stays this object), in JSON (``json`` cannot encode it) and in pickles
+    (refused). :meth:`reveal` gives the text, for the one call that needs it.
+
+    Two secrets are equal when their texts are (compared in constant time); the hash says nothing
+    about the text.
+    """
+
+    __slots__ = ("_text",)
+
+    def __init__(self, text: str | Secret) -> None:
+        if isinstance(text, Secret):
+            text = text.reveal()
+        if not isinstance(text, str) or not text:
+            shown = "an empty string" if isinstance(text, str) else f"a {type(text).__name__}"
+            raise ValidationError.of("secret", f"must be a non-empty string, got {shown}")
+        object.__setattr__(self, "_text", text)
+
+    def reveal(self) -> str:
+        """The secret's text. Pass it straight to the call that needs it; never log it."""
+        text: str = object.__getattribute__(self, "_text")
+        return text
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("a Secret cannot be changed")
+
+    def __repr__(self) -> str:
+        return "Secret(<hidden>)"
+
+    def __str__(self) -> str:
+        return "<hidden>"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self.reveal().encode(), other.reveal().encode())
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret cannot be pickled: it would carry its text in clear")
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Secret:
+        return self
+
+
+def _secret(value: str | Secret) -> Secret:
+    return Secret(value)
+
+
 @attrs.frozen(repr=False)
 class Credentials:
-    """A user name and a secret. The secret never appears in ``repr``, ``str`` or logs."""
+    """A user name and a :class:`Secret`. The secret never appears in ``repr``, ``str``, logs,
+    ``attrs.asdict`` or pickles; ``credentials.secret.reveal()`` gives its text.
+
+    Credentials are equal when both the user name and the secret are.
+    """
 
     username: str = attrs.field(validator=_non_empty)
-    secret: str = attrs.field(eq=False, hash=False)
+    secret: Secret = attrs.field(converter=_secret, hash=False)
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, secret=<hidden>)"
 
     __str__ = __repr__
 
-    def __getstate__(self) -> dict[str, Any]:
-        raise TypeError("Credentials are not picklable: they would carry the secret in clear")
+    def __reduce__(self) -> Any:
+        raise TypeError("Credentials cannot be pickled: they would carry the secret in clear")
+
+    def __copy__(self) -> Credentials:
+        return self  # immutable: a copy is the same credentials
+
+    def __deepcopy__(self, memo: object) -> Credentials:
+        return self
 
 
 # --- the inventory ------------------------------------------------------------------------------
-
-
-def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
-    return tuple(value)
 
 
 @attrs.frozen
@@ -551,12 +803,22 @@ class Inventory:
     Lookups (:meth:`vm`, :meth:`host`, ...) raise :class:`NotFoundError` naming the missing item.
     """
 
-    sites: tuple[Site, ...] = attrs.field(default=(), converter=_tuple)
-    hosts: tuple[Host, ...] = attrs.field(default=(), converter=_tuple)
-    datastores: tuple[Datastore, ...] = attrs.field(default=(), converter=_tuple)
-    networks: tuple[Network, ...] = attrs.field(default=(), converter=_tuple)
-    vms: tuple[VM, ...] = attrs.field(default=(), converter=_tuple)
-    replicas: tuple[Replica, ...] = attrs.field(default=(), converter=_tuple)
+    sites: tuple[Site, ...] = attrs.field(
+        default=(), converter=_listed, validator=_each(Site, "a Site")
+    )
+    hosts: tuple[Host, ...] = attrs.field(
+        default=(), converter=_listed, validator=_each(Host, "a Host")
+    )
+    datastores: tuple[Datastore, ...] = attrs.field(
+        default=(), converter=_listed, validator=_each(Datastore, "a Datastore")
+    )
+    networks: tuple[Network, ...] = attrs.field(
+        default=(), converter=_listed, validator=_each(Network, "a Network")
+    )
+    vms: tuple[VM, ...] = attrs.field(default=(), converter=_listed, validator=_each(VM, "a VM"))
+    replicas: tuple[Replica, ...] = attrs.field(
+        default=(), converter=_listed, validator=_each(Replica, "a Replica")
+    )
     _index: _InventoryIndex = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -577,23 +839,43 @@ class Inventory:
         return lookup(self._index.networks, (site, name), f"network at site {site!r}")
 
     def has_network(self, site: str, name: str) -> bool:
-        return (site, name) in self._index.networks
+        return (as_name(site, "has_network site"), as_name(name, "has_network")) in (
+            self._index.networks
+        )
 
     def vm(self, key: str) -> VM:
         """The VM with this id, or else with this name (names must then be unique)."""
-        found = self._index.vms_by_id.get(key)
+        if not isinstance(key, str):
+            raise ValidationError.of("VM", f"expected a VM id or name, got {key!r}")
+        index = self._index
+        found = index.vms_by_id.get(key)
         if found is not None:
             return found
-        named = self._index.vms_by_name.get(key, ())
-        if len(named) == 1:
-            return named[0]
-        if not named:
-            raise NotFoundError(f"no VM with id or name {key!r}")
-        sites = ", ".join(sorted(self.site_of(vm) for vm in named))
-        raise NotFoundError(f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id")
+        namesakes = index.namesakes.get(key)
+        if namesakes is not None:
+            sites = ", ".join(sorted(self.site_of(vm) for vm in namesakes))
+            raise NotFoundError(f"the name {key!r} is ambiguous (VMs at sites {sites}); use the id")
+        return lookup(index.vms_by_name, key, "VM with id or name")
+
+    def vms_named(self, name: str) -> tuple[VM, ...]:
+        """Every VM called ``name`` (at most one per site), in inventory order; O(1)."""
+        if not isinstance(name, str):
+            raise ValidationError.of("VM", f"expected a VM name, got {name!r}")
+        index = self._index
+        namesakes = index.namesakes.get(name)
+        if namesakes is not None:
+            return namesakes
+        found = index.vms_by_name.get(name)
+        return () if found is None else (found,)
 
     def replica(self, replica_id: str) -> Replica:
         return lookup(self._index.replicas, replica_id, "replica")
+
+    def is_replicated(self, vm_id: str) -> bool:
+        """Whether the VM with this id is the source of a replica (one not reversed)."""
+        if not isinstance(vm_id, str):
+            raise ValidationError.of("VM", f"expected a VM id, got {vm_id!r}")
+        return vm_id in self._index.replica_by_source
 
     def replica_of(self, source_vm: str) -> Replica:
         """The replica whose source is this VM (id or name)."""
@@ -604,7 +886,7 @@ class Inventory:
         return found
 
     def site_of(self, vm: VM | str) -> str:
-        if isinstance(vm, str):
+        if not isinstance(vm, VM):
             vm = self.vm(vm)
         return self.host(vm.host).site
 
@@ -616,21 +898,28 @@ _T = TypeVar("_T")
 
 
 def lookup(table: Mapping[Any, _T], key: Any, what: str) -> _T:
-    """``table[key]``, or a NotFoundError saying which ``what`` is missing."""
+    """``table[key]``, or a NotFoundError saying which ``what`` is missing (a ValidationError
+    when ``key`` cannot be a key at all, such as a list)."""
     try:
         return table[key]
     except KeyError:
         raise NotFoundError(f"no {what} {key!r}") from None
+    except TypeError:  # unhashable: no name of anything
+        raise ValidationError.of(what, f"{key!r} is not a name") from None
 
 
 @attrs.frozen
 class _InventoryIndex:
+    """The inventory's lookups, built and checked in one pass per table: O(size), so a
+    100,000-VM inventory is as cheap per VM as a small one (bar the CPU caches)."""
+
     sites: dict[str, Site]
     hosts: dict[str, Host]
     datastores: dict[str, Datastore]
     networks: dict[tuple[str, str], Network]
     vms_by_id: dict[str, VM]
-    vms_by_name: dict[str, tuple[VM, ...]]
+    vms_by_name: dict[str, VM]  # the first VM of each name
+    namesakes: dict[str, tuple[VM, ...]]  # every VM of each name several VMs share
     replicas: dict[str, Replica]
     replica_by_source: dict[str, Replica]
 
@@ -651,8 +940,6 @@ class _InventoryIndex:
         hosts = unique(inv.hosts, lambda h: h.name, "host")
         datastores = unique(inv.datastores, lambda d: d.name, "datastore")
         networks = unique(inv.networks, lambda n: (n.site, n.name), "network")
-        vms_by_id = unique(inv.vms, lambda v: v.id, "VM id")
-        replicas = unique(inv.replicas, lambda r: r.id, "replica")
 
         placed: tuple[Host | Datastore | Network, ...] = (
             *inv.hosts,
@@ -663,24 +950,20 @@ class _InventoryIndex:
             if thing.site not in sites:
                 findings.append(Finding(_label(thing), f"site {thing.site!r} does not exist"))
 
-        vms_by_name: dict[str, list[VM]] = {}
-        seen_per_site: dict[tuple[str, str], VM] = {}
+        vms_by_id: dict[str, VM] = {}
+        vms_by_name: dict[str, VM] = {}
+        namesakes: dict[str, list[VM]] = {}
         for vm in inv.vms:
-            vms_by_name.setdefault(vm.name, []).append(vm)
+            if vm.id in vms_by_id:
+                findings.append(Finding(f"VM id {vm.id!r}", "appears twice in the inventory"))
+            vms_by_id[vm.id] = vm
+            first = vms_by_name.setdefault(vm.name, vm)
+            if first is not vm:
+                namesakes.setdefault(vm.name, [first]).append(vm)
             host = hosts.get(vm.host)
             if host is None:
                 findings.append(Finding(f"VM {vm.name!r}", f"host {vm.host!r} does not exist"))
                 continue
-            key = (host.site, vm.name)
-            if key in seen_per_site:
-                findings.append(
-                    Finding(
-                        f"VM {vm.name!r}",
-                        f"two VMs have this name at site {host.site!r} "
-                        f"(ids {seen_per_site[key].id!r} and {vm.id!r})",
-                    )
-                )
-            seen_per_site[key] = vm
             if vm.datastore is not None and vm.datastore not in datastores:
                 findings.append(
                     Finding(f"VM {vm.name!r}", f"datastore {vm.datastore!r} does not exist")
@@ -693,9 +976,32 @@ class _InventoryIndex:
                             f"network {nic.network!r} does not exist at site {host.site!r}",
                         )
                     )
+        # Only names several VMs share can clash at a site: check those alone.
+        for name, vms in namesakes.items():
+            seen_at: dict[str, VM] = {}
+            for vm in vms:
+                host = hosts.get(vm.host)
+                if host is None:
+                    continue
+                earlier = seen_at.get(host.site)
+                if earlier is not None:
+                    findings.append(
+                        Finding(
+                            f"VM {name!r}",
+                            f"two VMs have this name at site {host.site!r} "
+                            f"(ids {earlier.id!r} and {vm.id!r})",
+                        )
+                    )
+                seen_at[host.site] = vm
 
+        replicas: dict[str, Replica] = {}
         replica_by_source: dict[str, Replica] = {}
         for replica in inv.replicas:
+            if replica.id in replicas:
+                findings.append(
+                    Finding(f"replica {replica.id!r}", "appears twice in the inventory")
+                )
+            replicas[replica.id] = replica
             for role, vm_id in (("source", replica.source_vm), ("replica", replica.replica_vm)):
                 if vm_id not in vms_by_id:
                     findings.append(Finding(_label(replica), f"{role} VM {vm_id!r} does not exist"))
@@ -714,7 +1020,8 @@ class _InventoryIndex:
             datastores=datastores,
             networks=networks,
             vms_by_id=vms_by_id,
-            vms_by_name={name: tuple(vms) for name, vms in vms_by_name.items()},
+            vms_by_name=vms_by_name,
+            namesakes={name: tuple(vms) for name, vms in namesakes.items()},
             replicas=replicas,
             replica_by_source=replica_by_source,
         )

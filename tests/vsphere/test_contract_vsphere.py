@@ -46,4 +46,7 @@ class TestVSphereBackendContract(BackendContract):
             guest_ip=IPConfig("10.0.0.5/24", gateway="10.0.0.1", dns=["10.0.0.2"]),
             wait=vsphere.clock.advance,  # type: ignore[attr-defined]
             boot_timeout=10,
+            cluster_host="DC0_C0_H1",  # DC0_C0's hosts share LocalDS_0 and DC0_DVPG0
+            fail_host=vcsim_session.fail_host,
+            restore_host=vcsim_session.restore_host,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -9,7 +10,9 @@ import pytest
 from pyVmomi import vim, vmodl
 
 from vmfailover.backends.vsphere import FAULT_KINDS, FaultKind, VCenter, VSphereBackend
+from vmfailover.backends.vsphere.devices import counterpart_mac
 from vmfailover.backends.vsphere.faults import fault_kind, translate_fault
+from vmfailover.backends.vsphere.tasks import wait_for_task
 from vmfailover.errors import (
     ConflictError,
     NotFoundError,
@@ -169,3 +172,51 @@ def test_restart_is_survived_by_logging_in_again() -> None:
             again = backend.inventory()  # the first call after a restart may see a dead socket
         assert {v.name for v in again.vms} == {v.name for v in first.vms}
         assert backend.connection("site-a").logins == logins + 1
+
+
+# --- test copies' NICs, isolated port groups ---------------------------------------------------
+
+
+def _nic(key: int, mac: str) -> object:
+    return vim.vm.device.VirtualE1000(key=key, macAddress=mac)
+
+
+def test_a_copy_nic_is_found_by_the_originals_device_key() -> None:
+    original = [_nic(4000, "00:50:56:80:00:01"), _nic(4001, "00:50:56:80:00:02")]
+    copy = [_nic(4001, "00:50:56:80:00:12"), _nic(4000, "00:50:56:80:00:11")]
+    assert counterpart_mac("00:50:56:80:00:02", original, copy) == "00:50:56:80:00:12"
+    # keys renumbered: the NIC at the same place in device order
+    renumbered = [_nic(7000, "00:50:56:80:00:21"), _nic(7001, "00:50:56:80:00:22")]
+    assert counterpart_mac("00:50:56:80:00:02", original, renumbered) == "00:50:56:80:00:22"
+    assert counterpart_mac("00:50:56:80:00:09", original, copy) is None
+    assert counterpart_mac("00:50:56:80:00:02", original, renumbered[:1]) is None
+
+
+def test_isolated_networks_are_port_group_names() -> None:
+    credentials = Credentials("u", "p")
+    settings = VCenter(site="a", host="vc", credentials=credentials, isolated_networks="Test-Net")
+    assert settings.isolated_networks == frozenset({"Test-Net"})
+    for bad in (["Test-Net", ""], 5, [None]):
+        with pytest.raises(ValidationError, match="isolated_networks"):
+            VCenter(site="a", host="vc", credentials=credentials, isolated_networks=bad)
+
+
+def test_a_task_wait_outlives_its_session() -> None:
+    """The private collector of a task wait belongs to the session: when vCenter drops the
+    session mid-wait, the wait logs in again and watches with a new collector."""
+    with VCSim(VCSimInventory(datacenters=1, cluster_hosts=1, vms=1), task_delay=2500) as sim:
+        backend = VSphereBackend([sim.vcenter("a", timeout=2.0)])
+        conn = backend.connection("a")
+        vm = backend.inventory().vms[0]
+        ref = conn.managed("VirtualMachine", vm.id.partition(":")[2])
+        task = conn.invoke("powering off", ref.PowerOffVM_Task)
+        logins = conn.logins
+        ended = threading.Timer(0.5, sim.end_sessions)
+        ended.start()
+        try:
+            wait_for_task(conn, task, "powering off")
+        finally:
+            ended.join()
+        assert conn.logins == logins + 1
+        assert backend.readiness(vm.id).powered_on is False
+        backend.close()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from typing import Any
 
 from vmfailover.backends.base import Backend, Readiness
-from vmfailover.errors import MissingExtraError, NotFoundError
+from vmfailover.errors import MissingExtraError, NotFoundError, ValidationError
 
 __all__ = ["Backend", "Readiness", "available_backends", "backend_class", "open_backend"]
 
@@ -54,6 +55,8 @@ def backend_class(name: str) -> type[Any]:
     backend's dependency is missing, and :class:`~vmfailover.errors.NotFoundError` for a name
     nobody registered.
     """
+    if not isinstance(name, str):
+        raise ValidationError.of("backend", f"expected a backend name, got {name!r}")
     requirement = _REQUIRES.get(name)
     if requirement is not None:
         module, extra = requirement
@@ -69,6 +72,22 @@ def backend_class(name: str) -> type[Any]:
 
 
 def open_backend(name: str, **options: Any) -> Backend:
-    """Construct the backend registered as ``name`` with ``options``."""
-    backend: Backend = backend_class(name)(**options)
+    """Construct the backend registered as ``name`` with ``options``.
+
+    An option the backend does not take (or a required one left out) is a
+    :class:`~vmfailover.errors.ValidationError` naming the backend and what it does take.
+    """
+    cls = backend_class(name)
+    try:
+        inspect.signature(cls).bind(**options)
+    except TypeError as error:
+        takes = ", ".join(
+            parameter.name
+            for parameter in inspect.signature(cls).parameters.values()
+            if parameter.kind in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        )
+        raise ValidationError.of(
+            f"backend {name!r} options", str(error), f"it takes: {takes or 'no options'}"
+        ) from None
+    backend: Backend = cls(**options)
     return backend

@@ -16,39 +16,111 @@ sync                          data mover, then a replica snapshot   replication 
 revert                        RevertToSnapshot on the replica       Start-VMFailover
                                                                     -VMRecoverySnapshot
 create_test_copy              linked clone of the snapshot          Start-VMFailover -AsTest
+create_test_copy's            not needed: set_guest_ip customizes   the replica's failover TCP/IP
+``guest_ips``                 the clone before it boots             lent for -AsTest, given back
 remove_test_copy              destroy the clone                     Stop-VMFailover
 reverse_replication           new replica in the other direction    Set-VMReplication -Reverse
+sync's ``throttle``           our data mover calls ``consume`` for  not enforced by us: the
+                              each chunk before sending it          hypervisor moves the data (a
+                                                                    job's result says so)
+restart_on_host               RelocateVM_Task (host and pool of     refused: needs Hyper-V failover
+                              the survivor), then PowerOnVM_Task    clustering (a clustered VM
+                                                                    role on a Cluster Shared
+                                                                    Volume), not modelled
+migrate_vm                    MigrateVM_Task (vMotion) for a        refused, as restart_on_host
+                              running VM, RelocateVM_Task for one   (Move-ClusterVirtualMachineRole
+                              that is off                           would do it)
 ============================  ====================================  ==============================
+
+Host failover (a failover cluster: VMs on shared datastores, restarted by the survivors when
+their host dies) needs the last two. A backend without them raises
+:class:`~vmfailover.errors.PermanentBackendError` naming what it would need.
+Optional capability: a backend whose test copies take their guest addresses when they are made
+says so with a true ``guest_ips_at_test_copy`` attribute, and its ``create_test_copy`` takes the
+keyword ``guest_ips`` (MAC -> the IPConfigs the copy's guest gets at first boot, None for DHCP).
+The runner then passes the test addresses there, and still calls :meth:`Backend.set_guest_ip` on
+the copy, which confirms them. Hyper-V is such a backend: Start-VMFailover -AsTest copies the
+replica's failover TCP/IP settings into the test VM and Hyper-V refuses them on the test VM
+afterwards, so the backend lends the replica the test settings for that moment. (Coming: the
+keyword in the protocol itself, once every backend accepts it; those that set addresses later
+ignore it.)
 
 Optional capability: a backend that can count what a failover loses offers
 ``data_loss_blocks(source_vm_id, point_id) -> int`` (the blocks of the source's disk that differ
 from the point); the runner reports it where present (the memory backend has it).
+
+The memory backend honours ``throttle`` too: it pays for each block before copying it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-from vmfailover.model import Consistency, Inventory, IPAddress, IPConfig, RecoveryPoint, Replica
+from vmfailover.model import (
+    VM,
+    Consistency,
+    Host,
+    Inventory,
+    IPAddress,
+    IPConfig,
+    RecoveryPoint,
+    Replica,
+    as_items,
+    check_flag,
+)
 
-__all__ = ["Backend", "Readiness"]
+__all__ = ["Backend", "Readiness", "Throttle", "host_lacks"]
+
+
+def host_lacks(vm: VM, host: Host) -> tuple[str, ...]:
+    """What ``host`` lacks to run ``vm``: its datastore, the networks of its NICs (named).
+
+    For backends checking a target of :meth:`Backend.restart_on_host` and
+    :meth:`Backend.migrate_vm` before they act.
+    """
+    missing: list[str] = []
+    if vm.datastore is not None and vm.datastore not in host.datastores:
+        missing.append(f"datastore {vm.datastore!r}")
+    networks = sorted({nic.network for nic in vm.nics} - set(host.networks))
+    missing += [f"network {name!r}" for name in networks]
+    return tuple(missing)
+
+
+def _addresses(value: Iterable[IPAddress]) -> tuple[IPAddress, ...]:
+    kinds = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+    return as_items(value, kinds, "Readiness ip_addresses", "an IP address")
 
 
 @attrs.frozen
 class Readiness:
     """What a backend can tell about a VM's guest without logging into it."""
 
-    powered_on: bool
-    heartbeat: bool = False
-    ip_addresses: tuple[IPAddress, ...] = ()
+    powered_on: bool = attrs.field(validator=check_flag)
+    heartbeat: bool = attrs.field(default=False, validator=check_flag)
+    ip_addresses: tuple[IPAddress, ...] = attrs.field(default=(), converter=_addresses)
 
     @property
     def ready(self) -> bool:
         """Powered on, the guest agent answers, and the guest reports an address."""
         return self.powered_on and self.heartbeat and bool(self.ip_addresses)
+
+
+@runtime_checkable
+class Throttle(Protocol):
+    """A bandwidth limit on a data path (a replication job's token bucket).
+
+    A data path that moves bytes calls :meth:`consume` before moving each chunk, chunks no larger
+    than a block or a network buffer, so that the bytes moved over any stretch of time stay
+    within the limit (plus one burst).
+    """
+
+    def consume(self, nbytes: int) -> None:
+        """Wait, on the backend's clock, until ``nbytes`` more may move."""
+        ...
 
 
 @runtime_checkable
@@ -93,10 +165,14 @@ class Backend(Protocol):
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
         """Bring the replica up to date with its source and record a new recovery point.
 
-        Not idempotent: each call creates a point. Reconcile by listing recovery points.
+        The point's ``size_bytes`` is what moved. A data path of ours calls
+        ``throttle.consume`` before it moves each chunk; where the hypervisor moves the data
+        itself, ``throttle`` is accepted and not called. Not idempotent: each call creates a
+        point. Reconcile by listing recovery points.
         """
         ...
 
@@ -163,6 +239,29 @@ class Backend(Protocol):
 
     def remove_test_copy(self, vm_id: str) -> None:
         """Power off and delete a test copy. Idempotent: a copy that is gone stays gone."""
+        ...
+
+    def restart_on_host(self, vm_id: str, host: str) -> None:
+        """Restart a VM of a failed host on ``host``, from its files on a shared datastore.
+
+        What vSphere HA and Hyper-V failover clustering do after a host failure: the VM is
+        registered on ``host`` (keeping its id) and powered on. ``host`` must be available,
+        reach the VM's datastore and have the networks of its NICs (ConflictError naming what
+        is missing). A VM that still runs (its host cut off the management network but alive,
+        so holding the lock on its disks) is refused with ConflictError: starting it again
+        would run it twice. Idempotent: a VM already running on ``host`` stays as it is.
+        """
+        ...
+
+    def migrate_vm(self, vm_id: str, host: str) -> None:
+        """Move a VM to ``host``, which reaches its datastore and has its networks.
+
+        A running VM moves live and keeps running (vMotion, live migration); a powered-off one
+        moves cold. A running VM that cannot move live (hosts of different CPU families or
+        feature levels) is refused with ConflictError, so that the caller may shut it down,
+        move it and start it again. Its own host must answer. Idempotent: a VM already on
+        ``host`` stays as it is.
+        """
         ...
 
     def reverse_replication(self, replica_id: str) -> Replica:

@@ -9,7 +9,6 @@ its report. It is also the quickest way to see what the library does.
 from __future__ import annotations
 
 import json
-import math
 from datetime import timedelta
 from typing import TextIO
 
@@ -25,6 +24,7 @@ from vmfailover.cli.show import show_report
 from vmfailover.engine.results import RunReport
 from vmfailover.engine.runner import Runner
 from vmfailover.errors import ValidationError
+from vmfailover.model import is_finite_number
 from vmfailover.plan import FailoverPlan
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.reip import ReIPRule, ReIPRules
@@ -101,12 +101,7 @@ def check_speed(speed: object) -> float | None:
     """``--speed``: None for deterministic virtual time, else lab seconds per real second."""
     if speed is None:
         return None
-    if (
-        isinstance(speed, bool)
-        or not isinstance(speed, int | float)
-        or not math.isfinite(speed)
-        or not 1 <= speed <= 10_000
-    ):
+    if not is_finite_number(speed) or not 1 <= speed <= 10_000:
         raise ValidationError.of(
             "--speed",
             f"must be a number of lab seconds per real second from 1 to 10000, got {speed!r}",

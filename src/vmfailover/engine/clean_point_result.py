@@ -18,7 +18,7 @@ import attrs
 from vmfailover._render import format_duration, html_table, listing, text_table
 from vmfailover._timeline import svg_timeline
 from vmfailover.engine.results import CleanupResult
-from vmfailover.errors import NotFoundError
+from vmfailover.errors import NotFoundError, ValidationError
 from vmfailover.policy.clean_point import RecoveryMoment, Verdict
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ __all__ = ["CleanPointResult", "PointVerdict", "SearchedGroup"]
 
 
 def _frozen_table(value: Mapping[str, str]) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValidationError.of("PointVerdict", f"expected a table of names, got {value!r:.80}")
     return MappingProxyType(dict(value))
 
 

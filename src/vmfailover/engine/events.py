@@ -55,7 +55,10 @@ class VMStep(enum.StrEnum):
     ``create_test_copy``: a test failover's isolated copy of the point. ``connect_nic``: NICs move
     to their mapped networks. ``set_guest_ip``: the guest's addresses for its next boot.
     ``power_on``, ``wait_ready`` (the readiness probe, polled), ``verify_addresses`` (what the
-    guest reports against what re-IP gave it), ``remove_test_copy`` (cleanup).
+    guest reports against what re-IP gave it), ``remove_test_copy`` (cleanup). Host failover:
+    ``restart_on_host`` (a failed host's VM registered on a survivor and powered on),
+    ``migrate_vm`` (moved between hosts, live where it can), ``shutdown_guest`` (stopped to be
+    moved when it cannot move live).
     """
 
     CHECK_SOURCE = "check_source"
@@ -70,6 +73,9 @@ class VMStep(enum.StrEnum):
     WAIT_READY = "wait_ready"
     VERIFY_ADDRESSES = "verify_addresses"
     REMOVE_TEST_COPY = "remove_test_copy"
+    RESTART_ON_HOST = "restart_on_host"
+    MIGRATE_VM = "migrate_vm"
+    SHUTDOWN_GUEST = "shutdown_guest"
 
 
 @attrs.frozen

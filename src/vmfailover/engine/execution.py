@@ -89,6 +89,7 @@ class Execution:
         reachable_sources: frozenset[str],
         journal: RunJournal | None = None,
         replay: Replay | None = None,
+        recover_vm: Callable[[Execution, VMRecovery], VMState] = recover,
     ) -> None:
         self.runner = runner
         self.run_id = run_id
@@ -101,6 +102,7 @@ class Execution:
         self.poll_interval = runner.poll_interval
         self.weights = weights
         self.reachable_sources = reachable_sources
+        self.recover_vm = recover_vm  # one VM's whole part: a site failover's, or a host restart's
         self.progress = {vm.name: VMProgress() for vm in compiled.vms}
         self.warnings: list[str] = []
         self.decisions: list[str] = list(compiled.decisions)
@@ -416,7 +418,7 @@ class Execution:
         with ticket:
             crash: BaseException | None = None
             try:
-                state = recover(self, work)
+                state = self.recover_vm(self, work)
                 if self.journal is not None:
                     self.journal.vm_finished(
                         work.name, state.value, progress_record(self.progress[work.name])

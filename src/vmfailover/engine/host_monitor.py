@@ -3,9 +3,10 @@
 :class:`HostMonitor` is the thin driver around the sans-IO decision in
 :mod:`vmfailover.policy.host_health`: every ``interval`` seconds of its clock it reads
 ``backend.inventory()``, asks the witness about hosts silent for longer than ``grace``, feeds the
-observations to the decision and records every decision with its evidence. A host declared
-failed calls ``on_failure`` (which a host failover will hang off; the runner's ``host_failover``
-is coming with the runner's plan API).
+observations to the decision and records every decision with its evidence (the VMs last seen
+running on a silent host among it). A host declared failed calls ``on_failure``: a
+:class:`~vmfailover.engine.host_failover.HostFailoverResponse` there restarts its VMs on the
+other hosts of the cluster (``runner.host_failover``).
 
 Where the hypervisor's own HA restarts VMs (vSphere HA, Hyper-V failover clustering), the
 monitor observes instead of competing (``mode="observe"``: ``on_failure`` is never called): it
@@ -24,7 +25,6 @@ a second call is not started while the first still hangs). A callback that raise
 from __future__ import annotations
 
 import enum
-import math
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -35,7 +35,7 @@ import attrs
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import BackendError, ValidationError, VMFailoverError
-from vmfailover.model import ConnectionState, Host, Inventory, PowerState
+from vmfailover.model import ConnectionState, Host, Inventory, PowerState, is_finite_number
 from vmfailover.policy.cluster import Cluster
 from vmfailover.policy.host_health import (
     HostDecision,
@@ -159,7 +159,7 @@ def _witness_name(witness: Witness) -> str:
 
 
 def _seconds(value: object, field: str, *, zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"HostMonitor {field}", f"must be a finite number of seconds, got {value!r}"
         )
@@ -263,6 +263,7 @@ class HostMonitor:
         self._notes: list[MonitorNote] = []
         self._callback_errors: list[str] = []
         self._last_running: dict[str, tuple[str, str, datetime]] = {}
+        self._answered: set[str] = set()  # hosts seen answering at least once
         self._outages: dict[str, _Outage] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -437,6 +438,11 @@ class HostMonitor:
             return HostObservation(name, at, monotonic, present=False, connection=None, power=None)
         verdict, detail = WitnessVerdict.NONE, ""
         answered = host.connection is ConnectionState.CONNECTED
+        lost: tuple[str, ...] | None = ()
+        if answered:
+            self._answered.add(name)
+        else:
+            lost = self._lost_on(name) if name in self._answered else None
         if not answered and self.witness is not None and self.health.needs_witness(name, monotonic):
             verdict, detail = self._ask_witness(name)
         return HostObservation(
@@ -448,6 +454,13 @@ class HostMonitor:
             witness=verdict,
             witness_detail=detail,
             running_vms=tuple(sorted(running.get(name, ()))),
+            lost_vms=lost,
+        )
+
+    def _lost_on(self, host: str) -> tuple[str, ...]:
+        """The ids of the VMs last seen running on ``host``."""
+        return tuple(
+            sorted(vm_id for vm_id, (_, where, _) in self._last_running.items() if where == host)
         )
 
     def _ask_witness(self, host: str) -> tuple[WitnessVerdict, str]:

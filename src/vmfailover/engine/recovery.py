@@ -18,6 +18,7 @@ to be off (or the operator forced the run past that check, which the report reco
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,7 +28,7 @@ from vmfailover.engine.events import StepFinished, StepStarted, VMStep
 from vmfailover.engine.readiness import probe_passes
 from vmfailover.engine.results import StepRecord
 from vmfailover.errors import BackendError, TransientBackendError, VMFailoverError
-from vmfailover.model import FailoverKind, RecoveryPoint
+from vmfailover.model import FailoverKind, IPConfig, RecoveryPoint
 from vmfailover.plan import PowerOffSource, VMRecovery
 from vmfailover.policy.sequencer import VMState
 
@@ -105,13 +106,19 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
     if execution.kind is FailoverKind.TEST:
         assert work.point is not None
         progress.point = work.point
+        create: Callable[..., str] = backend.create_test_copy
+        if getattr(backend, "guest_ips_at_test_copy", False):  # see backends.base
+            # named like the call itself, which is how the journal knows it changes something
+            create = functools.update_wrapper(
+                functools.partial(create, guest_ips=_guest_ips(work)), create
+            )
         copy: str = _step(
             execution,
             name,
             VMStep.CREATE_TEST_COPY,
             call,
             name,
-            backend.create_test_copy,
+            create,
             work.replica.id,
             work.point.id,
             execution.run_id,
@@ -167,6 +174,13 @@ def _changes(
         if nic.changes_address
     ]
     return moves + addresses
+
+
+def _guest_ips(work: VMRecovery) -> dict[str, tuple[IPConfig, ...] | None]:
+    """MAC -> the addresses the copy's guest gets (None: DHCP), for the NICs re-IP changes."""
+    return {
+        nic.mac: None if nic.dhcp else nic.ip_configs for nic in work.nics if nic.changes_address
+    }
 
 
 def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None:

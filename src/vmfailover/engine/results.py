@@ -19,8 +19,8 @@ import attrs
 
 from vmfailover import _svg
 from vmfailover._render import format_duration, html_table, in_words, text_table
-from vmfailover.errors import NotFoundError
-from vmfailover.model import FailoverKind
+from vmfailover.errors import NotFoundError, ValidationError
+from vmfailover.model import FailoverKind, as_count
 
 __all__ = [
     "CleanupResult",
@@ -214,7 +214,13 @@ class RunReport:
         }
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.as_dict(), **kwargs)
+        """The report as JSON; ``kwargs`` go to :func:`json.dumps` (``indent=2``, ...)."""
+        try:
+            return json.dumps(self.as_dict(), **kwargs)
+        except (TypeError, ValueError) as error:
+            raise ValidationError.of(
+                "to_json", f"json.dumps refused {kwargs!r:.100}: {error}"
+            ) from None
 
     # --- rendering -------------------------------------------------------------------------------
 
@@ -293,7 +299,7 @@ class RunReport:
         """The run's timeline as an inline SVG Gantt chart: per VM (the first ``rows``) its steps
         as segments from the start of the run (revert, power on, wait ready ...), a failed step
         in red, how the VM ended at the right, and the measured RTO and its target as lines."""
-        shown = self.vms[:rows]
+        shown = self.vms[: as_count(rows, "svg_timeline rows", 10_000_000)]
         chart_rows = [self._timeline_row(result) for result in shown]
         steps = dict.fromkeys(
             record.step for result in shown for record in result.steps if record.error is None
@@ -368,6 +374,9 @@ _STEP_COLOURS = {
     "wait_ready": "#4c9a4c",
     "verify_addresses": "#84cc16",
     "remove_test_copy": "#a3a3a3",
+    "restart_on_host": "#f59e0b",
+    "migrate_vm": "#0ea5e9",
+    "shutdown_guest": "#94a3b8",
 }
 
 _OUTCOME_COLOURS = {

@@ -17,13 +17,13 @@ picks the recovery point). A run's own life is the transition table in
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -34,6 +34,7 @@ from vmfailover.clock import Clock, SystemClock, full_clock
 from vmfailover.engine.claims import claims_for
 from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent, RunStateChanged
 from vmfailover.engine.execution import Execution
+from vmfailover.engine.host_failover_results import HostFailoverReport, MoveBackReport
 from vmfailover.engine.journal import Journal, RunSummary
 from vmfailover.engine.journal_writer import JournalWriter
 from vmfailover.engine.replay import Replay
@@ -49,9 +50,17 @@ from vmfailover.errors import (
     ValidationError,
     VMFailoverError,
 )
-from vmfailover.model import FailoverKind, Inventory, as_enum, parse_seconds
+from vmfailover.model import (
+    FailoverKind,
+    Inventory,
+    as_enum,
+    as_name,
+    is_finite_number,
+    parse_seconds,
+)
 from vmfailover.plan import CompiledPlan, FailoverPlan, gather
 from vmfailover.plan.check import Facts
+from vmfailover.policy.cluster import Cluster, ClusterPolicy
 from vmfailover.policy.points import PointChoice
 from vmfailover.policy.sequencer import StartOrder
 
@@ -82,12 +91,7 @@ def _attempts(instance: object, attribute: attrs.Attribute[Any], value: object) 
 
 
 def _wait_seconds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 <= value <= 86_400
-    ):
+    if not is_finite_number(value) or not 0 <= value <= 86_400:
         raise ValidationError.of(
             f"RetryPolicy {attribute.name}",
             f"must be a finite number of seconds from 0 to 86400, got {value!r}",
@@ -185,6 +189,8 @@ class Run:
 
         Raises our error naming the gate when no gate of that name is waiting.
         """
+        as_name(name, "approve")
+        as_name(by, "approve by")
         if not isinstance(approved, bool):
             raise ValidationError.of("approve", f"approved must be True or False, got {approved!r}")
         if self._execution is None:
@@ -285,7 +291,7 @@ class Runner:
         self.readiness_timeout = timeouts["readiness_timeout"]
         self.poll_interval = timeouts["poll_interval"]
         self._bus = EventBus()
-        self._runs: dict[str, Run] = {}
+        self._retrying_cache: tuple[RetryPolicy, Clock, tenacity.Retrying] | None = None
 
     def __repr__(self) -> str:
         journal = f", journal={self.journal!r}" if self.journal is not None else ""
@@ -441,7 +447,6 @@ class Runner:
         with _live_lock:
             _live_runs.add(run_id)
         run._fire(RunAction.START)
-        self._runs[run_id] = run
         if delay is not None:
             run._execution.after_end = lambda: self._cleanup_later(run, delay)
         if background:
@@ -550,7 +555,6 @@ class Runner:
         )
         with _live_lock:
             _live_runs.add(run_id)
-        self._runs[run_id] = run
         if background:
             run._start_background()
         return run
@@ -625,6 +629,44 @@ class Runner:
             raise
         journal.outcome(seq, None, "remove_test_copy")
 
+    # --- host failover ----------------------------------------------------------------------------
+
+    def host_failover(
+        self,
+        cluster: Cluster | str,
+        failed_hosts: Iterable[str] | str,
+        policy: ClusterPolicy | None = None,
+        order: StartOrder | None = None,
+        *,
+        vms: Iterable[str] | None = None,
+        failed_at: datetime | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> HostFailoverReport:
+        """Restart the VMs of failed hosts on the other hosts of their cluster, through the
+        sequencer, and report each VM's placement, restart and downtime (and every VM that could
+        not be placed, with the reason). See :func:`vmfailover.engine.host_failover.host_failover`.
+        """
+        from vmfailover.engine.host_failover import host_failover
+
+        return host_failover(
+            self,
+            cluster,
+            failed_hosts,
+            policy,
+            order,
+            vms=vms,
+            failed_at=failed_at,
+            weights=weights,
+        )
+
+    def move_back(self, run: HostFailoverReport) -> MoveBackReport:
+        """Move the VMs of a host failover back to their original hosts once those answer again
+        (live where the backend can, otherwise shut down and restarted in order). See
+        :func:`vmfailover.engine.move_back.move_back`."""
+        from vmfailover.engine.move_back import move_back
+
+        return move_back(self, run)
+
     # --- backend calls ----------------------------------------------------------------------------
 
     def _call(
@@ -634,27 +676,40 @@ class Runner:
         on_retry: Callable[[str], None] | None = None,
     ) -> _T:
         """Call the backend, retrying transient errors per the retry policy."""
+        result: _T = self._retrying()(_attempt, fn, on_retry, *args)
+        return result
 
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            if on_retry is not None and state.outcome is not None:
-                error = state.outcome.exception()
-                on_retry(
-                    f"{getattr(fn, '__name__', 'call')}: {error} "
-                    f"(attempt {state.attempt_number} of {self.retry.attempts}, retrying)"
-                )
+    def _retrying(self) -> tenacity.Retrying:
+        """One Retrying per retry policy and clock, shared by every call (it is thread-safe).
 
+        tenacity keeps a call's state in a thread-local of its Retrying that points back to it,
+        so a Retrying built per call became cyclic garbage (about 28 objects per VM) that only
+        the garbage collector frees, in full passes over a heap as big as the inventory.
+        """
+        policy, clock = self.retry, self.clock
+        cached = self._retrying_cache
+        if cached is not None and cached[0] is policy and cached[1] is clock:
+            return cached[2]
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(TransientBackendError),
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
-            wait=tenacity.wait_exponential(
-                multiplier=self.retry.initial_wait, max=self.retry.max_wait
-            )
-            + tenacity.wait_random(0, self.retry.initial_wait),
-            sleep=self.clock.sleep,
-            before_sleep=before_sleep,
+            stop=tenacity.stop_after_attempt(policy.attempts),
+            wait=tenacity.wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
+            + tenacity.wait_random(0, policy.initial_wait),
+            sleep=clock.sleep,
+            before_sleep=self._before_retry_sleep,
             reraise=True,
         )
-        return retrying(fn, *args)
+        self._retrying_cache = (policy, clock, retrying)
+        return retrying
+
+    def _before_retry_sleep(self, state: tenacity.RetryCallState) -> None:
+        fn, on_retry = state.args[0], state.args[1]
+        if on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            on_retry(
+                f"{getattr(fn, '__name__', 'call')}: {error} "
+                f"(attempt {state.attempt_number} of {self.retry.attempts}, retrying)"
+            )
 
 
 def _owner() -> str:
@@ -734,6 +789,11 @@ def _journal_findings(journal: object) -> list[Finding]:
             hint="open one with SQLiteJournal(path)",
         )
     ]
+
+
+def _attempt(fn: Callable[..., _T], on_retry: object, *args: object) -> _T:
+    """One try of ``fn``; ``on_retry`` rides along for :meth:`Runner._before_retry_sleep`."""
+    return fn(*args)
 
 
 def _flag(value: object, item: str) -> bool:

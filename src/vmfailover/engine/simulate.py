@@ -16,13 +16,15 @@ import heapq
 import math
 import random
 from collections.abc import Iterable, Mapping
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Protocol, TypeAlias, TypeGuard, runtime_checkable
 
 import attrs
 
 from vmfailover import _svg
 from vmfailover._render import format_duration, in_words, text_table
+from vmfailover.clock import MAX_SECONDS
 from vmfailover.errors import Finding, ValidationError
+from vmfailover.model import as_count, is_collection, is_finite_number
 from vmfailover.policy.sequencer import CompiledOrder, Event, Sequencer, StartOrder, VMState
 
 __all__ = [
@@ -45,18 +47,34 @@ class Distribution(Protocol):
     def mean(self) -> float: ...
 
 
-def _seconds(what: str, value: object, *, allow_zero: bool = True) -> float:
-    ok = (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(value)
+def _is_seconds(value: object, *, allow_zero: bool = True) -> TypeGuard[int | float]:
+    """A finite number of seconds, at most a century (no sum of them overflows)."""
+    return (
+        is_finite_number(value)
         and (value >= 0 if allow_zero else value > 0)
+        and value <= MAX_SECONDS
     )
-    if not ok:
+
+
+def _seconds(what: str, value: object, *, allow_zero: bool = True) -> float:
+    if not _is_seconds(value, allow_zero=allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValidationError.of(what, f"must be a finite number of seconds {bound}, got {value!r}")
-    assert isinstance(value, int | float)
+        raise ValidationError.of(
+            what, f"must be a finite number of seconds {bound} and at most a century, got {value!r}"
+        )
     return float(value)
+
+
+_MAX_SIGMA = 5.0  # the p99 is then 10**5 times the median: spread enough for any boot time
+
+
+def _sigma_field(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not is_finite_number(value) or not 0 <= value <= _MAX_SIGMA:
+        raise ValidationError.of(
+            f"{type(instance).__name__} sigma",
+            f"must be a number from 0 to {_MAX_SIGMA:g}, got {value!r}",
+            "0.5 gives a long tail; 1 a very long one",
+        )
 
 
 def _seconds_field(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
@@ -113,7 +131,7 @@ class LogNormal:
     """
 
     median: float = attrs.field(validator=_positive_seconds_field)
-    sigma: float = attrs.field(validator=_seconds_field)
+    sigma: float = attrs.field(validator=_sigma_field)
 
     def sample(self, rng: random.Random) -> float:
         return rng.lognormvariate(math.log(self.median), self.sigma)
@@ -122,6 +140,9 @@ class LogNormal:
     def mean(self) -> float:
         return self.median * math.exp(self.sigma**2 / 2)
 
+
+MAX_RUNS = 100_000
+"""The most Monte Carlo runs one :func:`simulate` call makes: its time grows with runs x VMs."""
 
 #: What a VM's duration may be given as.
 DurationSpec: TypeAlias = float | int | Distribution
@@ -244,6 +265,7 @@ class SimulationResult:
         ]
 
     def _timeline_rows(self, limit: int) -> list[tuple[str, float, float, VMState]]:
+        as_count(limit, "rows", 10_000_000)
         rows = sorted(
             ((name, start, self.ends.get(name, start)) for name, start in self.starts.items()),
             key=lambda row: (row[1], row[2], row[0]),
@@ -255,6 +277,7 @@ class SimulationResult:
 
     def text(self, rows: int = 40, width: int = 50) -> str:
         """The summary and a text Gantt of the first ``rows`` VMs to start."""
+        as_count(width, "text width", 1_000)
         lines = self._summary()
         span = self.rto or 1.0
         table = []
@@ -326,7 +349,7 @@ class SimulationResult:
 
 
 def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+    return is_finite_number(value)
 
 
 def _is_distribution(spec: object) -> bool:
@@ -350,11 +373,14 @@ def _durations(
         if position is None:
             findings.append(Finding(f"duration for {name!r}", "names a VM not in the start order"))
         elif type(spec) is float or type(spec) is int:
-            if 0 <= spec < math.inf:
+            if _is_seconds(spec):
                 result[position] = float(spec)
             else:
                 findings.append(
-                    Finding(f"duration for {name!r}", f"must be seconds >= 0, got {spec!r}")
+                    Finding(
+                        f"duration for {name!r}",
+                        f"must be seconds >= 0 and at most a century, got {spec!r}",
+                    )
                 )
         elif _is_distribution(spec):
             result[position] = spec
@@ -402,6 +428,10 @@ def _failure_chances(
         pairs = failures.items()
     elif isinstance(failures, str):
         pairs = [(failures, 1.0)]
+    elif not is_collection(failures):
+        raise ValidationError.of(
+            "failures", f"must list VM names or map them to probabilities, got {failures!r}"
+        )
     else:
         pairs = [(name, 1.0) for name in failures]
     findings: list[Finding] = []
@@ -545,10 +575,16 @@ def simulate(
     runner, the simulation then never starts more than the smaller of ``workers`` and the order's
     ``max_parallel``, critical path first; the result's ``max_parallel`` is that limit.
     """
-    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
-        raise ValidationError.of("simulate runs", f"must be a whole number >= 1, got {runs!r}")
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 1 <= runs <= MAX_RUNS:
+        raise ValidationError.of(
+            "simulate runs",
+            f"must be a whole number from 1 to {MAX_RUNS:,}, got {runs!r}",
+            "a few thousand runs already give steady percentiles",
+        )
     if not isinstance(order, StartOrder):
         raise ValidationError.of("simulate", f"needs a StartOrder, got {order!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValidationError.of("simulate seed", f"must be a whole number or None, got {seed!r}")
     names = order.vms
     index = {name: position for position, name in enumerate(names)}
     specs = _durations(names, index, durations)
@@ -561,10 +597,11 @@ def simulate(
     for _ in range(runs):
         sampled = _sample(specs, rng)
         for position, value in enumerate(sampled):
-            if not (value >= 0 and math.isfinite(value)):
+            if not _is_seconds(value):
                 raise ValidationError.of(
                     f"duration for {compiled.names[position]!r}",
-                    f"the distribution drew {value!r}; durations must be finite and >= 0",
+                    f"the distribution drew {value!r}; durations must be finite, >= 0 and at "
+                    "most a century",
                 )
         failing = [chance > 0 and rng.random() < chance for chance in chances]
         results.append(_one_run(compiled, sampled, failing))

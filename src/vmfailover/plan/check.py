@@ -41,13 +41,13 @@ from vmfailover.plan.plan import FailoverPlan, PowerOffSource
 from vmfailover.plan.steps import StepScope
 from vmfailover.policy.fencing import fence_reason
 from vmfailover.policy.points import choose_point
-from vmfailover.policy.reip import ReIPEntry, ReIPRules, addresses_in_use
+from vmfailover.policy.reip import ReIPAction, ReIPEntry, ReIPRules, addresses_in_use
 from vmfailover.policy.sequencer import StartOrder
 
 if TYPE_CHECKING:
     from vmfailover.backends.base import Backend
 
-__all__ = ["Facts", "Resolution", "check", "gather", "resolve"]
+__all__ = ["Facts", "Resolution", "check", "gather", "plan_vm", "resolve"]
 
 #: vCPUs per physical core a target host may carry before the check warns.
 CPU_OVERCOMMIT = 4.0
@@ -80,7 +80,7 @@ class Facts:
             )
         table: dict[str, tuple[RecoveryPoint, ...]] = {}
         for replica, items in points.items():
-            found = tuple(items)
+            found = tuple(items) if isinstance(items, Iterable) else (items,)
             if not all(isinstance(p, RecoveryPoint) for p in found):
                 raise ValidationError.of(
                     f"points of replica {replica!r}", "must all be RecoveryPoint objects"
@@ -95,12 +95,40 @@ class Facts:
         return cls(inventory, MappingProxyType(table), aware_utc(now, "now"), point_limit)
 
 
+def plan_vm(inventory: Inventory, key: str) -> VM:
+    """The VM a plan names by ``key``: the VM with that id, else the VM with that name.
+
+    A name VMs at several sites share names the one of them that is a replication source, when
+    exactly one is: a Hyper-V replica carries its source's name (and so may a replica made by
+    other tools), and a plan names the VMs it protects. Otherwise the name is ambiguous and
+    :class:`~vmfailover.errors.NotFoundError` says so, naming the sites.
+    """
+    try:
+        return inventory.vm(key)
+    except NotFoundError:
+        namesakes = inventory.vms_named(key)
+        if len(namesakes) < 2:
+            raise
+    sources = [vm for vm in namesakes if inventory.is_replicated(vm.id)]
+    if len(sources) == 1:
+        return sources[0]
+    sites = ", ".join(sorted(inventory.site_of(vm) for vm in namesakes))
+    which = (
+        "none of them is a replication source"
+        if not sources
+        else f"{len(sources)} of them are replication sources"
+    )
+    raise NotFoundError(
+        f"the name {key!r} is ambiguous (VMs at sites {sites}) and {which}; use the id"
+    )
+
+
 def replicas_of(plan: FailoverPlan, inventory: Inventory) -> list[str]:
     """The ids of the replicas of the plan's VMs that the inventory knows (in plan order)."""
     found: dict[str, None] = {}
     for key in plan.vms:
         with contextlib.suppress(NotFoundError):
-            found[inventory.replica_of(key).id] = None
+            found[inventory.replica_of(plan_vm(inventory, key).id).id] = None
     return list(found)
 
 
@@ -244,7 +272,7 @@ class _Resolver:
         keep = []
         for key in self.plan.vms:
             try:
-                vm = self.inventory.vm(key)
+                vm = plan_vm(self.inventory, key)
             except NotFoundError as error:
                 self.error(f"VM {key!r}", str(error), "check the name, or use the VM's id")
                 continue
@@ -261,7 +289,7 @@ class _Resolver:
 
     def _target(self, key: str) -> _Target | None:
         item = f"VM {key!r}"
-        source = self.inventory.vm(key)
+        source = plan_vm(self.inventory, key)
         try:
             replica = self.inventory.replica_of(source.id)
             replica_vm = self.inventory.vm(replica.replica_vm)
@@ -457,6 +485,13 @@ class _Resolver:
             for entry in plan.entries:
                 if entry.changed:
                     changes.setdefault(names[entry.vm_id], {})[entry.mac] = entry
+                elif entry.action is ReIPAction.NONE and len(rules):
+                    self.warn(
+                        f"VM {names[entry.vm_id]!r} NIC {entry.mac}",
+                        "its addresses are unknown (its guest does not report them): the re-IP "
+                        "rules have nothing to translate, and it keeps what it boots with",
+                        "give the NIC a re-IP override, or check the guest's integration tools",
+                    )
         return changes
 
     # --- capacity ----------------------------------------------------------------------------

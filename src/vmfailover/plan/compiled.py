@@ -92,6 +92,21 @@ class CompiledPlan:
     _by_name: Mapping[str, VMRecovery] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        parts = (
+            (self.plan, FailoverPlan),
+            (self.kind, FailoverKind),
+            (self.order, StartOrder),
+            (self.vms, tuple),
+            (self.steps, tuple),
+            (self.warnings, tuple),
+            (self.decisions, tuple),
+        )
+        if not all(isinstance(part, kind) for part, kind in parts) or not all(
+            isinstance(vm, VMRecovery) for vm in self.vms
+        ):
+            raise ValidationError.of(
+                "CompiledPlan", "is made by FailoverPlan.compile(), not by hand"
+            )
         object.__setattr__(self, "_by_name", {vm.name: vm for vm in self.vms})
 
     def vm(self, name: str) -> VMRecovery:

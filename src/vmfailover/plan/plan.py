@@ -23,6 +23,8 @@ from vmfailover.model import (
     Inventory,
     RecoveryPoint,
     as_enum,
+    as_flag,
+    as_instance,
     aware_utc,
     parse_seconds,
 )
@@ -341,7 +343,7 @@ class FailoverPlan:
         """
         from vmfailover.plan.changes import diff
 
-        return diff(self, other)
+        return diff(self, as_instance(other, FailoverPlan, "diff"))
 
     def summary(self) -> str:
         """One line: name, number of VMs, objectives, limits, rules and steps."""
@@ -408,6 +410,12 @@ class FailoverPlan:
         """
         from vmfailover.plan.check import check, gather
 
+        kind = as_enum(FailoverKind, kind, "kind")
+        force = as_flag(force, "force")
+        if now is not None:
+            now = aware_utc(now, "now")
+        if not callable(getattr(backend, "inventory", None)):
+            raise ValidationError.of("validate", f"needs a backend, got {backend!r:.80}")
         facts = gather(self, backend, now=now)
         return Findings(check(self, facts, kind, force=force))
 

@@ -13,14 +13,13 @@ a smoke test) is rarely what a production failover needs (say, a DNS update).
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import FailoverKind, as_enum
+from vmfailover.model import FailoverKind, as_enum, is_finite_number
 
 __all__ = [
     "Approval",
@@ -126,12 +125,7 @@ def _label(instance: Step | Approval) -> str:
 
 
 def _seconds(instance: Step | Approval, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_finite_number(value) or value <= 0:
         raise ValidationError.of(
             _label(instance),
             f"{attribute.name} must be a finite number of seconds > 0, got {value!r}",

@@ -15,12 +15,27 @@ from datetime import UTC, datetime, timedelta, tzinfo
 import attrs
 
 from vmfailover.errors import ValidationError
+from vmfailover.model import aware_utc
 
 __all__ = ["CalendarDuration"]
 
 _UNITS = {"y": "years", "m": "months", "d": "days", "h": "hours"}
 _PART = re.compile(r"(\d+)([a-zA-Z]?)")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# Each part at most ten thousand years' worth: beyond any calendar (years 1 to 9999), and small
+# enough that no arithmetic on it overflows.
+_LIMITS = {"years": 10_000, "months": 120_000, "days": 3_660_000, "hours": 87_840_000}
+
+
+def _part(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    limit = _LIMITS[attribute.name]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= limit:
+        raise ValidationError.of(
+            f"CalendarDuration {attribute.name}",
+            f"must be a whole number from 0 to {limit:,}, got {value!r}",
+        )
 
 
 @attrs.frozen
@@ -32,10 +47,10 @@ class CalendarDuration:
     is off, which is written ``None``.
     """
 
-    years: int = 0
-    months: int = 0
-    days: int = 0
-    hours: int = 0
+    years: int = attrs.field(default=0, validator=_part)
+    months: int = attrs.field(default=0, validator=_part)
+    days: int = attrs.field(default=0, validator=_part)
+    hours: int = attrs.field(default=0, validator=_part)
 
     @classmethod
     def parse(cls, text: str | CalendarDuration, item: str = "duration") -> CalendarDuration:
@@ -73,7 +88,10 @@ class CalendarDuration:
                 raise ValidationError.of(
                     item, f"{text!r} is not a duration: unit {unit!r} appears twice", hint
                 )
-            values[_UNITS[unit]] = int(number)
+            if len(number.lstrip("0")) > len(str(max(_LIMITS.values()))):
+                # Before int(): Python refuses to convert more than 4300 digits.
+                raise ValidationError.of(item, f"{text!r} is longer than any calendar")
+            values[_UNITS[unit]] = int(number.lstrip("0") or "0")
             position = match.end()
         if not values:
             raise ValidationError.of(item, f"{text!r} is not a duration: it is empty", hint)
@@ -93,6 +111,14 @@ class CalendarDuration:
         for value in (years, months, days, hours):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValidationError.of(item, f"{text!r}: every part must be a whole number >= 0")
+        parts = {"years": years, "months": months, "days": days, "hours": hours}
+        for unit, value in parts.items():
+            if value > _LIMITS[unit]:
+                raise ValidationError.of(
+                    item,
+                    f"{text!r} is longer than any calendar",
+                    f"at most {_LIMITS[unit]:,} {unit}",
+                )
         if years == months == days == hours == 0:
             raise ValidationError.of(
                 item, f"{text!r} is a window of zero", "to turn the rule off, pass None"
@@ -133,7 +159,9 @@ class CalendarDuration:
         overflow rolls into the next month), the wall-clock time is mapped back to an instant as
         Go's ``time.Date`` does, and the hours are then subtracted as absolute time.
         """
-        wall = instant.astimezone(tz)
+        if not isinstance(tz, tzinfo):
+            raise ValidationError.of("before", f"needs a time zone (a tzinfo), got {tz!r}")
+        wall = aware_utc(instant, "before instant").astimezone(tz)
         try:
             day = go_add_date(
                 wall.year, wall.month, wall.day, -self.years, -self.months, -self.days

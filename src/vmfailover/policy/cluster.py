@@ -14,14 +14,13 @@ Both are plain frozen values, checked when they are built: a bad value raises a
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 
 from vmfailover.errors import Finding, NotFoundError, ValidationError
-from vmfailover.model import VM, Host, Inventory
+from vmfailover.model import VM, Host, Inventory, as_instance, as_name, is_finite_number
 
 __all__ = [
     "AdmissionControl",
@@ -131,12 +130,7 @@ def _reserve_hosts(value: object) -> int:
 
 
 def _vcpus_per_core(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_finite_number(value) or value <= 0:
         raise ValidationError.of(
             "ClusterPolicy vcpus_per_core",
             f"must be a finite number > 0, got {value!r}",
@@ -286,12 +280,13 @@ class ClusterPolicy:
 
     def priority_of(self, vm: VM) -> RestartPriority:
         """The VM's restart priority (by id, then by name, else the default)."""
+        vm = as_instance(vm, VM, "priority_of")
         table = self._priority_table
         return table.get(vm.id) or table.get(vm.name) or self.default_priority
 
     def cpu_capacity(self, host: Host) -> float:
         """How many vCPUs the host may run under this policy."""
-        return host.cpu_cores * self.vcpus_per_core
+        return as_instance(host, Host, "cpu_capacity").cpu_cores * self.vcpus_per_core
 
 
 def _host_names(value: object) -> tuple[str, ...]:
@@ -327,6 +322,8 @@ class Cluster:
     @classmethod
     def of(cls, inventory: Inventory, name: str) -> Cluster:
         """The cluster ``name`` of the inventory; NotFoundError if no host belongs to it."""
+        inventory = as_instance(inventory, Inventory, "Cluster.of")
+        name = as_name(name, "Cluster.of name")
         hosts = tuple(host.name for host in inventory.hosts if host.cluster == name)
         if not hosts:
             known = sorted({h.cluster for h in inventory.hosts if h.cluster is not None})
@@ -337,11 +334,13 @@ class Cluster:
     @classmethod
     def all_of(cls, inventory: Inventory) -> tuple[Cluster, ...]:
         """Every cluster of the inventory, by name."""
+        inventory = as_instance(inventory, Inventory, "Cluster.all_of")
         names = sorted({h.cluster for h in inventory.hosts if h.cluster is not None})
         return tuple(cls.of(inventory, name) for name in names)
 
     def members(self, inventory: Inventory) -> tuple[Host, ...]:
         """The cluster's hosts as the inventory has them; ValidationError naming missing ones."""
+        inventory = as_instance(inventory, Inventory, f"cluster {self.name!r} members")
         missing = [name for name in self.hosts if name not in _host_table(inventory)]
         if missing:
             raise ValidationError(
@@ -352,6 +351,7 @@ class Cluster:
 
     def vms(self, inventory: Inventory) -> tuple[VM, ...]:
         """The VMs registered on the cluster's hosts."""
+        inventory = as_instance(inventory, Inventory, f"cluster {self.name!r} vms")
         hosts = set(self.hosts)
         return tuple(vm for vm in inventory.vms if vm.host in hosts)
 

@@ -20,15 +20,24 @@ evidence and a sentence saying why.
 from __future__ import annotations
 
 import enum
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Final
 
 import attrs
 
 from vmfailover.errors import ConflictError, ValidationError
-from vmfailover.model import ConnectionState, PowerState
+from vmfailover.model import (
+    ConnectionState,
+    PowerState,
+    as_enum,
+    as_instance,
+    as_items,
+    as_name,
+    aware_utc,
+    check_flag,
+    is_finite_number,
+)
 
 __all__ = [
     "TRANSITIONS",
@@ -131,24 +140,74 @@ def transition(host: str, state: HostState, event: HealthEvent) -> HostState:
         ) from None
 
 
+def _observed_host(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError.of("HostObservation host", f"must be a host name, got {value!r}")
+
+
+def _observed_text(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str):
+        raise ValidationError.of(
+            f"HostObservation {attribute.name}", f"must be text, got {value!r}"
+        )
+
+
+def _observed_at(value: datetime) -> datetime:
+    return aware_utc(value, "HostObservation at")
+
+
+def _monotonic(value: object, item: str) -> None:
+    if not is_finite_number(value):
+        raise ValidationError.of(item, f"must be a finite number of seconds, got {value!r}")
+
+
+def _observed_seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    _monotonic(value, "HostObservation monotonic")
+
+
+def _observed_connection(value: ConnectionState | str | None) -> ConnectionState | None:
+    return None if value is None else as_enum(ConnectionState, value, "HostObservation connection")
+
+
+def _observed_power(value: PowerState | str | None) -> PowerState | None:
+    return None if value is None else as_enum(PowerState, value, "HostObservation power")
+
+
+def _verdict(value: WitnessVerdict | str) -> WitnessVerdict:
+    return as_enum(WitnessVerdict, value, "HostObservation witness")
+
+
+def _running_vms(value: Iterable[str] | str) -> tuple[str, ...]:
+    return as_items(value, str, "HostObservation running_vms", "a VM name")
+
+
+def _lost_vms(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    return None if value is None else as_items(value, str, "HostObservation lost_vms", "a VM id")
+
+
 @attrs.frozen
 class HostObservation:
     """One look at one host: what the inventory said, and the witness if it was asked.
 
     ``present`` is False when the host is not in the inventory. ``running_vms`` names the VMs the
-    inventory shows powered on on the host. ``monotonic`` is the driver's clock in seconds (only
-    differences matter); ``at`` is the same instant for the record.
+    inventory shows powered on on the host. ``lost_vms`` are the ids of the VMs last seen running
+    on it, for a host that does not answer (None when the observer never saw it answer, so
+    cannot tell): what a host failover should restart. ``monotonic`` is the driver's clock in
+    seconds (only differences matter); ``at`` is the same instant for the record.
     """
 
-    host: str
-    at: datetime
-    monotonic: float
-    present: bool = True
-    connection: ConnectionState | None = ConnectionState.CONNECTED
-    power: PowerState | None = PowerState.ON
-    witness: WitnessVerdict = WitnessVerdict.NONE
-    witness_detail: str = ""
-    running_vms: tuple[str, ...] = ()
+    host: str = attrs.field(validator=_observed_host)
+    at: datetime = attrs.field(converter=_observed_at)
+    monotonic: float = attrs.field(validator=_observed_seconds)
+    present: bool = attrs.field(default=True, validator=check_flag)
+    connection: ConnectionState | None = attrs.field(
+        default=ConnectionState.CONNECTED, converter=_observed_connection
+    )
+    power: PowerState | None = attrs.field(default=PowerState.ON, converter=_observed_power)
+    witness: WitnessVerdict = attrs.field(default=WitnessVerdict.NONE, converter=_verdict)
+    witness_detail: str = attrs.field(default="", validator=_observed_text)
+    running_vms: tuple[str, ...] = attrs.field(default=(), converter=_running_vms)
+    lost_vms: tuple[str, ...] | None = attrs.field(default=(), converter=_lost_vms)
 
     @property
     def answered(self) -> bool:
@@ -188,7 +247,7 @@ class _Tracked:
 
 
 def _grace(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of("grace", f"must be a finite number of seconds, got {value!r}")
     if value < 0:
         raise ValidationError.of("grace", f"must be >= 0 seconds, got {value!r}")
@@ -208,7 +267,7 @@ class HostHealth:
 
     def state(self, host: str) -> HostState:
         """The host's state (``healthy`` if never observed)."""
-        tracked = self._hosts.get(host)
+        tracked = self._hosts.get(as_name(host, "state"))
         return HostState.HEALTHY if tracked is None else tracked.state
 
     @property
@@ -223,7 +282,8 @@ class HostHealth:
 
     def silent_for(self, host: str, monotonic: float) -> float:
         """Seconds since the first unanswered observation of the host (0 if it answers)."""
-        tracked = self._hosts.get(host)
+        tracked = self._hosts.get(as_name(host, "silent_for"))
+        _monotonic(monotonic, "silent_for monotonic")
         if tracked is None or tracked.silent_since is None:
             return 0.0
         return max(0.0, monotonic - tracked.silent_since)
@@ -231,13 +291,15 @@ class HostHealth:
     def needs_witness(self, host: str, monotonic: float) -> bool:
         """Whether an unanswered observation of ``host`` at ``monotonic`` would be past the grace
         period, so that the witness's verdict decides it."""
-        tracked = self._hosts.get(host)
+        tracked = self._hosts.get(as_name(host, "needs_witness"))
+        _monotonic(monotonic, "needs_witness monotonic")
         if tracked is None or tracked.silent_since is None:
             return self.grace == 0
         return monotonic - tracked.silent_since >= self.grace
 
     def classify(self, observation: HostObservation) -> HealthEvent:
         """What the observation amounts to (no state changes)."""
+        observation = as_instance(observation, HostObservation, "classify")
         if not observation.present:
             return HealthEvent.REMOVED
         if observation.answered:
@@ -258,6 +320,7 @@ class HostHealth:
         different event (for example a suspect host whose grace has run out but whose witness
         cannot tell), so repeated identical observations record nothing.
         """
+        observation = as_instance(observation, HostObservation, "observe")
         host = observation.host
         tracked = self._hosts.setdefault(host, _Tracked())
         event = self.classify(observation)

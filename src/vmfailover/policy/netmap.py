@@ -96,6 +96,8 @@ class NetworkMapping:
         exists, and is isolated for a test, depends on the inventory: see :meth:`resolve`.
         """
         kind = as_enum(FailoverKind, kind, "kind")
+        if not isinstance(network, str):
+            raise ValidationError.of("network", f"expected a network name, got {network!r}")
         found = self.table(kind).get(network)
         if found is not None:
             return found

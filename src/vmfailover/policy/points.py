@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Consistency, RecoveryPoint, aware_utc
+from vmfailover.model import Consistency, RecoveryPoint, as_items, aware_utc
 
 __all__ = ["PointChoice", "choose_point"]
 
@@ -22,12 +22,14 @@ the newest at or before a moment."""
 
 def choose_point(points: Sequence[RecoveryPoint], choice: PointChoice) -> RecoveryPoint | None:
     """The recovery point ``choice`` names among ``points``, or None when none qualifies."""
-    candidates: Iterable[RecoveryPoint] = points
+    candidates: Iterable[RecoveryPoint] = as_items(
+        points, RecoveryPoint, "choose_point points", "a RecoveryPoint"
+    )
     if isinstance(choice, datetime):
         moment = aware_utc(choice, "recovery_point")
-        candidates = [p for p in points if p.created_at <= moment]
+        candidates = [p for p in candidates if p.created_at <= moment]
     elif choice == "latest-application-consistent":
-        candidates = [p for p in points if p.consistency is Consistency.APPLICATION]
+        candidates = [p for p in candidates if p.consistency is Consistency.APPLICATION]
     elif choice != "latest":
         raise ValidationError.of(
             "recovery_point",

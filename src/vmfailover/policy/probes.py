@@ -18,6 +18,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from vmfailover.errors import ValidationError
+from vmfailover.model import is_finite_number
 
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
@@ -35,12 +36,7 @@ DEFAULT_PROBE_TIMEOUT: float = 600.0
 
 
 def _timeout(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not value > 0
-        or value == float("inf")
-    ):
+    if not is_finite_number(value) or not value > 0:
         raise ValidationError.of(
             f"{type(instance).__name__} probe",
             f"timeout must be a number of seconds > 0, got {value!r}",

@@ -33,7 +33,16 @@ import attrs
 
 from vmfailover import _render
 from vmfailover.errors import Finding, NotFoundError, Severity, ValidationError
-from vmfailover.model import VM, Inventory, IPAddress, IPConfig, IPInterface, Nic
+from vmfailover.model import (
+    VM,
+    Inventory,
+    IPAddress,
+    IPConfig,
+    IPInterface,
+    Nic,
+    as_items,
+    is_collection,
+)
 from vmfailover.policy._ipindex import MostSpecificIndex, Pattern, conflicts, width
 
 __all__ = [
@@ -650,6 +659,11 @@ class ReIPRules:
 
     def label(self, position: int) -> str:
         """How messages name the rule at ``position`` (0-based): ``rule 2 ('a' -> 'b')``."""
+        count = len(self.rules)
+        if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < count:
+            raise ValidationError.of(
+                "label", f"position must be from 0 to {count - 1}, got {position!r}"
+            )
         rule = self.rules[position]
         return f"rule {position + 1} ({rule.source!r} -> {rule.target!r})"
 
@@ -942,10 +956,12 @@ def addresses_in_use(
     The VMs in ``exclude`` (objects, names or ids; typically those being failed over) and their
     replicas do not count: a replica taking its own source's new address is no collision.
     """
+    if not isinstance(inventory, Inventory):
+        raise ValidationError.of("addresses_in_use", f"needs an Inventory, got {inventory!r}")
     inventory.site(site)
     skipped: set[str] = set()
-    for vm in exclude:
-        key = vm.id if isinstance(vm, VM) else vm
+    for vm in as_items(exclude, (VM, str), "addresses_in_use exclude", "a VM or a VM name"):
+        key = vm.id if isinstance(vm, VM) else str(vm)
         try:
             found = inventory.vm(key)
         except NotFoundError:
@@ -972,6 +988,8 @@ def _in_use_table(
         pairs = ((key, str(owner)) for key, owner in in_use.items())
     elif isinstance(in_use, str):
         pairs = ((in_use, "an address in use at the target site"),)
+    elif not is_collection(in_use):
+        raise ValidationError.of("in_use", f"expected IP addresses, got {in_use!r}")
     else:
         pairs = ((key, "an address in use at the target site") for key in in_use)
     bad = []
@@ -997,13 +1015,8 @@ def _build_plan(
     overrides: Iterable[ReIPOverride] | ReIPOverride,
     in_use: Mapping[AddressLike, str] | Iterable[AddressLike],
 ) -> ReIPPlan:
-    vm_list = [vms] if isinstance(vms, VM) else list(vms)
-    wrong = [vm for vm in vm_list if not isinstance(vm, VM)]
-    if wrong:
-        raise ValidationError.of("vms", f"expected VM objects, got {wrong[0]!r}")
-    override_list = [overrides] if isinstance(overrides, ReIPOverride) else list(overrides)
-    if any(not isinstance(o, ReIPOverride) for o in override_list):
-        raise ValidationError.of("overrides", "expected ReIPOverride objects")
+    vm_list = as_items(vms, VM, "ReIPRules.plan vms", "a VM")
+    override_list = as_items(overrides, ReIPOverride, "ReIPRules.plan overrides", "a ReIPOverride")
     taken = _in_use_table(in_use)
 
     findings: list[Finding] = []

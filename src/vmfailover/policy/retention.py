@@ -36,7 +36,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import compress, islice, pairwise, repeat
-from operator import add, attrgetter, floordiv, ne, neg
+from operator import add, attrgetter, floordiv, mul, ne, neg, not_, sub
 from types import MemberDescriptorType
 from typing import Any, Generic, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,6 +47,7 @@ from vmfailover._render import html_table, text_table
 from vmfailover.errors import Finding, ValidationError
 from vmfailover.model import RecoveryPoint, aware_utc
 from vmfailover.policy._durations import CalendarDuration, offset_at
+from vmfailover.policy._zoneoffsets import ZoneOffsets
 
 __all__ = [
     "CalendarDuration",
@@ -70,7 +71,6 @@ WITHIN_RULES = (
 """The windowed bucket rules; the reason is the name with ``-`` for ``_``."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FLIP = bytes.maketrans(b"\x00\x01", b"\x01\x00")
 _TZINFO = attrgetter("tzinfo")
 _PIN_AND_TAGS = attrgetter("pinned_until", "tags")
 _TIMESTAMP = datetime.timestamp
@@ -196,9 +196,11 @@ class RetentionPolicy:
     tags: tuple[tuple[str, ...], ...] = attrs.field(default=(), converter=_tag_lists, kw_only=True)
     tz: str = attrs.field(default="UTC", converter=_tz_key, kw_only=True)
     _zone: ZoneInfo = attrs.field(init=False, repr=False, eq=False, hash=False)
+    _plan: _Plan = attrs.field(init=False, repr=False, eq=False, hash=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_zone", ZoneInfo(self.tz))
+        object.__setattr__(self, "_plan", _Plan(self))
         if self.empty:
             raise ValidationError.of(
                 "RetentionPolicy",
@@ -242,8 +244,16 @@ class RetentionPolicy:
         the newest for the windows (points after ``now`` are never that point, but are always
         inside every window, as in restic).
         """
-        now_utc = aware_utc(now, "now")
-        items = _as_list(points)
+        now_utc = now if type(now) is datetime and now.tzinfo is UTC else aware_utc(now, "now")
+        items = points if type(points) is list else _as_list(points)
+        if 0 < len(items) <= _SMALL:
+            decision = _apply_small(self, self._plan, items, now_utc)
+            if decision is not None:
+                return decision
+        return self._apply_general(items, now_utc)
+
+    def _apply_general(self, items: list[P], now_utc: datetime) -> RetentionDecision[P]:
+        """Any number of points, any datetimes: the reference the small-set path must match."""
         timeline = _Timeline(items, now_utc, want_tags=bool(self.tags))
         verdicts = _Verdicts(timeline.n)
         if timeline.n:
@@ -255,7 +265,7 @@ class RetentionPolicy:
             windows = _Windows(timeline, now_utc, self._zone)
             if self.within is not None:
                 verdicts.give(range(windows.size(self.within)), "within")
-            starts = _BucketStarts(timeline, self._zone)
+            starts = _BucketStarts(timeline.n, lambda: _local_hours(timeline, self._zone))
             for name in COUNT_RULES:
                 count: int = getattr(self, name)
                 if count:
@@ -269,8 +279,7 @@ class RetentionPolicy:
         return RetentionDecision(
             policy=self,
             now=now_utc,
-            items=items,
-            order=timeline.order,
+            ordered=list(map(items.__getitem__, timeline.order)),
             kept=verdicts.kept(),
             reasons=verdicts.reasons(),
         )
@@ -388,16 +397,25 @@ class KeepReasons(Mapping[P, tuple[str, ...]]):
     def __init__(
         self, kept: tuple[P, ...], reasons: tuple[tuple[str, ...], ...], removed: tuple[P, ...]
     ) -> None:
+        parts = (kept, reasons, removed)
+        if not all(isinstance(part, tuple) for part in parts) or len(kept) != len(reasons):
+            raise ValidationError.of(
+                "KeepReasons",
+                "needs tuples of the kept points, their reasons and the removed points",
+                "RetentionPolicy.apply() makes these; read decision.reasons",
+            )
         self._kept = kept
         self._reasons = reasons
         self._removed = removed
-        self._by_id: dict[int, int] = {}
-        for index, point in enumerate(kept):
-            self._by_id.setdefault(id(point), index)
+        self._by_id: dict[int, int] | None = None
         self._by_value: dict[object, int] | None = None
         self._removed_ids: frozenset[int] | None = None
 
     def __getitem__(self, point: P) -> tuple[str, ...]:
+        if self._by_id is None:
+            self._by_id = {}
+            for position, kept in enumerate(self._kept):
+                self._by_id.setdefault(id(kept), position)
         index = self._by_id.get(id(point))
         if index is not None and self._kept[index] is point:
             return self._reasons[index]
@@ -441,28 +459,36 @@ class RetentionDecision(Generic[P]):
     keep: tuple[P, ...]
     remove: tuple[P, ...]
     reasons: KeepReasons[P] = attrs.field(eq=False)
-    _items: Sequence[P] = attrs.field(repr=False, eq=False)
-    _order: Sequence[int] = attrs.field(repr=False, eq=False)
-    _kept: bytes = attrs.field(repr=False, eq=False)
+    _ordered: Sequence[P] = attrs.field(repr=False, eq=False)
+    _kept: Sequence[int] = attrs.field(repr=False, eq=False)
 
     def __init__(
         self,
         *,
         policy: RetentionPolicy,
         now: datetime,
-        items: Sequence[P],
-        order: Sequence[int],
-        kept: bytes,
+        ordered: Sequence[P],
+        kept: Sequence[int],
         reasons: tuple[tuple[str, ...], ...],
     ) -> None:
         """Only :meth:`RetentionPolicy.apply` makes decisions.
 
-        ``order`` lists the input indices newest first; ``kept`` flags each of those positions.
+        ``ordered`` holds the points newest first; ``kept`` flags each of those positions (any
+        true value keeps it); ``reasons`` has one entry per kept position, in order.
         """
-        keep = tuple(map(items.__getitem__, compress(order, kept)))
-        remove = tuple(map(items.__getitem__, compress(order, kept.translate(_FLIP))))
+        if not isinstance(policy, RetentionPolicy):
+            raise ValidationError.of(
+                "RetentionDecision", "is made by RetentionPolicy.apply(), not by hand"
+            )
+        try:
+            keep = tuple(compress(ordered, kept))
+            remove = tuple(compress(ordered, map(not_, kept)))
+        except TypeError:
+            raise ValidationError.of(
+                "RetentionDecision", "is made by RetentionPolicy.apply(), not by hand"
+            ) from None
         self.__attrs_init__(
-            policy, now, keep, remove, KeepReasons(keep, reasons, remove), items, order, kept
+            policy, now, keep, remove, KeepReasons(keep, reasons, remove), ordered, kept
         )
 
     @property
@@ -470,8 +496,8 @@ class RetentionDecision(Generic[P]):
         """Every point, newest first, with whether it is kept and why."""
         reasons = iter(self.reasons._reasons)
         return tuple(
-            RetentionEntry(self._items[index], bool(flag), next(reasons) if flag else ())
-            for index, flag in zip(self._order, self._kept, strict=True)
+            RetentionEntry(point, bool(flag), next(reasons) if flag else ())
+            for point, flag in zip(self._ordered, self._kept, strict=True)
         )
 
     def _rows(self) -> list[tuple[str, str, str, str]]:
@@ -751,10 +777,12 @@ class _BucketStarts:
     only the hour is computed for every point; the rest only where the finer unit changes.
     """
 
-    def __init__(self, timeline: _Timeline, zone: ZoneInfo) -> None:
-        self._timeline = timeline
-        self._zone = zone
-        self._runs: dict[str, Sequence[int]] = {"last": range(timeline.n)}
+    def __init__(
+        self, n: int, hours: Callable[[], Sequence[float]], *, months: bool = True
+    ) -> None:
+        self._hours = hours
+        self._months = months  # False: no rule asks for months or years
+        self._runs: dict[str, Sequence[int]] = {"last": range(n)}
 
     def of(self, unit: str) -> Sequence[int]:
         if unit not in self._runs:
@@ -762,20 +790,22 @@ class _BucketStarts:
         return self._runs[unit]
 
     def _compute(self) -> None:
-        hours = _local_hours(self._timeline, self._zone)
+        hours = self._hours()
         hour_runs = _run_starts(hours)
         days = [int(hour // 24) for hour in map(hours.__getitem__, hour_runs)]
         day_starts = _run_starts(days)
         day_runs = [hour_runs[index] for index in day_starts]
         day_values = [days[index] for index in day_starts]
         weeks = [(day + 3) // 7 for day in day_values]  # 1970-01-01 was a Thursday
-        months = [_month_of_day(day) for day in day_values]
-        month_starts = _run_starts(months)
-        month_runs = [day_runs[index] for index in month_starts]
-        years = [months[index] // 12 for index in month_starts]
         self._runs["hourly"] = hour_runs
         self._runs["daily"] = day_runs
         self._runs["weekly"] = [day_runs[index] for index in _run_starts(weeks)]
+        if not self._months:
+            return
+        months = list(map(_month_of_day, day_values))
+        month_starts = _run_starts(months)
+        month_runs = [day_runs[index] for index in month_starts]
+        years = [months[index] // 12 for index in month_starts]
         self._runs["monthly"] = month_runs
         self._runs["yearly"] = [month_runs[index] for index in _run_starts(years)]
 
@@ -846,6 +876,19 @@ def _offset_runs(timeline: _Timeline, zone: ZoneInfo) -> list[tuple[int, timedel
 
 def _month_of_day(day: int) -> int:
     """``year * 12 + month - 1`` of the proleptic Gregorian day ``day`` (0 is 1970-01-01)."""
+    month = _MONTHS.get(day)
+    if month is None:
+        month = _civil_month(day)
+        if len(_MONTHS) < 200_000:
+            _MONTHS[day] = month
+    return month
+
+
+_MONTHS: dict[int, int] = {}
+"""Months of days already asked for: a few dozen thousand days cover every point in use."""
+
+
+def _civil_month(day: int) -> int:
     # Civil-from-days (H. Hinnant): works for any day, also before year 1 and after 9999.
     shifted = day + 719468
     era = shifted // 146097
@@ -858,3 +901,405 @@ def _month_of_day(day: int) -> int:
     month = month_index + 3 if month_index < 10 else month_index - 9
     year = year_of_era + era * 400 + (month <= 2)
     return year * 12 + month - 1
+
+
+# --- the small-set path --------------------------------------------------------------------------
+#
+# The everyday shape is many replicas with a few dozen points each, where per-call setup, not the
+# sort, dominates. For up to _SMALL points of one kind (RecoveryPoint objects, or datetimes in
+# UTC) within the float range, apply takes this path: everything that does not depend on the
+# points is worked out once per policy (_Plan: the rules, the reasons as bits, the zone's offsets
+# as a shared table), each rule marks the positions it keeps with one bit in an integer per
+# position, and a mask of bits becomes its tuple of reasons through a per-policy table, so a call
+# builds no per-rule structures and no per-point lists of reasons. It decides exactly what the
+# general path decides; tests/test_retention_fast.py compares the two.
+
+_SMALL = 256
+_DAY_US = 86_400_000_000
+_HOUR_US = 3_600_000_000
+
+
+class _ReasonTable(dict[int, tuple[str, ...]]):
+    """A mask of reason bits -> the reasons, in the order the general path gives them."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__()
+        self._names = tuple(names)
+
+    def __missing__(self, mask: int) -> tuple[str, ...]:
+        reasons = tuple(name for bit, name in enumerate(self._names) if mask >> bit & 1)
+        if len(self) < 4096:
+            self[mask] = reasons
+        return reasons
+
+
+class _Plan:
+    """What :meth:`RetentionPolicy.apply` needs of a policy, worked out once per policy.
+
+    Each reason a rule can give is one bit, numbered in the order the general path gives the
+    reasons (pinned, each tag list, within, each count rule and its oldest-point reason, each
+    window rule and its oldest-point reason), so a position's mask lists its reasons in order.
+    """
+
+    def __init__(self, policy: RetentionPolicy) -> None:
+        names: list[str] = ["pinned"]
+
+        def bit(name: str) -> int:
+            names.append(name)
+            return 1 << (len(names) - 1)
+
+        self.tags = [(frozenset(tags), bit(f"tag:{','.join(tags)}")) for tags in policy.tags]
+        # Every window, ``within`` first; the rules below refer to them by index.
+        self.window_list: list[CalendarDuration] = []
+        self.within_bit = 0
+        if policy.within is not None:
+            self.window_list.append(policy.within)
+            self.within_bit = bit("within")
+        self.counts: list[tuple[str, int, int, int]] = [
+            (name, count, bit(name), bit(f"oldest-{name}"))
+            for name in COUNT_RULES
+            if (count := getattr(policy, name))
+        ]
+        self.windows: list[tuple[str, int, int, int]] = []
+        for name in WITHIN_RULES:
+            window = getattr(policy, name)
+            if window is not None:
+                reason = name.replace("_", "-")
+                self.windows.append(
+                    (
+                        name.removeprefix("within_"),
+                        len(self.window_list),
+                        bit(reason),
+                        bit(f"oldest-{reason}"),
+                    )
+                )
+                self.window_list.append(window)
+        self.reasons = _ReasonTable(names)
+        units = {name for name, *_ in self.counts} | {unit for unit, *_ in self.windows}
+        units.discard("last")
+        self.needs_hours = bool(units)
+        self.needs_days = bool(units - {"hourly"})
+        self.needs_weeks = "weekly" in units
+        self.needs_months = bool(units & {"monthly", "yearly"})
+        zone = ZoneInfo(policy.tz)
+        self.zone = zone
+        self.fixed_offset: int | None = None
+        if zone.key in _FIXED_ZONES:
+            offset = offset_at(_EPOCH, zone)
+            self.fixed_offset = offset // _MICROSECOND
+        self.offsets = ZoneOffsets.of(zone)
+        self._spans: dict[tuple[int, int], int] = {}
+        self._bases: dict[tuple[int, int], int | None] = {}
+
+    def offset(self, seconds: float) -> int | None:
+        """The zone's offset in microseconds at ``seconds`` since 1970 (``None``: ask zoneinfo)."""
+        if self.fixed_offset is not None:
+            return self.fixed_offset
+        return self.offsets.offset(seconds)
+
+    def steady_offset(self, low: int, high: int) -> int | None:
+        """The offset (microseconds) in force from ``low`` through ``high`` (whole seconds since
+        1970), or ``None`` if it changes in between or the span is not served."""
+        if self.fixed_offset is not None:
+            return self.fixed_offset
+        return self.offsets.steady(low, high)
+
+    def span_days(self, window: CalendarDuration, month: int) -> int:
+        """Days a window's years, months and days go back from any day of ``month``.
+
+        Go's AddDate keeps the day of the month and lets it overflow forward, so going back
+        ``years`` and ``months`` from day ``d`` of a month lands ``d - 1`` days after the first
+        of the target month: the span depends on the month alone.
+        """
+        key = (id(window), month)  # the plan holds its windows, so ids stay theirs
+        span = self._spans.get(key)
+        if span is None:
+            target = month - 12 * window.years - window.months
+            span = _first_day(month) - _first_day(target) + window.days
+            if len(self._spans) < 100_000:
+                self._spans[key] = span
+        return span
+
+    def window_base(self, index: int, day: int) -> int | None:
+        """A window's start less the latest point's local time of day, when the latest point
+        lies on local ``day`` (days since 1970) and the zone's offset is steady for two days
+        around the start; ``None``: work the start out for each call (:func:`_window_start`).
+        """
+        key = (index, day)
+        base = self._bases.get(key, _UNKNOWN)
+        if base == _UNKNOWN:
+            base = None
+            window = self.window_list[index]
+            month = _month_of_day(day)
+            if month - 12 * window.years - window.months >= 1900 * 12:
+                wall = (day - self.span_days(window, month)) * _DAY_US  # the start's local day
+                second = wall // 1_000_000
+                offset = self.steady_offset(second - 2 * 86_400, second + 3 * 86_400)
+                if offset is not None:
+                    base = wall - offset - window.hours * _HOUR_US
+            if len(self._bases) < 100_000:
+                self._bases[key] = base
+        return base
+
+
+_UNKNOWN = -(2**80)
+"""Not asked yet: no window start is this far from 1970."""
+
+
+def _first_day(month: int) -> int:
+    """Days from 1970-01-01 to the first day of ``month`` (``year * 12 + month - 1``)."""
+    year, number = divmod(month, 12)
+    number += 1
+    # Days-from-civil (H. Hinnant), for the first of the month.
+    year -= number <= 2
+    era = year // 400
+    year_of_era = year - era * 400
+    day_of_year = (153 * ((number + 9) % 12) + 2) // 5
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468
+
+
+_CREATED_AT = attrgetter("created_at")
+_PINNED_UNTIL = attrgetter("pinned_until")
+_TAGS = attrgetter("tags")
+
+
+def _apply_small(
+    policy: RetentionPolicy, plan: _Plan, items: list[P], now: datetime
+) -> RetentionDecision[P] | None:
+    """The decision for a small set of points, or ``None`` to take the general path.
+
+    Works on the datetimes themselves (they compare as instants) and on whole UTC hours (read
+    from the ordinal and the hour, in C), not on float timestamps, which cost more than the
+    sort. Zones whose offsets or changes are not whole hours take the general path.
+    """
+    n = len(items)
+    first = items[0]
+    try:
+        if type(first) is RecoveryPoint and _SLOTS is not None:
+            # The slot's reader refuses any other type, so this also checks every item.
+            ordered: list[Any] = sorted(items, key=_SLOTS[0], reverse=True)
+            newest_first: list[datetime] = list(map(_CREATED_AT, ordered))
+        elif type(first) is datetime:
+            if set(map(_TZINFO, items)) != {UTC}:
+                return None
+            ordered = newest_first = sorted(cast("list[datetime]", items), reverse=True)
+        else:
+            return None
+    except (TypeError, AttributeError):
+        return None
+    if not (newest_first[-1] > _FLOAT_OLDEST and newest_first[0] < _FLOAT_NEWEST):
+        return None
+    masks = [0] * n
+    if ordered is not newest_first:
+        if any(map(_PINNED_UNTIL, ordered)):
+            for position in compress(range(n), map(_PINNED_UNTIL, ordered)):
+                if ordered[position].pinned_until > now:
+                    masks[position] = 1
+        if plan.tags and any(map(_TAGS, ordered)):
+            for position in compress(range(n), map(_TAGS, ordered)):
+                carried = ordered[position].tags
+                for wanted, bit in plan.tags:
+                    if wanted <= carried:
+                        masks[position] |= bit
+    sizes: list[int] = []
+    if plan.window_list:
+        found = _window_sizes(plan, newest_first, now)
+        if found is None:
+            return None
+        sizes = found
+        if plan.within_bit:
+            bit = plan.within_bit
+            for position in range(sizes[0]):
+                masks[position] |= bit
+    runs = _small_runs(plan, newest_first) if plan.needs_hours else {}
+    if runs is None:
+        return None
+    oldest = n - 1
+    for unit, count, bit, oldest_bit in plan.counts:
+        starts = range(n) if unit == "last" else runs[unit]
+        kept = starts if count < 0 else starts[:count]
+        for position in kept:
+            masks[position] |= bit
+        # As _Verdicts.give_bucket_starts: the oldest point, if the rule had count left.
+        if kept[-1] != oldest and (count < 0 or len(starts) - (starts[-1] == oldest) < count):
+            masks[oldest] |= oldest_bit
+    for unit, index, bit, oldest_bit in plan.windows:
+        inside = sizes[index]
+        starts = runs[unit]
+        kept = starts[: bisect_left(starts, inside)]
+        for position in kept:
+            masks[position] |= bit
+        # As _Verdicts.give_window_starts.
+        if inside == n and kept and kept[-1] != oldest:
+            masks[oldest] |= oldest_bit
+    return RetentionDecision(
+        policy=policy,
+        now=now,
+        ordered=ordered,
+        kept=masks,
+        reasons=tuple(map(plan.reasons.__getitem__, filter(None, masks))),
+    )
+
+
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_ORDINAL = datetime.toordinal
+_HOUR = attrgetter("hour")
+_FLOAT_OLDEST = _EPOCH - timedelta(seconds=2**32)
+_FLOAT_NEWEST = _EPOCH + timedelta(seconds=2**32)
+
+
+def _small_runs(plan: _Plan, newest_first: list[datetime]) -> dict[str, list[int]] | None:
+    """For each calendar unit the plan uses, the positions where a new bucket starts (as
+    _BucketStarts finds them); ``None`` where an offset or a change of it is not a whole hour.
+
+    Only the hour is read for every point; coarser units are computed where the finer one
+    changes. Most sets lie within one stretch of a constant offset: then the hour buckets change
+    where the UTC hour does, and the offset is added only at those changes.
+    """
+    n = len(newest_first)
+    hours = list(map(_HOUR, newest_first))
+    newest = (newest_first[0].toordinal() - _EPOCH_ORDINAL) * 24 + hours[0]
+    oldest = (newest_first[-1].toordinal() - _EPOCH_ORDINAL) * 24 + hours[-1]
+    offset = plan.steady_offset(oldest * 3600, newest * 3600 + 3599)
+    if offset is not None:
+        shift, part = divmod(offset, _HOUR_US)
+        if part:
+            return None
+        if newest - oldest < 24:
+            # Less than a day apart: the hour of the day alone tells the hours apart.
+            hour_runs = [0, *compress(range(1, n), map(ne, islice(hours, 1, None), hours))]
+            top, first = newest + shift, hours[0]
+            values = [top - (first - hours[position]) % 24 for position in hour_runs]
+        else:
+            days = map(sub, map(_ORDINAL, newest_first), repeat(_EPOCH_ORDINAL))
+            utc = list(map(add, map(mul, days, repeat(24)), hours))
+            hour_runs = _run_starts(utc)
+            values = [utc[position] + shift for position in hour_runs]
+    else:
+        local = _small_hours(plan, newest_first)
+        if local is None:
+            return None
+        hour_runs = _run_starts(local)
+        values = list(map(local.__getitem__, hour_runs))
+    runs = {"hourly": hour_runs}
+    if not plan.needs_days:
+        return runs
+    day_runs, day_values = _coarser(hour_runs, values, 0, 24)
+    runs["daily"] = day_runs
+    if plan.needs_weeks:
+        runs["weekly"] = _coarser(day_runs, day_values, 3, 7)[0]  # 1970-01-01 was a Thursday
+    if plan.needs_months:
+        if _month_of_day(day_values[0]) == _month_of_day(day_values[-1]):
+            month_runs, month_values = day_runs[:1], [_month_of_day(day_values[0])]
+        else:
+            months = list(map(_month_of_day, day_values))
+            month_starts = _run_starts(months)
+            month_runs = list(map(day_runs.__getitem__, month_starts))
+            month_values = list(map(months.__getitem__, month_starts))
+        runs["monthly"] = month_runs
+        runs["yearly"] = _coarser(month_runs, month_values, 0, 12)[0]
+    return runs
+
+
+def _coarser(
+    runs: list[int], values: list[int], add: int, divisor: int
+) -> tuple[list[int], list[int]]:
+    """The runs and values of the unit ``(value + add) // divisor`` from those of a finer unit
+    whose ``values`` never grow (newest first). Sets of a few dozen points span one or two
+    buckets of a coarser unit: those are found from the first and last values alone."""
+    first = (values[0] + add) // divisor
+    last = (values[-1] + add) // divisor
+    if last == first:
+        return runs[:1], [first]
+    if last == first - 1:  # two: the second starts at the first value below the first's start
+        split = bisect_right(values, add - first * divisor, key=neg)
+        return [runs[0], runs[split]], [first, last]
+    coarse = [(value + add) // divisor for value in values]
+    starts = _run_starts(coarse)
+    return list(map(runs.__getitem__, starts)), list(map(coarse.__getitem__, starts))
+
+
+def _small_hours(plan: _Plan, newest_first: list[datetime]) -> list[int] | None:
+    """Each sorted point's wall-clock hour since 1970, as the general path's _local_hours counts
+    it; ``None`` where an offset or a change of it is not a whole hour."""
+    days = map(sub, map(_ORDINAL, newest_first), repeat(_EPOCH_ORDINAL))
+    utc = list(map(add, map(mul, days, repeat(24)), map(_HOUR, newest_first)))
+    if plan.fixed_offset is not None:
+        shift, part = divmod(plan.fixed_offset, _HOUR_US)
+        return None if part else [hour + shift for hour in utc]
+    low, high = utc[-1] * 3600, utc[0] * 3600 + 3599
+    changes = plan.offsets.changes(low, high)
+    offset = plan.offsets.offset(low)
+    if changes is None or offset is None:
+        return None
+    shifts = []
+    for value in (offset, *(after for _, after in changes)):
+        shift, part = divmod(value, _HOUR_US)
+        if part:
+            return None
+        shifts.append(shift)
+    if not changes:
+        return [hour + shifts[0] for hour in utc]
+    if any(instant % 3600 for instant, _ in changes):
+        return None
+    # Newest first: a point in an hour before a change has the offset in force before it.
+    bounds = [instant // 3600 for instant, _ in changes]
+    change = len(bounds) - 1
+    shift = shifts[-1]
+    local = []
+    for hour in utc:
+        while change >= 0 and hour < bounds[change]:
+            shift = shifts[change]
+            change -= 1
+        local.append(hour + shift)
+    return local
+
+
+def _window_sizes(plan: _Plan, newest_first: list[datetime], now: datetime) -> list[int] | None:
+    """How many of the newest points lie strictly after each window's start, for the plan's
+    windows in order (``None``: take the general path). As :class:`_Windows`: a window reaches
+    back from the newest point strictly before ``now``; without one, every point is inside."""
+    n = len(newest_first)
+    oldest_first = newest_first[::-1]
+    position = n - bisect_left(oldest_first, now)
+    if position == n:
+        return [n] * len(plan.window_list)
+    instant = (newest_first[position] - _EPOCH) // _MICROSECOND
+    offset = plan.offset(instant / 1_000_000)
+    if offset is None:
+        return None
+    day, time_of_day = divmod(instant + offset, _DAY_US)
+    oldest = (oldest_first[0] - _EPOCH) // _MICROSECOND
+    sizes = []
+    for index, window in enumerate(plan.window_list):
+        base = plan.window_base(index, day)
+        if base is None:
+            start = _window_start(plan, window, day, time_of_day)
+            if start is None:
+                return None
+        else:
+            start = base + time_of_day
+        if start < oldest:
+            sizes.append(n)
+        else:
+            sizes.append(n - bisect_right(oldest_first, _EPOCH + timedelta(microseconds=start)))
+    return sizes
+
+
+def _window_start(plan: _Plan, window: CalendarDuration, day: int, time_of_day: int) -> int | None:
+    """The instant (microseconds since 1970) a window starts at, reaching back from local
+    ``day`` and ``time_of_day``, as ``window.before`` finds it; ``None``: take the general path."""
+    month = _month_of_day(day)
+    if month - 12 * window.years - window.months < 1900 * 12:
+        return None  # near the calendar's ends: the general path knows them
+    wall = (day - plan.span_days(window, month)) * _DAY_US + time_of_day
+    # Go's time.Date for a wall-clock time (see _durations.wall_to_instant).
+    guess = plan.offset(wall / 1_000_000)
+    if guess is None:
+        return None
+    candidate = wall - guess
+    found = plan.offset(candidate / 1_000_000)
+    if found is None:
+        return None
+    return (candidate if found == guess else wall - found) - window.hours * _HOUR_US

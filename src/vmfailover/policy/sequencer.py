@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import enum
 import heapq
-import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final, NoReturn
@@ -39,7 +38,7 @@ from vmfailover.errors import (
     Severity,
     ValidationError,
 )
-from vmfailover.model import as_enum
+from vmfailover.model import as_enum, is_finite_number
 from vmfailover.policy.probes import PROBE_TYPES, Probe
 
 __all__ = [
@@ -158,7 +157,7 @@ def _names(value: object, what: str, item: str, findings: list[Finding]) -> tupl
 
 
 def _positive_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and 0 < value < math.inf
+    return is_finite_number(value) and value > 0
 
 
 def _positive_int(value: object) -> bool:
@@ -643,11 +642,7 @@ def _weights(index: Mapping[str, int], weights: Mapping[str, float] | None) -> l
         position = index.get(name) if isinstance(name, str) else None
         if position is None:
             bad.append(Finding(f"weight for {name!r}", "names a VM not in the start order"))
-        elif (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not 0 <= value < math.inf
-        ):
+        elif not is_finite_number(value) or value < 0:
             bad.append(Finding(f"weight for {name!r}", f"must be a number >= 0, got {value!r}"))
         else:
             weight[position] = float(value)

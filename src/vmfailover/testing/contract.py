@@ -24,7 +24,7 @@ import attrs
 import pytest
 
 from vmfailover.backends.base import Backend, Readiness
-from vmfailover.errors import ConflictError, NotFoundError
+from vmfailover.errors import ConflictError, NotFoundError, PermanentBackendError
 from vmfailover.model import VM, Inventory, IPConfig, PowerState, RecoveryPoint, Replica
 
 __all__ = ["BackendContract", "ContractScene"]
@@ -32,6 +32,10 @@ __all__ = ["BackendContract", "ContractScene"]
 
 def _no_writes(vm_id: str) -> None:
     return None
+
+
+def _no_host_changes(host: str) -> None:
+    raise AssertionError("the scene has no cluster_host, so no host failure hooks")
 
 
 @attrs.frozen
@@ -43,6 +47,12 @@ class ContractScene:
     network at the target site. ``write(vm_id)`` changes a running VM's disks (a no-op where a
     backend cannot); ``wait`` lets ``seconds`` of the backend's time pass; ``boot_timeout``
     bounds how long a booting VM may take to become ready, in the backend's time.
+
+    Host failover: ``cluster_host`` is another host of the source VM's cluster that reaches its
+    datastore and has its networks; ``fail_host`` makes a host lose power (its VMs go off and it
+    stops answering) and ``restore_host`` brings it back. A backend without host failover leaves
+    ``cluster_host`` None, and the suite then checks that it refuses the host-failover
+    primitives with :class:`~vmfailover.errors.PermanentBackendError`.
     """
 
     backend: Backend
@@ -55,6 +65,9 @@ class ContractScene:
     wait: Callable[[float], None]
     write: Callable[[str], None] = _no_writes
     boot_timeout: float = 600.0
+    cluster_host: str | None = None
+    fail_host: Callable[[str], None] = _no_host_changes
+    restore_host: Callable[[str], None] = _no_host_changes
 
 
 class BackendContract:
@@ -168,6 +181,25 @@ class BackendContract:
             assert point.created_at >= replica.created_at
         assert first.created_at <= second.created_at
 
+    def test_sync_accepts_a_throttle_and_pays_for_no_more_than_it_moves(
+        self, scene: ContractScene
+    ) -> None:
+        """A data path of ours pays for every byte it moves; a hypervisor that moves the data
+        itself pays for none (and the job says the limit is not enforced there)."""
+        replica = self.replicate(scene)
+        scene.backend.sync(replica.id)
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        paid: list[int] = []
+
+        class Recorder:
+            def consume(self, nbytes: int) -> None:
+                assert nbytes > 0
+                paid.append(nbytes)
+
+        point = scene.backend.sync(replica.id, throttle=Recorder())
+        assert sum(paid) in (0, point.size_bytes)
+
     def test_delete_recovery_point_is_idempotent(self, scene: ContractScene) -> None:
         replica = self.replicate(scene)
         keep = scene.backend.sync(replica.id)
@@ -273,3 +305,67 @@ class BackendContract:
         point = backend.sync(reverse.id)
         assert point.replica == reverse.id
         assert [p.id for p in backend.recovery_points(reverse.id)][-1] == point.id
+
+    # --- host failover ---------------------------------------------------------------------------
+
+    def test_host_failover_primitives_are_done_or_refused_as_permanent(
+        self, scene: ContractScene
+    ) -> None:
+        backend = scene.backend
+        host = scene.cluster_host or scene.target_host
+        if scene.cluster_host is None:
+            for call in (backend.restart_on_host, backend.migrate_vm):
+                with pytest.raises(PermanentBackendError):
+                    call(scene.source_vm, host)
+            assert self.vm(scene, scene.source_vm).power_state is PowerState.ON
+            return
+        with pytest.raises(NotFoundError):
+            backend.migrate_vm("no-such-vm", host)
+        with pytest.raises(NotFoundError):
+            backend.restart_on_host("no-such-vm", host)
+        with pytest.raises(NotFoundError):
+            backend.migrate_vm(scene.source_vm, "no-such-host")
+
+    def test_migrate_vm_moves_a_running_vm_live_and_is_idempotent(
+        self, scene: ContractScene
+    ) -> None:
+        if scene.cluster_host is None:
+            return  # refused: the test above
+        backend = scene.backend
+        before = self.vm(scene, scene.source_vm)
+        backend.migrate_vm(scene.source_vm, scene.cluster_host)
+        backend.migrate_vm(scene.source_vm, scene.cluster_host)
+        moved = self.vm(scene, scene.source_vm)
+        assert moved.host == scene.cluster_host
+        assert moved.power_state is PowerState.ON, "a live move keeps the VM running"
+        assert (moved.id, moved.name, moved.nics) == (before.id, before.name, before.nics)
+        backend.migrate_vm(scene.source_vm, before.host)
+        assert self.vm(scene, scene.source_vm).host == before.host
+
+    def test_restart_on_host_refuses_a_running_vm(self, scene: ContractScene) -> None:
+        if scene.cluster_host is None:
+            return  # refused: the first host-failover test
+        with pytest.raises(ConflictError):
+            scene.backend.restart_on_host(scene.source_vm, scene.cluster_host)
+        assert self.vm(scene, scene.source_vm).host != scene.cluster_host
+
+    def test_restart_on_host_after_a_host_failure(self, scene: ContractScene) -> None:
+        if scene.cluster_host is None:
+            return  # refused: the first host-failover test
+        backend = scene.backend
+        failed = self.vm(scene, scene.source_vm).host
+        scene.fail_host(failed)
+        try:
+            inventory = backend.inventory()
+            assert not inventory.host(failed).available
+            assert inventory.vm(scene.source_vm).power_state is not PowerState.ON
+            backend.restart_on_host(scene.source_vm, scene.cluster_host)
+            backend.restart_on_host(scene.source_vm, scene.cluster_host)
+            restarted = self.vm(scene, scene.source_vm)
+            assert restarted.host == scene.cluster_host
+            assert restarted.power_state is PowerState.ON
+            readiness = self.wait_ready(scene, scene.source_vm)
+            assert readiness.powered_on
+            assert readiness.heartbeat, "the guest runs again"
+        finally:
+            scene.restore_host(failed)

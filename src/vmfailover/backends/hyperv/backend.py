@@ -27,6 +27,8 @@ create_test_copy           Start-VMFailover -AsTest (the test VM)
 remove_test_copy           Stop-VMFailover on its replica (deletes the test VM)
 reverse_replication        Set-VMReplication -Reverse (+ Start-VMInitialReplication when needed)
 commit_failover (extra)    Complete-VMFailover
+restart_on_host            refused (PermanentBackendError): needs Hyper-V failover clustering, which
+migrate_vm                 this backend does not model (see ``_NO_CLUSTERING``)
 =========================  =========================================================================
 
 VMs are addressed by Id (``Get-VM -Id``, piped): on Hyper-V every name parameter is a wildcard
@@ -36,7 +38,7 @@ their fully qualified id (:mod:`.errors`); a non-terminating record fails the ca
 
 from __future__ import annotations
 
-import math
+import logging
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, cast
 
-from vmfailover.backends.base import Readiness
+from vmfailover.backends.base import Readiness, Throttle
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import (
     ConflictError,
@@ -60,6 +62,7 @@ from vmfailover.model import (
     IPConfig,
     RecoveryPoint,
     Replica,
+    is_finite_number,
 )
 
 from .config import HostConnection
@@ -67,6 +70,9 @@ from .errors import ErrorRecord, classify, to_error
 from .ids import PointRef, VMRef
 from .pipeline import SWITCH, Command, Pipeline, cmd, literal_name, pipeline
 from .reading import (
+    FAILOVER_SETTING,
+    GUEST_NETWORK,
+    KVP_EXCHANGE,
     NETWORK_ADAPTER,
     REPLICATION,
     SNAPSHOT,
@@ -85,6 +91,18 @@ from .values import PSObject, as_uuid, enum_name
 
 __all__ = ["RECOVERY_POINT_LIMIT", "HyperVBackend"]
 
+_NO_CLUSTERING = (
+    "cannot {what} on host {host!r}: host failover on Hyper-V needs failover clustering (the VM "
+    "as a clustered role on a Cluster Shared Volume, restarted by the cluster service or moved "
+    "with Move-ClusterVirtualMachineRole through the FailoverClusters module), which this "
+    "backend does not drive: it manages standalone hosts and Hyper-V Replica. Let the cluster "
+    "restart VMs itself and watch it with HostMonitor(mode='observe')"
+)
+_log = logging.getLogger(__name__)
+
+#: Hyper-V's WMI namespace, where the guests' own reports are read.
+CIM_NAMESPACE = "root/virtualization/v2"
+
 #: Hyper-V Replica keeps at most 24 additional recovery points per VM.
 RECOVERY_POINT_LIMIT = 24
 
@@ -99,6 +117,17 @@ _INVENTORY = pipeline(
     cmd("Get-VMNetworkAdapter", All=SWITCH),
     cmd("Get-VMSwitch"),
     cmd("Get-VMReplication", ReplicationRelationshipType="Simple"),
+)
+#: The inventory with what running guests report: their NICs' TCP/IP settings (the addresses
+#: re-IP rules translate) and their OS (Hyper-V injects failover addresses through the guest's
+#: integration services). Read through WMI, Hyper-V's cmdlets have neither.
+_INVENTORY_WITH_GUESTS = Pipeline(
+    "read the inventory and the guests",
+    (
+        *_INVENTORY.statements,
+        (cmd("Get-CimInstance", Namespace=CIM_NAMESPACE, ClassName=GUEST_NETWORK),),
+        (cmd("Get-CimInstance", Namespace=CIM_NAMESPACE, ClassName=KVP_EXCHANGE),),
+    ),
 )
 
 
@@ -123,6 +152,8 @@ class HyperVBackend:
     """
 
     name = "hyperv"
+    #: A test VM takes its failover addresses from its replica when it is made (backends.base).
+    guest_ips_at_test_copy = True
 
     def __init__(
         self,
@@ -167,12 +198,7 @@ class HyperVBackend:
             ("sync_timeout", sync_timeout),
             ("retry_wait", retry_wait),
         ):
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not math.isfinite(value)
-                or value <= 0
-            ):
+            if value is not None and (not is_finite_number(value) or value <= 0):
                 findings.append(Finding(label, f"{value!r} is not a finite number of seconds > 0"))
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             findings.append(Finding("attempts", f"{attempts!r} is not a whole number >= 1"))
@@ -188,7 +214,12 @@ class HyperVBackend:
             c.name: HostSession(c, attempts=attempts, retry_wait=retry_wait) for c in connections
         }
         self._down: set[str] = set()
+        self._guests_unreadable: set[str] = set()
         self._test_keys: dict[str, str] = {}
+        #: test copy id -> MAC -> the failover settings it was made with
+        self._test_ips: dict[str, dict[str, tuple[tuple[str, Any], ...]]] = {}
+        #: replica id -> the pipeline that gives it back the settings it lent a test VM
+        self._giving_back: dict[str, Pipeline] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -247,10 +278,9 @@ class HyperVBackend:
 
         def read(connection: HostConnection) -> HostView | None:
             try:
-                output = self._sessions[connection.name].run_checked(_INVENTORY)
+                return self._read_host(connection)
             except TransientBackendError:
                 return None  # does not answer: the inventory says so
-            return HostView.from_output(output)
 
         views: dict[str, HostView | None] = dict.fromkeys(down)
         if len(asked) == 1:
@@ -260,6 +290,28 @@ class HyperVBackend:
                 for connection, view in zip(asked, pool.map(read, asked), strict=True):
                     views[connection.name] = view
         return build_inventory(self.connections, views, down)
+
+    def _read_host(self, connection: HostConnection) -> HostView:
+        """One host's inventory in one pipeline. Where the guests' WMI classes cannot be read
+        (Get-CimInstance not exposed by a constrained endpoint, no access to the namespace), the
+        host is read without them from then on: its guests' OS and addresses stay unknown."""
+        session = self._sessions[connection.name]
+        if connection.name in self._guests_unreadable:
+            return HostView.from_output(session.run_checked(_INVENTORY))
+        result = session.run(_INVENTORY_WITH_GUESTS)
+        problems = [e for e in result.errors if not _about_guests(e)]
+        if problems:
+            raise to_error(problems[0], session.name, _INVENTORY_WITH_GUESTS.description)
+        if not result.errors:
+            return HostView.from_output(result.output)
+        _log.warning(
+            "%s: the guests' OS and addresses cannot be read (%s); re-IP rules need them",
+            connection.name,
+            result.errors[0],
+        )
+        with self._lock:
+            self._guests_unreadable.add(connection.name)
+        return HostView.from_output(session.run_checked(_INVENTORY))
 
     def create_replica(
         self,
@@ -318,7 +370,10 @@ class HyperVBackend:
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
+        """Hyper-V Replica moves the data itself: ``throttle`` is accepted and not called (a
+        replication job's result says that its limit was not enforced by us)."""
         if tags:
             raise ValidationError.of(
                 f"sync of replica {replica_id!r}",
@@ -443,20 +498,43 @@ class HyperVBackend:
         )
 
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
+        """Set-VMNetworkAdapterFailoverConfiguration: Hyper-V injects the settings into the guest
+        as it boots failed over. A test copy got its settings when it was made
+        (:meth:`create_test_copy` ``guest_ips``): setting the same again is confirmed, anything
+        else is refused, as Hyper-V refuses it on a test VM."""
         ref = VMRef.parse(vm_id)
         settings = _failover_settings(vm_id, mac, configs)
+        with self._lock:
+            made_with = self._test_ips.get(str(ref))
+        if made_with is not None:
+            if made_with.get(mac_of(mac)) == settings:
+                return
+            raise ConflictError(
+                f"VM {vm_id!r} is a Hyper-V test VM: it took its failover TCP/IP settings from "
+                "its replica when the test started, and Hyper-V refuses them on the test VM; "
+                "pass the addresses to create_test_copy(guest_ips=...)"
+            )
         adapters, adapter = self._adapter(ref, mac)
         name = self._adapter_name(ref, adapters, adapter, lambda other: False)
-        self._session_for(ref).run_checked(
-            pipeline(
-                f"set the failover IP of NIC {mac_of(adapter.get('MacAddress'))}",
-                (
-                    _vm(ref.guid),
-                    cmd("Get-VMNetworkAdapter", Name=literal_name(name)),
-                    Command("Set-VMNetworkAdapterFailoverConfiguration", settings),
-                ),
+        session = self._session_for(ref)
+        description = f"set the failover IP of NIC {mac_of(adapter.get('MacAddress'))}"
+        result = session.run(Pipeline(description, _setting_statements(ref, name, settings)))
+        if not result.errors:
+            return
+        problem = to_error(result.errors[0], session.name, description)
+        if isinstance(problem, ConflictError):
+            vm = _one(
+                session.run_checked(pipeline("read the VM", _vm(ref.guid))),
+                VIRTUAL_MACHINE,
+                f"VM {vm_id!r}",
             )
-        )
+            if enum_name(vm.get("ReplicationMode")) == "TestReplica":
+                raise ConflictError(
+                    f"{problem} (VM {vm_id!r} is a Hyper-V test VM: its failover TCP/IP settings "
+                    "come from its replica when the test starts; pass them to "
+                    "create_test_copy(guest_ips=...))"
+                ) from None
+        raise problem
 
     def power_on(self, vm_id: str) -> None:
         """Start-VM. A source whose planned failover was prepared (a sync while it was off) and
@@ -490,14 +568,14 @@ class HyperVBackend:
         )
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        if not is_finite_number(timeout) or not timeout > 0:
             raise ValidationError.of(
-                f"shutdown of VM {vm_id!r}", f"timeout {timeout!r} is not seconds > 0"
+                f"shutdown of VM {vm_id!r}", f"timeout {timeout!r} is not a finite number > 0"
             )
         ref = VMRef.parse(vm_id)
         self._session_for(ref).run_checked(
             pipeline("shut the guest down", (_vm(ref.guid), cmd("Stop-VM"))),
-            timeout=float(timeout) if math.isfinite(timeout) else None,
+            timeout=float(timeout),
         )
 
     def power_off(self, vm_id: str) -> None:
@@ -523,23 +601,50 @@ class HyperVBackend:
             powered_on=powered_on, heartbeat=powered_on and heartbeat, ip_addresses=found
         )
 
-    def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
+    def create_test_copy(
+        self,
+        replica_id: str,
+        point_id: str,
+        key: str,
+        *,
+        guest_ips: Mapping[str, Sequence[IPConfig] | None] | None = None,
+    ) -> str:
+        """Start-VMFailover -AsTest: the test VM, off, its NICs where the replica's test-failover
+        settings put them (connect them with :meth:`connect_nic`).
+
+        ``guest_ips`` maps MACs to the addresses the copy's guest gets as it first boots (None:
+        it keeps its own). Hyper-V copies the replica's failover TCP/IP settings into the test VM
+        when it makes it, and refuses them on the test VM afterwards; so the replica's settings
+        of those NICs are set just before Start-VMFailover -AsTest and given back just after, in
+        the same pipeline (and again at the next call, if that pipeline was cut short). The
+        replica's own settings are what they were.
+        """
         if not isinstance(key, str) or not key.strip():
             raise ValidationError.of(f"test copy of replica {replica_id!r}", "key is empty")
         ref, point = _replica_and_point(replica_id, point_id)
-        _, replication, _ = self._read_replica(ref)
+        wanted = self._test_settings(replica_id, guest_ips)
+        self._give_back(replica_id)
+        _, replication, adapters = self._read_replica_nics(ref, bool(wanted))
         existing = guid_of_test_vm(replication)
         if existing is None:
             session = self._session_for(ref)
-            result = session.run(
-                pipeline(
-                    "start a test failover",
-                    (
-                        cmd("Get-VMSnapshot", Id=point.snapshot),
-                        cmd("Start-VMFailover", AsTest=SWITCH, **_NO),
-                    ),
-                )
+            as_test = (
+                cmd("Get-VMSnapshot", Id=point.snapshot),
+                cmd("Start-VMFailover", AsTest=SWITCH, **_NO),
             )
+            if wanted:
+                lend, give_back = self._lent_settings(ref, adapters, wanted)
+                with self._lock:
+                    self._giving_back[replica_id] = give_back
+                result = session.run(
+                    Pipeline(
+                        "start a test failover with the test addresses",
+                        (*lend, as_test, *give_back.statements),
+                    )
+                )
+                self._give_back(replica_id)
+            else:
+                result = session.run(pipeline("start a test failover", as_test))
             if result.errors:
                 if classify(result.errors[0]) is not ConflictError:
                     raise to_error(result.errors[0], session.name, "start a test failover")
@@ -549,14 +654,97 @@ class HyperVBackend:
                     raise to_error(result.errors[0], session.name, "start a test failover")
             else:
                 existing = as_uuid(_one(result.output, VIRTUAL_MACHINE, "the test VM").get("Id"))
+        copy = str(VMRef(ref.host, existing or uuid.UUID(int=0)))
         with self._lock:
             owner = self._test_keys.setdefault(replica_id, key)
+            if owner == key and wanted:
+                self._test_ips.setdefault(copy, wanted)
         if owner != key:
             raise ConflictError(
                 f"replica {replica_id!r} is in a test failover for {owner!r} already: Hyper-V "
                 "runs one test failover per VM at a time"
             )
-        return str(VMRef(ref.host, existing or uuid.UUID(int=0)))
+        return copy
+
+    def _test_settings(
+        self, replica_id: str, guest_ips: Mapping[str, Sequence[IPConfig] | None] | None
+    ) -> dict[str, tuple[tuple[str, Any], ...]]:
+        """MAC -> failover settings for ``guest_ips`` (checked before anything is sent)."""
+        if guest_ips is None:
+            return {}
+        if not isinstance(guest_ips, Mapping):
+            raise ValidationError.of(
+                f"test copy of replica {replica_id!r}",
+                f"guest_ips must map MACs to addresses, got {guest_ips!r}",
+            )
+        wanted: dict[str, tuple[tuple[str, Any], ...]] = {}
+        findings: list[Finding] = []
+        for mac, configs in guest_ips.items():
+            normal = mac_of(mac) if isinstance(mac, str) else ""
+            if not normal:
+                findings.append(
+                    Finding(f"test copy of replica {replica_id!r}", f"{mac!r} is not a MAC")
+                )
+                continue
+            try:
+                wanted[normal] = _failover_settings(replica_id, normal, configs)
+            except ValidationError as error:
+                findings.extend(error.findings)
+        if findings:
+            raise ValidationError(findings)
+        return wanted
+
+    def _lent_settings(
+        self,
+        ref: VMRef,
+        adapters: Sequence[PSObject],
+        wanted: Mapping[str, tuple[tuple[str, Any], ...]],
+    ) -> tuple[tuple[tuple[Command, ...], ...], Pipeline]:
+        """The statements that lend the replica's NICs the test settings, and the pipeline that
+        gives their own back (read now: both families, as Hyper-V stores them)."""
+        names: dict[str, str] = {}
+        for mac in wanted:
+            adapter = next((a for a in adapters if mac_of(a.get("MacAddress")) == mac), None)
+            if adapter is None:
+                raise NotFoundError(f"replica {str(ref)!r} has no NIC with MAC {mac!r}")
+            names[mac] = self._adapter_name(ref, adapters, adapter, lambda other: False)
+        reads: list[tuple[Command, ...]] = []
+        for name in names.values():
+            nic = (_vm(ref.guid), cmd("Get-VMNetworkAdapter", Name=literal_name(name)))
+            reads += [nic, (*nic, cmd("Get-VMNetworkAdapterFailoverConfiguration"))]
+        output = self._session_for(ref).run_checked(
+            Pipeline("read the replica's failover addresses", tuple(reads))
+        )
+        stored: dict[str, PSObject | None] = {}
+        current: str | None = None
+        for item in output:
+            if not isinstance(item, PSObject):
+                continue
+            if item.type_name == NETWORK_ADAPTER:
+                current = mac_of(item.get("MacAddress"))
+                stored[current] = None
+            elif item.type_name == FAILOVER_SETTING and current is not None:
+                stored[current] = item
+        lend: list[tuple[Command, ...]] = []
+        give_back: list[tuple[Command, ...]] = []
+        for mac, name in names.items():
+            lend += _setting_statements(ref, name, wanted[mac])
+            give_back += _setting_statements(ref, name, _stored_settings(stored.get(mac)))
+        return tuple(lend), Pipeline(
+            "give the replica its own failover addresses back", tuple(give_back)
+        )
+
+    def _give_back(self, replica_id: str) -> None:
+        """Restore a replica's failover settings lent to a test VM, if not done yet."""
+        with self._lock:
+            pending = self._giving_back.get(replica_id)
+        if pending is None:
+            return
+        ref = VMRef.parse(replica_id, "replica")
+        self._session_for(ref).run_checked(pending)
+        with self._lock:
+            if self._giving_back.get(replica_id) is pending:
+                del self._giving_back[replica_id]
 
     def remove_test_copy(self, vm_id: str) -> None:
         ref = VMRef.parse(vm_id)
@@ -576,6 +764,8 @@ class HyperVBackend:
                 )
                 with self._lock:
                     self._test_keys.pop(str(VMRef(ref.host, owner)), None)
+                    self._test_ips.pop(str(ref), None)
+                self._give_back(str(VMRef(ref.host, owner)))
                 return
         found = session.run(pipeline("read the VM", _vm(ref.guid)))
         if found.errors and classify(found.errors[0]) is NotFoundError:
@@ -617,6 +807,18 @@ class HyperVBackend:
         if enum_name(replication.get("ReplicationState")) == "ReadyForInitialReplication":
             self._start_initial_replication(ref)
         return self._replica(VMRef(target.name, ref.guid))
+
+    # --- host failover: not modelled -------------------------------------------------------------
+
+    def restart_on_host(self, vm_id: str, host: str) -> None:
+        """Refused: restarting a VM of a failed host needs Hyper-V failover clustering."""
+        VMRef.parse(vm_id)
+        raise PermanentBackendError(_NO_CLUSTERING.format(what=f"restart VM {vm_id!r}", host=host))
+
+    def migrate_vm(self, vm_id: str, host: str) -> None:
+        """Refused: moving a VM between hosts needs Hyper-V failover clustering."""
+        VMRef.parse(vm_id)
+        raise PermanentBackendError(_NO_CLUSTERING.format(what=f"move VM {vm_id!r}", host=host))
 
     # --- Hyper-V only ----------------------------------------------------------------------------
 
@@ -678,13 +880,22 @@ class HyperVBackend:
 
     def _read_replica(self, ref: VMRef) -> tuple[PSObject, PSObject, tuple[RecoveryPoint, ...]]:
         """The replica VM, its relationship and its points (NotFound unless a Replica)."""
+        vm, replication, points, _ = self._read_replica_output(ref, ())
+        return vm, replication, points
+
+    def _read_replica_output(
+        self, ref: VMRef, extra: tuple[tuple[Command, ...], ...]
+    ) -> tuple[PSObject, PSObject, tuple[RecoveryPoint, ...], tuple[Any, ...]]:
         session = self._session_for(ref)
         result = session.run(
-            pipeline(
+            Pipeline(
                 "read the replica",
-                _vm(ref.guid),
-                (_vm(ref.guid), cmd("Get-VMReplication", ReplicationRelationshipType="Simple")),
-                (_vm(ref.guid), cmd("Get-VMSnapshot")),
+                (
+                    (_vm(ref.guid),),
+                    (_vm(ref.guid), cmd("Get-VMReplication", ReplicationRelationshipType="Simple")),
+                    (_vm(ref.guid), cmd("Get-VMSnapshot")),
+                    *extra,
+                ),
             )
         )
         if result.errors:
@@ -698,7 +909,20 @@ class HyperVBackend:
                 f"no replica {str(ref)!r}: that VM is a Hyper-V "
                 f"{enum_name(replication.get('ReplicationMode'))}"
             )
-        return vm, replication, recovery_points(ref, _of_type(result.output, SNAPSHOT))
+        points = recovery_points(ref, _of_type(result.output, SNAPSHOT))
+        return vm, replication, points, result.output
+
+    def _read_replica_nics(
+        self, ref: VMRef, with_nics: bool
+    ) -> tuple[PSObject, PSObject, list[PSObject]]:
+        """The replica VM and its relationship (NotFound unless a Replica), with its NICs."""
+        if not with_nics:
+            vm, replication, _ = self._read_replica(ref)
+            return vm, replication, []
+        vm, replication, _, output = self._read_replica_output(
+            ref, ((_vm(ref.guid), cmd("Get-VMNetworkAdapter")),)
+        )
+        return vm, replication, _of_type(output, NETWORK_ADAPTER)
 
     def _points(self, ref: VMRef) -> tuple[RecoveryPoint, ...]:
         return self._read_replica(ref)[2]
@@ -920,6 +1144,14 @@ class HyperVBackend:
             session.run_checked(Pipeline("connect the replica's NICs", tuple(statements)))
 
 
+def _about_guests(record: ErrorRecord) -> bool:
+    """An error of the guests' WMI reads (not of Hyper-V's cmdlets): the command missing from
+    the endpoint, or the class or namespace not readable."""
+    return record.command_class.startswith("Microsoft.Management.Infrastructure.CimCmdlets") or (
+        record.error_id == "CommandNotFoundException" and "Get-CimInstance" in str(record)
+    )
+
+
 def _replica_and_point(replica_id: str, point_id: str) -> tuple[VMRef, PointRef]:
     """Both ids read back; a point of another replica is refused without asking a host."""
     ref = VMRef.parse(replica_id, "replica")
@@ -939,14 +1171,64 @@ def _one(output: Iterable[Any], type_name: str, what: str) -> PSObject:
     return found[0]
 
 
+_CLEAR_BOTH: tuple[tuple[str, Any], ...] = (
+    ("ClearFailoverIPv4Settings", SWITCH),
+    ("ClearFailoverIPv6Settings", SWITCH),
+)
+
+#: The properties of a VMNetworkAdapterFailoverSetting, by the Set- parameter that sets each.
+_FAILOVER_FIELDS = (
+    "IPv4Address",
+    "IPv4SubnetMask",
+    "IPv4DefaultGateway",
+    "IPv4PreferredDNSServer",
+    "IPv4AlternateDNSServer",
+    "IPv6Address",
+    "IPv6SubnetPrefixLength",
+    "IPv6DefaultGateway",
+    "IPv6PreferredDNSServer",
+    "IPv6AlternateDNSServer",
+)
+
+
+def _setting_statements(
+    ref: VMRef, name: str, values: tuple[tuple[str, Any], ...]
+) -> tuple[tuple[Command, ...], ...]:
+    """Statements that make a NIC's failover TCP/IP settings exactly ``values``: both families
+    cleared (so no gateway or DNS server of before survives), then the values set."""
+    adapter = (_vm(ref.guid), cmd("Get-VMNetworkAdapter", Name=literal_name(name)))
+    statements = [(*adapter, Command("Set-VMNetworkAdapterFailoverConfiguration", _CLEAR_BOTH))]
+    if values:
+        statements.append((*adapter, Command("Set-VMNetworkAdapterFailoverConfiguration", values)))
+    return tuple(statements)
+
+
+def _stored_settings(setting: PSObject | None) -> tuple[tuple[str, Any], ...]:
+    """The Set- parameters that give back a NIC's failover settings as Hyper-V reported them."""
+    if setting is None:
+        return ()
+    values: list[tuple[str, Any]] = []
+    for field in _FAILOVER_FIELDS:
+        value = setting.get(field)
+        if value is None or value == "":
+            continue
+        if field == "IPv6SubnetPrefixLength":
+            try:
+                value = int(str(value))
+            except ValueError:
+                continue
+        values.append((field, value if isinstance(value, int) else str(value)))
+    return tuple(values)
+
+
 def _failover_settings(
     vm_id: str, mac: str, configs: Sequence[IPConfig] | None
 ) -> tuple[tuple[str, Any], ...]:
-    """Set-VMNetworkAdapterFailoverConfiguration's parameters for ``configs`` (one address per
-    family, two DNS servers; None clears both families: the guest keeps its own settings)."""
+    """Set-VMNetworkAdapterFailoverConfiguration's value parameters for ``configs`` (one address
+    per family, two DNS servers); empty for None: no settings, the guest keeps its own."""
     item = f"VM {vm_id!r} NIC {mac}"
     if configs is None:
-        return (("ClearFailoverIPv4Settings", SWITCH), ("ClearFailoverIPv6Settings", SWITCH))
+        return ()
     findings: list[Finding] = []
     by_family: dict[int, IPConfig] = {}
     for given in cast(Sequence[object], configs):
@@ -974,7 +1256,6 @@ def _failover_settings(
     for version, prefix in ((4, "IPv4"), (6, "IPv6")):
         chosen = by_family.get(version)
         if chosen is None:
-            settings.append((f"ClearFailover{prefix}Settings", SWITCH))
             continue
         settings.append((f"{prefix}Address", str(chosen.address.ip)))
         if version == 4:

@@ -10,13 +10,12 @@ against a local simulated host, never a production host).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials
+from vmfailover.model import Credentials, check_flag, is_finite_number
 
 __all__ = ["AUTH_METHODS", "HostConnection"]
 
@@ -47,12 +46,7 @@ def _one_of(choices: tuple[str, ...]) -> Any:
 
 
 def _seconds(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
+    if not is_finite_number(value) or value <= 0:
         raise ValidationError.of(
             f"Hyper-V host {_name(instance)}",
             f"{attribute.name} must be a finite number of seconds > 0, got {value!r}",
@@ -93,8 +87,8 @@ class HostConnection:
     site: str = attrs.field(validator=_non_empty)
     address: str | None = None
     port: int | None = attrs.field(default=None, validator=_port)
-    tls: bool = True
-    verify_tls: bool = True
+    tls: bool = attrs.field(default=True, validator=check_flag)
+    verify_tls: bool = attrs.field(default=True, validator=check_flag)
     ca_file: str | None = None
     auth: str = attrs.field(default="negotiate", validator=_one_of(AUTH_METHODS))
     credentials: Credentials | None = None

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from xml.etree import ElementTree
 
 import attrs
 
@@ -26,6 +27,7 @@ from vmfailover.model import (
     Host,
     Inventory,
     IPAddress,
+    IPConfig,
     Network,
     Nic,
     PowerState,
@@ -40,10 +42,15 @@ from .ids import PointRef, VMRef
 from .values import PSObject, as_datetime, as_uuid, enum_name
 
 __all__ = [
+    "GUEST_NETWORK",
+    "KVP_EXCHANGE",
     "NOT_CONNECTED",
     "RECOVERY_POINT_TYPES",
+    "GuestFacts",
     "HostView",
     "build_inventory",
+    "cim_class",
+    "guest_os_of",
     "guid_of_test_vm",
     "mac_of",
     "power_state",
@@ -57,6 +64,12 @@ NETWORK_ADAPTER = NS + "VMNetworkAdapter"
 SWITCH = NS + "VMSwitch"
 REPLICATION = NS + "VMReplication"
 SNAPSHOT = NS + "VMSnapshot"
+FAILOVER_SETTING = NS + "VMNetworkAdapterFailoverSetting"
+
+#: The WMI classes (namespace root/virtualization/v2) that say what a guest runs: its NICs' TCP/IP
+#: configuration, and the data exchange (KVP) items its integration services report (OSName).
+GUEST_NETWORK = "Msvm_GuestNetworkAdapterConfiguration"
+KVP_EXCHANGE = "Msvm_KvpExchangeComponent"
 
 #: The network a NIC that Hyper-V shows "Not connected" is on, in the inventory.
 NOT_CONNECTED = "(not connected)"
@@ -93,6 +106,24 @@ _REPLICA_STATES: Mapping[str, ReplicaState] = {
     "FailedOver": ReplicaState.COMMITTED,
 }
 _VM_ID_IN_TEXT = re.compile(r"\[Id = '([0-9A-Fa-f-]{36})'\]")
+_GUEST_NETWORK_ID = re.compile(r"^Microsoft:GuestNetwork\\([0-9A-Fa-f-]{36})\\(.+)$")
+_ADAPTER_ID = re.compile(r"^Microsoft:([0-9A-Fa-f-]{36})\\(.+)$")
+#: IPAddressOrigins (CIM_IPProtocolEndpoint's AddressOrigin): 2 static, 3 DHCP.
+_ORIGIN_STATIC, _ORIGIN_DHCP = 2, 3
+#: A KVP item larger than this is not read (an OSName is a few dozen characters).
+_KVP_ITEM_LIMIT = 8192
+_LINUX_NAMES = (
+    "linux",
+    "ubuntu",
+    "debian",
+    "red hat",
+    "centos",
+    "rocky",
+    "alma",
+    "suse",
+    "fedora",
+    "oracle",
+)
 
 
 def power_state(state: str | None) -> PowerState:
@@ -149,6 +180,115 @@ def addresses(adapters: Iterable[PSObject]) -> tuple[IPAddress, ...]:
     return tuple(found)
 
 
+def cim_class(item: PSObject) -> str:
+    """The CIM class of a CimInstance (``Msvm_KvpExchangeComponent``), or "" for other objects."""
+    for name in item.type_names:
+        head, sep, tail = name.partition("#")
+        if sep and head.endswith("CimInstance"):
+            return tail.rsplit("/", 1)[-1]
+    return ""
+
+
+@attrs.frozen
+class GuestFacts:
+    """What a running guest's integration services report: its OS and its NICs' TCP/IP settings
+    (by adapter, ``(VM GUID, device id)``), each NIC's static configuration or DHCP."""
+
+    os: dict[uuid.UUID, GuestOS] = attrs.field(factory=dict)
+    networks: dict[tuple[uuid.UUID, str], tuple[tuple[IPConfig, ...], bool]] = attrs.field(
+        factory=dict
+    )
+
+    @classmethod
+    def read(cls, items: Iterable[PSObject]) -> GuestFacts:
+        facts = cls()
+        for item in items:
+            kind = cim_class(item)
+            if kind == GUEST_NETWORK:
+                match = _GUEST_NETWORK_ID.match(str(item.get("InstanceID") or ""))
+                if match:
+                    key = (uuid.UUID(match.group(1)), match.group(2).upper())
+                    facts.networks[key] = guest_network(item)
+            elif kind == KVP_EXCHANGE:
+                guid = as_uuid(item.get("SystemName"))
+                if guid is not None:
+                    facts.os[guid] = guest_os_of(item.get("GuestIntrinsicExchangeItems") or ())
+        return facts
+
+    def network_of(self, adapter: PSObject) -> tuple[tuple[IPConfig, ...], bool] | None:
+        match = _ADAPTER_ID.match(str(adapter.get("Id") or ""))
+        if not match:
+            return None
+        return self.networks.get((uuid.UUID(match.group(1)), match.group(2).upper()))
+
+
+def guest_network(item: PSObject) -> tuple[tuple[IPConfig, ...], bool]:
+    """A NIC's guest TCP/IP configuration: its static addresses with their prefixes, the family's
+    first gateway and its DNS servers; or DHCP (no static configuration). Link-local and
+    temporary addresses, and what does not parse, are left out."""
+    dhcp = bool(item.get("DHCPEnabled"))
+    if dhcp:
+        return (), True
+    ips = list(item.get("IPAddresses") or ())
+    subnets = list(item.get("Subnets") or ())
+    origins = list(item.get("IPAddressOrigins") or ())
+    gateways = _parsed(item.get("DefaultGateways"))
+    servers = _parsed(item.get("DNSServers"))
+    configs: list[IPConfig] = []
+    for index, text in enumerate(ips):
+        origin = origins[index] if index < len(origins) else _ORIGIN_STATIC
+        if origin not in (_ORIGIN_STATIC, 0, 1) or index >= len(subnets):
+            continue
+        try:
+            interface = ipaddress.ip_interface(f"{str(text).split('%', 1)[0]}/{subnets[index]}")
+        except ValueError:
+            continue
+        if interface.ip.is_link_local:
+            continue
+        family_dns = tuple(a for a in servers if a.version == interface.version)
+        gateway = next(
+            (g for g in gateways if g.version == interface.version and g in interface.network),
+            None,
+        )
+        configs.append(IPConfig(interface, gateway=gateway, dns=family_dns))
+    return tuple(configs), False
+
+
+def _parsed(values: Any) -> list[IPAddress]:
+    found: list[IPAddress] = []
+    for text in values or ():
+        try:
+            found.append(ipaddress.ip_address(str(text).split("%", 1)[0]))
+        except ValueError:
+            continue
+    return found
+
+
+def guest_os_of(items: Iterable[Any]) -> GuestOS:
+    """The guest's OS family from its intrinsic KVP items (OSName): Windows, Linux, or other
+    (unknown, or a guest whose integration services report nothing)."""
+    name = ""
+    for text in items:
+        text = str(text)
+        if len(text) > _KVP_ITEM_LIMIT:
+            continue
+        try:
+            instance = ElementTree.fromstring(text)
+        except ElementTree.ParseError:
+            continue
+        values = {
+            prop.get("NAME"): (prop.findtext("VALUE") or "") for prop in instance.iter("PROPERTY")
+        }
+        if values.get("Name") == "OSName":
+            name = values.get("Data", "").casefold()
+            break
+    if "windows" in name:
+        return GuestOS.WINDOWS
+    if any(marker in name for marker in _LINUX_NAMES):
+        return GuestOS.LINUX
+    return GuestOS.OTHER
+
+
 @attrs.frozen
 class HostView:
     """What one host's inventory pipeline returned, sorted by kind."""
@@ -157,6 +297,7 @@ class HostView:
     adapters: tuple[PSObject, ...] = ()
     switches: tuple[PSObject, ...] = ()
     replications: tuple[PSObject, ...] = ()
+    guests: GuestFacts = attrs.field(factory=GuestFacts)
 
     @classmethod
     def from_output(cls, output: Iterable[Any]) -> HostView:
@@ -166,14 +307,20 @@ class HostView:
             SWITCH: [],
             REPLICATION: [],
         }
+        cim: list[PSObject] = []
         for item in output:
-            if isinstance(item, PSObject) and item.type_name in kinds:
+            if not isinstance(item, PSObject):
+                continue
+            if item.type_name in kinds:
                 kinds[item.type_name].append(item)
+            elif cim_class(item):
+                cim.append(item)
         return cls(
             tuple(kinds[VIRTUAL_MACHINE]),
             tuple(kinds[NETWORK_ADAPTER]),
             tuple(kinds[SWITCH]),
             tuple(kinds[REPLICATION]),
+            GuestFacts.read(cim),
         )
 
     def vm(self, guid: uuid.UUID) -> PSObject | None:
@@ -183,18 +330,28 @@ class HostView:
         return [a for a in self.adapters if as_uuid(a.get("VMId")) == guid]
 
 
-def vm_from(connection: HostConnection, vm: PSObject, adapters: Sequence[PSObject]) -> VM:
-    """Our VM for Hyper-V's VirtualMachine object and its adapters."""
+def vm_from(
+    connection: HostConnection,
+    vm: PSObject,
+    adapters: Sequence[PSObject],
+    guests: GuestFacts | None = None,
+) -> VM:
+    """Our VM for Hyper-V's VirtualMachine object and its adapters; ``guests`` adds what the
+    running guest reports (its OS, its NICs' addresses)."""
     guid = as_uuid(vm.get("Id"))
+    guests = guests or GuestFacts()
     nics = []
     for adapter in adapters:
         mac = mac_of(adapter.get("MacAddress"))
         if not mac:
             continue  # a dynamic MAC not yet assigned: nothing to address it by
+        configs, dhcp = guests.network_of(adapter) or ((), False)
         nics.append(
             Nic(
                 mac=mac,
                 network=str(adapter.get("SwitchName") or NOT_CONNECTED),
+                ip_configs=configs,
+                dhcp=dhcp,
                 label=str(adapter.get("Name") or ""),
             )
         )
@@ -208,7 +365,7 @@ def vm_from(connection: HostConnection, vm: PSObject, adapters: Sequence[PSObjec
         nics=tuple(nics),
         cpu=cpu if isinstance(cpu, int) and cpu > 0 else 1,
         memory_mb=max(1, memory // 2**20) if isinstance(memory, int) and memory > 0 else 1024,
-        guest_os=GuestOS.OTHER,
+        guest_os=guests.os.get(guid, GuestOS.OTHER) if guid is not None else GuestOS.OTHER,
         datastore=connection.datastore,
     )
 
@@ -341,7 +498,7 @@ def build_inventory(
             guid = as_uuid(vm.get("Id"))
             if guid is None:
                 continue
-            model = vm_from(connection, vm, view.adapters_of(guid))
+            model = vm_from(connection, vm, view.adapters_of(guid), view.guests)
             vms[model.id] = model
             for nic in model.nics:
                 if nic.network == NOT_CONNECTED:

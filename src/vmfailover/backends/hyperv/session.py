@@ -196,7 +196,7 @@ class HostSession:
             ssl=c.tls,
             auth=c.auth,
             username=credentials.username if credentials else None,
-            password=credentials.secret if credentials else None,
+            password=credentials.secret.reveal() if credentials else None,
             cert_validation=cast(Any, verify),  # a CA file path is what requests' verify takes
             encryption=c.encryption,
             operation_timeout=c.operation_timeout,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 import attrs
 
 from vmfailover.errors import PermanentBackendError, TransientBackendError, ValidationError
+from vmfailover.model import as_flag, as_items, is_finite_number
 
 __all__ = ["FaultInjector", "SimulatedCrash"]
 
@@ -51,6 +52,43 @@ class _Latency:
     rng: random.Random
 
 
+_MAX_LATENCY = 86_400.0
+
+
+def _latency(value: object) -> float:
+    if not is_finite_number(value) or not 0 <= value <= _MAX_LATENCY:
+        raise ValidationError.of(
+            "add_latency",
+            f"seconds must be a finite number from 0 to {_MAX_LATENCY:g} (or a pair of them), "
+            f"got {value!r}",
+        )
+    return float(value)
+
+
+def _count(value: object, item: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**63 - 1:
+        raise ValidationError.of(item, f"must be a whole number >= 1, got {value!r}")
+
+
+def _name(value: object, item: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValidationError.of(item, f"must be a non-empty string, got {value!r}")
+
+
+def _operations(value: Iterable[str] | None, item: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    names = as_items(value, str, f"{item} operations", "an operation name")
+    for name in names:
+        _name(name, f"{item} operations")
+    return frozenset(names)
+
+
+def _seed(value: object, item: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError.of(f"{item} seed", f"must be a whole number, got {value!r}")
+
+
 class FaultInjector:
     """What goes wrong, and when. Every backend call passes through :meth:`before_call`.
 
@@ -80,10 +118,15 @@ class FaultInjector:
         message: str | None = None,
     ) -> None:
         """Fail the ``nth`` call of ``operation`` (on ``target``) and the ``times - 1`` after it."""
-        if nth < 1 or times < 1:
-            raise ValidationError.of(
-                f"fault on {operation!r}", f"nth and times must be >= 1 (got {nth}, {times})"
-            )
+        _name(operation, "fail operation")
+        item = f"fault on {operation!r}"
+        _count(nth, f"{item} nth")
+        _count(times, f"{item} times")
+        as_flag(transient, f"{item} transient")
+        if target is not None:
+            _name(target, f"{item} target")
+        if message is not None and not isinstance(message, str):
+            raise ValidationError.of(f"{item} message", f"must be text, got {message!r}")
         kind = "transient" if transient else "permanent"
         text = message or f"injected {kind} failure of {operation}"
         with self._lock:
@@ -93,9 +136,12 @@ class FaultInjector:
         self, probability: float, *, operations: Iterable[str] | None = None, seed: int = 0
     ) -> None:
         """Fail each call (of ``operations``, or every operation) transiently with a probability."""
-        if not 0.0 <= probability <= 1.0:
-            raise ValidationError.of("fail_randomly", f"probability {probability} not in [0, 1]")
-        ops = frozenset(operations) if operations is not None else None
+        if not is_finite_number(probability) or not 0.0 <= probability <= 1.0:
+            raise ValidationError.of(
+                "fail_randomly", f"probability must be a number from 0 to 1, got {probability!r}"
+            )
+        ops = _operations(operations, "fail_randomly")
+        _seed(seed, "fail_randomly")
         with self._lock:
             self._random.append(_RandomFailure(probability, ops, random.Random(seed)))
 
@@ -106,28 +152,32 @@ class FaultInjector:
         operations: Iterable[str] | None = None,
         seed: int = 0,
     ) -> None:
-        """Delay calls by a fixed time or by a uniform draw from ``(low, high)``, seeded."""
-        if isinstance(seconds, tuple):
-            low, high = seconds
-            if not 0 <= low <= high:
-                raise ValidationError.of("add_latency", f"need 0 <= low <= high, got {seconds}")
+        """Delay calls by a fixed time or by a uniform draw from ``(low, high)``, seeded.
+
+        Seconds are finite, from 0 to a day: a latency is a delay, never a hang.
+        """
+        if isinstance(seconds, tuple) and len(seconds) == 2:
+            low, high = (_latency(bound) for bound in seconds)
+            if low > high:
+                raise ValidationError.of("add_latency", f"need low <= high, got {seconds!r}")
 
             def draw(rng: random.Random) -> float:
                 return rng.uniform(low, high)
         else:
-            if seconds < 0:
-                raise ValidationError.of("add_latency", f"latency must be >= 0, got {seconds}")
-            fixed = float(seconds)
+            fixed = _latency(seconds)
 
             def draw(rng: random.Random) -> float:
                 return fixed
 
-        ops = frozenset(operations) if operations is not None else None
+        ops = _operations(operations, "add_latency")
+        _seed(seed, "add_latency")
         with self._lock:
             self._latency.append(_Latency(draw, ops, random.Random(seed)))
 
     def crash_at(self, call_number: int | None) -> None:
         """Raise :class:`SimulatedCrash` at the ``call_number``-th backend call (1-based)."""
+        if call_number is not None:
+            _count(call_number, "crash_at call_number")
         with self._lock:
             self._crash_at = call_number
 
@@ -142,6 +192,9 @@ class FaultInjector:
 
     def before_call(self, operation: str, target: str | None) -> float:
         """Count the call; raise the injected failure or crash; return the latency to wait."""
+        _name(operation, "backend call")
+        if target is not None:
+            _name(target, f"{operation} target")
         with self._lock:
             self.calls += 1
             self.per_operation[operation] += 1

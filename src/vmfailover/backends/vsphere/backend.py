@@ -16,7 +16,6 @@ the PropertyCollector with explicit paths; tasks are awaited with one filter and
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -24,14 +23,22 @@ from typing import Any
 import attrs
 from pyVmomi import vim, vmodl
 
-from vmfailover.backends.base import Readiness
+from vmfailover.backends.base import Readiness, Throttle, host_lacks
 from vmfailover.backends.vsphere.connection import VCenterConnection
-from vmfailover.backends.vsphere.devices import NetworkInfo, disks, nic_edit, nic_network, nics
+from vmfailover.backends.vsphere.devices import (
+    NetworkInfo,
+    counterpart_mac,
+    disks,
+    nic_edit,
+    nic_network,
+    nics,
+)
 from vmfailover.backends.vsphere.guest import customization_spec, guest_os_of, reported_addresses
 from vmfailover.backends.vsphere.inventory import (
     POWER,
     VM_PATHS,
     DatacenterInfo,
+    HostInfo,
     SiteView,
     VMInfo,
     find_datacenter,
@@ -84,6 +91,7 @@ from vmfailover.model import (
     ReplicaState,
     Site,
     _mac,
+    is_finite_number,
 )
 
 __all__ = ["RECOVERY_POINT_LIMIT", "VSphereBackend"]
@@ -109,6 +117,7 @@ class _Known:
 _STATE_PATHS = ("name", "runtime.powerState", "config.extraConfig", "config.guestId")
 _REPLICA_PATHS = (*_STATE_PATHS, "snapshot.rootSnapshotList")
 _DEVICE_PATHS = (*_STATE_PATHS, "config.hardware.device")
+_PLACEMENT_PATHS = (*_REPLICA_PATHS, "runtime.host", "resourcePool", "parent")
 
 
 @attrs.frozen
@@ -288,11 +297,11 @@ class VSphereBackend:
         return self._current(site, ref, vm_id, current.paths, fresh=True)
 
     def _known_replica(
-        self, replica: str, *, fresh: bool = False
+        self, replica: str, *, fresh: bool = False, paths: Sequence[str] = _REPLICA_PATHS
     ) -> tuple[str, _Site, Any, _Current, ReplicaRecord]:
         vm_id, site, ref = self._replica_ref(replica)
         try:
-            current = self._current(site, ref, vm_id, _REPLICA_PATHS, fresh=fresh)
+            current = self._current(site, ref, vm_id, paths, fresh=fresh)
         except NotFoundError:
             raise NotFoundError(f"no replica {replica!r}") from None
         record = ReplicaRecord.decode(
@@ -300,7 +309,7 @@ class VSphereBackend:
         )
         if record is None or record.id != replica:
             if current.reused:
-                return self._known_replica(replica, fresh=True)
+                return self._known_replica(replica, fresh=True, paths=paths)
             raise NotFoundError(f"no replica {replica!r} (VM {vm_id!r} is no replica)")
         return vm_id, site, ref, current, record
 
@@ -392,8 +401,9 @@ class VSphereBackend:
             for ds_name, (_, capacity, free) in view.datastores.items():
                 display = _datastore_name(name, ds_name, counts)
                 datastores.append(Datastore(display, name, capacity, free))
+            isolated = site.settings.isolated_networks
             for network in view.networks.values():
-                networks.append(Network(network.name, name))
+                networks.append(Network(network.name, name, isolated=network.name in isolated))
             test_copies = {info.test_copy_of for info in view.vms if info.test_copy_of}
             for info in view.vms:
                 vm = info.vm
@@ -611,6 +621,7 @@ class VSphereBackend:
         *,
         consistency: Consistency = Consistency.CRASH,
         tags: Sequence[str] = (),
+        throttle: Throttle | None = None,
     ) -> RecoveryPoint:
         consistency = Consistency(consistency)
         tag_list = _tags(tags)
@@ -670,6 +681,7 @@ class VSphereBackend:
                     target_datacenter=self._datacenter(site).ref,
                     disks=pairs,
                     what=what,
+                    throttle=throttle,
                 )
             )
         finally:
@@ -746,7 +758,16 @@ class VSphereBackend:
             raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
         what = f"reverting replica VM {name!r} to {point_id!r}"
         snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
-        self._act(site, ref, what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True)
+        # the devices come with the confirming read: a revert restores the snapshot's devices,
+        # and moving NICs is what usually follows
+        self._act(
+            site,
+            ref,
+            what,
+            snapshot.RevertToSnapshot_Task,
+            suppressPowerOn=True,
+            then=_DEVICE_PATHS,
+        )
         # Reverting restores the configuration the snapshot recorded, our state marker included:
         # it is the VM as it is now that says whether the marker must be written again. It is
         # written with the next change of the VM's configuration this backend makes anyway (a NIC
@@ -759,10 +780,35 @@ class VSphereBackend:
             with self._known_lock:
                 self._unmarked.add((site.settings.site, ref._moId))
 
+    def _own_mac(self, current: _Current, mac: str) -> str:
+        """The VM's own MAC for the NIC the caller names ``mac``.
+
+        A test copy's NICs are named by its replica's MACs (the plan knows the replica), while
+        vCenter gave the copy new ones: the copy's NIC is the one with the replica NIC's device
+        key. Any other VM's NICs are named by their own MACs.
+        """
+        devices = current.get("config.hardware.device")
+        if _find_nic(devices, mac) is not None:
+            return mac
+        replica = extra_config(current.get("config.extraConfig")).get(TESTCOPY_REPLICA)
+        replica_vm = split_replica_id(replica) if replica else None
+        if replica_vm is None:
+            return mac
+        try:
+            replica_site, replica_ref = self._vm_ref(replica_vm, "replica VM")
+            original = self._current(replica_site, replica_ref, replica_vm, _DEVICE_PATHS)
+            found = counterpart_mac(mac, original.get("config.hardware.device"), devices)
+            if found is None and original.reused:
+                original = self._confirmed(replica_site, replica_ref, replica_vm, original)
+                found = counterpart_mac(mac, original.get("config.hardware.device"), devices)
+        except NotFoundError:
+            return mac  # the replica is gone: the copy's own NICs are all there is
+        return found or mac
+
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         site, ref = self._vm_ref(vm_id)
-        wanted = _mac(mac)
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        wanted = self._own_mac(current, _mac(mac))
         target = self._network(site, network)
         device = _find_nic(current.get("config.hardware.device"), wanted)
         if device is None or _backing_matches(device, target):
@@ -780,9 +826,10 @@ class VSphereBackend:
 
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
         site, ref = self._vm_ref(vm_id)
-        wanted = _mac(mac)
-        checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {wanted})")
+        named = _mac(mac)
+        checked = _ip_configs(configs, f"set_guest_ip({vm_id!r}, {named})")
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
+        wanted = self._own_mac(current, named)
         if _guest_ip_refusal(current, wanted) is not None or _guest_ip_pending(
             current, wanted, checked
         ):
@@ -849,12 +896,7 @@ class VSphereBackend:
         return POWER.get(str(props.get("runtime.powerState")), PowerState.ON)
 
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
+        if not is_finite_number(timeout) or timeout < 0:
             raise ValidationError.of(
                 "shutdown_guest timeout", f"must be a finite number >= 0, got {timeout!r}"
             )
@@ -874,10 +916,26 @@ class VSphereBackend:
     def _wait_powered_off(self, site: _Site, ref: Any, timeout: float, what: str) -> None:
         deadline = self.clock.monotonic() + timeout
         conn = site.conn
+        while True:
+            generation = conn.generation
+            try:
+                self._watch_power(site, ref, deadline, timeout, what)
+                return
+            except NotFoundError:
+                if conn.generation == generation:
+                    raise
+                # vCenter restarted: the watch's collector went with the session; watch again
+
+    def _watch_power(
+        self, site: _Site, ref: Any, deadline: float, timeout: float, what: str
+    ) -> None:
+        conn = site.conn
         pc = vmodl.query.PropertyCollector
         state = self._power(site, ref, f"{site.settings.site}:{ref._moId}")
         if state is not PowerState.ON:
             return
+        if deadline - self.clock.monotonic() <= 0:
+            raise TransientBackendError(f"{what}: still running after {timeout:g} s")
         collector = conn.invoke(what, conn.content.propertyCollector.CreatePropertyCollector)
         try:
             spec = pc.FilterSpec(
@@ -949,39 +1007,27 @@ class VSphereBackend:
                 "create_test_copy key", f"must be 1-40 characters, got {key!r}"
             )
         parts = split_point_id(point_id) if isinstance(point_id, str) else None
-        vm_id, site, ref, props, _record = self._read_replica(
-            replica_id, ("snapshot.rootSnapshotList", "runtime.host", "resourcePool", "parent")
-        )
+        vm_id, site, ref, current, _record = self._known_replica(replica_id, paths=_PLACEMENT_PATHS)
         if parts is None:
             raise NotFoundError(f"no recovery point {point_id!r}")
         if parts[0] != vm_id:
             raise ConflictError(
                 f"recovery point {point_id!r} belongs to replica {replica_id_of(parts[0])!r}"
             )
-        if point_id not in {
-            p.id for p in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
-        }:
-            raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
-        name = f"{props.get('name')}-test-{key}"
+        if point_id not in _point_ids(replica_id, vm_id, current):
+            current = self._confirmed(site, ref, vm_id, current)
+            if point_id not in _point_ids(replica_id, vm_id, current):
+                raise NotFoundError(f"no recovery point {point_id!r} of replica {replica_id!r}")
+        name = f"{current.get('name')}-test-{key}"
         conn = site.conn
-        folder = props.get("parent") or self._datacenter(site).vm_folder
+        folder = current.get("parent") or self._datacenter(site).vm_folder
         what = f"test copy {name!r} of replica {replica_id!r}"
-        existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
-        if existing is not None:
-            extra = extra_config(
-                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
-                    "config.extraConfig"
-                )
-            )
-            if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
-                return f"{site.settings.site}:{existing._moId}"
-            raise ConflictError(f"{what}: a VM of that name exists and is not that test copy")
         markers = dict.fromkeys(REPLICA_KEYS, "")
         markers.update({TESTCOPY_REPLICA: replica_id, TESTCOPY_KEY: key, GUEST_IP: ""})
         spec = vim.vm.CloneSpec(
             location=vim.vm.RelocateSpec(
-                host=props.get("runtime.host"),
-                pool=props.get("resourcePool"),
+                host=current.get("runtime.host"),
+                pool=current.get("resourcePool"),
                 diskMoveType="createNewChildDiskBacking",
             ),
             snapshot=conn.managed("VirtualMachineSnapshot", parts[1]),
@@ -989,9 +1035,26 @@ class VSphereBackend:
             template=False,
             config=vim.vm.ConfigSpec(extraConfig=_options(markers)),
         )
-        clone = wait_for_task(
-            conn, conn.invoke(what, ref.CloneVM_Task, folder=folder, name=name, spec=spec), what
-        )
+        try:
+            clone = wait_for_task(
+                conn, conn.invoke(what, ref.CloneVM_Task, folder=folder, name=name, spec=spec), what
+            )
+        except ConflictError:
+            # the name is taken (vCenter refuses duplicate names in a folder): ours, made by an
+            # earlier call with this key, or someone else's
+            existing = conn.invoke(what, conn.content.searchIndex.FindChild, folder, name)
+            if existing is None:
+                raise
+            extra = extra_config(
+                self._read_vm(site, existing, name, ("config.extraConfig",)).get(
+                    "config.extraConfig"
+                )
+            )
+            if extra.get(TESTCOPY_REPLICA) == replica_id and extra.get(TESTCOPY_KEY) == key:
+                return f"{site.settings.site}:{existing._moId}"
+            raise ConflictError(
+                f"{what}: a VM of that name exists and is not that test copy"
+            ) from None
         return f"{site.settings.site}:{clone._moId}"
 
     def remove_test_copy(self, vm_id: str) -> None:
@@ -1079,6 +1142,63 @@ class VSphereBackend:
             target_datastore=reverse.target_datastore,
         )
 
+    # --- host failover ----------------------------------------------------------------------------
+
+    def restart_on_host(self, vm_id: str, host: str) -> None:
+        """RelocateVM_Task onto ``host`` (and its cluster's root pool), then power on."""
+        site, ref, info, target, props = self._placement(vm_id, host)
+        name = info.vm.name
+        power = POWER.get(str(props.get("runtime.powerState")), PowerState.ON)
+        if info.vm.host == host and power is PowerState.ON:
+            return
+        if power is PowerState.ON:
+            where = info.vm.host
+            raise ConflictError(
+                f"VM {name!r} runs on host {where!r} as vCenter last saw it: starting it on "
+                f"{host!r} would run it twice (a host cut off vCenter keeps its VMs running)"
+            )
+        if info.vm.host != host:
+            _require_available(target.host, f"restarting VM {name!r}")
+            _require_reach(info.vm, target.host)
+            spec = vim.vm.RelocateSpec(host=target.ref, pool=target.pool)
+            self._act(site, ref, f"registering VM {name!r} on {host!r}", ref.RelocateVM_Task, spec)
+        self.power_on(vm_id)
+
+    def migrate_vm(self, vm_id: str, host: str) -> None:
+        """MigrateVM_Task (vMotion) for a running VM, RelocateVM_Task for one that is off."""
+        site, ref, info, target, props = self._placement(vm_id, host)
+        name = info.vm.name
+        if info.vm.host == host:
+            return
+        source = site.last_view.hosts.get(info.vm.host) if site.last_view else None
+        if source is not None:
+            _require_available(source.host, f"moving VM {name!r} off its host")
+        _require_available(target.host, f"moving VM {name!r}")
+        _require_reach(info.vm, target.host)
+        what = f"moving VM {name!r} to {host!r}"
+        if POWER.get(str(props.get("runtime.powerState"))) is PowerState.ON:
+            priority = vim.VirtualMachine.MovePriority.defaultPriority
+            self._act(
+                site, ref, f"{what} live", ref.MigrateVM_Task, target.pool, target.ref, priority
+            )
+        else:
+            spec = vim.vm.RelocateSpec(host=target.ref, pool=target.pool)
+            self._act(site, ref, what, ref.RelocateVM_Task, spec)
+
+    def _placement(self, vm_id: str, host: str) -> tuple[_Site, Any, VMInfo, HostInfo, Any]:
+        """The VM as the site reads it now, the target host of its site, and its power."""
+        site, ref = self._vm_ref(vm_id)
+        if not isinstance(host, str) or not host:
+            raise ValidationError.of("host", f"must be a host name, got {host!r}")
+        view = self._view(site)
+        info = view.vm(ref._moId)
+        if info is None:
+            raise NotFoundError(f"no VM with id {vm_id!r}")
+        target = view.hosts.get(host)
+        if target is None:
+            raise NotFoundError(f"no host {host!r} at site {site.settings.site!r}")
+        return site, ref, info, target, info.props
+
     def _host_name(self, site: _Site, ref: Any) -> str:
         moref = getattr(ref, "_moId", "")
         view = site.last_view
@@ -1108,6 +1228,21 @@ class VSphereBackend:
 
 
 # --- helpers (no I/O) -------------------------------------------------------------------------
+
+
+def _require_available(host: Host, what: str) -> None:
+    if not host.available:
+        raise TransientBackendError(
+            f"{what}: host {host.name!r} is {host.connection.value}, power {host.power.value}"
+        )
+
+
+def _require_reach(vm: VM, host: Host) -> None:
+    missing = host_lacks(vm, host)
+    if missing:
+        raise ConflictError(
+            f"VM {vm.name!r} cannot run on host {host.name!r}: the host lacks {', '.join(missing)}"
+        )
 
 
 def replica_id_of(vm_id: str) -> str:

@@ -49,6 +49,12 @@ class VCenterConnection:
         return f"VCenterConnection({self.settings!r}, logged_in={self._content is not None})"
 
     @property
+    def generation(self) -> int:
+        """Bumped by every login: objects of an earlier session (property collectors, views)
+        are gone once it has changed."""
+        return self._generation
+
+    @property
     def label(self) -> str:
         return f"vCenter {self.settings.address} (site {self.settings.site!r})"
 
@@ -98,7 +104,7 @@ class VCenterConnection:
                     content = instance.RetrieveContent()
                 credentials = self.settings.credentials
                 session_manager: Any = content.sessionManager
-                session_manager.Login(credentials.username, credentials.secret, None)
+                session_manager.Login(credentials.username, credentials.secret.reveal(), None)
             except vim.fault.InvalidLogin:
                 raise PermanentBackendError(
                     f"{self.label} refused the login of user "

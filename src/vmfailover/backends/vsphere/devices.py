@@ -10,7 +10,7 @@ from pyVmomi import vim
 
 from vmfailover.model import _mac as normal_mac  # the model's MAC normaliser
 
-__all__ = ["NetworkInfo", "backing_for", "disks", "nic_network", "nics"]
+__all__ = ["NetworkInfo", "backing_for", "counterpart_mac", "disks", "nic_network", "nics"]
 
 
 @attrs.frozen
@@ -34,6 +34,27 @@ def nics(devices: Iterable[Any]) -> list[tuple[Any, str]]:
         if isinstance(device, vim.vm.device.VirtualEthernetCard) and device.macAddress:
             found.append((device, normal_mac(device.macAddress)))
     return found
+
+
+def counterpart_mac(mac: str, originals: Iterable[Any], copies: Iterable[Any]) -> str | None:
+    """The MAC of the copy's NIC that stands for the original's NIC ``mac``, or None.
+
+    vCenter gives a clone's NICs new MACs (unless they were set by hand) and keeps their device
+    keys, so the NIC with the original's key is its counterpart; failing that, the NIC at the
+    same place in device order when both have as many NICs.
+    """
+    original_nics = nics(originals)
+    copy_nics = nics(copies)
+    found = [index for index, (_, address) in enumerate(original_nics) if address == mac]
+    if not found:
+        return None
+    key = getattr(original_nics[found[0]][0], "key", None)
+    for device, address in copy_nics:
+        if key is not None and getattr(device, "key", None) == key:
+            return address
+    if len(copy_nics) == len(original_nics):
+        return copy_nics[found[0]][1]
+    return None
 
 
 def disks(devices: Iterable[Any]) -> list[Any]:

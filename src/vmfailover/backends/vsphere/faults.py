@@ -47,6 +47,7 @@ FAULT_KINDS: Mapping[str, FaultKind] = MappingProxyType(
         "DuplicateName": FaultKind.CONFLICT,
         "CustomizationPending": FaultKind.CONFLICT,
         "SnapshotFault": FaultKind.CONFLICT,
+        "CpuIncompatible": FaultKind.CONFLICT,  # no live move across CPUs: shut down, then move
         # worth trying again: the host, the network, a lock, a busy vCenter
         "HostCommunication": FaultKind.TRANSIENT,
         "HostConnectFault": FaultKind.TRANSIENT,

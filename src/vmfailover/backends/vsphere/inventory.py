@@ -60,6 +60,8 @@ VM_PATHS = (
     "datastore",
     "guest.net",
     "snapshot.rootSnapshotList",
+    "resourcePool",
+    "parent",
 )
 """What a read of a VM fetches: the inventory's, and what failover calls act on."""
 HOST_PATHS = (

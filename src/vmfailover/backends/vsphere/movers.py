@@ -14,11 +14,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from vmfailover.backends.base import Throttle
 from vmfailover.backends.vsphere.connection import VCenterConnection
 from vmfailover.backends.vsphere.tasks import wait_for_tasks
 from vmfailover.errors import PermanentBackendError
 
-__all__ = ["DataMover", "DiskPair", "FullCopyMover", "TransferJob"]
+__all__ = ["CHUNK", "DataMover", "DiskPair", "FullCopyMover", "TransferJob", "pay"]
 
 
 @attrs.frozen
@@ -40,7 +41,8 @@ class TransferJob:
     are the ones it froze); ``replica_vm`` is powered off and is snapshotted after the transfer.
     Managed objects are bound to their connections. ``changed_since`` is the snapshot the
     previous sync froze the source with when the backend still has it (for changed-block
-    queries), else None.
+    queries), else None. ``throttle`` (a replication job's bandwidth limit) is paid before bytes
+    move, in chunks of at most :data:`CHUNK` bytes.
     """
 
     source: VCenterConnection
@@ -52,6 +54,7 @@ class TransferJob:
     target_datacenter: Any
     disks: Sequence[DiskPair]
     what: str
+    throttle: Throttle | None = None
 
 
 @runtime_checkable
@@ -71,6 +74,8 @@ class FullCopyMover:
     are managed by the **same vCenter** (VirtualDiskManager cannot copy between vCenters); a
     product that replicates between two vCenters plugs in a mover with a data path of its own.
     It is right for tests, labs and small VMs; it is not a replication engine for production.
+    A bandwidth limit is honoured per disk: the whole disk is paid for (in chunks) before its copy
+    task starts, so the average rate holds while each copy itself runs at vCenter's speed.
     """
 
     def transfer(self, job: TransferJob) -> int:
@@ -85,6 +90,8 @@ class FullCopyMover:
         whats = []
         for pair in job.disks:
             what = f"{job.what}: copying {pair.source_file} onto {pair.replica_file}"
+            if job.throttle is not None:
+                pay(job.throttle, pair.capacity_bytes)
             tasks.append(
                 job.target.invoke(
                     what,
@@ -100,6 +107,19 @@ class FullCopyMover:
         for outcome in wait_for_tasks(job.target, tasks, whats):
             outcome.unwrap()
         return sum(pair.capacity_bytes for pair in job.disks)
+
+
+CHUNK = 1 << 20
+"""The most a mover pays a throttle for at once (a block)."""
+
+
+def pay(throttle: Throttle, nbytes: int) -> None:
+    """Pay ``throttle`` for ``nbytes`` in chunks, as a data path does before moving them."""
+    left = nbytes
+    while left > 0:
+        chunk = min(CHUNK, left)
+        throttle.consume(chunk)
+        left -= chunk
 
 
 def _same_vcenter(a: VCenterConnection, b: VCenterConnection) -> bool:

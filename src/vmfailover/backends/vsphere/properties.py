@@ -13,6 +13,7 @@ at once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,7 +23,7 @@ import attrs
 from pyVmomi import vim, vmodl
 
 from vmfailover.backends.vsphere.connection import VCenterConnection
-from vmfailover.errors import VMFailoverError
+from vmfailover.errors import NotFoundError, VMFailoverError
 
 __all__ = ["ObjectProperties", "ReadCombiner", "combiner", "retrieve_objects", "retrieve_view"]
 
@@ -108,8 +109,27 @@ def retrieve_view(
     for any number of objects (view, read, view destroyed), plus one per further page the
     server announces.
     """
-    view_manager = conn.content.viewManager
     types = [_vim_type(name) for name in (*paths_by_type, *subtypes)]
+    size = page_size if page_size is not None else PAGE_SIZE
+    generation = conn.generation
+    try:
+        return _read_view(conn, container, types, paths_by_type, what, size)
+    except NotFoundError:
+        if conn.generation == generation:
+            raise
+        # the view went with the session (vCenter restarted and we logged in again): once more
+        return _read_view(conn, container, types, paths_by_type, what, size)
+
+
+def _read_view(
+    conn: VCenterConnection,
+    container: Any,
+    types: list[Any],
+    paths_by_type: Mapping[str, Sequence[str]],
+    what: str,
+    page_size: int | None,
+) -> list[ObjectProperties]:
+    view_manager = conn.content.viewManager
     view = conn.invoke(what, view_manager.CreateContainerView, container, types, True)
     try:
         traversal = vmodl.query.PropertyCollector.TraversalSpec(
@@ -121,9 +141,10 @@ def retrieve_view(
             ],
             propSet=_prop_specs(paths_by_type),
         )
-        return _collect(conn, spec, what, page_size if page_size is not None else PAGE_SIZE)
+        return _collect(conn, spec, what, page_size)
     finally:
-        conn.invoke(what, view.DestroyView)
+        with contextlib.suppress(VMFailoverError):  # a view dies with its session anyway
+            conn.invoke(what, view.DestroyView)
 
 
 def retrieve_objects(

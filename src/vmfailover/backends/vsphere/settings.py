@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import attrs
 
 from vmfailover.errors import ValidationError
-from vmfailover.model import Credentials
+from vmfailover.model import Credentials, check_flag, is_finite_number
 
 __all__ = ["VCenter"]
 
@@ -28,8 +27,13 @@ def _thumbprint(value: str | None) -> str | None:
     return text
 
 
+def _credentials(instance: object, attribute: attrs.Attribute[Credentials], value: object) -> None:
+    if not isinstance(value, Credentials):
+        raise ValidationError.of("VCenter credentials", f"must be Credentials, got {type(value)}")
+
+
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
         )
@@ -38,7 +42,7 @@ def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value
 
 
 def _seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError.of(
             f"VCenter {attribute.name}", f"must be a finite number, got {value!r}"
         )
@@ -58,6 +62,25 @@ def _text(instance: object, attribute: attrs.Attribute[str], value: str) -> None
         raise ValidationError.of(f"VCenter {attribute.name}", "must be a non-empty string")
 
 
+def _names(value: object) -> frozenset[str]:
+    """Port group names, given as one name or any collection of names."""
+    if isinstance(value, str):
+        value = (value,)
+    if isinstance(value, bytes) or not hasattr(value, "__iter__"):
+        raise ValidationError.of(
+            "VCenter isolated_networks", f"must be port group names, got {value!r}"
+        )
+    names = []
+    for name in value:
+        if not isinstance(name, str) or not name.strip():
+            raise ValidationError.of(
+                "VCenter isolated_networks",
+                f"each entry must be a port group name, got {name!r}",
+            )
+        names.append(name)
+    return frozenset(names)
+
+
 @attrs.frozen
 class VCenter:
     """One site's vCenter.
@@ -75,21 +98,25 @@ class VCenter:
     backend to act on it without reading the VM again. Only decisions to *act* rest on such a
     read; a call that would refuse or do nothing because of it reads the VM again first. ``0``
     reads before every call.
+
+    ``isolated_networks`` names the site's port groups (standard or distributed) that reach no
+    production system, such as port groups on a vSwitch without uplinks or a distributed port
+    group without active uplinks: the only networks a test failover may put test copies on.
+    vCenter has no flag for this, so the administrator who built them says which they are.
     """
 
     site: str = attrs.field(validator=_text)
     host: str = attrs.field(validator=_text)
-    credentials: Credentials = attrs.field(
-        validator=attrs.validators.instance_of(Credentials), repr=False
-    )
+    credentials: Credentials = attrs.field(validator=_credentials, repr=False)
     port: int = attrs.field(default=443, validator=_port)
     datacenter: str | None = None
     ca_bundle: str | None = None
     thumbprint: str | None = attrs.field(default=None, converter=_thumbprint)
-    insecure: bool = False
+    insecure: bool = attrs.field(default=False, validator=check_flag)
     timeout: float = attrs.field(default=60.0, validator=_positive_seconds)
     task_timeout: float = attrs.field(default=3600.0, validator=_positive_seconds)
     read_max_age: float = attrs.field(default=30.0, validator=_seconds)
+    isolated_networks: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
     path: str = "/sdk"
 
     def __attrs_post_init__(self) -> None:

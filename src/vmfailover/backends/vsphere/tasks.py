@@ -95,10 +95,8 @@ def wait_and_read(
             what=f"{label}: task state",
         )
     except NotFoundError:
-        if not extra:
-            raise
         extra = []  # an object we meant to read with them is gone: read the tasks alone
-        found = retrieve_objects(conn, tasks, {"Task": _PATHS}, what=f"{label}: task state")
+        found = _task_states(conn, tasks, label)
     read: dict[str, ObjectProperties] = {}
     for item in found:
         if item.type_name == "Task":
@@ -115,6 +113,21 @@ def wait_and_read(
     ]
     # read before the tasks ended, the objects are stale now
     return TaskWait(outcomes, read if extra and not pending else None)
+
+
+def _task_states(conn: VCenterConnection, tasks: Sequence[Any], label: str) -> list[Any]:
+    try:
+        return retrieve_objects(conn, tasks, {"Task": _PATHS}, what=f"{label}: task state")
+    except NotFoundError:
+        raise _task_gone(label) from None
+
+
+def _task_gone(label: str) -> TransientBackendError:
+    # vCenter forgets recent tasks when it restarts: what the task did is not known, and the
+    # caller's operation (idempotent, or reconciled) is worth trying again
+    return TransientBackendError(
+        f"{label}: vCenter no longer knows the task (it restarted?): its outcome is unknown"
+    )
 
 
 def wait_for_tasks(
@@ -146,16 +159,54 @@ def _watch(
     deadline: float,
     label: str,
 ) -> None:
+    """Watch ``tasks`` until each is done (their states land in ``states``).
+
+    The private collector belongs to the session: when vCenter restarts, a new session has
+    none, so the watch starts again with a new collector (the tasks outlive the session).
+    """
+    pending = {task._moId for task in tasks}
+    while True:
+        if time.monotonic() > deadline:
+            raise TransientBackendError(
+                f"{label}: {len(pending)} task(s) still running when the wait timed out"
+            )
+        generation = conn.generation
+        try:
+            _watch_with_collector(conn, tasks, states, pending, deadline, label)
+            return
+        except NotFoundError:
+            if conn.generation == generation:
+                raise
+            pending = {
+                moref for moref in pending if states.get(moref, {}).get("info.state") not in _DONE
+            }
+
+
+def _watch_with_collector(
+    conn: VCenterConnection,
+    tasks: Sequence[Any],
+    states: dict[str, dict[str, Any]],
+    pending: set[str],
+    deadline: float,
+    label: str,
+) -> None:
     what = f"{label}: waiting"
     pc_type = vmodl.query.PropertyCollector
     collector = conn.invoke(what, conn.content.propertyCollector.CreatePropertyCollector)
     try:
         spec = pc_type.FilterSpec(
-            objectSet=[pc_type.ObjectSpec(obj=task, skip=False) for task in tasks],
+            objectSet=[
+                pc_type.ObjectSpec(obj=task, skip=False) for task in tasks if task._moId in pending
+            ],
             propSet=[pc_type.PropertySpec(type=vim.Task, pathSet=list(_PATHS), all=False)],
         )
-        conn.invoke(what, collector.CreateFilter, spec, False)
-        pending = {task._moId for task in tasks}
+        generation = conn.generation
+        try:
+            conn.invoke(what, collector.CreateFilter, spec, False)
+        except NotFoundError:
+            if conn.generation != generation:
+                raise  # the collector went with the session
+            raise _task_gone(label) from None
         version = ""
         max_wait = max(1, int(conn.settings.timeout / 2))
         while pending:

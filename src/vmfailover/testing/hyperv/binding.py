@@ -221,10 +221,12 @@ class CmdletInfo:
     default_set: str
     supports_should_process: bool = False
     confirm_impact: str = "Medium"
+    #: The .NET namespace of the cmdlet's class (Hyper-V's, or CimCmdlets' for Get-CimInstance).
+    commands_namespace: str = COMMANDS_NS
 
     @property
     def class_full_name(self) -> str:
-        return COMMANDS_NS + self.class_name
+        return self.commands_namespace + self.class_name
 
     def fqid(self, error_id: str) -> str:
         return f"{error_id},{self.class_full_name}"

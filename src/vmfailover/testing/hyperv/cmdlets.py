@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ParamSpec, TypeAlias, TypeVar
+from xml.sax.saxutils import escape
 
 import attrs
 
@@ -142,6 +143,8 @@ def _cmdlet(
     *,
     should_process: bool = False,
     impact: str = "Medium",
+    class_name: str | None = None,
+    namespace: str | None = None,
 ) -> CmdletInfo:
     set_names = tuple(sets.split())
     built: list[Parameter] = []
@@ -163,15 +166,16 @@ def _cmdlet(
                 by_property_name=prop,
             )
         )
-    return CmdletInfo(
+    info = CmdletInfo(
         name=name,
-        class_name=name.replace("-", ""),
+        class_name=class_name or name.replace("-", ""),
         parameters=tuple(built),
         parameter_sets=set_names,
         default_set=set_names[0],
         supports_should_process=should_process,
         confirm_impact=impact,
     )
+    return info if namespace is None else attrs.evolve(info, commands_namespace=namespace)
 
 
 def _piped(
@@ -583,6 +587,19 @@ CMDLETS: dict[str, CmdletInfo] = {
                 P("VMNetworkAdapterName", STR, sets="VMName VMObject"),
             ],
             should_process=True,
+        ),
+        _cmdlet(
+            "Get-CimInstance",
+            "ClassNameComputerSet",
+            [
+                P("ClassName", STR, mandatory="ClassNameComputerSet", pos=0),
+                P("ComputerName", STRS, aliases="CN ServerName"),
+                P("Namespace", STR),
+                P("OperationTimeoutSec", INT, aliases="OT"),
+                P("Property", STRS, aliases="SelectProperties"),
+            ],
+            class_name="GetCimInstanceCommand",
+            namespace="Microsoft.Management.Infrastructure.CimCmdlets.",
         ),
         _cmdlet(
             "Get-VMNetworkAdapterFailoverConfiguration",
@@ -1900,6 +1917,117 @@ def get_vm_network_adapter_failover_configuration(run: _Run) -> None:
             run.output.append(failover_object(settings))
 
 
+# ------------------------------------------------------------ Get-CimInstance (two classes)
+
+#: The WMI namespace of Hyper-V's provider, the only one the simulated host serves.
+CIM_NAMESPACE = "root/virtualization/v2"
+_CIM = "Microsoft.Management.Infrastructure.CimInstance"
+
+
+def _cim_types(class_name: str) -> tuple[str, ...]:
+    return (f"{_CIM}#{CIM_NAMESPACE}/{class_name}", f"{_CIM}#{class_name}", _CIM, "System.Object")
+
+
+def guest_network_objects(host: HostModel, vm: VMRecord) -> list[OutputObject]:
+    """Msvm_GuestNetworkAdapterConfiguration of each synthetic NIC of a booted guest: what its
+    data exchange service reports (addresses, subnets, gateways, DNS servers, DHCP)."""
+    if not vm.booted(host.fabric.current()):
+        return []
+    found = []
+    for adapter in vm.adapters:
+        if adapter.is_legacy:
+            continue
+        config = adapter.reported_config
+        interfaces = [ipaddress.ip_interface(text) for text in config.addresses]
+        families = {interface.version for interface in interfaces}
+        protocol = {frozenset({4}): 4096, frozenset({6}): 4097, frozenset({4, 6}): 4098}.get(
+            frozenset(families), 0
+        )
+        device = adapter.id.split("\\", 1)[-1]
+        instance = f"Microsoft:GuestNetwork\\{str(vm.id).upper()}\\{device}"
+        found.append(
+            OutputObject(
+                _cim_types("Msvm_GuestNetworkAdapterConfiguration"),
+                {
+                    "InstanceID": instance,
+                    "ProtocolIFType": protocol,
+                    "DHCPEnabled": config.dhcp,
+                    "IPAddresses": [str(i.ip) for i in interfaces],
+                    "Subnets": [
+                        str(i.netmask) if i.version == 4 else str(i.network.prefixlen)
+                        for i in interfaces
+                    ],
+                    "DefaultGateways": list(config.gateways),
+                    "DNSServers": list(config.dns),
+                    "IPAddressOrigins": [3 if config.dhcp else 2 for _ in interfaces],
+                    "PSComputerName": host.name,
+                },
+                f'Msvm_GuestNetworkAdapterConfiguration (InstanceID = "{instance}")',
+            )
+        )
+    return found
+
+
+def _kvp_item(name: str, data: str) -> str:
+    """A guest intrinsic KVP item as Hyper-V's provider writes it: an embedded CIM instance."""
+    return (
+        '<INSTANCE CLASSNAME="Msvm_KvpExchangeDataItem">'
+        f'<PROPERTY NAME="Data" TYPE="string"><VALUE>{escape(data)}</VALUE></PROPERTY>'
+        f'<PROPERTY NAME="Name" TYPE="string"><VALUE>{escape(name)}</VALUE></PROPERTY>'
+        '<PROPERTY NAME="Source" TYPE="uint16"><VALUE>2</VALUE></PROPERTY>'
+        "</INSTANCE>"
+    )
+
+
+def kvp_objects(host: HostModel, vm: VMRecord) -> list[OutputObject]:
+    """Msvm_KvpExchangeComponent of a VM: the guest's intrinsic items (OSName among them) while
+    a guest with integration services runs, none otherwise."""
+    items: list[str] = []
+    if vm.booted(host.fabric.current()) and vm.guest_os is not None:
+        items = [
+            _kvp_item("FullyQualifiedDomainName", vm.name),
+            _kvp_item("OSName", vm.guest_os),
+            _kvp_item("IntegrationServicesVersion", "10.0.20348.1"),
+        ]
+    return [
+        OutputObject(
+            _cim_types("Msvm_KvpExchangeComponent"),
+            {
+                "SystemName": str(vm.id).upper(),
+                "ElementName": "Key-Value Pair Exchange",
+                "EnabledState": 2,
+                "GuestIntrinsicExchangeItems": items,
+                "PSComputerName": host.name,
+            },
+            f'Msvm_KvpExchangeComponent (SystemName = "{str(vm.id).upper()}")',
+        )
+    ]
+
+
+_CIM_CLASSES: dict[str, Callable[[HostModel, VMRecord], list[OutputObject]]] = {
+    "msvm_guestnetworkadapterconfiguration": guest_network_objects,
+    "msvm_kvpexchangecomponent": kvp_objects,
+}
+
+
+def get_cim_instance(run: _Run) -> None:
+    """Get-CimInstance of the two Hyper-V classes the backend reads, in Hyper-V's namespace."""
+    b = run.bound
+    namespace = str(b.get("Namespace") or "root/cimv2").replace("\\", "/").strip("/")
+    class_name = str(b.get("ClassName"))
+    if namespace.casefold() != CIM_NAMESPACE:
+        run.error("HRESULT 0x8004100e", "Invalid namespace ", namespace, "ObjectNotFound")
+        return
+    produce = _CIM_CLASSES.get(class_name.casefold())
+    if produce is None:
+        run.error("HRESULT 0x80041010", "Invalid class ", class_name, "ObjectNotFound")
+        return
+    for host in run.hosts():
+        with host.lock:
+            for vm in sorted(host.vms.values(), key=lambda record: record.creation_time):
+                run.output.extend(produce(host, vm))
+
+
 _BODIES: dict[str, Callable[[_Run], None]] = {
     "get-vm": get_vm,
     "start-vm": start_vm,
@@ -1920,6 +2048,7 @@ _BODIES: dict[str, Callable[[_Run], None]] = {
     "complete-vmfailover": complete_vm_failover,
     "set-vmnetworkadapterfailoverconfiguration": set_vm_network_adapter_failover_configuration,
     "get-vmnetworkadapterfailoverconfiguration": get_vm_network_adapter_failover_configuration,
+    "get-ciminstance": get_cim_instance,
 }
 
 
@@ -1936,7 +2065,8 @@ def _command_not_found(command: str) -> CmdletError:
 
 
 class HyperVCommandHost:
-    """Runs the 19 Hyper-V cmdlets against one :class:`HostModel` (a :class:`CommandHost`).
+    """Runs the 19 Hyper-V cmdlets (and Get-CimInstance of two Hyper-V WMI classes) against one
+    :class:`HostModel` (a :class:`CommandHost`).
 
     Command names are case-insensitive, with or without the ``Hyper-V\\`` module prefix; an
     unknown command raises ``CommandNotFoundException`` as PowerShell does. Each call holds the

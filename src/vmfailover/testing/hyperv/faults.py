@@ -26,6 +26,7 @@ import threading
 import attrs
 
 from vmfailover.errors import ValidationError
+from vmfailover.model import is_finite_number
 
 from ._objects import CmdletError
 
@@ -114,9 +115,9 @@ class FaultHooks:
 
     def delay(self, cmdlet: str, seconds: float) -> None:
         """Make every call of ``cmdlet`` sleep ``seconds`` first, until :meth:`clear`."""
-        if not isinstance(seconds, int | float) or seconds < 0:
+        if not is_finite_number(seconds) or not 0 <= seconds <= 3600:
             raise ValidationError.of(
-                "fault hook", f"delay {seconds!r} is not a non-negative number", "use seconds >= 0"
+                "fault hook", f"delay {seconds!r} is not a number of seconds", "use 0 to 3600"
             )
         with self._lock:
             self._delay[_key(cmdlet)] = float(seconds)

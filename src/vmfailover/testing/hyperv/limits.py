@@ -13,12 +13,12 @@ each), so a test can see that a hostile client left nothing behind.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
 
 from vmfailover.errors import ValidationError
+from vmfailover.model import is_finite_number
 
 __all__ = ["ConnectionCounts", "ServerLimits"]
 
@@ -41,12 +41,7 @@ def _int_within(low: int, high: int) -> Any:
 
 
 def _seconds(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not 0 < value <= _MAX_SECONDS
-    ):
+    if not is_finite_number(value) or not 0 < value <= _MAX_SECONDS:
         raise ValidationError.of(
             f"server limit {attribute.name}",
             f"{value!r} is not a number of seconds above 0 and at most {_MAX_SECONDS:g}",

@@ -28,9 +28,10 @@ VM).
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -284,12 +285,68 @@ class FailoverIPSettings:
         return all(value is None for value in attrs.astuple(self))
 
 
+@attrs.define(frozen=True)
+class GuestIPConfig:
+    """One NIC's TCP/IP configuration as the guest reports it (WMI's
+    Msvm_GuestNetworkAdapterConfiguration): addresses with their prefix lengths, gateways, DNS
+    servers, and whether DHCP gave them."""
+
+    addresses: tuple[str, ...] = ()  # "192.168.1.10/24", "fd00::10/64"
+    gateways: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dhcp: bool = False
+
+    @classmethod
+    def of(
+        cls, addresses: Sequence[str], gateways: Sequence[str] = (), dns: Sequence[str] = ()
+    ) -> GuestIPConfig:
+        """Addresses given without a prefix length get the simulator's default: /24 for IPv4,
+        /64 for IPv6."""
+        full = []
+        for text in addresses:
+            interface = ipaddress.ip_interface(
+                text if "/" in text else f"{text}/{24 if ':' not in text else 64}"
+            )
+            full.append(str(interface))
+        return cls(tuple(full), tuple(gateways), tuple(dns))
+
+    @classmethod
+    def injected(cls, settings: FailoverIPSettings) -> GuestIPConfig:
+        """What the guest runs with once Hyper-V injected ``settings`` as it booted."""
+        addresses: list[str] = []
+        gateways: list[str] = []
+        dns: list[str] = []
+        if settings.ipv4_address:
+            mask = settings.ipv4_subnet_mask or "255.255.255.255"
+            addresses.append(str(ipaddress.ip_interface(f"{settings.ipv4_address}/{mask}")))
+        if settings.ipv6_address:
+            prefix = settings.ipv6_prefix_length or 128
+            addresses.append(str(ipaddress.ip_interface(f"{settings.ipv6_address}/{prefix}")))
+        for gateway in (settings.ipv4_default_gateway, settings.ipv6_default_gateway):
+            if gateway:
+                gateways.append(gateway)
+        for server in (
+            settings.ipv4_preferred_dns,
+            settings.ipv4_alternate_dns,
+            settings.ipv6_preferred_dns,
+            settings.ipv6_alternate_dns,
+        ):
+            if server:
+                dns.append(server)
+        return cls(tuple(addresses), tuple(gateways), tuple(dns))
+
+    @property
+    def ips(self) -> list[str]:
+        return [text.split("/", 1)[0] for text in self.addresses]
+
+
 @attrs.define
 class NetworkAdapterRecord:
     """A VM's virtual NIC.
 
-    ``guest_addresses`` are the addresses the guest configured itself; ``applied_ip`` is what
-    Hyper-V injected into the guest when it booted failed over (None otherwise).
+    ``guest_addresses`` are the addresses the guest configured itself (``guest_config`` the whole
+    configuration, prefixes, gateways and DNS servers included); ``applied_ip`` is what Hyper-V
+    injected into the guest when it booted failed over (None otherwise).
     """
 
     id: str
@@ -301,6 +358,7 @@ class NetworkAdapterRecord:
     test_replica_switch_name: str | None = None
     applied_ip: FailoverIPSettings | None = None
     guest_addresses: list[str] = attrs.Factory(list)
+    guest_config: GuestIPConfig | None = None
 
     @property
     def reported_addresses(self) -> list[str]:
@@ -309,6 +367,15 @@ class NetworkAdapterRecord:
             injected = [self.applied_ip.ipv4_address, self.applied_ip.ipv6_address]
             return [address for address in injected if address]
         return list(self.guest_addresses)
+
+    @property
+    def reported_config(self) -> GuestIPConfig:
+        """The guest's whole TCP/IP configuration of this NIC, as it reports it while it runs."""
+        if self.applied_ip is not None:
+            return GuestIPConfig.injected(self.applied_ip)
+        if self.guest_config is not None:
+            return self.guest_config
+        return GuestIPConfig.of(self.guest_addresses)
 
     def copy_for(self, vm_id: uuid.UUID) -> NetworkAdapterRecord:
         return NetworkAdapterRecord(
@@ -320,6 +387,7 @@ class NetworkAdapterRecord:
             failover=attrs.evolve(self.failover),
             test_replica_switch_name=self.test_replica_switch_name,
             guest_addresses=list(self.guest_addresses),
+            guest_config=self.guest_config,
         )
 
 
@@ -395,6 +463,8 @@ class VMRecord:
     parent_snapshot_id: uuid.UUID | None = None
     started_at: datetime | None = None
     boot_seconds: float = 0.0
+    #: The guest's OSName, as its data exchange service (KVP) reports it while it runs.
+    guest_os: str | None = None
 
     def heartbeat(self, now: datetime) -> str | None:
         """``VirtualMachine.Heartbeat`` at ``now``: None while off, OK once the guest booted."""
@@ -589,12 +659,17 @@ class HostModel:
         adapters: int = 1,
         vm_id: uuid.UUID | None = None,
         ip_addresses: tuple[str, ...] | list[str] = (),
+        gateway: str | None = None,
+        dns: tuple[str, ...] | list[str] = (),
         boot_seconds: float = 0.0,
+        guest_os: str | None = "Windows Server 2022 Datacenter",
     ) -> VMRecord:
         """Create a VM with ``adapters`` NICs connected to ``switch`` (or to nothing).
 
         ``ip_addresses`` are what the guest configured on its first adapter (reported while it
-        runs); ``boot_seconds`` how long, in fabric time, its guest takes to boot.
+        runs), ``"address/prefix"`` or bare (then /24 or /64), with ``gateway`` and ``dns``;
+        ``boot_seconds`` how long, in fabric time, its guest takes to boot; ``guest_os`` the
+        OSName its data exchange service reports (None: a guest without integration services).
 
         Names are data: any string is accepted as is, and names need not be unique (as on
         Hyper-V); the returned record's ``id`` is the stable key.
@@ -626,6 +701,7 @@ class HostModel:
                 creation_time=now,
                 started_at=now if vm_state.name == "Running" else None,
                 boot_seconds=float(boot_seconds),
+                guest_os=guest_os,
             )
             for index in range(adapters):
                 record.adapters.append(
@@ -637,7 +713,11 @@ class HostModel:
                     )
                 )
             if record.adapters:
-                record.adapters[0].guest_addresses = [str(a) for a in ip_addresses]
+                config = GuestIPConfig.of(
+                    [str(a) for a in ip_addresses], [gateway] if gateway else (), dns
+                )
+                record.adapters[0].guest_config = config
+                record.adapters[0].guest_addresses = config.ips
             self.vms[identifier] = record
             return record
 
@@ -952,6 +1032,7 @@ class HostModel:
             cpu=primary.cpu,
             creation_time=now,
             generation=primary.generation,
+            guest_os=primary.guest_os,
         )
         for adapter in primary.adapters:
             copy = adapter.copy_for(primary.id)
@@ -1130,6 +1211,7 @@ class HostModel:
                 generation=record.generation,
                 data_version=version,
                 is_test_replica=True,
+                guest_os=record.guest_os,
             )
             for adapter in record.adapters:
                 copy = adapter.copy_for(test_vm.id)

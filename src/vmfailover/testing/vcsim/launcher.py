@@ -240,10 +240,38 @@ class VCSim:
         if process.stdout is not None:
             process.stdout.close()
 
-    def restart(self) -> None:
-        """Stop and start again on the same port: the inventory starts afresh, sessions die."""
-        self.stop()
-        self.start()
+    def restart(self, *, down: float = 0.0, fresh: bool = False, timeout: float = 60.0) -> None:
+        """Restart the simulated vCenter and return once it answers again.
+
+        By default as a vCenter restart looks to its clients: every connection is cut (calls in
+        flight fail, though their work may be done), every session ends, nothing answers for
+        ``down`` seconds, then the same port serves again with the inventory as it was.
+        ``fresh=True`` stops the process and starts a new one on the same port instead: the
+        inventory starts afresh. Raises :class:`VCSimError` if it does not answer again
+        within ``down`` plus ``timeout`` seconds.
+        """
+        if isinstance(down, bool) or not isinstance(down, int | float) or not 0 <= down < 3600:
+            raise ValidationError.of(
+                "VCSim.restart down", f"must be seconds from 0 to 3600, got {down!r}"
+            )
+        if fresh:
+            self.stop()
+            if down:
+                time.sleep(down)
+            self.start()
+            return
+        before = int(self._hook("stats", post=False)["restarts"])
+        self._hook("restart", {"down_ms": str(int(down * 1000))})
+        deadline = time.monotonic() + down + timeout
+        while True:
+            try:
+                if int(self._hook("stats", post=False, timeout=2.0)["restarts"]) > before:
+                    return
+            except (OSError, VCSimError):
+                pass  # down: connection refused or cut
+            if time.monotonic() > deadline or not self.running:
+                raise VCSimError(f"the simulator did not answer again within {down + timeout:g} s")
+            time.sleep(0.05)
 
     def pause(self) -> None:
         """Freeze the simulator (SIGSTOP): calls hang until :meth:`resume` or their timeout."""
@@ -268,7 +296,14 @@ class VCSim:
 
     # --- test hooks ------------------------------------------------------------------------------
 
-    def _hook(self, path: str, params: dict[str, str] | None = None, *, post: bool = True) -> Any:
+    def _hook(
+        self,
+        path: str,
+        params: dict[str, str] | None = None,
+        *,
+        post: bool = True,
+        timeout: float = 10.0,
+    ) -> Any:
         if not self.running:
             raise VCSimError("the simulator is not running")
         base = self.url.rsplit("/sdk", 1)[0]
@@ -280,7 +315,7 @@ class VCSim:
         )
         context = ssl.create_default_context(cafile=self.ca_file)
         try:
-            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as error:
             raise VCSimError(f"{path}: {error.read().decode(errors='replace').strip()}") from None
@@ -294,6 +329,10 @@ class VCSim:
 
     def restore_host(self, name: str) -> None:
         self._hook("host", {"name": name, "state": "connected", "power": "poweredOn"})
+
+    def end_sessions(self) -> None:
+        """End every session at once, as vCenter does when it drops them; connections stay."""
+        self._hook("sessions/end")
 
     def soap_requests(self) -> int:
         """SOAP round trips served since start or the last :meth:`reset_soap_requests`."""

@@ -5,6 +5,7 @@ Test set-up only (it uses pyVmomi directly); everything under test goes through 
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from typing import Any
 
@@ -26,7 +27,7 @@ class SceneBuilder:
             host=sim.host,
             port=sim.port,
             user=credentials.username,
-            pwd=credentials.secret,
+            pwd=credentials.secret.reveal(),
             sslContext=context,
         )
         self.content = self.instance.RetrieveContent()
@@ -82,6 +83,63 @@ class SceneBuilder:
             name=name, type="earlyBinding", numPorts=16
         )
         _done(dvs.AddDVPortgroup_Task([spec]))
+
+    def network(self, datacenter: str, name: str) -> Any:
+        """A port group of the datacenter (standard or distributed) by name."""
+        for network in self.datacenter(datacenter).network:
+            if network.name == name:
+                return network
+        raise LookupError(f"no port group {name!r} in datacenter {datacenter!r}")
+
+    def add_nic(self, vm_name: str, datacenter: str, network: str) -> str:
+        """Give the VM another e1000 NIC on ``network``; returns the new NIC's MAC."""
+        vm = self.vm(vm_name)
+        port_group = self.network(datacenter, network)
+        if isinstance(port_group, vim.dvs.DistributedVirtualPortgroup):
+            switch: Any = port_group.config.distributedVirtualSwitch
+            backing: Any = vim.vm.device.VirtualEthernetCard.DistributedVirtualPortBackingInfo(
+                port=vim.dvs.PortConnection(portgroupKey=port_group.key, switchUuid=switch.uuid)
+            )
+        else:
+            backing = vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+                deviceName=network, network=port_group
+            )
+        before = {d.key for d in vm.config.hardware.device}
+        nic = vim.vm.device.VirtualE1000(key=-1, backing=backing)
+        add = vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)
+        _done(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[add])))
+        added = [d for d in vm.config.hardware.device if d.key not in before]
+        return str(added[0].macAddress)
+
+    def address_guest(self, vm_name: str, addresses: list[str], gateway: str) -> None:
+        """Give the guest static IPv4 addresses (``a.b.c.d/len``, one per NIC in device order),
+        as its administrator once did: the VM is powered off, customized and powered on, and
+        its tools report the addresses in ``guest.net``."""
+        vm = self.vm(vm_name)
+        if vm.runtime.powerState != "poweredOff":
+            _done(vm.PowerOffVM_Task())
+        adapters = []
+        for address in addresses:
+            interface = ipaddress.ip_interface(address)
+            adapters.append(
+                vim.vm.customization.AdapterMapping(
+                    adapter=vim.vm.customization.IPSettings(
+                        ip=vim.vm.customization.FixedIp(ipAddress=str(interface.ip)),
+                        subnetMask=str(interface.netmask),
+                        gateway=[gateway],
+                    )
+                )
+            )
+        spec = vim.vm.customization.Specification(
+            identity=vim.vm.customization.LinuxPrep(
+                hostName=vim.vm.customization.FixedName(name=vm_name.replace("_", "-")),
+                domain="example.com",
+            ),
+            globalIPSettings=vim.vm.customization.GlobalIPSettings(),
+            nicSettingMap=adapters,
+        )
+        _done(vm.CustomizeVM_Task(spec))
+        _done(vm.PowerOnVM_Task())
 
     def set_guest_id(self, vm_name: str, guest_id: str) -> None:
         vm = self.vm(vm_name)

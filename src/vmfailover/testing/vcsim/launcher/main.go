@@ -8,8 +8,15 @@
 //
 //	POST /_vmfailover/host?name=H&state=notResponding|connected&power=poweredOff|poweredOn
 //	     a host failure (or its repair) as vCenter would report it; its VMs follow
-//	GET  /_vmfailover/stats              {"soap_requests": N}: SOAP round trips served
+//	GET  /_vmfailover/stats              {"soap_requests": N, "restarts": R}: SOAP round trips
+//	                                     served, and how often the service came back
 //	POST /_vmfailover/stats/reset        set the count to zero
+//	POST /_vmfailover/restart?down_ms=N  restart the vCenter service as vCenter does: every
+//	                                     connection is cut and every session ends, nothing
+//	                                     answers for N ms, then the same port serves again with
+//	                                     the inventory as it was
+//	POST /_vmfailover/sessions/end       end every session (as when vCenter drops them), the
+//	                                     connections stay
 package main
 
 import (
@@ -21,9 +28,12 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/mo"
@@ -81,10 +91,39 @@ func main() {
 	}
 
 	var requests int64
+	var server *simulator.Server
 	hooks := http.NewServeMux()
 	hooks.HandleFunc("/_vmfailover/host", hostHook)
 	hooks.HandleFunc("/_vmfailover/stats", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]int64{"soap_requests": atomic.LoadInt64(&requests)})
+		writeJSON(w, map[string]int64{
+			"soap_requests": atomic.LoadInt64(&requests),
+			"restarts":      atomic.LoadInt64(&restarts),
+		})
+	})
+	hooks.HandleFunc("/_vmfailover/sessions/end", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		simulator.Map.SessionManager().ForgetSessions()
+		writeJSON(w, map[string]bool{"ended": true})
+	})
+	hooks.HandleFunc("/_vmfailover/restart", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		down, err := strconv.Atoi(r.URL.Query().Get("down_ms"))
+		if err != nil || down < 0 {
+			http.Error(w, "down_ms must be a whole number >= 0", http.StatusBadRequest)
+			return
+		}
+		if !atomic.CompareAndSwapInt32(&restarting, 0, 1) {
+			http.Error(w, "a restart is under way", http.StatusConflict)
+			return
+		}
+		writeJSON(w, map[string]int64{"down_ms": int64(down), "restarts": atomic.LoadInt64(&restarts)})
+		go restartService(server, time.Duration(down)*time.Millisecond)
 	})
 	hooks.HandleFunc("/_vmfailover/stats/reset", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -95,7 +134,7 @@ func main() {
 		writeJSON(w, map[string]int64{"soap_requests": 0})
 	})
 
-	server := service.NewServer()
+	server = service.NewServer()
 	soap := server.Config.Handler
 	// Set before the URL is printed, so before any client can connect.
 	server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +157,42 @@ func main() {
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	<-stop
 	server.Close()
+}
+
+var (
+	restarts   int64 // how often the service came back
+	restarting int32 // 1 while a restart is under way
+)
+
+// restartService does to clients what a restart of vCenter does: every connection is cut (calls
+// in flight fail, though their work may be done), every session ends, nothing answers for
+// ``down``, then the same address serves again, with the inventory and its tasks as they were.
+func restartService(server *simulator.Server, down time.Duration) {
+	defer atomic.StoreInt32(&restarting, 0)
+	time.Sleep(50 * time.Millisecond) // let the hook's answer leave first
+	address := server.Listener.Addr().String()
+	_ = server.Listener.Close()
+	server.CloseClientConnections()
+	simulator.Map.SessionManager().ForgetSessions()
+	time.Sleep(down)
+	var listener net.Listener
+	for attempt := 0; ; attempt++ {
+		found, err := net.Listen("tcp", address)
+		if err == nil {
+			listener = found
+			break
+		}
+		if attempt == 200 {
+			fail("listening again on %s: %s", address, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if server.TLS != nil {
+		listener = tls.NewListener(listener, server.TLS)
+	}
+	server.Listener = listener
+	atomic.AddInt64(&restarts, 1)
+	go func() { _ = server.Config.Serve(listener) }()
 }
 
 // hostHook changes a host's runtime as vCenter reports a host failure (or its repair). The VMs

@@ -1,0 +1,18 @@
+"""docs/orchestrator.md does what it says: its Python runs and prints what the page claims."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "orchestrator.md"
+
+
+def test_the_orchestrator_page_python_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    (code,) = re.findall(r"```python\n(.*?)\n```", PAGE.read_text(encoding="utf-8"), re.DOTALL)
+    exec(compile(code, str(PAGE), "exec"), {})
+    out = capsys.readouterr().out
+    assert "run under token three-tier#1: succeeded" in out
+    assert "refused: it was released by its holder" in out
