@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from vmfailover.engine.journal import EntryKind, JournalEntry, RunSummary
+from vmfailover.engine.journal import EntryKind, JournaledRun, JournalEntry, RunSummary
 from vmfailover.errors import ConflictError
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "SCHEMA",
     "SUMMARY_COLUMNS",
     "TABLES",
+    "journaled_run",
     "library_version",
     "migration_steps",
     "summary_from_row",
@@ -137,6 +138,21 @@ def summary_from_row(row: Sequence[Any]) -> RunSummary:
         result=result,
         rto_seconds=rto,
         rto_target_seconds=target,
+    )
+
+
+def journaled_run(row: Sequence[Any], entries: Sequence[Sequence[Any]]) -> JournaledRun:
+    """A run from its row (:data:`SUMMARY_COLUMNS`, then ``record``) and its entries' rows
+    (``run_id, seq, kind, at, vm, operation, data``)."""
+    return JournaledRun(
+        summary=summary_from_row(row[:-1]),
+        record=row[-1],
+        entries=tuple(
+            JournalEntry(
+                r[0], r[1], EntryKind(r[2]), datetime.fromisoformat(r[3]), r[4], r[5], r[6]
+            )
+            for r in entries
+        ),
     )
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from vmfailover.engine.journal import (
@@ -43,6 +42,7 @@ from vmfailover.engine.journal_schema import (
     SCHEMA,
     SUMMARY_COLUMNS,
     TABLES,
+    journaled_run,
     migration_steps,
     summary_from_row,
     summary_update,
@@ -326,16 +326,7 @@ class PostgresJournal(Journal):
         row, entries = self._run("read", load, repeatable=True)
         if row is None:
             raise NotFoundError(f"journal {self._where!r} holds no run {run_id!r}")
-        return JournaledRun(
-            summary=summary_from_row(row[:-1]),
-            record=row[-1],
-            entries=tuple(
-                JournalEntry(
-                    r[0], r[1], EntryKind(r[2]), datetime.fromisoformat(r[3]), r[4], r[5], r[6]
-                )
-                for r in entries
-            ),
-        )
+        return journaled_run(row, entries)
 
     def stored_report(self, run_id: str) -> str | None:
         row = self._run(

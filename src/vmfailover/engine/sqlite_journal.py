@@ -17,7 +17,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from vmfailover.engine.journal_schema import (
     MIGRATIONS,
     SCHEMA,
     SUMMARY_COLUMNS,
+    journaled_run,
     migration_steps,
     summary_from_row,
     summary_update,
@@ -226,16 +226,7 @@ class SQLiteJournal(Journal):
                 query += f" AND kind IN ({', '.join('?' for _ in wanted)})"
                 parameters += wanted
             entries = self._db.execute(query + " ORDER BY seq", parameters).fetchall()
-        return JournaledRun(
-            summary=summary_from_row(row[:-1]),
-            record=row[-1],
-            entries=tuple(
-                JournalEntry(
-                    r[0], r[1], EntryKind(r[2]), datetime.fromisoformat(r[3]), r[4], r[5], r[6]
-                )
-                for r in entries
-            ),
-        )
+        return journaled_run(row, entries)
 
     def stored_report(self, run_id: str) -> str | None:
         with self._lock:
