@@ -569,7 +569,8 @@ NOT_CALLED: dict[str, str] = {
     "Probe": "a Union alias for type hints",
 }
 """Public names the harness does not call, and why. Two kinds are left out by what they are:
-Protocols (``Backend``, ``Clock`` ...: implemented, never constructed) and enums (calling an enum
+Protocols and abstract classes (``Backend``, ``Clock``, ``Journal`` ...: implemented, never
+constructed) and enums (calling an enum
 class is Python's lookup by value; our APIs take their values through ``as_enum``, which the
 calls of every other name exercise)."""
 
@@ -588,8 +589,8 @@ def public_names() -> list[tuple[str, str]]:
                 continue
             if isinstance(target, type) and issubclass(target, enum.Enum):
                 continue
-            if getattr(target, "_is_protocol", False):
-                continue
+            if getattr(target, "_is_protocol", False) or inspect.isabstract(target):
+                continue  # implemented, never constructed
             found.append((module_name, name))
     return found
 

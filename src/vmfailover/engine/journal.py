@@ -26,7 +26,7 @@ import attrs
 from vmfailover._render import format_duration, text_table
 from vmfailover.engine.results import RunReport, RunResult
 from vmfailover.errors import TransientBackendError, ValidationError
-from vmfailover.model import FailoverKind
+from vmfailover.model import FailoverKind, as_enum
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -84,20 +84,26 @@ class JournalEntry:
         return json.loads(self.data)
 
 
+def _kind(value: object) -> FailoverKind:
+    return as_enum(FailoverKind, value, "run kind")
+
+
+def _result(value: object) -> RunResult | None:
+    return None if value is None else as_enum(RunResult, value, "run result")
+
+
 @attrs.frozen
 class RunSummary:
     """One run in the journal's history: what it was, when, how it ended, its RTO."""
 
     run_id: str
-    kind: FailoverKind = attrs.field(converter=FailoverKind)
+    kind: FailoverKind = attrs.field(converter=_kind)
     plan: str
     started_at: datetime
     state: str
     backend: str = ""
     ended_at: datetime | None = None
-    result: RunResult | None = attrs.field(
-        default=None, converter=attrs.converters.optional(RunResult)
-    )
+    result: RunResult | None = attrs.field(default=None, converter=_result)
     rto_seconds: float | None = None
     rto_target_seconds: float | None = None
     owner: str = ""

@@ -128,7 +128,7 @@ class Run:
         self.id = run_id
         self.plan = plan
         self.kind = kind
-        self._machine = RunStateMachine(run_id, kind, state)
+        self._machine = RunStateMachine(run_id, kind, as_enum(RunState, state, "run state"))
         self._journal: RunJournal | None = None
         self._execution: Execution | None = None
         self._thread: threading.Thread | None = None

@@ -57,11 +57,17 @@ class SQLiteJournal(Journal):
         if not isinstance(path, str | os.PathLike):
             raise ValidationError.of("SQLiteJournal path", f"must be a file path, got {path!r}")
         self.path = Path(path)
-        if not self.path.parent.is_dir():
+        try:
+            folder_exists, is_folder = self.path.parent.is_dir(), self.path.is_dir()
+        except (OSError, ValueError) as error:  # too long a name, a NUL byte
+            raise ValidationError.of(
+                f"journal {str(self.path)!r}", f"is not a usable path: {error}"
+            ) from None
+        if not folder_exists:
             raise ValidationError.of(
                 f"journal {str(self.path)!r}", "its folder does not exist", "create it first"
             )
-        if self.path.is_dir():
+        if is_folder:
             raise ValidationError.of(f"journal {str(self.path)!r}", "is a folder, not a file")
         self._lock = threading.RLock()
         self._closed = False
@@ -69,7 +75,7 @@ class SQLiteJournal(Journal):
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
-        except sqlite3.Error as error:
+        except (sqlite3.Error, ValueError) as error:  # ValueError: a NUL byte in the path
             raise ValidationError.of(
                 f"journal {str(self.path)!r}", f"cannot be opened: {error}"
             ) from None
