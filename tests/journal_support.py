@@ -13,11 +13,14 @@ a call acts.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import re
+import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,11 @@ import attrs
 
 from vmfailover import FailoverPlan, NetworkMapping, ReIPRule, ReIPRules, StartOrder
 from vmfailover.backends.memory import MemoryBackend
+from vmfailover.engine.journal import Journal
+from vmfailover.engine.postgres_journal import PostgresJournal
 from vmfailover.engine.run_journal import MUTATING
 from vmfailover.engine.runner import inventory_differences
+from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.model import Inventory, PowerState
 from vmfailover.testing import LAB_NETWORK_MAP, LAB_TEST_NETWORK_MAP, SimulatedCrash, lab
 
@@ -252,3 +258,75 @@ def differences(expected: EndState, found: EndState) -> list[str]:
         if found.points.get(replica) != points
     ]
     return problems
+
+
+# --- the stores -----------------------------------------------------------------------------------
+
+#: The journal tests run against each store: SQLite files and a real PostgreSQL server.
+STORES = ("sqlite", "postgres")
+_schemas = itertools.count(1)
+
+
+class JournalStore:
+    """Journals by name on one store: each :meth:`open` a new connection, as another process
+    would make; each name its own journal (a file, or a PostgreSQL schema)."""
+
+    def __init__(self, kind: str, folder: Path, server_dsn: str | None = None) -> None:
+        self.kind = kind
+        self.folder = folder
+        self._server_dsn = server_dsn
+        self._prefix = f"j{os.getpid()}_{next(_schemas)}"
+        self._schemas: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"JournalStore({self.kind})"
+
+    def open(self, name: str = "journal") -> Journal:
+        if self.kind == "sqlite":
+            return SQLiteJournal(self.folder / f"{name}.db")
+        assert self._server_dsn is not None
+        return PostgresJournal(self._server_dsn, schema=self.schema(name))
+
+    def schema(self, name: str) -> str:
+        schema = f"{self._prefix}_{re.sub(r'[^a-z0-9]', '_', name.lower())}"[:63]
+        self._schemas.add(schema)
+        return schema
+
+    def execute(self, name: str, statement: str) -> list[tuple[Any, ...]]:
+        """One statement on journal ``name``'s store, outside any journal (what an older or
+        newer vmfailover, or another program, would have left there)."""
+        if self.kind == "sqlite":
+            with closing(sqlite3.connect(self.folder / f"{name}.db")) as raw, raw:
+                return raw.execute(statement).fetchall()
+        import psycopg
+
+        assert self._server_dsn is not None
+        schema = self.schema(name)
+        with psycopg.connect(self._server_dsn, autocommit=True) as raw:
+            raw.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            raw.execute(f'SET search_path TO "{schema}"')
+            cursor = raw.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+
+    def close(self) -> None:
+        if self.kind == "postgres" and self._schemas:
+            import psycopg
+
+            assert self._server_dsn is not None
+            with psycopg.connect(self._server_dsn, autocommit=True) as raw:
+                for schema in self._schemas:
+                    raw.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def journal_store(kind: str, request: Any) -> Iterator[JournalStore]:
+    """A store of ``kind`` for a test (``request`` finds the PostgreSQL server fixture)."""
+    with journal_folder() as folder:
+        dsn = None
+        if kind == "postgres":
+            dsn = request.getfixturevalue("postgres_server").dsn
+        store = JournalStore(kind, folder, dsn)
+        try:
+            yield store
+        finally:
+            store.close()

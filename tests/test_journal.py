@@ -15,9 +15,17 @@ from pathlib import Path
 import attrs
 import pytest
 
-from journal_support import DEPENDENCIES, journal_folder, scene, small_plan
+from journal_support import (
+    DEPENDENCIES,
+    STORES,
+    JournalStore,
+    journal_folder,
+    journal_store,
+    scene,
+    small_plan,
+)
 from vmfailover import Runner
-from vmfailover.engine import sqlite_journal
+from vmfailover.engine import journal_schema, postgres_journal, sqlite_journal
 from vmfailover.engine.journal import EntryKind, Journal, JournaledRun, JournalEntry, RunSummary
 from vmfailover.engine.journal_codec import decode, dumps, encode, loads
 from vmfailover.engine.journal_writer import JournalWriter
@@ -30,6 +38,9 @@ from vmfailover.plan import Approval, Step
 from vmfailover.policy.probes import CallableProbe
 from vmfailover.policy.sequencer import StartOrder
 from vmfailover.testing import SimulatedCrash
+from vmfailover.testing.postgres import postgres_server
+
+__all__ = ["postgres_server"]  # the fixture, for the PostgreSQL store
 
 
 @pytest.fixture
@@ -38,8 +49,14 @@ def folder() -> Iterator[Path]:
         yield path
 
 
-def failover(folder: Path, kind: str = "regular", **runner: object) -> tuple[SQLiteJournal, str]:
-    journal = SQLiteJournal(folder / "journal.db")
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> Iterator[JournalStore]:
+    with journal_store(request.param, request) as opened:
+        yield opened
+
+
+def failover(store: JournalStore, kind: str = "regular", **runner: object) -> tuple[Journal, str]:
+    journal = store.open()
     report = Runner(scene(kind), journal=journal, poll_interval=15, **runner).failover(  # type: ignore[arg-type]
         small_plan(), kind=kind
     )
@@ -62,42 +79,54 @@ def test_a_new_journal_is_written_ahead_and_versioned(folder: Path) -> None:
         assert again.schema_version == sqlite_journal.SCHEMA_VERSION
 
 
-def test_a_journal_of_a_newer_schema_is_refused_naming_both_versions(folder: Path) -> None:
-    SQLiteJournal(folder / "j.db").close()
-    with sqlite3.connect(folder / "j.db") as raw:
-        raw.execute("INSERT INTO vmfailover_schema VALUES (7, '9.0.0', '2030-01-01T00:00:00')")
+def test_a_journal_of_a_newer_schema_is_refused_naming_both_versions(
+    store: JournalStore,
+) -> None:
+    store.open("j").close()
+    store.execute("j", "INSERT INTO vmfailover_schema VALUES (7, '9.0.0', '2030-01-01T00:00:00')")
     with pytest.raises(ConflictError) as refused:
-        SQLiteJournal(folder / "j.db")
+        store.open("j")
     message = str(refused.value)
     assert "schema version 7" in message and "9.0.0" in message
     assert f"up to {sqlite_journal.SCHEMA_VERSION}" in message
 
 
+def _store_module(store: JournalStore) -> object:
+    return sqlite_journal if store.kind == "sqlite" else postgres_journal
+
+
 def test_an_older_journal_is_migrated_on_open(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    store: JournalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    journal, run_id = failover(folder)
+    journal, run_id = failover(store)
     journal.close()
     # The next schema version adds a column; its migration runs when this journal is opened.
-    monkeypatch.setattr(sqlite_journal, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(_store_module(store), "SCHEMA_VERSION", 2)
     monkeypatch.setitem(
-        sqlite_journal.MIGRATIONS, 1, ("ALTER TABLE vmfailover_runs ADD COLUMN note TEXT",)
+        journal_schema.MIGRATIONS, 1, ("ALTER TABLE vmfailover_runs ADD COLUMN note TEXT",)
     )
-    with SQLiteJournal(folder / "journal.db") as migrated:
-        assert migrated.schema_version == 2
+    with store.open() as migrated:
+        assert migrated.schema_version == 2  # type: ignore[attr-defined]
         assert migrated.report(run_id).summary.result is RunResult.SUCCEEDED
-    with sqlite3.connect(folder / "journal.db") as raw:
-        columns = [row[1] for row in raw.execute("PRAGMA table_info(vmfailover_runs)")]
-    assert "note" in columns
+    assert store.execute("journal", "SELECT note FROM vmfailover_runs") == [(None,)]
+    versions = store.execute("journal", "SELECT version FROM vmfailover_schema ORDER BY version")
+    assert versions == [(1,), (2,)]
 
 
 def test_an_older_journal_without_a_migration_is_refused(
-    folder: Path, monkeypatch: pytest.MonkeyPatch
+    store: JournalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    SQLiteJournal(folder / "j.db").close()
-    monkeypatch.setattr(sqlite_journal, "SCHEMA_VERSION", 3)
+    store.open("j").close()
+    monkeypatch.setattr(_store_module(store), "SCHEMA_VERSION", 3)
     with pytest.raises(ConflictError, match=r"schema version 1 .* cannot migrate"):
-        SQLiteJournal(folder / "j.db")
+        store.open("j")
+
+
+def test_tables_of_a_journal_without_its_version_table_are_refused(store: JournalStore) -> None:
+    store.open("j").close()
+    store.execute("j", "DROP TABLE vmfailover_schema")
+    with pytest.raises(ValidationError, match="not a vmfailover journal"):
+        store.open("j")
 
 
 def test_what_is_not_a_journal_is_refused_by_name(folder: Path) -> None:
@@ -120,8 +149,8 @@ def test_what_is_not_a_journal_is_refused_by_name(folder: Path) -> None:
         Runner(scene("test"), journal="journal.db")  # type: ignore[arg-type]
 
 
-def test_a_closed_journal_and_a_run_stored_twice_are_conflicts(folder: Path) -> None:
-    journal = SQLiteJournal(folder / "j.db")
+def test_a_closed_journal_and_a_run_stored_twice_are_conflicts(store: JournalStore) -> None:
+    journal = store.open("j")
     summary = RunSummary("run-1", FailoverKind.TEST, "crm", scene("test").clock.now(), "running")
     journal.begin(summary, "{}")
     with pytest.raises(ConflictError, match="holds run run-1 already"):
@@ -134,8 +163,8 @@ def test_a_closed_journal_and_a_run_stored_twice_are_conflicts(folder: Path) -> 
 # --- the history ----------------------------------------------------------------------------------
 
 
-def test_runs_and_report_give_the_history_of_runs(folder: Path) -> None:
-    journal, run_id = failover(folder, "test")
+def test_runs_and_report_give_the_history_of_runs(store: JournalStore) -> None:
+    journal, run_id = failover(store, "test")
     later = scene("planned")
     later.clock.advance(3600)  # type: ignore[attr-defined]  # runs are listed by their start
     runner = Runner(later, journal=journal, poll_interval=15)
@@ -167,8 +196,8 @@ def test_runs_and_report_give_the_history_of_runs(folder: Path) -> None:
         journal.report("run-x")
 
 
-def test_a_cleaned_up_test_run_says_so(folder: Path) -> None:
-    journal = SQLiteJournal(folder / "j.db")
+def test_a_cleaned_up_test_run_says_so(store: JournalStore) -> None:
+    journal = store.open("j")
     runner = Runner(scene("test"), journal=journal, poll_interval=15)
     run = runner.start(small_plan(), kind="test", background=False)
     run.wait()
@@ -296,8 +325,8 @@ def test_no_action_without_a_durable_intent() -> None:
 # --- what can be resumed --------------------------------------------------------------------------
 
 
-def test_only_an_interrupted_run_can_be_resumed(folder: Path) -> None:
-    journal, run_id = failover(folder)
+def test_only_an_interrupted_run_can_be_resumed(store: JournalStore) -> None:
+    journal, run_id = failover(store)
     runner = Runner(scene("regular"), journal=journal)
     with pytest.raises(ConflictError, match=f"run {run_id} is failed_over.*interrupted"):
         runner.resume(run_id)
@@ -307,8 +336,8 @@ def test_only_an_interrupted_run_can_be_resumed(folder: Path) -> None:
         Runner(scene("regular")).resume(run_id)
 
 
-def test_a_run_still_running_here_is_not_interrupted(folder: Path) -> None:
-    journal = SQLiteJournal(folder / "j.db")
+def test_a_run_still_running_here_is_not_interrupted(store: JournalStore) -> None:
+    journal = store.open("j")
     backend = scene("test")
     plan = small_plan()
     gated = attrs.evolve(plan, steps=[Approval("go", vm="db01")])
@@ -329,11 +358,11 @@ def counting_step(path: Path) -> Step:
     return Step("note", [sys.executable, "-c", code], vm="db01", when="before")
 
 
-def test_a_finished_plan_step_is_not_run_again_on_resume(folder: Path) -> None:
-    notes = folder / "notes.txt"
+def test_a_finished_plan_step_is_not_run_again_on_resume(store: JournalStore) -> None:
+    notes = store.folder / "notes.txt"
     stepped = attrs.evolve(small_plan(), steps=[counting_step(notes)])
     backend = scene("regular")
-    journal = SQLiteJournal(folder / "j.db")
+    journal = store.open("j")
     original = backend.power_on
 
     def power_on(vm_id: str) -> None:  # db01's step runs before its power-on: die there
@@ -349,13 +378,13 @@ def test_a_finished_plan_step_is_not_run_again_on_resume(folder: Path) -> None:
     crashed._writer.abandon()
     backend.power_on = original  # type: ignore[method-assign]
     assert notes.read_text() == "ran\n"
-    resumed = Runner(backend, journal=SQLiteJournal(folder / "j.db"), poll_interval=15)
+    resumed = Runner(backend, journal=store.open("j"), poll_interval=15)
     report = resumed.resume(journal.runs()[0].run_id, background=False).wait()
     assert report.result is RunResult.SUCCEEDED
     assert notes.read_text() == "ran\n"  # not again
 
 
-def test_callables_need_the_plan_again(folder: Path) -> None:
+def test_callables_need_the_plan_again(store: JournalStore) -> None:
     ran: list[str] = []
     plan = small_plan()
     hello = Step("hello", lambda context: ran.append(context.vm or ""), vm="app01")
@@ -365,14 +394,14 @@ def test_callables_need_the_plan_again(folder: Path) -> None:
         order.add(name, after=after, probe=probe)
     stepped = attrs.evolve(plan, order=order, steps=[hello])
     backend = scene("regular")
-    journal = SQLiteJournal(folder / "j.db")
+    journal = store.open("j")
     base = backend.faults.calls
     backend.faults.crash_at(base + 12)
     with pytest.raises(SimulatedCrash):
         Runner(backend, journal=journal, poll_interval=15).failover(stepped, kind="regular")
     backend.faults.crash_at(None)
     run_id = journal.runs()[0].run_id
-    runner = Runner(backend, journal=SQLiteJournal(folder / "j.db"), poll_interval=15)
+    runner = Runner(backend, journal=store.open("j"), poll_interval=15)
     with pytest.raises(ValidationError) as refused:
         runner.resume(run_id)
     items = [finding.item for finding in refused.value.findings]

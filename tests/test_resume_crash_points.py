@@ -10,7 +10,8 @@ orchestrator crashes (:class:`SimulatedCrash`, which nothing in the engine catch
 * **after** the m-th changing call acted, for every m (the call acted, its outcome may be lost),
 
 its journal writer stops as a dead process would (what it had not committed is lost), and a new
-runner over a new connection to the same journal file resumes the run. A crash before the run was
+runner over a new connection to the same journal resumes the run. Each kind runs on both stores:
+an SQLite file and a real PostgreSQL server (a schema per crash point). A crash before the run was
 journaled (during its pre-flight) has touched nothing: the plan simply starts again. Each test
 says how many crash points it covered.
 """
@@ -22,39 +23,43 @@ from collections.abc import Iterator
 import pytest
 
 from journal_support import (
+    STORES,
     EndState,
+    JournalStore,
     Observed,
     differences,
     end_state,
-    journal_folder,
+    journal_store,
     scene,
     small_plan,
 )
 from vmfailover import Runner
 from vmfailover.engine.results import RunReport, RunResult
-from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.testing import SimulatedCrash
+from vmfailover.testing.postgres import postgres_server
+
+__all__ = ["postgres_server"]  # the fixture, for the PostgreSQL store
 
 #: Readiness is polled every this many lab seconds: fewer reads, the same promises.
 POLL = 15.0
 
 
-@pytest.fixture(scope="module")
-def folder() -> Iterator[object]:
-    with journal_folder() as path:
-        yield path
+@pytest.fixture(scope="module", params=STORES)
+def store(request: pytest.FixtureRequest) -> Iterator[JournalStore]:
+    with journal_store(request.param, request) as opened:
+        yield opened
 
 
 def ready_times(report: RunReport) -> dict[str, object]:
     return {result.vm: result.ready_at for result in report.vms}
 
 
-def _uninterrupted(kind: str, folder: object) -> tuple[RunReport, EndState, int, int]:
+def _uninterrupted(kind: str, store: JournalStore) -> tuple[RunReport, EndState, int, int]:
     backend = scene(kind)
     plan = small_plan()
     observed = Observed(backend, plan)
     before = backend.faults.calls
-    with SQLiteJournal(folder / f"{kind}-clean.db") as journal:  # type: ignore[operator]
+    with store.open(f"{kind}-clean") as journal:
         runner = Runner(observed, journal=journal, poll_interval=POLL)
         report = runner.failover(plan, kind=kind)
         runner.close()
@@ -65,26 +70,27 @@ def _uninterrupted(kind: str, folder: object) -> tuple[RunReport, EndState, int,
 
 
 def _crash_and_resume(
-    kind: str, folder: object, label: str, *, before_call: int | None, after_change: int | None
+    kind: str, store: JournalStore, label: str, *, before_call: int | None, after_change: int | None
 ) -> tuple[str, list[str], EndState]:
     """One crash point: how the run went on ('resumed' or 'restarted'), the problems seen and
     the end state (before a test run's cleanup, which is checked here)."""
     backend = scene(kind)
     plan = small_plan()
     observed = Observed(backend, plan)
-    path = folder / f"{kind}-{label}.db"  # type: ignore[operator]
+    name = f"{kind}-{label}"
     if before_call is not None:
         backend.faults.crash_at(backend.faults.calls + before_call)
     observed.crash_after = after_change
-    journal = SQLiteJournal(path)
+    journal = store.open(name)
     crashed = Runner(observed, journal=journal, poll_interval=POLL)
     with pytest.raises(SimulatedCrash):
         crashed.failover(plan, kind=kind)
     assert crashed._writer is not None
     crashed._writer.abandon()  # the process is gone: what it had not committed is lost
+    journal.close()  # and so is its connection
     backend.faults.crash_at(None)
     observed.crash_after = None
-    with SQLiteJournal(path) as reopened:
+    with store.open(name) as reopened:
         runner = Runner(observed, journal=reopened, poll_interval=POLL)
         runs = reopened.runs()
         if runs:
@@ -113,8 +119,8 @@ def _crash_and_resume(
 
 
 @pytest.mark.parametrize("kind", ["test", "planned", "regular"])
-def test_crash_at_every_point_then_resume(kind: str, folder: object, capsys: object) -> None:
-    report, expected, calls, changes = _uninterrupted(kind, folder)
+def test_crash_at_every_point_then_resume(kind: str, store: JournalStore, capsys: object) -> None:
+    report, expected, calls, changes = _uninterrupted(kind, store)
     assert calls > 20 and changes >= 4 * len(report.vms) - 4
     counted = {"resumed": 0, "restarted": 0}
     failures: list[str] = []
@@ -122,7 +128,7 @@ def test_crash_at_every_point_then_resume(kind: str, folder: object, capsys: obj
     points += [(f"after-{m}", None, m) for m in range(1, changes + 1)]
     for label, before_call, after_change in points:
         how, problems, state = _crash_and_resume(
-            kind, folder, label, before_call=before_call, after_change=after_change
+            kind, store, label, before_call=before_call, after_change=after_change
         )
         counted[how] += 1
         problems += differences(expected, state)
@@ -131,7 +137,8 @@ def test_crash_at_every_point_then_resume(kind: str, folder: object, capsys: obj
     assert counted["resumed"] + counted["restarted"] == calls + changes
     with capsys.disabled():  # type: ignore[attr-defined]
         print(
-            f"\n{kind}: {calls + changes} crash points covered ({calls} before a backend call, "
+            f"\n{kind} on {store.kind}: {calls + changes} crash points covered "
+            f"({calls} before a backend call, "
             f"{changes} after a changing call); {counted['resumed']} resumed from the journal, "
             f"{counted['restarted']} crashed in the pre-flight and started again"
         )

@@ -35,7 +35,13 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
-from vmfailover.engine.journal import Journal, JournalEntry, RunHistory, RunSummary
+from vmfailover.engine.journal import (
+    Journal,
+    JournalEntry,
+    JournalUnavailableError,
+    RunHistory,
+    RunSummary,
+)
 from vmfailover.engine.lease import (
     FencingToken,
     Lease,
@@ -48,6 +54,7 @@ from vmfailover.engine.lease_keeper import LeaseKeeper
 from vmfailover.engine.lease_postgres import PostgresLease
 from vmfailover.engine.lease_sqlite import SQLiteLease
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
+from vmfailover.engine.postgres_journal import PostgresJournal
 from vmfailover.engine.replication import ReplicationJob
 from vmfailover.engine.replication_events import (
     JobFinished,
@@ -262,6 +269,7 @@ __all__ = [
     "JobStarted",
     "Journal",
     "JournalEntry",
+    "JournalUnavailableError",
     "KeepReasons",
     "Lease",
     "LeaseGrant",
@@ -287,6 +295,7 @@ __all__ = [
     "Placement",
     "PointSearch",
     "PointVerdict",
+    "PostgresJournal",
     "PostgresLease",
     "PowerOffSource",
     "PowerState",

@@ -25,7 +25,7 @@ import attrs
 
 from vmfailover._render import format_duration, text_table
 from vmfailover.engine.results import RunReport, RunResult
-from vmfailover.errors import ValidationError
+from vmfailover.errors import TransientBackendError, ValidationError
 from vmfailover.model import FailoverKind, as_enum, is_finite_number
 
 
@@ -64,6 +64,7 @@ __all__ = [
     "EntryKind",
     "Journal",
     "JournalEntry",
+    "JournalUnavailableError",
     "JournaledRun",
     "RunHistory",
     "RunSummary",
@@ -225,6 +226,19 @@ class JournaledRun:
     summary: RunSummary
     record: str
     entries: tuple[JournalEntry, ...]
+
+
+class JournalUnavailableError(TransientBackendError):
+    """The journal's database did not answer (it restarted, failed over, or the network broke).
+
+    Transient: the same call may succeed once the database is back. Nothing was written, unless
+    the message says the commit went unanswered. ``where`` names the database, never its
+    credentials.
+    """
+
+    def __init__(self, where: str, what: str, cause: BaseException | str) -> None:
+        self.where = where
+        super().__init__(f"cannot {what} journal {where!r}: {cause}")
 
 
 class Journal(abc.ABC):

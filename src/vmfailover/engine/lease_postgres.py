@@ -15,7 +15,6 @@ without help. Failures to reach the server raise
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +34,13 @@ from vmfailover.engine.lease import (
     make_grant,
     why_not_current,
 )
-from vmfailover.errors import ConflictError, MissingExtraError, ValidationError
+from vmfailover.engine.postgres_connection import (
+    bounded_connection,
+    describe_dsn,
+    first_line,
+    import_psycopg,
+)
+from vmfailover.errors import ConflictError
 
 if TYPE_CHECKING:
     import psycopg
@@ -101,16 +106,6 @@ FENCE_CONDITION = (
 )
 
 
-def _import_psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as error:
-        raise MissingExtraError(
-            "postgres", "postgres", "psycopg", what="the PostgreSQL lease"
-        ) from error
-    return psycopg
-
-
 class PostgresLease:
     """Plan leases in the PostgreSQL database named by ``dsn`` (a libpq connection string).
 
@@ -120,17 +115,8 @@ class PostgresLease:
     """
 
     def __init__(self, dsn: str, *, timeout: float = 5.0, clock: Clock | None = None) -> None:
-        self._psycopg = _import_psycopg()
-        if not isinstance(dsn, str) or not dsn.strip():
-            raise ValidationError.of("PostgreSQL lease dsn", "must be a libpq connection string")
-        try:
-            parts = self._psycopg.conninfo.conninfo_to_dict(dsn)
-        except self._psycopg.ProgrammingError as error:
-            raise ValidationError.of(
-                "PostgreSQL lease dsn", "is not a libpq connection string"
-            ) from error
-        self._where = f"{parts.get('host', 'localhost')}/{parts.get('dbname', '')}"
-        self._options = str(parts.get("options", "")).strip()
+        self._psycopg = import_psycopg("the PostgreSQL lease")
+        self._where, self._options = describe_dsn(self._psycopg, dsn, "PostgreSQL lease dsn")
         self._dsn = dsn
         self._timeout = checked_ttl(timeout, "PostgreSQL lease timeout")
         self.clock: Clock = clock if clock is not None else SystemClock()
@@ -271,7 +257,7 @@ class PostgresLease:
                     )
                     if attempt == 1 and reused and repeatable and not timed_out:
                         continue
-                    raise LeaseUnavailableError(plan, what, _first_line(error)) from error
+                    raise LeaseUnavailableError(plan, what, first_line(error)) from error
                 except psycopg.Error as error:
                     self._drop()
                     raise self._refused(plan, what, error) from error
@@ -280,7 +266,7 @@ class PostgresLease:
     def _refused(self, plan: str, what: str, error: BaseException) -> ConflictError:
         return ConflictError(
             f"the lease database {self._where!r} refused to {what} the lease on plan "
-            f"{plan!r}: {_first_line(error)}"
+            f"{plan!r}: {first_line(error)}"
         )
 
     @contextmanager
@@ -292,7 +278,7 @@ class PostgresLease:
                 yield self._connected()
             except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                 self._drop()
-                raise LeaseUnavailableError(plan, what, _first_line(error)) from error
+                raise LeaseUnavailableError(plan, what, first_line(error)) from error
             except psycopg.Error as error:
                 self._drop()
                 raise self._refused(plan, what, error) from error
@@ -300,19 +286,12 @@ class PostgresLease:
     def _connected(self) -> psycopg.Connection[Any]:
         if self._connection is not None and not self._connection.closed:
             return self._connection
-        millis = max(1, round(self._timeout * 1000))
-        connection: psycopg.Connection[Any] = self._psycopg.connect(
+        connection: psycopg.Connection[Any] = bounded_connection(
+            self._psycopg,
             self._dsn,
-            autocommit=True,
-            connect_timeout=max(2, math.ceil(self._timeout)),
+            self._timeout,
             application_name="vmfailover-lease",
-            options=f"{self._options} -c statement_timeout={millis} -c lock_timeout={millis} "
-            f"-c idle_in_transaction_session_timeout={millis}".strip(),
-            tcp_user_timeout=millis,
-            keepalives=1,
-            keepalives_idle=max(1, math.ceil(self._timeout)),
-            keepalives_interval=1,
-            keepalives_count=3,
+            options=self._options,
         )
         self._connection = connection
         return connection
@@ -332,8 +311,3 @@ def _judge(token: FencingToken, row: tuple[Any, ...] | None) -> None:
     reason = why_not_current(token, holder, int(number), bool(released), bool(expired))
     if reason is not None:
         raise LeaseLostError(token, reason)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

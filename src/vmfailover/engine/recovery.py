@@ -108,7 +108,10 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
         progress.point = work.point
         create: Callable[..., str] = backend.create_test_copy
         if getattr(backend, "guest_ips_at_test_copy", False):  # see backends.base
-            create = functools.partial(create, guest_ips=_guest_ips(work))
+            # named like the call itself, which is how the journal knows it changes something
+            create = functools.update_wrapper(
+                functools.partial(create, guest_ips=_guest_ips(work)), create
+            )
         copy: str = _step(
             execution,
             name,

@@ -5,21 +5,18 @@ disk, so an intent :meth:`~SQLiteJournal.append` stored survives a crash of the 
 the machine. The runner groups the entries of concurrent steps into one commit, so the cost of a
 sync is shared.
 
-The SQL is kept portable (standard types, no ``AUTOINCREMENT`` or ``INSERT OR REPLACE``,
-sequence numbers given by the runner, timestamps as ISO 8601 text) so that a PostgreSQL journal
-can use the same statements with its own placeholders. A schema version table says which
+The tables and their portable SQL live in :mod:`~vmfailover.engine.journal_schema`, shared with
+:class:`~vmfailover.engine.postgres_journal.PostgresJournal`. A schema version table says which
 version of the schema a file holds: an older one is migrated on open, a newer one (or a file
 that is not a journal) is refused with an error naming the versions.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,61 +28,21 @@ from vmfailover.engine.journal import (
     JournalEntry,
     RunSummary,
 )
+from vmfailover.engine.journal_schema import (
+    MIGRATIONS,
+    SCHEMA,
+    SUMMARY_COLUMNS,
+    journaled_run,
+    migration_steps,
+    summary_from_row,
+    summary_update,
+    version_row,
+)
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError
 
 __all__ = ["MIGRATIONS", "SCHEMA", "SQLiteJournal"]
 
-SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE vmfailover_schema (
-        version INTEGER NOT NULL,
-        written_by TEXT NOT NULL,
-        applied_at TEXT NOT NULL
-    )""",
-    """CREATE TABLE vmfailover_runs (
-        run_id TEXT NOT NULL PRIMARY KEY,
-        kind TEXT NOT NULL,
-        plan TEXT NOT NULL,
-        backend TEXT NOT NULL,
-        owner TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        state TEXT NOT NULL,
-        ended_at TEXT,
-        result TEXT,
-        rto_seconds DOUBLE PRECISION,
-        rto_target_seconds DOUBLE PRECISION,
-        record TEXT NOT NULL,
-        report TEXT
-    )""",
-    """CREATE TABLE vmfailover_entries (
-        run_id TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        at TEXT NOT NULL,
-        vm TEXT,
-        operation TEXT,
-        data TEXT NOT NULL,
-        PRIMARY KEY (run_id, seq)
-    )""",
-    "CREATE INDEX vmfailover_runs_started ON vmfailover_runs (started_at)",
-)
-"""The statements that create the current schema (version :data:`SCHEMA_VERSION`)."""
-
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
-"""version -> the statements that bring a journal of that version to the next one."""
-
-_SUMMARY = (
-    "run_id, kind, plan, backend, owner, started_at, state, ended_at, result, rto_seconds, "
-    "rto_target_seconds"
-)
-
-
-def _library_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("vmfailover")
-    except PackageNotFoundError:  # running from a source tree
-        return "unknown"
+_SUMMARY = SUMMARY_COLUMNS
 
 
 class SQLiteJournal(Journal):
@@ -152,7 +109,7 @@ class SQLiteJournal(Journal):
         }
         if not tables:
             self._transaction(
-                [(statement, ()) for statement in SCHEMA] + [self._version_row(SCHEMA_VERSION)]
+                [(statement, ()) for statement in SCHEMA] + [version_row(SCHEMA_VERSION)]
             )
             return
         if "vmfailover_schema" not in tables:
@@ -165,29 +122,11 @@ class SQLiteJournal(Journal):
         version, written_by = self._db.execute(
             "SELECT version, written_by FROM vmfailover_schema ORDER BY version DESC LIMIT 1"
         ).fetchone() or (0, "unknown")
-        if version > SCHEMA_VERSION:
-            raise ConflictError(
-                f"journal {str(self.path)!r} has schema version {version} (written by "
-                f"vmfailover {written_by}); this vmfailover ({_library_version()}) reads schema "
-                f"versions up to {SCHEMA_VERSION}: open it with a newer vmfailover"
-            )
-        while version < SCHEMA_VERSION:
-            steps = MIGRATIONS.get(version)
-            if steps is None:
-                raise ConflictError(
-                    f"journal {str(self.path)!r} has schema version {version} (written by "
-                    f"vmfailover {written_by}), which this vmfailover ({_library_version()}, "
-                    f"schema {SCHEMA_VERSION}) cannot migrate"
-                )
-            version += 1
-            self._transaction([(s, ()) for s in steps] + [self._version_row(version)])
-
-    @staticmethod
-    def _version_row(version: int) -> tuple[str, tuple[Any, ...]]:
-        return (
-            "INSERT INTO vmfailover_schema (version, written_by, applied_at) VALUES (?, ?, ?)",
-            (version, _library_version(), datetime.now(UTC).isoformat()),
-        )
+        where = repr(str(self.path))
+        for reached, steps in migration_steps(
+            where, version, written_by, SCHEMA_VERSION, MIGRATIONS
+        ):
+            self._transaction([(s, ()) for s in steps] + [version_row(reached)])
 
     @property
     def schema_version(self) -> int:
@@ -248,7 +187,7 @@ class SQLiteJournal(Journal):
             (e.run_id, e.seq, e.kind.value, e.at.isoformat(), e.vm, e.operation, e.data)
             for e in entries
         ]
-        updates = [update for e in entries if (update := _summary_update(e)) is not None]
+        updates = [update for e in entries if (update := summary_update(e)) is not None]
         with self._lock:
             self._check_open()
             self._db.execute("BEGIN IMMEDIATE")
@@ -273,7 +212,7 @@ class SQLiteJournal(Journal):
             rows = self._db.execute(
                 f"SELECT {_SUMMARY} FROM vmfailover_runs ORDER BY started_at, run_id"
             ).fetchall()
-        return tuple(_summary(row) for row in rows)
+        return tuple(summary_from_row(row) for row in rows)
 
     def load(self, run_id: str, kinds: Iterable[EntryKind] | None = None) -> JournaledRun:
         with self._lock:
@@ -293,16 +232,7 @@ class SQLiteJournal(Journal):
                 query += f" AND kind IN ({', '.join('?' for _ in wanted)})"
                 parameters += wanted
             entries = self._db.execute(query + " ORDER BY seq", parameters).fetchall()
-        return JournaledRun(
-            summary=_summary(row[:-1]),
-            record=row[-1],
-            entries=tuple(
-                JournalEntry(
-                    r[0], r[1], EntryKind(r[2]), datetime.fromisoformat(r[3]), r[4], r[5], r[6]
-                )
-                for r in entries
-            ),
-        )
+        return journaled_run(row, entries)
 
     def stored_report(self, run_id: str) -> str | None:
         with self._lock:
@@ -323,54 +253,3 @@ class SQLiteJournal(Journal):
     def _check_open(self) -> None:
         if self._closed:
             raise ConflictError(f"journal {str(self.path)!r} is closed")
-
-
-def _summary(row: Sequence[Any]) -> RunSummary:
-    (run_id, kind, plan, backend, owner, started, state, ended, result, rto, target) = row
-    return RunSummary(
-        run_id=run_id,
-        kind=kind,
-        plan=plan,
-        backend=backend,
-        owner=owner,
-        started_at=datetime.fromisoformat(started),
-        state=state,
-        ended_at=None if ended is None else datetime.fromisoformat(ended),
-        result=result,
-        rto_seconds=rto,
-        rto_target_seconds=target,
-    )
-
-
-def _summary_update(entry: JournalEntry) -> tuple[str, tuple[Any, ...]] | None:
-    """The change an entry makes to its run's row, if any."""
-    if entry.kind is EntryKind.STATE:
-        return (
-            "UPDATE vmfailover_runs SET state = ? WHERE run_id = ?",
-            (json.loads(entry.data)["to"], entry.run_id),
-        )
-    if entry.kind is EntryKind.END:
-        payload = json.loads(entry.data)
-        return (
-            "UPDATE vmfailover_runs SET ended_at = ?, result = ?, rto_seconds = ?, report = ? "
-            "WHERE run_id = ?",
-            (
-                entry.at.isoformat(),
-                payload["result"],
-                payload["rto_seconds"],
-                payload["report"],
-                entry.run_id,
-            ),
-        )
-    if entry.kind is EntryKind.RESUMED:
-        return (
-            "UPDATE vmfailover_runs SET owner = ? WHERE run_id = ?",
-            (json.loads(entry.data)["owner"], entry.run_id),
-        )
-    if entry.kind is EntryKind.CLEANUP:
-        payload = json.loads(entry.data)
-        return (
-            "UPDATE vmfailover_runs SET report = ? WHERE run_id = ?",
-            (payload["report"], entry.run_id),
-        )
-    return None
