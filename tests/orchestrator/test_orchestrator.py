@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from vmfailover import Orchestrator, Runner, SQLiteJournal, SQLiteLease
 from vmfailover.engine.events import RunEvent, RunFinished
 from vmfailover.engine.fenced_journal import FencedJournal
 from vmfailover.engine.journal import EntryKind, JournalEntry
-from vmfailover.engine.lease import LeaseLostError, LeaseUnavailableError
+from vmfailover.engine.lease import Lease, LeaseLostError, LeaseUnavailableError
 from vmfailover.engine.lease_keeper import LeaseKeeper
 from vmfailover.engine.results import RunResult
 from vmfailover.errors import ConflictError, ValidationError
@@ -27,7 +28,7 @@ from vmfailover.testing import SimulatedCrash
 RUNNER = {"poll_interval": 15.0}
 
 
-def make(journal: SQLiteJournal, backend: Any, lease: SQLiteLease, name: str) -> Orchestrator:
+def make(journal: SQLiteJournal, backend: Any, lease: Lease, name: str) -> Orchestrator:
     return Orchestrator(
         journal, backend, lease, name=name, lease_seconds=2, poll=0.05, runner_options=RUNNER
     )
@@ -79,14 +80,14 @@ def test_a_plan_held_by_another_orchestrator_is_refused_naming_the_holder(tmp_pa
 
 
 def test_a_crashed_run_is_handed_over_and_finished_by_the_other_orchestrator(
-    tmp_path: Path,
+    tmp_path: Path, lease_store: Callable[[], Lease]
 ) -> None:
     plan = small_plan()
     backend = Observed(scene("regular"), plan)
     backend.crash_after = 5  # the orchestrator's run dies after its fifth change
     with SQLiteJournal(tmp_path / "journal.db") as journal:
-        site_a = make(journal, backend, SQLiteLease(tmp_path / "lease.db"), "site-a")
-        site_b = make(journal, backend, SQLiteLease(tmp_path / "lease.db"), "site-b")
+        site_a = make(journal, backend, lease_store(), "site-a")
+        site_b = make(journal, backend, lease_store(), "site-b")
         run = site_a.submit(plan, "regular")
         with pytest.raises(SimulatedCrash):
             run.wait(60)
