@@ -80,14 +80,14 @@ def test_a_plan_held_by_another_orchestrator_is_refused_naming_the_holder(tmp_pa
 
 
 def test_a_crashed_run_is_handed_over_and_finished_by_the_other_orchestrator(
-    tmp_path: Path, lease_store: Callable[[], Lease]
+    tmp_path: Path, lease_factory: Callable[[], Lease]
 ) -> None:
     plan = small_plan()
     backend = Observed(scene("regular"), plan)
     backend.crash_after = 5  # the orchestrator's run dies after its fifth change
     with SQLiteJournal(tmp_path / "journal.db") as journal:
-        site_a = make(journal, backend, lease_store(), "site-a")
-        site_b = make(journal, backend, lease_store(), "site-b")
+        site_a = make(journal, backend, lease_factory(), "site-a")
+        site_b = make(journal, backend, lease_factory(), "site-b")
         run = site_a.submit(plan, "regular")
         with pytest.raises(SimulatedCrash):
             run.wait(60)
