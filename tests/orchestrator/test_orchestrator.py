@@ -11,10 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
-from journal_support import Observed, scene, small_plan
-from vmfailover import Orchestrator, Runner, SQLiteJournal, SQLiteLease
+from journal_support import DEPENDENCIES, Observed, scene, small_plan
+from vmfailover import Orchestrator, Runner, SQLiteJournal, SQLiteLease, StartOrder, Step
 from vmfailover.engine.events import RunEvent, RunFinished
 from vmfailover.engine.fenced_journal import FencedJournal
 from vmfailover.engine.journal import EntryKind, JournalEntry
@@ -269,4 +270,31 @@ def test_bad_arguments_are_refused_with_our_errors(tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match="patience"):
             FencedJournal(journal, Flaky(0), patience=math.nan)
         assert site_b.held() == () and lease.state("crm") is None  # nothing was taken
+        site_b.stop()
+
+
+def test_a_run_that_needs_its_plan_again_is_refused_once_and_left_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    order = StartOrder()
+    for name, after in DEPENDENCIES.items():
+        order.add(name, after=after)
+    plan = attrs.evolve(
+        small_plan(), order=order, steps=[Step("hello", lambda context: None, vm="app01")]
+    )
+    backend = Observed(scene("regular"), plan)
+    backend.crash_after = 2
+    with SQLiteJournal(tmp_path / "journal.db") as journal:
+        site_a = make(journal, backend, SQLiteLease(tmp_path / "lease.db"), "site-a")
+        run = site_a.submit(plan, "regular")
+        with pytest.raises(SimulatedCrash):
+            run.wait(60)
+        site_a.stop()
+        site_b = make(journal, backend, SQLiteLease(tmp_path / "lease.db"), "site-b")
+        assert site_b.run_once() == ()
+        assert "step 'hello'" in site_b.refused[run.id]
+        assert site_b.run_once() == ()  # not tried again
+        assert sum("cannot take run" in r.message for r in caplog.records) == 1
+        state = SQLiteLease(tmp_path / "lease.db").state("crm")
+        assert state is not None and state.released and state.token.number == 2
         site_b.stop()

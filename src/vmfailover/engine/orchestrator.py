@@ -50,12 +50,7 @@ from vmfailover.engine.lease import (
 )
 from vmfailover.engine.lease_keeper import LeaseKeeper
 from vmfailover.engine.runner import Run, Runner
-from vmfailover.errors import (
-    ConflictError,
-    TransientBackendError,
-    ValidationError,
-    VMFailoverError,
-)
+from vmfailover.errors import ConflictError, NotFoundError, ValidationError, VMFailoverError
 from vmfailover.model import FailoverKind, as_enum, is_finite_number
 from vmfailover.plan import FailoverPlan
 
@@ -411,10 +406,12 @@ class Orchestrator:
         except VMFailoverError as error:
             _close_quietly(runner, journal)
             keeper.release()
-            if not isinstance(error, TransientBackendError):
+            if isinstance(error, ValidationError | NotFoundError):  # waiting does not cure it
                 with self._lock:
                     self._refused[summary.run_id] = str(error)
                 log.error("%s: cannot take run %s over: %s", self.name, summary.run_id, error)
+            else:  # ended meanwhile, its VMs claimed here, a store not answering: next pass
+                log.info("%s: run %s not taken over now: %s", self.name, summary.run_id, error)
             return False
         self._hold(HeldRun(run, summary.plan, keeper.token, resumed=True), keeper, runner, journal)
         log.warning(
