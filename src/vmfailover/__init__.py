@@ -19,6 +19,7 @@ from vmfailover.engine.aftercare_results import (
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
 from vmfailover.engine.fenced import FencedBackend
+from vmfailover.engine.fenced_journal import FencedJournal
 from vmfailover.engine.host_failover import HostFailoverResponse
 from vmfailover.engine.host_failover_results import (
     HostFailoverReport,
@@ -53,6 +54,7 @@ from vmfailover.engine.lease import (
 from vmfailover.engine.lease_keeper import LeaseKeeper
 from vmfailover.engine.lease_postgres import PostgresLease
 from vmfailover.engine.lease_sqlite import SQLiteLease
+from vmfailover.engine.orchestrator import HeldRun, Orchestrator
 from vmfailover.engine.point_checks import BootedCopy, CleanPointError
 from vmfailover.engine.postgres_journal import PostgresJournal
 from vmfailover.engine.replication import ReplicationJob
@@ -240,6 +242,7 @@ __all__ = [
     "FailoverPlan",
     "FailurePolicy",
     "FencedBackend",
+    "FencedJournal",
     "FencingToken",
     "Finding",
     "Findings",
@@ -248,6 +251,7 @@ __all__ = [
     "GuestOS",
     "HTTPStatus",
     "HealthEvent",
+    "HeldRun",
     "Host",
     "HostDecision",
     "HostFailoverReport",
@@ -289,6 +293,7 @@ __all__ = [
     "NetworkMapping",
     "Nic",
     "NotFoundError",
+    "Orchestrator",
     "Outcome",
     "PermanentBackendError",
     "PlacedVM",

@@ -11,8 +11,13 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "orchestrator.md"
 
 
 def test_the_orchestrator_page_python_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    (code,) = re.findall(r"```python\n(.*?)\n```", PAGE.read_text(encoding="utf-8"), re.DOTALL)
-    exec(compile(code, str(PAGE), "exec"), {})
+    blocks = re.findall(r"```python\n(.*?)\n```", PAGE.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) == 2
+    for code in blocks:
+        exec(compile(code, str(PAGE), "exec"), {})
     out = capsys.readouterr().out
     assert "run under token three-tier#1: succeeded" in out
     assert "refused: it was released by its holder" in out
+    assert "site-a refused: held by 'site-b" in out
+    assert re.search(r"site-b ran run-\S+: succeeded", out)
+    assert "lease released: True" in out

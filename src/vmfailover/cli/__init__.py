@@ -2,7 +2,8 @@
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
 the built-in two-site lab); ``demo`` plays the whole story on the lab. ``report [RUN]`` shows
-the run journal's history or one run; ``resume RUN`` continues an interrupted run. On a terminal
+the run journal's history or one run; ``resume RUN`` continues an interrupted run; ``serve`` runs
+an orchestrator that takes over interrupted runs under their plans' leases. On a terminal
 with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without
 rich, it is plain text. ``--json`` prints one JSON document for machines.
 
@@ -18,13 +19,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from vmfailover import __version__
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
 from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_command
 from vmfailover.cli.output import Output
+from vmfailover.cli.serve import serve_command
 from vmfailover.engine.results import RunResult
 from vmfailover.errors import ConflictError, MissingExtraError, NotFoundError, ValidationError
 
@@ -188,7 +190,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
     resume.add_argument("--json", action="store_true", help="print the report as JSON only")
+    _serve_parser(commands, journal_help)
     return parser
+
+
+def _serve_parser(commands: argparse._SubParsersAction[Any], journal_help: str) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="run an orchestrator: runs plans under their leases, takes over interrupted runs",
+        description="Serves until SIGTERM or SIGINT: every --poll seconds it takes over the "
+        "interrupted runs of the journal whose plan's lease is free or expired (a new fencing "
+        "token) and resumes them. Every backend call and journal write of a run is fenced by "
+        "its lease. On SIGTERM its runs are handed over and it exits 0.",
+    )
+    serve.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    serve.add_argument(
+        "--lease",
+        required=True,
+        metavar="STORE",
+        help="the lease store the orchestrators share: an SQLite file, or postgresql://...",
+    )
+    serve.add_argument(
+        "--backend",
+        required=True,
+        metavar="MODULE:FACTORY",
+        help="a function that returns the backend, e.g. mysite.dr:backend",
+    )
+    serve.add_argument("--name", required=True, help="this orchestrator's name, e.g. site-b")
+    serve.add_argument(
+        "--lease-seconds", type=float, default=15.0, help="each lease's length (default 15)"
+    )
+    serve.add_argument("--poll", type=float, default=5.0, help="seconds between passes (default 5)")
+    serve.add_argument("--submit", type=Path, metavar="PLAN", help="start this plan at once")
+    serve.add_argument("--kind", choices=_KINDS, default="regular", help="the kind to --submit")
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -238,6 +272,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 as_json=args.json,
             )
             return EXIT_CODES[result]
+        if args.command == "serve":
+            return serve_command(
+                output,
+                journal=args.journal,
+                lease=args.lease,
+                backend_spec=args.backend,
+                name=args.name,
+                lease_seconds=args.lease_seconds,
+                poll=args.poll,
+                submit=args.submit,
+                kind=args.kind,
+            )
     except ConflictError as error:
         errors.say(f"vmfailover: {error}", style="bold red")
         return EXIT_INVALID

@@ -2,12 +2,12 @@
 
 Wraps a :class:`~vmfailover.backends.base.Backend`. Reads (``inventory``, ``recovery_points``,
 ``recovery_point_limit``, ``readiness`` and the optional ``data_loss_blocks``) pass straight
-through; every call that changes something asks the fence (a
-:class:`~vmfailover.engine.lease_keeper.LeaseKeeper`) first, and does not happen when the fence
-says the lease is lost (:class:`~vmfailover.engine.lease.LeaseLostError`) or cannot say
-(:class:`~vmfailover.engine.lease.LeaseUnavailableError`, transient: the runner's retry asks
-again). So an orchestrator that was paused past its lease and woke after another took over
-changes nothing: its next mutating call is refused before it reaches the hypervisor.
+through (or ask an optional read fence that reads no store); every call that changes something
+asks the fence (a :class:`~vmfailover.engine.lease_keeper.LeaseKeeper`) first, and does not
+happen when the fence says the lease is lost (:class:`~vmfailover.engine.lease.LeaseLostError`)
+or cannot say (:class:`~vmfailover.engine.lease.LeaseUnavailableError`, transient: the runner's
+retry asks again). So an orchestrator that was paused past its lease and woke after another took
+over changes nothing: its next mutating call is refused before it reaches the hypervisor.
 
 What fencing cannot do with a hypervisor that knows nothing of tokens: a call that passed its
 check and was then paused *before its request left the process* goes out when the process wakes.
@@ -18,7 +18,7 @@ state before it acts, which every mutating call's idempotency note allows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from vmfailover.backends.base import Backend, Readiness, Throttle
@@ -56,15 +56,27 @@ _PASSED_THROUGH = frozenset({"clock", "data_loss_blocks", "block_size", "guest_i
 
 
 class FencedBackend:
-    """``backend`` with every mutating call fenced by ``fence.check()``."""
+    """``backend`` with every mutating call fenced by ``fence.check()``.
 
-    def __init__(self, backend: Backend, fence: Fence) -> None:
+    ``read_fence`` (optional) is asked before every read: give it a check that reads no store
+    (:meth:`~vmfailover.engine.lease_keeper.LeaseKeeper.check_local`), so a holder that woke
+    after losing its lease stops reading too, at no cost per read while it holds the lease.
+    """
+
+    def __init__(
+        self, backend: Backend, fence: Fence, *, read_fence: Callable[[], None] | None = None
+    ) -> None:
         if not isinstance(backend, Backend):
             raise ValidationError.of("fenced backend", f"needs a Backend, got {backend!r}")
         if not callable(getattr(fence, "check", None)):
             raise ValidationError.of("fenced backend", f"needs a fence with check(), got {fence!r}")
+        if read_fence is not None and not callable(read_fence):
+            raise ValidationError.of(
+                "fenced backend", f"read_fence must be callable, got {read_fence!r}"
+            )
         self.inner = backend
         self.fence = fence
+        self.read_fence = read_fence
         self.name = backend.name
 
     def __repr__(self) -> str:
@@ -80,16 +92,24 @@ class FencedBackend:
 
     # --- reads ---------------------------------------------------------------------------------
 
+    def _reading(self) -> None:
+        if self.read_fence is not None:
+            self.read_fence()
+
     def inventory(self) -> Inventory:
+        self._reading()
         return self.inner.inventory()
 
     def recovery_points(self, replica_id: str) -> tuple[RecoveryPoint, ...]:
+        self._reading()
         return self.inner.recovery_points(replica_id)
 
     def recovery_point_limit(self) -> int | None:
+        self._reading()
         return self.inner.recovery_point_limit()
 
     def readiness(self, vm_id: str) -> Readiness:
+        self._reading()
         return self.inner.readiness(vm_id)
 
     # --- changes: fenced -----------------------------------------------------------------------

@@ -81,6 +81,7 @@ class LeaseKeeper:
         self._guard = threading.Lock()
         self._grant: LeaseGrant | None = None
         self._lost: LeaseLostError | None = None
+        self._fenced_off = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -146,8 +147,11 @@ class LeaseKeeper:
             grant, lost = self._grant, self._lost
             if grant is not None and lost is None:
                 self._lost = LeaseLostError(grant.token, "it was released by its holder")
-        if grant is not None and lost is None:
-            # A store that does not answer now: the lease expires by itself.
+            fenced_off = self._fenced_off
+            self._fenced_off = False
+        if grant is not None and (lost is None or fenced_off):
+            # A store that does not answer now: the lease expires by itself. (The store releases
+            # only a lease that is still this token's: one lost meanwhile is left to its holder.)
             with contextlib.suppress(LeaseUnavailableError):
                 self.lease.release(grant)
 
@@ -179,6 +183,26 @@ class LeaseKeeper:
             self._mark_lost(error)
             raise
         self._local_check()
+
+    def check_local(self) -> None:
+        """Raise unless the lease is ours by this holder's own reckoning: not lost, and its local
+        deadline not passed. No read of the store, so cheap enough to guard every backend read
+        (a holder that woke after losing its lease then stops reading too)."""
+        self._local_check()
+
+    def fence_off(self, reason: str) -> None:
+        """Stop acting under this lease now: every later :meth:`check` raises
+        :class:`~vmfailover.engine.lease.LeaseLostError` with ``reason``. Renewals stop; the
+        lease row stays this holder's until :meth:`release` or its expiry, so a successor cannot
+        act while work that was under way winds down."""
+        with self._guard:
+            grant = self._grant
+        if grant is None:
+            raise ConflictError(f"lease keeper for plan {self.plan!r} holds no lease yet")
+        with self._guard:
+            if self._lost is None:
+                self._fenced_off = True
+        self._mark_lost(LeaseLostError(grant.token, reason))
 
     # --- internals -----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -76,8 +77,10 @@ _T = TypeVar("_T")
 #: Real seconds a finished run waits for its subscribers to catch up before it reports.
 OBSERVER_GRACE = 10.0
 
-#: The runs being executed in this process (a live run is not interrupted: it cannot be resumed).
-_live_runs: set[str] = set()
+#: The runs being executed in this process (a live run is not interrupted: it cannot be resumed),
+#: each with how many executions it has here: a run taken over in this process under a newer
+#: lease (``resume(takeover=True)``) runs beside its fenced-out predecessor until that one ends.
+_live_runs: Counter[str] = Counter()
 _live_lock = threading.Lock()
 
 _FINISH = {
@@ -279,7 +282,9 @@ class Run:
             if self.kind is not FailoverKind.TEST:
                 claims_for(self._runner.backend).release(self.id)
             with _live_lock:
-                _live_runs.discard(self.id)
+                _live_runs[self.id] -= 1
+                if _live_runs[self.id] <= 0:
+                    del _live_runs[self.id]
             self._done.set()
 
 
@@ -502,7 +507,7 @@ class Runner:
             journal=run._journal,
         )
         with _live_lock:
-            _live_runs.add(run_id)
+            _live_runs[run_id] += 1
         run._fire(RunAction.START)
         if delay is not None:
             run._execution.after_end = lambda: self._cleanup_later(run, delay)
@@ -563,7 +568,12 @@ class Runner:
     # --- resuming ---------------------------------------------------------------------------------
 
     def resume(
-        self, run_id: str, *, plan: FailoverPlan | None = None, background: bool = True
+        self,
+        run_id: str,
+        *,
+        plan: FailoverPlan | None = None,
+        background: bool = True,
+        takeover: bool = False,
     ) -> Run:
         """Continue the interrupted run ``run_id`` from the journal; returns its :class:`Run`.
 
@@ -575,9 +585,15 @@ class Runner:
         claims its VMs again. ``plan`` is needed only when the plan held Python callables
         (callable steps, probes or approvers), which a journal cannot store.
 
+        ``takeover=True`` resumes the run even when the process that journaled it last is still
+        alive on this host: for a caller that holds the plan's lease under a newer fencing token
+        (the :class:`~vmfailover.engine.orchestrator.Orchestrator`), so that the old process is
+        fenced out by its backend and journal, not by the process table.
+
         Raises :class:`~vmfailover.errors.ConflictError` naming the run's state if it is not
-        interrupted (it ended, or it is running in this process or in another live process on
-        this host), and :class:`~vmfailover.errors.NotFoundError` if the journal lacks it.
+        interrupted (it ended, or it is running in this process or, without ``takeover``, in
+        another live process on this host), and :class:`~vmfailover.errors.NotFoundError` if the
+        journal lacks it.
         """
         if self.journal is None or self._writer is None:
             raise ConflictError(
@@ -587,8 +603,9 @@ class Runner:
         if not isinstance(run_id, str) or not run_id:
             raise ValidationError.of("resume", f"needs a run id, got {run_id!r}")
         background = _flag(background, "background")
+        takeover = _flag(takeover, "takeover")
         with _live_lock:
-            if run_id in _live_runs:
+            if run_id in _live_runs and not takeover:
                 raise ConflictError(
                     f"run {run_id} is running in this process: it is not interrupted"
                 )
@@ -600,7 +617,8 @@ class Runner:
                 f"run {run_id} is {summary.state}{ended}: only an interrupted run (running, "
                 "its end never recorded) can be resumed"
             )
-        _check_owner(run_id, summary.owner)
+        if not takeover:
+            _check_owner(run_id, summary.owner)
         record = read_record(loaded.record, plan)
         if record.backend != self.backend.name:
             raise ConflictError(
@@ -628,7 +646,7 @@ class Runner:
             replay=replay,
         )
         with _live_lock:
-            _live_runs.add(run_id)
+            _live_runs[run_id] += 1
         if background:
             run._start_background()
         return run
