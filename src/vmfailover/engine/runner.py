@@ -602,6 +602,10 @@ class Runner:
         recovery, or its commit or undo); it is ``run.failback_run``. A failback run can also be
         resumed by its own id.
 
+        With ``background=False`` a resumed recovery runs when :meth:`Run.wait` is called (a
+        failback run resumed through its original's id, before this returns); a commit or undo
+        always finishes before this returns.
+
         ``plan`` is needed only when the plan held Python callables (callable steps, probes or
         approvers), which a journal cannot store. To commit, undo or fail back a run that ended
         in another process, :meth:`attach` it.
@@ -785,7 +789,7 @@ class Runner:
                     back = self.journal.load(link, ()).summary
                 except NotFoundError:
                     back = None  # the failback was about to begin: resuming begins it
-                if back is not None and not back.interrupted:
+                if back is not None and back.ended_at is not None:  # it ran (not refused)
                     run.failback_run = self.attach(link)
             return run
 
@@ -816,7 +820,9 @@ class Runner:
                 except NotFoundError:
                     back_summary = None
                 if back_summary is not None and back_summary.interrupted:
-                    self._resume_recovery(self.journal.load(link), None, background)
+                    back = self._resume_recovery(self.journal.load(link), None, background)
+                    if not background:
+                        back.wait()
                     return
             aftercare.failback(self, run, background=background)
 
