@@ -96,6 +96,10 @@ class EntryKind(enum.StrEnum):
     """A test run's cleanup: ``{"restored": ..., "report": ...}``."""
     RESUMED = "resumed"
     """Another process took the run over to resume it: ``{"owner": "host:pid"}``."""
+    AFTERCARE = "aftercare"
+    """A commit, undo or failback of the run: ``{"action", "state", "report"}`` when it ended
+    (the report holding its result), ``{"action": "failback", "failback_run": id}`` before a
+    failback run is begun (its link, durable first)."""
 
 
 def _entry_kind(value: object) -> EntryKind:

@@ -188,4 +188,12 @@ def summary_update(entry: JournalEntry) -> tuple[str, tuple[Any, ...]] | None:
             "UPDATE vmfailover_runs SET report = ? WHERE run_id = ?",
             (payload["report"], entry.run_id),
         )
+    if entry.kind is EntryKind.AFTERCARE:
+        payload = json.loads(entry.data)
+        if "report" not in payload:
+            return None  # a failback's link: the run's row does not change
+        return (
+            "UPDATE vmfailover_runs SET report = ?, state = ? WHERE run_id = ?",
+            (payload["report"], payload["state"], entry.run_id),
+        )
     return None
