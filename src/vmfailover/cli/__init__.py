@@ -1,13 +1,17 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
-the built-in two-site lab); ``demo`` plays the whole story on the lab. On a terminal with the
-``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without rich, it
-is plain text. ``--json`` prints one JSON document for machines.
+the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or a
+backend your function returns), ``cleanup RUN`` removes a test run's copies, ``report RUN`` shows
+a run's report; ``lab reset`` starts the lab over; ``demo`` plays the whole story on the lab. On
+a terminal with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped,
+or without rich, it is plain text. ``--json`` prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
-partial, 5 a run failed, 6 a run was cancelled, 1 anything unexpected.
+partial (or a cleanup left something behind), 5 a run failed, 6 a run was cancelled, 1 anything
+unexpected. A refusal of the backend's state (the lab file is in use, cleanup of a run that is no
+test) is 3 as well.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from pathlib import Path
 from typing import TextIO
 
 from vmfailover import __version__
+from vmfailover.cli.backends import DEFAULT_LAB, LAB_BACKEND, reset_lab
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
 from vmfailover.cli.output import Output
+from vmfailover.cli.runs import DEFAULT_RUNS, cleanup_command, run_command, run_report_command
 from vmfailover.engine.results import RunResult
-from vmfailover.errors import MissingExtraError, NotFoundError, ValidationError
+from vmfailover.errors import ConflictError, MissingExtraError, NotFoundError, ValidationError
 
 __all__ = ["EXIT_CODES", "EXIT_INVALID", "EXIT_USAGE", "main"]
 
@@ -133,6 +139,58 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--json", action="store_true", help="print the prediction as JSON")
 
+    lab_help = f"the lab's file (default: $VMFAILOVER_LAB, else ./{DEFAULT_LAB})"
+    backend_help = (
+        "lab (default: the two-site lab kept in --lab FILE, created on first use) or "
+        "MODULE:FACTORY, a function of yours that connects and returns a backend"
+    )
+    run = commands.add_parser(
+        "run",
+        help="fail a plan over: --kind test (isolated copies), planned or regular",
+        description="Runs the plan's failover of --kind on the backend, with the pre-flight "
+        "check first, and shows the report and the run id. A test failover leaves its copies "
+        "running until `vmfailover cleanup RUN`. The run is recorded for `vmfailover report "
+        f"RUN` in $VMFAILOVER_RUNS, else ./{DEFAULT_RUNS}. Exit 0: succeeded; 3: refused by "
+        "the pre-flight check; 4: partial; 5: failed; 6: cancelled.",
+    )
+    run.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    run.add_argument("--kind", choices=_KINDS, required=True, help="the failover kind")
+    run.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+    )
+    run.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    run.add_argument(
+        "--workers", type=_positive_int, default=8, help="VMs recovered at once (default 8)"
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON only")
+
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove a test run's copies and prove the inventory is as before the test",
+        description="Removes the test copies of a recorded test run, on the backend it ran on, "
+        "and compares the inventory with the one before the test. Exit 0: restored; 4: "
+        "something differs or could not be removed (shown; run it again); 3: not a test run.",
+    )
+    cleanup.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
+    cleanup.add_argument("--json", action="store_true", help="print the cleanup as JSON")
+
+    report = commands.add_parser(
+        "report",
+        help="a recorded run's report (with its cleanup once cleaned up)",
+        description="Shows the report of a run `vmfailover run` recorded. Reads only.",
+    )
+    report.add_argument("run", metavar="RUN", help="the run id")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    lab_command = commands.add_parser(
+        "lab",
+        help="the lab kept in a file for run and cleanup: reset starts it over",
+        description="The in-memory two-site lab that `run --backend lab` works on lives in a "
+        "file between commands. `lab reset` replaces it with a fresh lab.",
+    )
+    lab_command.add_argument("action", choices=("reset",), help="reset: start the lab over")
+    lab_command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+
     demo = commands.add_parser(
         "demo",
         help="the built-in lab: a test failover with cleanup, a planned failover, and after "
@@ -183,9 +241,31 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 workers=args.workers,
                 as_json=args.json,
             )
+        if args.command == "run":
+            result = run_command(
+                output,
+                args.plan,
+                kind=args.kind,
+                backend=args.backend,
+                lab_file=args.lab,
+                max_parallel=args.workers,
+                as_json=args.json,
+            )
+            return EXIT_CODES[result]
+        if args.command == "cleanup":
+            return cleanup_command(output, args.run, as_json=args.json)
+        if args.command == "report":
+            return run_report_command(output, args.run, as_json=args.json)
+        if args.command == "lab":
+            path = reset_lab(args.lab)
+            output.say(f"{path}: a fresh two-site lab")
+            return 0
         if args.command == "demo":
             reports = run_demo(stream, speed=args.speed, seed=args.seed, as_json=args.json)
             return max(EXIT_CODES[report.result] for report in reports)
+    except ConflictError as error:
+        errors.say(f"vmfailover: {error}", style="bold red")
+        return EXIT_INVALID
     except ValidationError as error:
         plan = getattr(args, "plan", None)
         _refused(errors, error, f"{plan}: " if plan is not None else "")

@@ -137,6 +137,12 @@ class Run:
         return self._report
 
     @property
+    def test_copies(self) -> tuple[str, ...]:
+        """The ids of the test copies this run created and has not removed (a test run's; what
+        :meth:`Runner.cleanup` removes). Empty before the run has started its VMs."""
+        return () if self._execution is None else tuple(self._execution.running_copies())
+
+    @property
     def waiting_approvals(self) -> tuple[str, ...]:
         """The approval gates the run is waiting at now."""
         return () if self._execution is None else self._execution.gates.waiting

@@ -36,6 +36,7 @@ from vmfailover.model import (
     VM,
     Datastore,
     Host,
+    Inventory,
     IPConfig,
     Network,
     Nic,
@@ -46,7 +47,14 @@ from vmfailover.model import (
     aware_utc,
 )
 
-__all__ = ["WORLD_FORMAT", "WORLD_VERSION", "store_document", "store_from_document"]
+__all__ = [
+    "WORLD_FORMAT",
+    "WORLD_VERSION",
+    "inventory_document",
+    "inventory_from_document",
+    "store_document",
+    "store_from_document",
+]
 
 WORLD_FORMAT = "vmfailover-memory-world"
 """The ``format`` every saved world names, so a foreign JSON file is told apart."""
@@ -153,6 +161,46 @@ def disk_runs(disk: Mapping[int, int]) -> list[list[int]]:
         else:
             runs.append([block, 1, version])
     return runs
+
+
+def inventory_document(inventory: Inventory) -> dict[str, Json]:
+    """An inventory as plain JSON data (:func:`inventory_from_document` reads it back)."""
+    return {
+        "sites": [_plain(site) for site in inventory.sites],
+        "hosts": [_plain(host) for host in inventory.hosts],
+        "datastores": [_plain(datastore) for datastore in inventory.datastores],
+        "networks": [_plain(network) for network in inventory.networks],
+        "vms": [_plain(vm) for vm in inventory.vms],
+        "replicas": [_plain(replica) for replica in inventory.replicas],
+    }
+
+
+def inventory_from_document(document: object, source: str) -> Inventory:
+    """The inventory :func:`inventory_document` wrote; our ValidationError naming ``source``."""
+    try:
+        top = _object(document, "", "an inventory (a JSON object)")
+        _known_keys(top, "", _INVENTORY_TABLES)
+        kinds: dict[str, tuple[type[Any], tuple[str, ...]]] = {
+            "sites": (Site, ()),
+            "hosts": (Host, ()),
+            "datastores": (Datastore, ()),
+            "networks": (Network, ()),
+            "vms": (VM, ()),
+            "replicas": (Replica, _REPLICA_TIMES),
+        }
+        tables = {
+            key: [_build(kind, item, where, times) for where, item in _items(top, key)]
+            for key, (kind, times) in kinds.items()
+        }
+        return Inventory(**tables)
+    except _Refusal as refusal:
+        where = f"{source}: {refusal.where}" if refusal.where else source
+        raise ValidationError([Finding(where, refusal.message)]) from None
+    except VMFailoverError as error:
+        raise ValidationError([Finding(source, f"not a consistent inventory: {error}")]) from None
+
+
+_INVENTORY_TABLES = ("sites", "hosts", "datastores", "networks", "vms", "replicas")
 
 
 # --- reading ------------------------------------------------------------------------------------
