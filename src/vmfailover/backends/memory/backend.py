@@ -30,7 +30,7 @@ from vmfailover.backends.memory.protocol import MemoryProtocol
 from vmfailover.backends.memory.saved import store_document, store_from_document
 from vmfailover.backends.memory.store import BLOCK_SIZE, DAMAGE_BLOCK, Disk, MemoryStore
 from vmfailover.backends.memory.world import WorldEvents
-from vmfailover.backends.memory.world_file import read_world, write_world
+from vmfailover.backends.memory.world_file import as_path, read_world, write_world
 from vmfailover.clock import Clock, VirtualClock, full_clock
 from vmfailover.errors import ConflictError, Finding, ValidationError
 
@@ -104,6 +104,7 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
         locked: a caller that shares the file with other processes holds
         :func:`~vmfailover.backends.memory.world_file.world_lock` around load, change and save.
         """
+        path = as_path(path)
         if self.faults.armed:
             raise ConflictError(
                 "cannot save a memory backend with faults armed: faults are not part of the "
@@ -111,7 +112,7 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
             )
         with self._store.lock:
             document = store_document(self._store)
-        write_world(Path(path), document)
+        write_world(as_path(path), document)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
@@ -121,7 +122,8 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
         it if it is not JSON, not a saved world, newer than this version reads, or inconsistent.
         Reading never runs code from the file (JSON, never pickle).
         """
-        store = store_from_document(read_world(Path(path)), str(path))
+        path = as_path(path)
+        store = store_from_document(read_world(path), str(path))
         backend = cls(clock=store.clock, recovery_point_limit=store.recovery_point_limit)
         backend._store = store
         return backend

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from vmfailover.backends.memory.backend import MemoryBackend
 from vmfailover.backends.memory.lab import lab
-from vmfailover.backends.memory.world_file import world_lock
+from vmfailover.backends.memory.world_file import as_path, world_lock
 
 __all__ = ["held_lab"]
 
@@ -34,7 +34,7 @@ def held_lab(
     lock is still held, so no writer is half-way). Another process holding the file makes this
     wait up to ``timeout`` seconds, then our ConflictError.
     """
-    path = Path(path)
+    path = as_path(path)
     with world_lock(path, timeout):
         backend = MemoryBackend.load(path) if path.exists() else create()
         try:

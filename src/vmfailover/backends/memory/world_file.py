@@ -21,9 +21,21 @@ from pathlib import Path
 from vmfailover.errors import ConflictError, Finding, NotFoundError, ValidationError
 from vmfailover.model import parse_seconds
 
-__all__ = ["lock_path", "read_world", "world_lock", "write_world"]
+__all__ = ["as_path", "lock_path", "read_world", "world_lock", "write_world"]
 
 _POLL_SECONDS = 0.05
+
+
+def as_path(value: object, item: str = "path") -> Path:
+    """``value`` as a file path: text or a path object, not empty, without NUL characters."""
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, str | os.PathLike):
+        raise ValidationError.of(item, f"must be a file path, got {type(value).__name__}")
+    text = os.fspath(value)
+    if not isinstance(text, str) or not text or "\x00" in text:
+        raise ValidationError.of(item, f"must be a file path, got {text!r}")
+    return Path(text)
 
 
 def lock_path(path: Path) -> Path:
@@ -33,18 +45,27 @@ def lock_path(path: Path) -> Path:
 
 def write_world(path: Path, document: object) -> None:
     """Write ``document`` as JSON to ``path`` atomically (temporary file, fsync, replace)."""
-    path = Path(path)
+    path = as_path(path)
     text = json.dumps(document, allow_nan=False, separators=(",", ":"))
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise ValidationError.of(
+            str(path), f"cannot be written: {error.strerror or error}"
+        ) from None
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise ValidationError.of(
+                str(path), f"cannot be written: {error.strerror or error}"
+            ) from None
         raise
     _sync_folder(path.parent)
 
@@ -63,7 +84,7 @@ def _sync_folder(folder: Path) -> None:
 def read_world(path: Path) -> object:
     """The JSON document in ``path``: NotFoundError if there is none, our ValidationError naming
     the file if it is not JSON (NaN and infinity are not JSON either)."""
-    path = Path(path)
+    path = as_path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -90,7 +111,7 @@ def _no_constant(name: str) -> object:
 def world_lock(path: Path, timeout: float = 30.0) -> Iterator[None]:
     """Hold ``path`` alone until the block ends; ConflictError after ``timeout`` seconds."""
     seconds = parse_seconds(timeout, "lab lock timeout", allow_zero=True)
-    guard = lock_path(Path(path))
+    guard = lock_path(as_path(path))
     try:
         descriptor = os.open(guard, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
