@@ -108,6 +108,8 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Every benchmark; each prints its ratios against a baseline run in the same process."""
+    # bench_vsphere builds the simulator; bench_lease starts PostgreSQL.
+    _install_debian_packages(session)
     session.install("-e", ".[test]")
     names = session.posargs or sorted(p.name for p in (ROOT / "benchmarks").glob("bench_*.py"))
     for name in names:

@@ -8,6 +8,7 @@ errors, never anything else, and never hangs.
 from __future__ import annotations
 
 import inspect
+import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -569,7 +570,8 @@ NOT_CALLED: dict[str, str] = {
     "Probe": "a Union alias for type hints",
 }
 """Public names the harness does not call, and why. Two kinds are left out by what they are:
-Protocols (``Backend``, ``Clock`` ...: implemented, never constructed) and enums (calling an enum
+Protocols and abstract classes (``Backend``, ``Clock``, ``Journal`` ...: implemented, never
+constructed) and enums (calling an enum
 class is Python's lookup by value; our APIs take their values through ``as_enum``, which the
 calls of every other name exercise)."""
 
@@ -588,7 +590,7 @@ def public_names() -> list[tuple[str, str]]:
                 continue
             if isinstance(target, type) and issubclass(target, enum.Enum):
                 continue
-            if getattr(target, "_is_protocol", False):
+            if getattr(target, "_is_protocol", False) or inspect.isabstract(target):
                 continue
             found.append((module_name, name))
     return found
@@ -687,6 +689,16 @@ def judge(
     )
     detail = "".join(traceback.format_exception(error)[-3:])
     pytest.fail(f"{name}({shown}) raised {type(error).__name__}, not one of our errors:\n{detail}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _in_a_scratch_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Drawn text becomes file names (a journal's path): they land in a scratch folder, never
+    in the checkout."""
+    before = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("bad-input-cwd"))
+    yield
+    os.chdir(before)
 
 
 @pytest.fixture(scope="module", autouse=True)

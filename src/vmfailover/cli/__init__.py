@@ -1,17 +1,19 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
-the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or a
-backend your function returns), ``cleanup RUN`` removes a test run's copies, ``report RUN`` shows
-a run's report; ``lab reset`` starts the lab over; ``demo`` plays the whole story on the lab. On
-a terminal with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped,
-or without rich, it is plain text. ``--json`` prints one JSON document for machines.
+the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or
+a backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes
+a test run's copies in a later process; ``report [RUN]`` shows the run journal's history or one
+run; ``resume RUN`` continues an interrupted run; ``lab reset`` starts the lab over; ``demo`` plays
+the whole story on the lab. On a terminal
+with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without
+rich, it is plain text. ``--json`` prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
 partial (or a cleanup left something behind), 5 a run failed, 6 a run was cancelled, 1 anything
-unexpected. A refusal of the backend's state (the lab file is in use, cleanup of a run that is no
-test) is 3 as well.
+unexpected. A run that cannot be resumed (it is not interrupted) or cleaned up (it is no test, or
+is interrupted), and a lab file another command holds, are refused with 3.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from vmfailover import __version__
 from vmfailover.cli.backends import DEFAULT_LAB, LAB_BACKEND, reset_lab
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
+from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_command
 from vmfailover.cli.output import Output
-from vmfailover.cli.runs import DEFAULT_RUNS, cleanup_command, run_command, run_report_command
+from vmfailover.cli.runs import cleanup_command, run_command
 from vmfailover.engine.results import RunResult
 from vmfailover.errors import ConflictError, MissingExtraError, NotFoundError, ValidationError
 
@@ -139,58 +142,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--json", action="store_true", help="print the prediction as JSON")
 
-    lab_help = f"the lab's file (default: $VMFAILOVER_LAB, else ./{DEFAULT_LAB})"
-    backend_help = (
-        "lab (default: the two-site lab kept in --lab FILE, created on first use) or "
-        "MODULE:FACTORY, a function of yours that connects and returns a backend"
-    )
-    run = commands.add_parser(
-        "run",
-        help="fail a plan over: --kind test (isolated copies), planned or regular",
-        description="Runs the plan's failover of --kind on the backend, with the pre-flight "
-        "check first, and shows the report and the run id. A test failover leaves its copies "
-        "running until `vmfailover cleanup RUN`. The run is recorded for `vmfailover report "
-        f"RUN` in $VMFAILOVER_RUNS, else ./{DEFAULT_RUNS}. Exit 0: succeeded; 3: refused by "
-        "the pre-flight check; 4: partial; 5: failed; 6: cancelled.",
-    )
-    run.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
-    run.add_argument("--kind", choices=_KINDS, required=True, help="the failover kind")
-    run.add_argument(
-        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
-    )
-    run.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
-    run.add_argument(
-        "--workers", type=_positive_int, default=8, help="VMs recovered at once (default 8)"
-    )
-    run.add_argument("--json", action="store_true", help="print the report as JSON only")
-
-    cleanup = commands.add_parser(
-        "cleanup",
-        help="remove a test run's copies and prove the inventory is as before the test",
-        description="Removes the test copies of a recorded test run, on the backend it ran on, "
-        "and compares the inventory with the one before the test. Exit 0: restored; 4: "
-        "something differs or could not be removed (shown; run it again); 3: not a test run.",
-    )
-    cleanup.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
-    cleanup.add_argument("--json", action="store_true", help="print the cleanup as JSON")
-
-    report = commands.add_parser(
-        "report",
-        help="a recorded run's report (with its cleanup once cleaned up)",
-        description="Shows the report of a run `vmfailover run` recorded. Reads only.",
-    )
-    report.add_argument("run", metavar="RUN", help="the run id")
-    report.add_argument("--json", action="store_true", help="print the report as JSON")
-
-    lab_command = commands.add_parser(
-        "lab",
-        help="the lab kept in a file for run and cleanup: reset starts it over",
-        description="The in-memory two-site lab that `run --backend lab` works on lives in a "
-        "file between commands. `lab reset` replaces it with a fresh lab.",
-    )
-    lab_command.add_argument("action", choices=("reset",), help="reset: start the lab over")
-    lab_command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
-
     demo = commands.add_parser(
         "demo",
         help="the built-in lab: a test failover with cleanup, a planned failover, and after "
@@ -206,6 +157,102 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=0, help="seed of the lab's workload")
     demo.add_argument("--json", action="store_true", help="print the report as JSON only")
+
+    journal_help = f"the run journal (default: $VMFAILOVER_JOURNAL, else ./{DEFAULT_JOURNAL})"
+    report = commands.add_parser(
+        "report",
+        help="the run journal: every run (kind, plan, result, RTO), or one run in full",
+        description="Without RUN: every journaled run with its kind, plan, start, state, result "
+        "and RTO against the target. With RUN: its state changes, how many changing calls it "
+        "made and its last report. Reads only.",
+    )
+    report.add_argument("run", nargs="?", metavar="RUN", help="a run id (default: all runs)")
+    report.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    report.add_argument("--json", action="store_true", help="print JSON")
+
+    resume = commands.add_parser(
+        "resume",
+        help="continue an interrupted run from the journal",
+        description="Continues a run whose process died: VMs that finished are not touched "
+        "again, calls the journal holds are replayed or reconciled with the backend first, the "
+        "rest start in order. The journal holds no credentials: --backend names a function of "
+        "yours (MODULE:FACTORY) that connects and returns the backend. Exit codes as for a run; "
+        "3 if the run is not interrupted.",
+    )
+    resume.add_argument("run", metavar="RUN", help="the run id (see vmfailover report)")
+    resume.add_argument(
+        "--backend",
+        required=True,
+        metavar="lab|MODULE:FACTORY",
+        help="the backend the run ran on: lab (the lab kept in --lab FILE) or a function that "
+        "returns it, e.g. mysite.dr:backend",
+    )
+    resume.add_argument("--lab", type=Path, metavar="FILE", help="with --backend lab: its file")
+    resume.add_argument(
+        "--plan",
+        type=Path,
+        metavar="PLAN",
+        help="the plan file again (needed only when the plan had Python callables)",
+    )
+    resume.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    resume.add_argument("--json", action="store_true", help="print the report as JSON only")
+
+    lab_help = f"the lab's file (default: $VMFAILOVER_LAB, else ./{DEFAULT_LAB})"
+    backend_help = (
+        "lab (default: the two-site lab kept in --lab FILE, created on first use) or "
+        "MODULE:FACTORY, a function of yours that connects and returns a backend"
+    )
+    run = commands.add_parser(
+        "run",
+        help="fail a plan over: --kind test (isolated copies), planned or regular",
+        description="Runs the plan's failover of --kind on the backend, the pre-flight check "
+        "first, with the run journal written as it goes; shows the report and the run id "
+        "(`vmfailover report RUN` reads it later). A test failover leaves its copies running "
+        "until `vmfailover cleanup RUN`. Exit 0: succeeded; 3: refused by the pre-flight "
+        "check; 4: partial; 5: failed; 6: cancelled.",
+    )
+    run.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    run.add_argument("--kind", choices=_KINDS, required=True, help="the failover kind")
+    run.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+    )
+    run.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    run.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    run.add_argument(
+        "--workers", type=_positive_int, default=8, help="VMs recovered at once (default 8)"
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON only")
+
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove a test run's copies and prove the inventory is as before the test",
+        description="Removes the test copies the journal says the run created, on the backend "
+        "it ran on (--backend and --lab as for run), compares the inventory with the one "
+        "journaled before the test, and journals the cleanup. Exit 0: restored; 4: something "
+        "differs or could not be removed (shown; run it again); 3: not an ended test run.",
+    )
+    cleanup.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
+    cleanup.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+    )
+    cleanup.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    cleanup.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    cleanup.add_argument(
+        "--plan",
+        type=Path,
+        metavar="PLAN",
+        help="the plan file again (needed only when the plan had Python callables)",
+    )
+    cleanup.add_argument("--json", action="store_true", help="print the cleanup as JSON")
+
+    lab_command = commands.add_parser(
+        "lab",
+        help="the lab kept in a file for run and cleanup: reset starts it over",
+        description="The in-memory two-site lab that `--backend lab` works on lives in a file "
+        "between commands. `lab reset` replaces it with a fresh lab.",
+    )
+    lab_command.add_argument("action", choices=("reset",), help="reset: start the lab over")
+    lab_command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
     return parser
 
 
@@ -241,6 +288,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 workers=args.workers,
                 as_json=args.json,
             )
+        if args.command == "demo":
+            reports = run_demo(stream, speed=args.speed, seed=args.seed, as_json=args.json)
+            return max(EXIT_CODES[report.result] for report in reports)
         if args.command == "run":
             result = run_command(
                 output,
@@ -248,21 +298,38 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 kind=args.kind,
                 backend=args.backend,
                 lab_file=args.lab,
+                journal_file=args.journal,
                 max_parallel=args.workers,
                 as_json=args.json,
             )
             return EXIT_CODES[result]
         if args.command == "cleanup":
-            return cleanup_command(output, args.run, as_json=args.json)
-        if args.command == "report":
-            return run_report_command(output, args.run, as_json=args.json)
+            return cleanup_command(
+                output,
+                args.run,
+                backend=args.backend,
+                lab_file=args.lab,
+                journal_file=args.journal,
+                plan_path=args.plan,
+                as_json=args.json,
+            )
         if args.command == "lab":
             path = reset_lab(args.lab)
             output.say(f"{path}: a fresh two-site lab")
             return 0
-        if args.command == "demo":
-            reports = run_demo(stream, speed=args.speed, seed=args.seed, as_json=args.json)
-            return max(EXIT_CODES[report.result] for report in reports)
+        if args.command == "report":
+            return report_command(output, args.run, args.journal, as_json=args.json)
+        if args.command == "resume":
+            result = resume_command(
+                output,
+                args.run,
+                args.journal,
+                backend_spec=args.backend,
+                lab_file=args.lab,
+                plan_path=args.plan,
+                as_json=args.json,
+            )
+            return EXIT_CODES[result]
     except ConflictError as error:
         errors.say(f"vmfailover: {error}", style="bold red")
         return EXIT_INVALID

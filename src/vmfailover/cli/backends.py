@@ -54,7 +54,7 @@ def backend_from_factory(spec: str) -> Backend:
     if not module_name or not attribute:
         raise ValidationError.of(
             "--backend",
-            f"{spec!r} is neither 'lab' nor MODULE:FACTORY",
+            f"{spec!r} is not MODULE:FACTORY (nor lab, the lab in a file)",
             "name a function that connects and returns the backend, e.g. mysite.dr:backend",
         )
     try:

@@ -29,11 +29,14 @@ from vmfailover.engine.events import (
     VMFailed,
     VMReady,
 )
-from vmfailover.engine.plan_steps import ApprovalGates, run_step
+from vmfailover.engine.plan_steps import ApprovalGates, StepOutcome, run_step
+from vmfailover.engine.reconcile import RESULTLESS, Verdict, reconcile
 from vmfailover.engine.recovery import VMProgress, recover
+from vmfailover.engine.replay import progress_record
 from vmfailover.engine.results import Outcome, RunReport, RunResult, VMResult
+from vmfailover.engine.run_journal import MUTATING, call_key
 from vmfailover.engine.simulate import simulate
-from vmfailover.errors import ConflictError, ValidationError
+from vmfailover.errors import ConflictError, ValidationError, VMFailoverError
 from vmfailover.model import FailoverKind
 from vmfailover.plan import (
     Approval,
@@ -49,6 +52,8 @@ from vmfailover.plan import (
 from vmfailover.policy.sequencer import Sequencer, VMState
 
 if TYPE_CHECKING:
+    from vmfailover.engine.replay import Replay
+    from vmfailover.engine.run_journal import RunJournal
     from vmfailover.engine.runner import Runner
 
 __all__ = ["Abandoned", "Execution"]
@@ -83,6 +88,8 @@ class Execution:
         weights: Mapping[str, float] | None,
         reachable_sources: frozenset[str],
         recover_vm: Callable[[Execution, VMRecovery], VMState] = recover,
+        journal: RunJournal | None = None,
+        replay: Replay | None = None,
     ) -> None:
         self.runner = runner
         self.run_id = run_id
@@ -110,18 +117,169 @@ class Execution:
         self._hooks = self._index_hooks()
         self._groups_started: set[int] = set()
         self._groups_done: set[int] = set()
+        self.journal = journal
+        self.replay = replay
+        self._declared: dict[str, deque[tuple[str, tuple[object, ...], int]]] = {}
+        self._acted: dict[str, tuple[datetime, datetime]] = {}
 
     # --- services the per-VM recovery uses --------------------------------------------------------
 
     def call(self, vm: str, fn: Callable[..., _T], *args: object) -> _T:
-        """A backend call for ``vm``, retried per the runner's policy; stops if abandoned."""
+        """A backend call for ``vm``, retried per the runner's policy; stops if abandoned.
+
+        With a journal, a call that changes something is journaled: its intent durable before it
+        acts, its outcome after. Resuming, a call the journal holds is replayed or reconciled.
+        """
         self.check_abandoned()
-        return self.runner._call(fn, *args, on_retry=lambda message: self.warn(message, vm))
+
+        def act() -> _T:
+            return self.runner._call(fn, *args, on_retry=lambda message: self.warn(message, vm))
+
+        # A call with options bound (a partial: Hyper-V's test copy with its guest addresses) is
+        # journaled as the call it wraps.
+        operation = getattr(getattr(fn, "func", fn), "__name__", "")
+        if self.journal is None or operation not in MUTATING:
+            return act()
+        context = self._before_sync(vm, args) if operation == "sync" else None
+        return self.journaled(vm, operation, args, act, context=context)
+
+    def _before_sync(self, vm: str, args: tuple[object, ...]) -> Callable[[], Mapping[str, object]]:
+        """What reconciling a sync needs: the replica's newest point just before it (its id
+        and its time on the backend's clock), so a resumed run tells the sync's point from
+        older ones without comparing our clock with the backend's."""
+
+        def newest() -> Mapping[str, object]:
+            try:
+                points = self.runner._call(self.backend.recovery_points, args[0])
+            except VMFailoverError as error:  # the sync itself will say what is wrong
+                self.warn(f"the recovery points of {args[0]} could not be read: {error}", vm)
+                return {}  # reconciled by the intent's time instead
+            if not points:
+                return {"newest_point": None}
+            newest = points[-1]  # the protocol lists them oldest first
+            return {"newest_point": newest.id, "newest_at": newest.created_at}
+
+        return newest
 
     def call_once(self, vm: str, fn: Callable[..., _T], *args: object) -> _T:
         """A backend call made once (its own timeout bounds it): shutdowns, for one."""
         self.check_abandoned()
-        return fn(*args)
+        operation = getattr(fn, "__name__", "")
+        if self.journal is None or operation not in MUTATING:
+            return fn(*args)
+        return self.journaled(vm, operation, args, lambda: fn(*args))
+
+    def declare(
+        self, vm: str, calls: list[tuple[Callable[..., object], tuple[object, ...]]]
+    ) -> None:
+        """Make the intents of the calls ``vm`` is about to make durable in one write.
+
+        Each call then finds its intent journaled already. Reconciling an intent that never
+        acted finds nothing done, so declaring ahead is as safe as one intent at a time, and
+        costs one commit instead of one per call.
+        """
+        if self.journal is None or (self.replay is not None and self.replay.remaining(vm)):
+            return
+        items = [
+            (getattr(fn, "__name__", ""), args)
+            for fn, args in calls
+            if getattr(fn, "__name__", "") in MUTATING
+        ]
+        if not items:
+            return
+        numbers = self.journal.intents(vm, items)
+        queue = self._declared.setdefault(vm, deque())
+        for (operation, args), seq in zip(items, numbers, strict=True):
+            queue.append((operation, args, seq))
+
+    def journaled(
+        self,
+        vm: str | None,
+        operation: str,
+        args: tuple[object, ...],
+        act: Callable[[], _T],
+        *,
+        durable_outcome: bool = False,
+        context: Callable[[], Mapping[str, object]] | None = None,
+    ) -> _T:
+        """Do ``act`` (the call ``operation(*args)``) with its intent and outcome journaled
+        (the outcome durable too with ``durable_outcome``, for what cannot be reconciled)."""
+        assert self.journal is not None
+        seq: int | None = None
+        if self.replay is not None:
+            record = self.replay.take(vm, operation, call_key(operation, args))
+            if record is not None:
+                if record.outcome is not None:
+                    self._mark_acted(vm, record.at, record.outcome_at or record.at)
+                    return record.replayed()  # type: ignore[return-value]
+                verdict = (
+                    Verdict(True, reason="a later call of the VM acted, so this one had")
+                    if record.outlived and operation in RESULTLESS
+                    else reconcile(self.runner._call, self.backend, record)
+                )
+                self.warn(f"{operation} of {vm or 'the run'} was interrupted: {verdict.reason}", vm)
+                if verdict.done:
+                    self.journal.outcome(
+                        record.seq, vm, operation, result=verdict.result, reconciled=True
+                    )
+                    self._mark_acted(vm, record.at, self.clock.now())
+                    return verdict.result  # type: ignore[return-value]
+                seq = record.seq
+        if seq is None:
+            seq = self._declared_intent(vm, operation, args)
+        if seq is None:
+            seq = self.journal.intent(vm, operation, args, context() if context else None)
+        started = self.clock.now()
+        try:
+            result = act()
+        except Exception as error:
+            self.journal.outcome(seq, vm, operation, error=error, durable=durable_outcome)
+            raise
+        self.journal.outcome(seq, vm, operation, result=result, durable=durable_outcome)
+        self._mark_acted(vm, started, self.clock.now())
+        return result
+
+    def has_steps_before(self, vm: str) -> bool:
+        """Whether VM ``vm`` has steps or approvals of its own before it powers on."""
+        return bool(self._hooks.get((StepScope.VM, vm, When.BEFORE)))
+
+    def _declared_intent(
+        self, vm: str | None, operation: str, args: tuple[object, ...]
+    ) -> int | None:
+        with self._lock:
+            queue = self._declared.get(vm or "")
+            if not queue:
+                return None
+            declared_operation, declared_args, seq = queue[0]
+            if declared_operation != operation or declared_args != args:
+                queue.clear()  # the VM went another way: those intents stay unacted
+                return None
+            queue.popleft()
+            return seq
+
+    def _mark_acted(self, vm: str | None, started: datetime, finished: datetime) -> None:
+        if vm:
+            with self._lock:
+                self._acted[vm] = (started, finished)
+
+    def acted(self, vm: str) -> tuple[datetime, datetime] | None:
+        """When ``vm``'s last journaled call acted (its original times, if replayed)."""
+        with self._lock:
+            return self._acted.pop(vm, None)
+
+    def saw_before(self, vm: str, *operations: str) -> bool:
+        """Whether the interrupted run this one resumes had made one of ``operations`` for
+        ``vm`` (so it had found, for one, the source running)."""
+        return self.replay is not None and self.replay.saw(vm, operations)
+
+    def vm_started(self, vm: str) -> datetime:
+        """Record that ``vm``'s recovery starts; returns when it started (first, if resumed)."""
+        if self.replay is not None and vm in self.replay.vm_started:
+            return self.replay.vm_started[vm]
+        now = self.clock.now()
+        if self.journal is not None:
+            self.journal.vm_started(vm, now)
+        return now
 
     def check_abandoned(self) -> None:
         if self._abandoned.is_set():
@@ -160,7 +318,8 @@ class Execution:
     # --- the run ----------------------------------------------------------------------------------
 
     def execute(self) -> RunReport:
-        self.started_at = started = self.clock.now()
+        started = self.replay.started_at if self.replay is not None else self.clock.now()
+        self.started_at = started
         names = tuple(vm.name for vm in self.compiled.vms)
         self.emit(RunStarted(self.run_id, self.kind, names, started, self.plan.name))
         sequencer = Sequencer(
@@ -200,6 +359,9 @@ class Execution:
             if self.cancelled.is_set() and not sequencer.finished:
                 sequencer.cancel()
             for name in sequencer.take_startable():
+                if self._restore(name):
+                    running += 1
+                    continue
                 self._group_before(name)
                 if self.cancelled.is_set():
                     sequencer.withdraw(name)
@@ -241,11 +403,28 @@ class Execution:
                     f"run {self.run_id}: VMs are pending but none may start ({sequencer!r})"
                 )
 
+    def _restore(self, name: str) -> bool:
+        """Hand a VM whose recovery the interrupted run finished back with its outcome."""
+        if self.replay is None or name not in self.replay.finished:
+            return False
+        state, progress = self.replay.finished[name]
+        self.progress[name] = progress
+        group = self.compiled.order.entry(name).group
+        if group is not None:
+            self._groups_started.add(group)
+        with self._lock:
+            self._finished.append((name, state, None))
+        return True
+
     def _work(self, work: VMRecovery, ticket: Ticket) -> None:
         with ticket:
             crash: BaseException | None = None
             try:
                 state = self.recover_vm(self, work)
+                if self.journal is not None:
+                    self.journal.vm_finished(
+                        work.name, state.value, progress_record(self.progress[work.name])
+                    )
             except Abandoned:
                 state = VMState.FAILED
                 self.progress[work.name].reason = "the run was abandoned"
@@ -339,7 +518,7 @@ class Execution:
                     self.run_id, item.name, when.value, self.clock.now(), vm_name, group
                 )
             )
-            outcome = run_step(item, context)
+            outcome = self._step_outcome(item, context, when, group, vm_name)
             self.emit(
                 PlanStepFinished(
                     self.run_id,
@@ -365,12 +544,36 @@ class Execution:
             return False
         return True
 
+    def _step_outcome(
+        self, item: Step, context: StepContext, when: When, group: int | None, vm: str | None
+    ) -> StepOutcome:
+        """Run a plan step, journaled like a backend call (a resumed run does not repeat a
+        step that finished; one that was interrupted runs again)."""
+        if self.journal is None:
+            return run_step(item, context)
+
+        def act() -> tuple[str | None, str]:
+            outcome = run_step(item, context)
+            return (outcome.error, outcome.output)
+
+        place = f"{when.value} {'group ' + str(group) if group is not None else 'plan'}"
+        error, output = self.journaled(vm, "step", (item.name, place), act, durable_outcome=True)
+        return StepOutcome(error, output)
+
     def _gate(self, approval: Approval, when: When, group: int | None, vm: str | None) -> bool:
         request = ApprovalRequest(
             self.run_id, self.kind, self.plan.name, approval.name, when, vm, group
         )
-        self.emit(ApprovalWaiting(self.run_id, approval.name, self.clock.now(), vm, group))
-        approved, by = self.gates.wait(approval, request)
+        answered = None
+        if self.replay is not None:
+            answered = self.replay.approvals.get((approval.name, vm, group))
+        if answered is not None:  # answered before the run was interrupted: not asked again
+            approved, by = answered
+        else:
+            self.emit(ApprovalWaiting(self.run_id, approval.name, self.clock.now(), vm, group))
+            approved, by = self.gates.wait(approval, request)
+            if self.journal is not None:
+                self.journal.approval(approval.name, vm, group, approved, by)
         self.emit(ApprovalAnswered(self.run_id, approval.name, approved, by, self.clock.now()))
         if not approved:
             self.warn(f"approval {approval.name!r} not given ({by}): the run is cancelled", vm)

@@ -66,7 +66,7 @@ class VMProgress:
 def recover(execution: Execution, work: VMRecovery) -> VMState:
     """Do VM ``work.name``'s whole part of the run; returns how it ended (never raises ours)."""
     progress = execution.progress[work.name]
-    progress.started_at = execution.clock.now()
+    progress.started_at = execution.vm_started(work.name)
     try:
         vm_id = _prepare(execution, work, progress)
         execution.run_vm_steps(work, "before")
@@ -79,7 +79,7 @@ def recover(execution: Execution, work: VMRecovery) -> VMState:
             execution.backend.power_on,
             vm_id,
         )
-        progress.powered_on_at = execution.clock.now()
+        progress.powered_on_at = progress.steps[-1].finished_at
         state = _step(execution, work.name, VMStep.WAIT_READY, _wait_ready, execution, work, vm_id)
         if state is not VMState.READY:
             return state
@@ -123,6 +123,8 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
         progress.test_copy = progress.runs_as = copy
         progress.source = "untouched (test failover)"
         vm_id = copy
+        changes = _changes(execution, work, vm_id)
+        execution.declare(name, [*changes, *_power_on(execution, work, vm_id)])
     else:
         _fence(execution, work, progress)
         point = work.point
@@ -131,35 +133,15 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
                 execution, name, VMStep.FINAL_SYNC, call, name, backend.sync, work.replica.id
             )
         progress.point = point
-        _step(execution, name, VMStep.REVERT, call, name, backend.revert, work.replica.id, point.id)
-        vm_id = progress.runs_as = work.replica_vm.id
-    for nic in work.nics:
-        if nic.network is not None:
-            _step(
-                execution,
-                name,
-                VMStep.CONNECT_NIC,
-                call,
-                name,
-                backend.connect_nic,
-                vm_id,
-                nic.mac,
-                nic.network,
-            )
-    for nic in work.nics:
-        if nic.changes_address:
-            configs = None if nic.dhcp else nic.ip_configs
-            _step(
-                execution,
-                name,
-                VMStep.SET_GUEST_IP,
-                call,
-                name,
-                backend.set_guest_ip,
-                vm_id,
-                nic.mac,
-                configs,
-            )
+        vm_id = work.replica_vm.id
+        changes = _changes(execution, work, vm_id)
+        revert = (backend.revert, (work.replica.id, point.id))
+        execution.declare(name, [revert, *changes, *_power_on(execution, work, vm_id)])
+        _step(execution, name, VMStep.REVERT, call, name, backend.revert, *revert[1])
+        progress.runs_as = vm_id
+    for fn, args in changes:
+        step = VMStep.CONNECT_NIC if fn == backend.connect_nic else VMStep.SET_GUEST_IP
+        _step(execution, name, step, call, name, fn, *args)
     return vm_id
 
 
@@ -168,6 +150,34 @@ def _guest_ips(work: VMRecovery) -> dict[str, tuple[IPConfig, ...] | None]:
     return {
         nic.mac: None if nic.dhcp else nic.ip_configs for nic in work.nics if nic.changes_address
     }
+
+
+def _power_on(
+    execution: Execution, work: VMRecovery, vm_id: str
+) -> list[tuple[Callable[..., object], tuple[object, ...]]]:
+    """The power-on, to declare with the calls before it, unless the VM's own steps come
+    between (the journal then holds the calls in the order they are made)."""
+    if execution.has_steps_before(work.name):
+        return []
+    return [(execution.backend.power_on, (vm_id,))]
+
+
+def _changes(
+    execution: Execution, work: VMRecovery, vm_id: str
+) -> list[tuple[Callable[..., object], tuple[object, ...]]]:
+    """The NIC moves, then the address changes, of ``vm_id`` (calls and their arguments)."""
+    backend = execution.backend
+    moves: list[tuple[Callable[..., object], tuple[object, ...]]] = [
+        (backend.connect_nic, (vm_id, nic.mac, nic.network))
+        for nic in work.nics
+        if nic.network is not None
+    ]
+    addresses: list[tuple[Callable[..., object], tuple[object, ...]]] = [
+        (backend.set_guest_ip, (vm_id, nic.mac, None if nic.dhcp else nic.ip_configs))
+        for nic in work.nics
+        if nic.changes_address
+    ]
+    return moves + addresses
 
 
 def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None:
@@ -185,6 +195,8 @@ def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None
         )
         return
     running = _step(execution, name, VMStep.CHECK_SOURCE, _source_running, execution, work)
+    if not running and execution.saw_before(name, "shutdown_guest", "power_off"):
+        running = True  # it ran when the interrupted run checked it; that run stopped it
     if not running:
         progress.source = "was off"
         return
@@ -227,7 +239,9 @@ def _shutdown(execution: Execution, work: VMRecovery, timeout: float) -> None:
         execution.check_abandoned()
         left = deadline - clock.monotonic()
         try:
-            execution.backend.shutdown_guest(work.source.id, max(left, 0.0))
+            execution.call_once(
+                work.name, execution.backend.shutdown_guest, work.source.id, max(left, 0.0)
+            )
             return
         except TransientBackendError as error:
             attempt += 1
@@ -289,6 +303,9 @@ def _step(execution: Execution, vm: str, step: VMStep, fn: Callable[..., _T], *a
         execution.emit(StepFinished(execution.run_id, vm, step, finished, str(error)))
         raise
     finished = execution.clock.now()
+    acted = execution.acted(vm)
+    if acted is not None and acted[1] < started:  # replayed from the journal: when it acted
+        started, finished = acted
     execution.progress[vm].steps.append(StepRecord(step.value, started, finished))
     execution.emit(StepFinished(execution.run_id, vm, step, finished))
     return result

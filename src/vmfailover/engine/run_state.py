@@ -102,10 +102,11 @@ TRANSITIONS: Final = _table()
 class RunStateMachine:
     """One run's state, moved only through :data:`TRANSITIONS`; thread-safe."""
 
-    def __init__(self, run_id: str, kind: FailoverKind) -> None:
+    def __init__(self, run_id: str, kind: FailoverKind, state: RunState = RunState.PENDING) -> None:
+        """``state`` other than pending restores a journaled run where it was."""
         self.run_id = run_id
         self.kind = kind
-        self._state = RunState.PENDING
+        self._state = RunState(state)
         self._lock = threading.Lock()
 
     @property

@@ -17,6 +17,8 @@ picks the recovery point). A run's own life is the transition table in
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +35,12 @@ from vmfailover.engine.claims import claims_for
 from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent, RunStateChanged
 from vmfailover.engine.execution import Execution
 from vmfailover.engine.host_failover_results import HostFailoverReport, MoveBackReport
+from vmfailover.engine.journal import EntryKind, Journal, JournalEntry, RunSummary
+from vmfailover.engine.journal_writer import JournalWriter
+from vmfailover.engine.replay import Replay
 from vmfailover.engine.results import CleanupResult, RunReport, RunResult
+from vmfailover.engine.run_journal import RunJournal
+from vmfailover.engine.run_record import read_record, write_record
 from vmfailover.engine.run_state import RunAction, RunState, RunStateMachine
 from vmfailover.errors import (
     ConflictError,
@@ -51,7 +58,7 @@ from vmfailover.model import (
     is_finite_number,
     parse_seconds,
 )
-from vmfailover.plan import FailoverPlan, gather
+from vmfailover.plan import CompiledPlan, FailoverPlan, gather
 from vmfailover.plan.check import Facts
 from vmfailover.policy.cluster import Cluster, ClusterPolicy
 from vmfailover.policy.points import PointChoice
@@ -63,6 +70,10 @@ _T = TypeVar("_T")
 
 #: Real seconds a finished run waits for its subscribers to catch up before it reports.
 OBSERVER_GRACE = 10.0
+
+#: The runs being executed in this process (a live run is not interrupted: it cannot be resumed).
+_live_runs: set[str] = set()
+_live_lock = threading.Lock()
 
 _FINISH = {
     RunResult.SUCCEEDED: RunAction.FINISH_ALL_READY,
@@ -105,12 +116,25 @@ class Run:
     approval gate the run is waiting at.
     """
 
-    def __init__(self, runner: Runner, run_id: str, plan: FailoverPlan, kind: FailoverKind) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        run_id: str,
+        plan: FailoverPlan,
+        kind: FailoverKind,
+        state: RunState = RunState.PENDING,
+    ) -> None:
+        if not isinstance(runner, Runner):
+            raise ValidationError.of("Run", f"is made by a Runner (runner.start), not {runner!r}")
+        if not isinstance(plan, FailoverPlan):
+            raise ValidationError.of("Run plan", f"must be a FailoverPlan, got {plan!r}")
         self._runner = runner
-        self.id = run_id
+        self.id = as_name(run_id, "Run run_id")
         self.plan = plan
-        self.kind = kind
-        self._machine = RunStateMachine(run_id, kind)
+        self.kind = kind = as_enum(FailoverKind, kind, "Run", field="kind")
+        state = as_enum(RunState, state, "Run", field="state")
+        self._machine = RunStateMachine(self.id, kind, state)
+        self._journal: RunJournal | None = None
         self._execution: Execution | None = None
         self._thread: threading.Thread | None = None
         self._report: RunReport | None = None
@@ -188,9 +212,10 @@ class Run:
 
     def _fire(self, action: RunAction) -> None:
         old, new = self._machine.fire(action)
-        self._runner._publish(
-            RunStateChanged(self.id, old.value, new.value, self._runner.clock.now())
-        )
+        now = self._runner.clock.now()
+        if self._journal is not None:
+            self._journal.state(old.value, new.value, now)
+        self._runner._publish(RunStateChanged(self.id, old.value, new.value, now))
 
     def _start_background(self) -> None:
         self._thread = threading.Thread(
@@ -208,6 +233,14 @@ class Run:
             self._report = attrs.evolve(
                 report, state=self.state.value, warnings=tuple(dict.fromkeys(late))
             )
+            if self._journal is not None:
+                try:
+                    self._journal.end(self._report, self.state.value)
+                except VMFailoverError as error:
+                    message = f"the journal could not record the run's end: {error}"
+                    self._report = attrs.evolve(
+                        self._report, warnings=(*self._report.warnings, message)
+                    )
             if self._execution.after_end is not None:
                 self._execution.after_end()
         except BaseException as error:  # handed to wait(), which re-raises it
@@ -215,6 +248,8 @@ class Run:
         finally:
             if self.kind is not FailoverKind.TEST:
                 claims_for(self._runner.backend).release(self.id)
+            with _live_lock:
+                _live_runs.discard(self.id)
             self._done.set()
 
 
@@ -227,6 +262,10 @@ class Runner:
     ``readiness_timeout`` is the default time a VM gets from power-on to ready (its probe's
     timeout wins); ``poll_interval`` is how often readiness is checked, in the clock's seconds.
     ``clock`` defaults to the backend's clock (the memory backend's virtual time), else real time.
+
+    With a ``journal`` (:class:`~vmfailover.engine.sqlite_journal.SQLiteJournal`, say) every run
+    is journaled: each change's intent is durable before it acts, and :meth:`resume` continues
+    an interrupted run, in this process or another one, over the same journal and backend.
     """
 
     def __init__(
@@ -238,6 +277,7 @@ class Runner:
         retry: RetryPolicy | None = None,
         readiness_timeout: float = 600.0,
         poll_interval: float = 5.0,
+        journal: Journal | None = None,
     ) -> None:
         chosen = clock if clock is not None else getattr(backend, "clock", None) or SystemClock()
         findings = _runner_findings(backend, chosen, max_parallel, retry)
@@ -250,9 +290,12 @@ class Runner:
                 timeouts[name] = parse_seconds(value, f"Runner {name}")
             except ValidationError as error:
                 findings.extend(error.findings)
+        findings.extend(_journal_findings(journal))
         if findings:
             raise ValidationError(findings)
         self.backend = backend
+        self.journal = journal
+        self._writer = JournalWriter(journal) if journal is not None else None
         self.clock: Clock = full_clock(chosen)
         self.max_parallel = max_parallel
         self.retry = retry or RetryPolicy()
@@ -262,7 +305,14 @@ class Runner:
         self._retrying_cache: tuple[RetryPolicy, Clock, tenacity.Retrying] | None = None
 
     def __repr__(self) -> str:
-        return f"Runner({self.backend!r}, max_parallel={self.max_parallel})"
+        journal = f", journal={self.journal!r}" if self.journal is not None else ""
+        return f"Runner({self.backend!r}, max_parallel={self.max_parallel}{journal})"
+
+    def close(self) -> None:
+        """Commit what the journal writer holds and stop it. The journal stays open (whoever
+        opened it closes it); a runner without a journal has nothing to close."""
+        if self._writer is not None:
+            self._writer.close()
 
     def subscribe(self, callback: Callable[[RunEvent], None]) -> Callable[[], None]:
         """Call ``callback`` with every event of every run; returns a function that unsubscribes.
@@ -390,12 +440,132 @@ class Runner:
             vm.source.id for vm in compiled.vms if inventory.host(vm.source.host).available
         )
         run.inventory_before = inventory
+        if self._writer is not None:
+            try:
+                run._journal = self._begin(run, compiled, reachable, weights, inventory)
+            except BaseException:
+                claims_for(self.backend).release(run_id)
+                run._fire(RunAction.REFUSE)
+                raise
         run._execution = Execution(
-            self, run_id, compiled, weights=weights, reachable_sources=reachable
+            self,
+            run_id,
+            compiled,
+            weights=weights,
+            reachable_sources=reachable,
+            journal=run._journal,
         )
+        with _live_lock:
+            _live_runs.add(run_id)
         run._fire(RunAction.START)
         if delay is not None:
             run._execution.after_end = lambda: self._cleanup_later(run, delay)
+        if background:
+            run._start_background()
+        return run
+
+    def _begin(
+        self,
+        run: Run,
+        compiled: CompiledPlan,
+        reachable: frozenset[str],
+        weights: Mapping[str, float] | None,
+        inventory: Inventory,
+    ) -> RunJournal:
+        """Journal the run (durable) before anything of it acts."""
+        assert self._writer is not None
+        record = write_record(
+            compiled,
+            reachable_sources=reachable,
+            weights=weights,
+            inventory_before=inventory if run.kind is FailoverKind.TEST else None,
+            backend=self.backend.name,
+        )
+        journal = RunJournal(self._writer, run.id, self.clock.now)
+        journal.begin(
+            RunSummary(
+                run_id=run.id,
+                kind=run.kind,
+                plan=run.plan.name,
+                started_at=self.clock.now(),
+                state=run.state.value,
+                backend=self.backend.name,
+                rto_target_seconds=run.plan.rto,
+                owner=_owner(),
+            ),
+            record,
+        )
+        return journal
+
+    # --- resuming ---------------------------------------------------------------------------------
+
+    def resume(
+        self, run_id: str, *, plan: FailoverPlan | None = None, background: bool = True
+    ) -> Run:
+        """Continue the interrupted run ``run_id`` from the journal; returns its :class:`Run`.
+
+        VMs whose recovery finished keep their outcome and are not touched again; a VM in the
+        middle of its recovery goes on where it was: each backend call its journal holds is
+        replayed from its record, and one whose intent has no outcome is first reconciled
+        against the backend's state (:mod:`vmfailover.engine.reconcile`), so nothing is done
+        twice; VMs not yet started start in order, once what they depend on is ready. The run
+        claims its VMs again. ``plan`` is needed only when the plan held Python callables
+        (callable steps, probes or approvers), which a journal cannot store.
+
+        Raises :class:`~vmfailover.errors.ConflictError` naming the run's state if it is not
+        interrupted (it ended, or it is running in this process or in another live process on
+        this host), and :class:`~vmfailover.errors.NotFoundError` if the journal lacks it.
+        """
+        if self.journal is None or self._writer is None:
+            raise ConflictError(
+                "this runner has no journal: give Runner(backend, journal=...) the journal "
+                "the run was written to"
+            )
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationError.of("resume", f"needs a run id, got {run_id!r}")
+        background = _flag(background, "background")
+        with _live_lock:
+            if run_id in _live_runs:
+                raise ConflictError(
+                    f"run {run_id} is running in this process: it is not interrupted"
+                )
+        loaded = self.journal.load(run_id)
+        summary = loaded.summary
+        if not summary.interrupted:
+            ended = f", ended {summary.ended_at:%Y-%m-%d %H:%M:%S}" if summary.ended_at else ""
+            raise ConflictError(
+                f"run {run_id} is {summary.state}{ended}: only an interrupted run (running, "
+                "its end never recorded) can be resumed"
+            )
+        _check_owner(run_id, summary.owner)
+        record = read_record(loaded.record, plan)
+        if record.backend != self.backend.name:
+            raise ConflictError(
+                f"run {run_id} ran on a {record.backend} backend, not on this "
+                f"{self.backend.name} one"
+            )
+        compiled = record.compiled
+        replay = Replay(summary.started_at, loaded.entries)
+        claims_for(self.backend).claim(run_id, _touched(compiled))
+        run = Run(self, run_id, compiled.plan, compiled.kind, RunState(summary.state))
+        run.inventory_before = record.inventory_before
+        run._journal = RunJournal(
+            self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
+        )
+        run._journal.resumed(_owner())
+        if run.state is RunState.VALIDATING:
+            run._fire(RunAction.START)
+        run._execution = Execution(
+            self,
+            run_id,
+            compiled,
+            weights=record.weights,
+            reachable_sources=record.reachable_sources,
+            journal=run._journal,
+            replay=replay,
+        )
+        with _live_lock:
+            _live_runs.add(run_id)
         if background:
             run._start_background()
         return run
@@ -423,18 +593,60 @@ class Runner:
             raise ValidationError.of("cleanup", f"needs a Run, got {run!r}")
         if run._runner.backend is not self.backend:
             raise ConflictError(f"run {run.id} ran on another backend: clean it up with its runner")
+        return self._clean_up(run, run.test_copies)
+
+    def cleanup_journaled(self, run_id: str, *, plan: FailoverPlan | None = None) -> RunReport:
+        """Clean up test run ``run_id`` of the journal, as :meth:`cleanup` does for a run of this
+        runner: for a run an earlier process started (the command line's ``cleanup RUN``).
+
+        The copies removed are those the journal says the run created (removing one that is
+        gone already is a no-op); the inventory afterwards is compared with the one the run
+        recorded before it acted; the cleanup and the report holding it are journaled, so the
+        journal's report of the run shows it. ``plan`` is needed only when the plan had Python
+        callables. ConflictError if this runner has no journal, the run ran on another kind of
+        backend, is interrupted (resume it first), or is not a test run that has ended;
+        NotFoundError if the journal lacks it.
+        """
+        if self.journal is None or self._writer is None:
+            raise ConflictError(
+                "this runner has no journal: give Runner(backend, journal=...) the journal "
+                "the run was written to"
+            )
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationError.of("cleanup_journaled", f"needs a run id, got {run_id!r}")
+        loaded = self.journal.load(run_id)
+        summary = loaded.summary
+        if summary.interrupted:
+            raise ConflictError(
+                f"run {run_id} is interrupted ({summary.state}): resume it before cleaning it up"
+            )
+        record = read_record(loaded.record, plan)
+        if record.backend != self.backend.name:
+            raise ConflictError(
+                f"run {run_id} ran on a {record.backend} backend, not on this "
+                f"{self.backend.name} one"
+            )
+        run = Run(self, run_id, record.compiled.plan, record.compiled.kind, RunState(summary.state))
+        run.inventory_before = record.inventory_before
+        run._report = self.journal.report(run_id).report
+        replay = Replay(summary.started_at, loaded.entries)
+        run._journal = RunJournal(
+            self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
+        )
+        return self._clean_up(run, _journaled_copies(loaded.entries))
+
+    def _clean_up(self, run: Run, copies: Iterable[str]) -> RunReport:
         with run._lock:
             if not run._machine.can(RunAction.CLEAN_UP):
                 run._machine.fire(
                     RunAction.CLEAN_UP
                 )  # raises, naming the state and what is allowed
-            assert run._execution is not None
             assert run.inventory_before is not None
             removed: list[str] = []
             errors: list[str] = []
-            for copy in run._execution.running_copies():
+            for copy in copies:
                 try:
-                    self._call(self.backend.remove_test_copy, copy)
+                    self._remove_copy(run, copy)
                     removed.append(copy)
                 except VMFailoverError as error:
                     errors.append(f"test copy {copy!r}: {error}")
@@ -453,6 +665,8 @@ class Runner:
             self._publish(CleanupFinished(run.id, result.at, result.restored, result.differences))
             if run._report is not None:
                 run._report = attrs.evolve(run._report, cleanup=result, state=run.state.value)
+                if run._journal is not None:
+                    run._journal.cleanup(run._report, result.restored)
             return run._report if run._report is not None else run.wait()
 
     # --- host failover ----------------------------------------------------------------------------
@@ -492,6 +706,19 @@ class Runner:
         from vmfailover.engine.move_back import move_back
 
         return move_back(self, run)
+
+    def _remove_copy(self, run: Run, copy: str) -> None:
+        journal = run._journal
+        if journal is None:
+            self._call(self.backend.remove_test_copy, copy)
+            return
+        seq = journal.intent(None, "remove_test_copy", (copy,))
+        try:
+            self._call(self.backend.remove_test_copy, copy)
+        except Exception as error:
+            journal.outcome(seq, None, "remove_test_copy", error=error)
+            raise
+        journal.outcome(seq, None, "remove_test_copy")
 
     # --- backend calls ----------------------------------------------------------------------------
 
@@ -536,6 +763,31 @@ class Runner:
                 f"{getattr(fn, '__name__', 'call')}: {error} "
                 f"(attempt {state.attempt_number} of {self.retry.attempts}, retrying)"
             )
+
+
+def _owner() -> str:
+    """Who runs a run: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _check_owner(run_id: str, owner: str) -> None:
+    """Refuse to resume a run another live process on this host still holds."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
+        return
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return  # this process: the live-run table decides
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    raise ConflictError(
+        f"run {run_id} is held by process {pid} on this host, which is still alive: "
+        "resume it once that process has ended"
+    )
 
 
 def _enlisted(clock: Clock, fn: Callable[[str], _T]) -> Callable[[str], _T]:
@@ -583,6 +835,18 @@ def _runner_findings(
 def _attempt(fn: Callable[..., _T], on_retry: object, *args: object) -> _T:
     """One try of ``fn``; ``on_retry`` rides along for :meth:`Runner._before_retry_sleep`."""
     return fn(*args)
+
+
+def _journal_findings(journal: object) -> list[Finding]:
+    if journal is None or isinstance(journal, Journal):
+        return []
+    return [
+        Finding(
+            "Runner journal",
+            f"{journal!r} is not a journal",
+            hint="open one with SQLiteJournal(path)",
+        )
+    ]
 
 
 def _flag(value: object, item: str) -> bool:
@@ -660,6 +924,17 @@ def _touched(compiled: Any) -> list[str]:
     for vm in compiled.vms:
         ids += [vm.source.id, vm.replica.id, vm.replica_vm.id]
     return ids
+
+
+def _journaled_copies(entries: Iterable[JournalEntry]) -> list[str]:
+    """The test copies a run's journal says it created, in the order it created them."""
+    copies: dict[str, None] = {}
+    for entry in entries:
+        if entry.kind is EntryKind.OUTCOME and entry.operation == "create_test_copy":
+            result = entry.payload().get("result")
+            if isinstance(result, str):
+                copies[result] = None
+    return list(copies)
 
 
 def inventory_differences(before: Inventory, after: Inventory) -> list[str]:

@@ -1,0 +1,185 @@
+"""A run's record in the journal: the compiled plan and what the run knew when it started.
+
+Everything a later process needs to go on with the run without checking the plan again: the
+compiled plan (VM names and ids, replicas and recovery points, NIC changes, expected addresses,
+the start order with its probes and limits, the steps), which sources answered at pre-flight,
+the expected durations, and for a test the inventory before it (its cleanup proves it back).
+The plan itself is kept as far as the run uses it (name, VMs, objectives, shutdown timeout);
+its network mapping and re-IP rules are already resolved into each VM's NIC changes.
+
+Python callables (a callable step, a callable probe, an approver) cannot be stored: the record
+names them, and such a run is resumed with its plan given again (``runner.resume(id, plan=)``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from vmfailover.engine.journal_codec import (
+    OrderRecord,
+    StoredCallable,
+    build_order,
+    decode,
+    encode,
+    holds_callable,
+)
+from vmfailover.errors import Finding, ValidationError
+from vmfailover.model import Inventory
+from vmfailover.plan import Approval, CompiledPlan, FailoverPlan, Step
+from vmfailover.policy.sequencer import StartEntry
+
+__all__ = ["RECORD_FORMAT", "RunRecord", "read_record", "write_record"]
+
+RECORD_FORMAT = 1
+"""The version of the record layout inside the journal's schema."""
+
+
+@attrs.frozen
+class RunRecord:
+    """What :func:`read_record` gives back."""
+
+    compiled: CompiledPlan
+    reachable_sources: frozenset[str]
+    weights: Mapping[str, float] | None
+    inventory_before: Inventory | None
+    backend: str
+
+
+def write_record(
+    compiled: CompiledPlan,
+    *,
+    reachable_sources: frozenset[str],
+    weights: Mapping[str, float] | None,
+    inventory_before: Inventory | None,
+    backend: str,
+) -> str:
+    """The record of a run of ``compiled`` as journal text."""
+    plan = compiled.plan
+    data = {
+        "format": RECORD_FORMAT,
+        "backend": backend,
+        "kind": encode(compiled.kind),
+        "plan": {
+            "name": plan.name,
+            "description": plan.description,
+            "vms": list(plan.vms),
+            "rto": plan.rto,
+            "rpo": plan.rpo,
+            "shutdown_timeout": plan.shutdown_timeout,
+            "power_off_source": encode(plan.power_off_source),
+        },
+        "order": encode(compiled.order),
+        "vms": encode(compiled.vms),
+        "steps": encode(compiled.steps),
+        "warnings": encode(compiled.warnings),
+        "decisions": list(compiled.decisions),
+        "reachable_sources": sorted(reachable_sources),
+        "weights": None if weights is None else dict(weights),
+        "inventory_before": encode(inventory_before),
+    }
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
+    """The run record in ``text``; ``plan`` supplies what could not be stored (callables).
+
+    Raises :class:`~vmfailover.errors.ValidationError` naming each callable the record lacks
+    when ``plan`` is not given, or how ``plan`` differs from the journaled one.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ValidationError.of("run record", f"is not JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise ValidationError.of(
+            "run record", f"has format {found!r}; this vmfailover reads format {RECORD_FORMAT}"
+        )
+    kind = decode(data["kind"])
+    stored = data["plan"]
+    order_record: OrderRecord = decode(data["order"])
+    steps: tuple[Step | Approval, ...] = decode(data["steps"])
+    missing = [
+        f"probe of VM {entry.name!r} ({probe_name})"
+        for entry in order_record.entries
+        if (probe_name := _stored_name(entry.probe)) is not None
+    ] + [f"{type(item).__name__.lower()} {item.name!r}" for item in steps if holds_callable(item)]
+    if plan is not None:
+        _check_same_plan(plan, stored)
+        given_order = plan.start_order()
+        steps = plan.steps_for(kind)
+
+        def probe(entry: StartEntry) -> object:
+            if _stored_name(entry.probe) is not None and entry.name in given_order:
+                return given_order.entry(entry.name).probe
+            return entry.probe
+
+    elif missing:
+        raise ValidationError(
+            [
+                Finding(
+                    item,
+                    "is a Python callable, which the journal cannot store",
+                    hint="resume with the plan given again: runner.resume(run_id, plan=plan)",
+                )
+                for item in missing
+            ]
+        )
+    else:
+
+        def probe(entry: StartEntry) -> object:
+            return entry.probe
+
+    order = build_order(order_record, probe)
+    if plan is None:
+        plan = FailoverPlan(
+            name=stored["name"],
+            vms=tuple(stored["vms"]),
+            order=order,
+            rto=stored["rto"],
+            rpo=stored["rpo"],
+            shutdown_timeout=stored["shutdown_timeout"],
+            power_off_source=decode(stored["power_off_source"]),
+            steps=steps,
+            description=stored["description"],
+        )
+    vms = tuple(attrs.evolve(vm, entry=order.entry(vm.name)) for vm in decode(data["vms"]))
+    compiled = CompiledPlan(
+        plan=plan,
+        kind=kind,
+        order=order,
+        vms=vms,
+        steps=steps,
+        warnings=decode(data["warnings"]),
+        decisions=tuple(data["decisions"]),
+    )
+    weights = data["weights"]
+    inventory = decode(data["inventory_before"])
+    return RunRecord(
+        compiled=compiled,
+        reachable_sources=frozenset(data["reachable_sources"]),
+        weights=None if weights is None else dict(weights),
+        inventory_before=inventory if isinstance(inventory, Inventory) else None,
+        backend=str(data["backend"]),
+    )
+
+
+def _stored_name(probe: object) -> str | None:
+    """The name of a callable probe the journal stored by name only, or None."""
+    return probe.name if isinstance(probe, StoredCallable) else None
+
+
+def _check_same_plan(plan: object, stored: Mapping[str, Any]) -> None:
+    if not isinstance(plan, FailoverPlan):
+        raise ValidationError.of("resume plan", f"must be a FailoverPlan, got {plan!r}")
+    if plan.name != stored["name"] or set(plan.vms) != set(stored["vms"]):
+        raise ValidationError.of(
+            "resume plan",
+            f"plan {plan.name!r} with VMs {', '.join(plan.vms)} is not the journaled plan "
+            f"{stored['name']!r} with VMs {', '.join(stored['vms'])}",
+            "give the plan the run was started with",
+        )

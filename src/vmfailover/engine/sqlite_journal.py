@@ -1,0 +1,376 @@
+"""The embedded journal: one SQLite file (standard library ``sqlite3``), durable at every commit.
+
+WAL mode with ``synchronous=FULL``: a commit returns only once the write-ahead log is synced to
+disk, so an intent :meth:`~SQLiteJournal.append` stored survives a crash of the process and of
+the machine. The runner groups the entries of concurrent steps into one commit, so the cost of a
+sync is shared.
+
+The SQL is kept portable (standard types, no ``AUTOINCREMENT`` or ``INSERT OR REPLACE``,
+sequence numbers given by the runner, timestamps as ISO 8601 text) so that a PostgreSQL journal
+can use the same statements with its own placeholders. A schema version table says which
+version of the schema a file holds: an older one is migrated on open, a newer one (or a file
+that is not a journal) is refused with an error naming the versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from vmfailover.engine.journal import (
+    SCHEMA_VERSION,
+    EntryKind,
+    Journal,
+    JournaledRun,
+    JournalEntry,
+    RunSummary,
+)
+from vmfailover.errors import ConflictError, NotFoundError, ValidationError
+
+__all__ = ["MIGRATIONS", "SCHEMA", "SQLiteJournal"]
+
+SCHEMA: tuple[str, ...] = (
+    """CREATE TABLE vmfailover_schema (
+        version INTEGER NOT NULL,
+        written_by TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE vmfailover_runs (
+        run_id TEXT NOT NULL PRIMARY KEY,
+        kind TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        state TEXT NOT NULL,
+        ended_at TEXT,
+        result TEXT,
+        rto_seconds DOUBLE PRECISION,
+        rto_target_seconds DOUBLE PRECISION,
+        record TEXT NOT NULL,
+        report TEXT
+    )""",
+    """CREATE TABLE vmfailover_entries (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        at TEXT NOT NULL,
+        vm TEXT,
+        operation TEXT,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    )""",
+    "CREATE INDEX vmfailover_runs_started ON vmfailover_runs (started_at)",
+)
+"""The statements that create the current schema (version :data:`SCHEMA_VERSION`)."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {}
+"""version -> the statements that bring a journal of that version to the next one."""
+
+_SUMMARY = (
+    "run_id, kind, plan, backend, owner, started_at, state, ended_at, result, rto_seconds, "
+    "rto_target_seconds"
+)
+
+
+def _library_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vmfailover")
+    except PackageNotFoundError:  # running from a source tree
+        return "unknown"
+
+
+class SQLiteJournal(Journal):
+    """A journal in the SQLite file ``path`` (created if missing; its folder must exist).
+
+    Opening a file whose schema is newer than this version of vmfailover reads raises
+    :class:`~vmfailover.errors.ConflictError` naming both versions; a file that is not a
+    vmfailover journal raises :class:`~vmfailover.errors.ValidationError` naming it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, str | os.PathLike):
+            raise ValidationError.of("SQLiteJournal path", f"must be a file path, got {path!r}")
+        self.path = Path(path)
+        try:
+            folder_exists, is_folder = self.path.parent.is_dir(), self.path.is_dir()
+        except (OSError, ValueError) as error:  # a name too long, a NUL byte
+            raise ValidationError.of(
+                f"journal {str(self.path)[:200]!r}", f"is not a usable path: {error}"
+            ) from None
+        if not folder_exists:
+            raise ValidationError.of(
+                f"journal {str(self.path)!r}", "its folder does not exist", "create it first"
+            )
+        if is_folder:
+            raise ValidationError.of(f"journal {str(self.path)!r}", "is a folder, not a file")
+        self._lock = threading.RLock()
+        self._closed = False
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except (sqlite3.Error, ValueError) as error:  # ValueError: a NUL in the name
+            raise ValidationError.of(
+                f"journal {str(self.path)!r}", f"cannot be opened: {error}"
+            ) from None
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ValidationError.of(
+                    f"journal {str(self.path)!r}", f"cannot use write-ahead logging ({mode})"
+                )
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._prepare()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise ValidationError.of(
+                f"journal {str(self.path)!r}",
+                f"is not a vmfailover journal (not an SQLite database: {error})",
+            ) from None
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteJournal({str(self.path)!r})"
+
+    # --- schema ----------------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        tables = {
+            row[0]
+            for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            self._transaction(
+                [(statement, ()) for statement in SCHEMA] + [self._version_row(SCHEMA_VERSION)]
+            )
+            return
+        if "vmfailover_schema" not in tables:
+            raise ValidationError.of(
+                f"journal {str(self.path)!r}",
+                f"is an SQLite database but not a vmfailover journal (tables: "
+                f"{', '.join(sorted(tables))})",
+                "give a new file or one vmfailover wrote",
+            )
+        version, written_by = self._db.execute(
+            "SELECT version, written_by FROM vmfailover_schema ORDER BY version DESC LIMIT 1"
+        ).fetchone() or (0, "unknown")
+        if version > SCHEMA_VERSION:
+            raise ConflictError(
+                f"journal {str(self.path)!r} has schema version {version} (written by "
+                f"vmfailover {written_by}); this vmfailover ({_library_version()}) reads schema "
+                f"versions up to {SCHEMA_VERSION}: open it with a newer vmfailover"
+            )
+        while version < SCHEMA_VERSION:
+            steps = MIGRATIONS.get(version)
+            if steps is None:
+                raise ConflictError(
+                    f"journal {str(self.path)!r} has schema version {version} (written by "
+                    f"vmfailover {written_by}), which this vmfailover ({_library_version()}, "
+                    f"schema {SCHEMA_VERSION}) cannot migrate"
+                )
+            version += 1
+            self._transaction([(s, ()) for s in steps] + [self._version_row(version)])
+
+    @staticmethod
+    def _version_row(version: int) -> tuple[str, tuple[Any, ...]]:
+        return (
+            "INSERT INTO vmfailover_schema (version, written_by, applied_at) VALUES (?, ?, ?)",
+            (version, _library_version(), datetime.now(UTC).isoformat()),
+        )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            self._check_open()
+            row = self._db.execute("SELECT MAX(version) FROM vmfailover_schema").fetchone()
+        return int(row[0])
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def _transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        with self._lock:
+            self._check_open()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement, parameters in statements:
+                    self._db.execute(statement, parameters)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def begin(self, summary: RunSummary, record: str) -> None:
+        with self._lock:
+            self._check_open()
+            exists = self._db.execute(
+                "SELECT 1 FROM vmfailover_runs WHERE run_id = ?", (summary.run_id,)
+            ).fetchone()
+            if exists:
+                raise ConflictError(
+                    f"journal {str(self.path)!r} holds run {summary.run_id} already"
+                )
+            self._transaction(
+                [
+                    (
+                        "INSERT INTO vmfailover_runs (run_id, kind, plan, backend, owner, "
+                        "started_at, state, rto_target_seconds, record) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            summary.run_id,
+                            summary.kind.value,
+                            summary.plan,
+                            summary.backend,
+                            summary.owner,
+                            summary.started_at.isoformat(),
+                            summary.state,
+                            summary.rto_target_seconds,
+                            record,
+                        ),
+                    )
+                ]
+            )
+
+    def append(self, entries: Sequence[JournalEntry]) -> None:
+        if not entries:
+            return
+        rows = [
+            (e.run_id, e.seq, e.kind.value, e.at.isoformat(), e.vm, e.operation, e.data)
+            for e in entries
+        ]
+        updates = [update for e in entries if (update := _summary_update(e)) is not None]
+        with self._lock:
+            self._check_open()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO vmfailover_entries (run_id, seq, kind, at, vm, operation, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                for statement, parameters in updates:
+                    self._db.execute(statement, parameters)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def runs(self) -> tuple[RunSummary, ...]:
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(
+                f"SELECT {_SUMMARY} FROM vmfailover_runs ORDER BY started_at, run_id"
+            ).fetchall()
+        return tuple(_summary(row) for row in rows)
+
+    def load(self, run_id: str, kinds: Iterable[EntryKind] | None = None) -> JournaledRun:
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                f"SELECT {_SUMMARY}, record FROM vmfailover_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"journal {str(self.path)!r} holds no run {run_id!r}")
+            query = (
+                "SELECT run_id, seq, kind, at, vm, operation, data FROM vmfailover_entries "
+                "WHERE run_id = ?"
+            )
+            parameters: list[Any] = [run_id]
+            if kinds is not None:
+                wanted = [EntryKind(kind).value for kind in kinds]
+                query += f" AND kind IN ({', '.join('?' for _ in wanted)})"
+                parameters += wanted
+            entries = self._db.execute(query + " ORDER BY seq", parameters).fetchall()
+        return JournaledRun(
+            summary=_summary(row[:-1]),
+            record=row[-1],
+            entries=tuple(
+                JournalEntry(
+                    r[0], r[1], EntryKind(r[2]), datetime.fromisoformat(r[3]), r[4], r[5], r[6]
+                )
+                for r in entries
+            ),
+        )
+
+    def stored_report(self, run_id: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT report FROM vmfailover_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        if row is None:
+            raise NotFoundError(f"journal {str(self.path)!r} holds no run {run_id!r}")
+        return None if row[0] is None else str(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConflictError(f"journal {str(self.path)!r} is closed")
+
+
+def _summary(row: Sequence[Any]) -> RunSummary:
+    (run_id, kind, plan, backend, owner, started, state, ended, result, rto, target) = row
+    return RunSummary(
+        run_id=run_id,
+        kind=kind,
+        plan=plan,
+        backend=backend,
+        owner=owner,
+        started_at=datetime.fromisoformat(started),
+        state=state,
+        ended_at=None if ended is None else datetime.fromisoformat(ended),
+        result=result,
+        rto_seconds=rto,
+        rto_target_seconds=target,
+    )
+
+
+def _summary_update(entry: JournalEntry) -> tuple[str, tuple[Any, ...]] | None:
+    """The change an entry makes to its run's row, if any."""
+    if entry.kind is EntryKind.STATE:
+        return (
+            "UPDATE vmfailover_runs SET state = ? WHERE run_id = ?",
+            (json.loads(entry.data)["to"], entry.run_id),
+        )
+    if entry.kind is EntryKind.END:
+        payload = json.loads(entry.data)
+        return (
+            "UPDATE vmfailover_runs SET ended_at = ?, result = ?, rto_seconds = ?, report = ? "
+            "WHERE run_id = ?",
+            (
+                entry.at.isoformat(),
+                payload["result"],
+                payload["rto_seconds"],
+                payload["report"],
+                entry.run_id,
+            ),
+        )
+    if entry.kind is EntryKind.RESUMED:
+        return (
+            "UPDATE vmfailover_runs SET owner = ? WHERE run_id = ?",
+            (json.loads(entry.data)["owner"], entry.run_id),
+        )
+    if entry.kind is EntryKind.CLEANUP:
+        payload = json.loads(entry.data)
+        return (
+            "UPDATE vmfailover_runs SET report = ? WHERE run_id = ?",
+            (payload["report"], entry.run_id),
+        )
+    return None
