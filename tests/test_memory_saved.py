@@ -170,6 +170,9 @@ def test_foreign_newer_and_broken_documents_are_refused_naming_the_place() -> No
     replicas = [r for r in document["replicas"] if r["id"] != "replica-vm-3"]
     assert "points[" in _refused({**document, "replicas": replicas})  # its points are orphans
     assert "random_state" in _refused({**document, "random_state": [3, [1, 2], None]})
+    points = [dict(point) for point in document["points"]]
+    points[2] = {**points[2], "point": {**points[2]["point"], "created_at": None}}
+    assert "points[2].point.created_at" in _refused({**document, "points": points})
 
 
 def test_files_that_are_not_json_are_refused(tmp_path: Path) -> None:

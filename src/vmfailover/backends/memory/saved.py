@@ -429,9 +429,14 @@ def _build(kind: type[_T], value: object, where: str, times: tuple[str, ...] = (
     names = tuple(field.name for field in attrs.fields(kind) if field.init)  # type: ignore[arg-type]
     _known_keys(fields, where, names)
     arguments = dict(fields)
+    required = {
+        field.name
+        for field in attrs.fields(kind)  # type: ignore[arg-type]
+        if field.default is attrs.NOTHING
+    }
     for name in times:
-        if arguments.get(name) is not None:
-            arguments[name] = _time(arguments[name], f"{where}.{name}")
+        if arguments.get(name) is not None or name in required:
+            arguments[name] = _time(arguments.get(name), f"{where}.{name}")
     if kind is VM and isinstance(arguments.get("nics"), list):
         arguments["nics"] = [
             _read_nic(nic, f"{where}.nics[{index}]") for index, nic in enumerate(arguments["nics"])
