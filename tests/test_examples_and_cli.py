@@ -50,8 +50,13 @@ def test_demo_via_python_dash_m_prints_the_report() -> None:
     assert "site-a is lost" in out
     for kind in ("test", "planned", "regular"):
         assert f"{kind} failover of plan 'three-tier'" in out
-    assert out.count("succeeded, 12/12 VMs ready, RTO") == 3
+    # test, planned, planned again, its failback, regular
+    assert out.count("succeeded, 12/12 VMs ready, RTO") == 5
     assert "inventory restored" in out
+    assert "every VM the run touched is as it was" in out  # the undo
+    assert "failover of plan 'three-tier (failback)'" in out
+    assert "Only what site-b wrote came home: " in out
+    assert "replication resumed for 12 in its first direction" in out
     assert "Blocks lost: 0" in out
     for column in ("recovery point", "data loss", "start", "ready"):
         assert column in out
@@ -62,9 +67,14 @@ def test_demo_json_is_machine_readable() -> None:
     out = io.StringIO()
     assert main(["demo", "--json"], out=out) == 0
     data = json.loads(out.getvalue())
-    assert set(data) == {"test", "planned", "regular"}
+    assert set(data) == {"test", "planned", "failback", "regular"}
     assert all(report["result"] == "succeeded" for report in data.values())
     assert data["test"]["cleanup"]["restored"] is True
+    assert data["planned"]["state"] == "undone" and data["planned"]["undo"]["restored"] is True
+    failback = data["failback"]
+    assert failback["state"] == "committed" and len(failback["commit"]["resumed"]) == 12
+    assert 0 < failback["failback"]["blocks_moved"] <= 12 * 64  # what site-b wrote, no more
+    assert failback["failback"]["moved_bytes"] < failback["failback"]["disk_bytes"] / 10
     assert all(vm["data_loss_blocks"] == 0 for vm in data["planned"]["vms"])
     assert all(vm["data_loss_seconds"] > 0 for vm in data["regular"]["vms"])
 

@@ -216,6 +216,37 @@ def test_reverse_replication_moves_only_the_delta(backend: MemoryBackend) -> Non
     assert backend.disk(source) == backend.disk(replica_vm)
 
 
+def test_undo_gives_the_replica_vm_back_the_disk_replication_had_sent(
+    backend: MemoryBackend,
+) -> None:
+    source, replica, replica_vm = _replica(backend, "db01")
+    older = backend.sync(replica)
+    backend.write(source, [1, 2, 3])
+    backend.sync(replica)
+    sent = dict(backend.disk(replica_vm))
+    backend.shutdown_guest(source, timeout=60)
+    backend.revert(replica, older.id)
+    backend.revert(replica, older.id)  # a repeat keeps the disk from before the first revert
+    backend.power_on(replica_vm)
+    backend.write(replica_vm, [7, 8])
+    backend.undo_failover(replica)
+    assert dict(backend.disk(replica_vm)) == sent
+    assert backend.inventory().vm(replica_vm).power_state is PowerState.OFF
+
+
+def test_commit_keeps_the_point_the_replica_runs_from_and_only_that(
+    backend: MemoryBackend,
+) -> None:
+    source, replica, replica_vm = _replica(backend, "db01")
+    points = [backend.sync(replica) for _ in range(3)]
+    backend.shutdown_guest(source, timeout=60)
+    backend.revert(replica, points[0].id)
+    backend.revert(replica, points[1].id)  # the failover moved to another point before commit
+    backend.commit_failover(replica)
+    assert [p.id for p in backend.recovery_points(replica)] == [points[1].id]
+    assert backend.point_disk(points[1].id) == backend.disk(replica_vm)
+
+
 def test_recovery_point_limit_is_enforced() -> None:
     backend = lab()
     limited = MemoryBackend(recovery_point_limit=2)
@@ -246,3 +277,17 @@ def test_an_isolated_site_keeps_writing(backend: MemoryBackend) -> None:
     after_loss = backend.disk(source)
     backend.run_workload(600)
     assert backend.disk(source) == after_loss
+
+
+def test_the_lab_witnesses_split_brain_the_moment_it_happens(backend: MemoryBackend) -> None:
+    source, replica_id, target = _replica(backend, "db01")
+    assert backend.split_brains() == ()
+    backend.isolate_site("site-a")  # db01 still runs there, out of reach
+    point = backend.recovery_points(replica_id)[-1]
+    backend.revert(replica_id, point.id)
+    backend.power_on(target)
+    backend.power_off(target)  # gone again at once: the moment is still on record
+    (moment,) = backend.split_brains()
+    assert f"VM {target!r} started while {source!r} ran" in moment
+    backend.power_on(target)  # once more, the source still running: a second moment
+    assert len(backend.split_brains()) == 2

@@ -235,9 +235,17 @@ class IndexedBackend(RuleBasedStateMachine):
             self.attempt(self.backend.revert, replica, point)
 
     @precondition(lambda self: bool(self.replica_ids()))
+    @rule(data=st.data(), commit=st.booleans())
+    def commit_or_undo(self, data: st.DataObject, commit: bool) -> None:
+        failed_over = self.replicas_in(ReplicaState.FAILED_OVER)
+        replica = self.pick(data, failed_over, self.replica_ids())
+        call = self.backend.commit_failover if commit else self.backend.undo_failover
+        self.attempt(call, replica)
+
+    @precondition(lambda self: bool(self.replica_ids()))
     @rule(data=st.data())
     def reverse_replication(self, data: st.DataObject) -> None:
-        failed_over = self.replicas_in(ReplicaState.FAILED_OVER)
+        failed_over = self.replicas_in(ReplicaState.FAILED_OVER, ReplicaState.COMMITTED)
         replica = self.pick(data, failed_over, self.replica_ids())
         if data.draw(st.booleans()):  # the source must be off to receive
             source = self.store.replica(replica).source_vm

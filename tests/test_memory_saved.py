@@ -67,6 +67,8 @@ def world_state(store: MemoryStore) -> dict[str, Any]:
         "random": store.rng.getstate(),
         "counters": (store.last_version, store.last_point_number, store.bytes_transferred),
         "limit": store.recovery_point_limit,
+        "failovers": store.all_failovers(),
+        "split_brains": list(store.split_brains),
     }
 
 

@@ -8,6 +8,14 @@ from __future__ import annotations
 from vmfailover.backends.base import Backend, Readiness, Throttle
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.aftercare_results import (
+    CommitResult,
+    Deadline,
+    DeadlineAction,
+    FailbackResult,
+    FailbackVM,
+    UndoResult,
+)
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
 from vmfailover.engine.fenced import FencedBackend
@@ -119,6 +127,7 @@ from vmfailover.plan import (
     StepContext,
     StepFailure,
 )
+from vmfailover.plan.reverse import reverse_plan
 from vmfailover.policy.bandwidth import Bandwidth
 from vmfailover.policy.clean_point import PointSearch, RecoveryMoment, Verdict
 from vmfailover.policy.cluster import (
@@ -207,6 +216,7 @@ __all__ = [
     "Clock",
     "Cluster",
     "ClusterPolicy",
+    "CommitResult",
     "CompiledOrder",
     "CompiledPlan",
     "ConflictError",
@@ -214,7 +224,11 @@ __all__ = [
     "Consistency",
     "Credentials",
     "Datastore",
+    "Deadline",
+    "DeadlineAction",
     "Distribution",
+    "FailbackResult",
+    "FailbackVM",
     "FailoverKind",
     "FailoverPlan",
     "FailurePolicy",
@@ -333,6 +347,7 @@ __all__ = [
     "TokenBucket",
     "ToolsHeartbeat",
     "TransientBackendError",
+    "UndoResult",
     "Uniform",
     "UnplacedReason",
     "UnplacedVM",
@@ -352,6 +367,7 @@ __all__ = [
     "classify_rpo",
     "find_clean_point",
     "place",
+    "reverse_plan",
     "rpo_compliance",
     "rpo_status",
     "simulate",

@@ -253,3 +253,40 @@ def test_a_host_whose_endpoint_cannot_read_the_guests_is_read_without_them(
     findings = Runner(backend).validate(plan(), "test")
     unknown = [f for f in findings.warnings if "addresses are unknown" in f.message]
     assert [f.item.split(" NIC ")[0] for f in unknown] == [f"VM {n!r}" for n in NAMES]
+
+
+def test_planned_failover_then_the_runners_failback(crm: tuple[World, dict[str, str]]) -> None:
+    """runner.failback on Hyper-V: commit (Complete-VMFailover), Set-VMReplication -Reverse, a
+    planned failover home by the reversed plan (networks and addresses the other way), and the
+    failback's commit hands replication back to its first direction."""
+    world, ids = crm
+    backend = world.backend
+    runner = Runner(backend, poll_interval=5)
+    run = runner.start(plan(), kind="planned", background=False)
+    report = run.wait()
+    assert report.result is RunResult.SUCCEEDED, report
+    at_b, replica_vms = {}, {}
+    for name in NAMES:
+        replica_vms[name] = backend.inventory().replica_of(ids[name]).replica_vm
+        world.write(replica_vms[name])  # production runs at site B
+        at_b[name] = model_vm(world, replica_vms[name]).data_version
+
+    home = runner.failback(run, background=False)
+    back = home.wait()
+    assert back.result is RunResult.SUCCEEDED, back
+    assert back.failback is not None and back.failback.of_run == run.id
+    inventory = backend.inventory()
+    for name in NAMES:
+        assert inventory.vm(ids[name]).power_state is PowerState.ON
+        assert reported(world, ids[name]) == {f"192.168.1.{OCTETS[name]}"}
+        assert model_vm(world, ids[name]).data_version == at_b[name], "B's last write came home"
+        assert inventory.vm(replica_vms[name]).power_state is PowerState.OFF, "never both run"
+
+    committed = runner.commit(home)
+    assert committed.commit is not None
+    inventory = backend.inventory()
+    for name in NAMES:
+        replica = inventory.replica_of(ids[name])
+        assert (replica.source_vm, replica.target_host) == (ids[name], "hv-b")
+        assert replica.replica_vm == replica_vms[name]
+        assert replica.state is ReplicaState.READY

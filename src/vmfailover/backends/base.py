@@ -15,11 +15,17 @@ create_replica                clone a source snapshot, NICs mapped  Enable-VMRep
 sync                          data mover, then a replica snapshot   replication / Checkpoint-VM
 revert                        RevertToSnapshot on the replica       Start-VMFailover
                                                                     -VMRecoverySnapshot
+commit_failover               delete the replica's other            Complete-VMFailover
+                              snapshots, mark it committed
+undo_failover                 power off, RevertToSnapshot to the    Stop-VMFailover (turns the
+                              newest point (what the last sync      replica off, reverts the
+                              left), mark it ready                  failover)
 create_test_copy              linked clone of the snapshot          Start-VMFailover -AsTest
 create_test_copy's            not needed: set_guest_ip customizes   the replica's failover TCP/IP
 ``guest_ips``                 the clone before it boots             lent for -AsTest, given back
 remove_test_copy              destroy the clone                     Stop-VMFailover
 reverse_replication           new replica in the other direction    Set-VMReplication -Reverse
+                              (or the reversed one resumed)
 sync's ``throttle``           our data mover calls ``consume`` for  not enforced by us: the
                               each chunk before sending it          hypervisor moves the data (a
                                                                     job's result says so)
@@ -35,6 +41,7 @@ migrate_vm                    MigrateVM_Task (vMotion) for a        refused, as 
 Host failover (a failover cluster: VMs on shared datastores, restarted by the survivors when
 their host dies) needs the last two. A backend without them raises
 :class:`~vmfailover.errors.PermanentBackendError` naming what it would need.
+
 Optional capability: a backend whose test copies take their guest addresses when they are made
 says so with a true ``guest_ips_at_test_copy`` attribute, and its ``create_test_copy`` takes the
 keyword ``guest_ips`` (MAC -> the IPConfigs the copy's guest gets at first boot, None for DHCP).
@@ -45,9 +52,18 @@ afterwards, so the backend lends the replica the test settings for that moment. 
 keyword in the protocol itself, once every backend accepts it; those that set addresses later
 ignore it.)
 
+A replica's life around a failover: ``revert`` fails it over (``failed_over``, uncommitted);
+``undo_failover`` returns it to ``ready`` with the disks it had before, or ``commit_failover``
+makes it ``committed`` for good; ``reverse_replication`` of a failed-over or committed replica
+makes it ``reversed`` and returns the replica that runs the other way (the failback's), and
+``reverse_replication`` of that one, once it is failed over or committed in turn, hands the
+original replica back, replicating in its first direction again.
+
 Optional capability: a backend that can count what a failover loses offers
 ``data_loss_blocks(source_vm_id, point_id) -> int`` (the blocks of the source's disk that differ
-from the point); the runner reports it where present (the memory backend has it).
+from the point); the runner reports it where present (the memory backend has it). A backend
+whose recovery points count the blocks they moved offers ``block_size: int`` (bytes per block), so
+reports can say how many blocks a sync (a failback's, for one) moved; the memory backend has it.
 
 The memory backend honours ``throttle`` too: it pays for each block before copying it.
 """
@@ -195,6 +211,29 @@ class Backend(Protocol):
         """
         ...
 
+    def commit_failover(self, replica_id: str) -> None:
+        """Make the replica's failover permanent: the replica VM keeps running from the point it
+        was reverted to (which stays listed, or is merged into the VM as Hyper-V does), the
+        replica's other recovery points are deleted, and the failover can no longer be undone.
+
+        Idempotent: a committed replica stays committed (a repeat after a crash finishes what
+        the first call left, such as points not yet deleted). ConflictError unless the replica
+        is failed over or committed.
+        """
+        ...
+
+    def undo_failover(self, replica_id: str) -> None:
+        """Revert an uncommitted failover: the replica VM is powered off, its disks return to
+        what they were before :meth:`revert` (what replication had sent), and the replica is
+        ``ready`` again, replicating.
+
+        NICs and guest addresses changed with :meth:`connect_nic` and :meth:`set_guest_ip` are
+        the caller's to set back (it knows what they were). Idempotent: a replica that is
+        ``ready`` (undone already, or never failed over) is left as it is. ConflictError for a
+        committed or reversed replica, or one under test.
+        """
+        ...
+
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         """Connect the VM's NIC to a network of the VM's site. Idempotent."""
         ...
@@ -265,9 +304,14 @@ class Backend(Protocol):
         ...
 
     def reverse_replication(self, replica_id: str) -> Replica:
-        """Replicate from the (failed-over) replica VM back to the original source VM.
+        """Replicate from the (failed-over or committed) replica VM back to the original source
+        VM, which must be off: the replica becomes ``reversed``.
 
-        Returns the new replica, whose source is the old replica VM. Only changed blocks move
-        where the original still exists. Idempotent: returns the reverse replica if it exists.
+        Returns the replica that runs the other way, whose source is the old replica VM: a new
+        one (``initializing`` where it needs a first sync, ``ready`` where the hypervisor has
+        the two in sync already), or, when this replica is itself the reverse of a ``reversed``
+        one (a failback that was committed), that original replica resumed (``ready``). Only
+        changed blocks move where the original still exists (a data path that cannot tell
+        moves whole disks, and says so). Idempotent: once reversed, returns the same replica.
         """
         ...

@@ -1,14 +1,16 @@
 """The demo: the whole story on the in-memory lab, in a few seconds.
 
 Replicate, list recovery points, then one plan three ways: a test failover (isolated copies,
-production untouched, cleaned up with proof), a planned failover (no data lost), and on a second
-lab whose site A is lost a regular failover (the loss counted). Each with a progress display and
-its report. It is also the quickest way to see what the library does.
+production untouched, cleaned up with proof), a planned failover (no data lost) that is undone,
+then planned again, run at site B for a while and failed back (only the changed blocks move), and
+on a second lab whose site A is lost a regular failover (the loss counted). Each with a progress
+display and its report. It is also the quickest way to see what the library does.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TextIO
 
@@ -110,6 +112,41 @@ def check_speed(speed: object) -> float | None:
     return float(speed)
 
 
+def _fail_back(
+    say: Callable[..., None],
+    show: Callable[[RunReport], None],
+    backend: MemoryBackend,
+    runner: Runner,
+    plan: FailoverPlan,
+) -> RunReport:
+    """Planned failover again, production at site-b for an hour, then home: the failback's
+    report (committed, replication in its first direction again)."""
+    say(
+        "4. Planned failover again; site-b runs production for an hour, then fails back:",
+        style="bold",
+    )
+    run = runner.start(plan, kind="planned")
+    say(run.wait().summary())
+    for vm in run.plan.vms:  # what production writes at site-b meanwhile
+        backend.write(backend.inventory().replica_of(vm).replica_vm, 64)
+    backend.clock.advance(3600)  # type: ignore[attr-defined]
+    back = runner.failback(run, background=False)
+    assert back.report is not None
+    say()
+    show(back.report)
+    committed = runner.commit(back)
+    failback, commit = committed.failback, committed.commit
+    assert failback is not None
+    assert commit is not None
+    share = failback.moved_bytes / failback.disk_bytes
+    say(
+        f"Only what site-b wrote came home: {failback.blocks_moved} blocks "
+        f"({failback.moved_bytes // (1 << 20)} MiB, {share:.2%} of the disks). "
+        f"Then the failback's commit: {commit.summary()}."
+    )
+    return committed
+
+
 def run_demo(
     out: TextIO, *, speed: float | None = None, seed: int = 0, as_json: bool = False
 ) -> list[RunReport]:
@@ -173,13 +210,20 @@ def run_demo(
         f"3. {clock.now():%H:%M:%S}: five minutes of writes later, a planned failover (no loss):",
         style="bold",
     )
-    reports["planned"] = runner.failover(plan, kind="planned")
+    planned = runner.start(plan, kind="planned")
+    reports["planned"] = planned.wait()
     say()
     show(reports["planned"])
     say(
         f"Blocks lost: {sum(r.data_loss_blocks or 0 for r in reports['planned'].vms)} "
         "(every replica's disk equals its source's at shutdown)."
     )
+    reports["planned"] = runner.undo(planned)
+    assert reports["planned"].undo is not None
+    say(f"A change of heart, so undo: {reports['planned'].undo.summary()}.")
+    say()
+
+    reports["failback"] = _fail_back(say, show, backend, runner, plan)
     say()
 
     disaster = lab(seed=seed, since_last_sync=timedelta(minutes=5))
@@ -187,7 +231,7 @@ def run_demo(
     if rate is not None:
         disaster.clock.set_rate(rate)  # type: ignore[attr-defined]
     say(
-        "4. The same plan on a second lab whose site-a is lost (power failure) five minutes "
+        "5. The same plan on a second lab whose site-a is lost (power failure) five minutes "
         "after its last sync: regular failover.",
         style="bold",
     )

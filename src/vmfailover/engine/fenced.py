@@ -44,13 +44,15 @@ MUTATING_OPERATIONS = frozenset(
         "remove_test_copy",
         "restart_on_host",
         "migrate_vm",
+        "commit_failover",
+        "undo_failover",
         "reverse_replication",
     }
 )
 
 #: Attributes of the wrapped backend besides the protocol that are safe to pass through: its
 #: clock (the runner reads it) and read-only optional capabilities.
-_PASSED_THROUGH = frozenset({"clock", "data_loss_blocks", "guest_ips_at_test_copy"})
+_PASSED_THROUGH = frozenset({"clock", "data_loss_blocks", "block_size", "guest_ips_at_test_copy"})
 
 
 class FencedBackend:
@@ -161,6 +163,14 @@ class FencedBackend:
     def migrate_vm(self, vm_id: str, host: str) -> None:
         self.fence.check()
         self.inner.migrate_vm(vm_id, host)
+
+    def commit_failover(self, replica_id: str) -> None:
+        self.fence.check()
+        self.inner.commit_failover(replica_id)
+
+    def undo_failover(self, replica_id: str) -> None:
+        self.fence.check()
+        self.inner.undo_failover(replica_id)
 
     def reverse_replication(self, replica_id: str) -> Replica:
         self.fence.check()

@@ -19,6 +19,12 @@ import attrs
 
 from vmfailover import _svg
 from vmfailover._render import format_duration, html_table, in_words, text_table
+from vmfailover.engine.aftercare_results import (
+    CommitResult,
+    Deadline,
+    FailbackResult,
+    UndoResult,
+)
 from vmfailover.errors import NotFoundError, ValidationError
 from vmfailover.model import FailoverKind, as_count
 
@@ -157,6 +163,10 @@ class RunReport:
     ideal_rto_seconds: float | None = None
     state: str = ""
     cleanup: CleanupResult | None = None
+    commit: CommitResult | None = None
+    undo: UndoResult | None = None
+    failback: FailbackResult | None = None
+    deadline: Deadline | None = None
 
     @property
     def rto_seconds(self) -> float:
@@ -210,6 +220,10 @@ class RunReport:
             "warnings": list(self.warnings),
             "decisions": list(self.decisions),
             "cleanup": None if self.cleanup is None else _jsonable(attrs.asdict(self.cleanup)),
+            "commit": None if self.commit is None else self.commit.as_dict(),
+            "undo": None if self.undo is None else self.undo.as_dict(),
+            "failback": None if self.failback is None else self.failback.as_dict(),
+            "deadline": None if self.deadline is None else _jsonable(attrs.asdict(self.deadline)),
             "vms": [result.as_dict() for result in self.vms],
         }
 
@@ -269,8 +283,10 @@ class RunReport:
             text += f", RPO target {_duration(self.rpo_target_seconds)}: {verdict}"
         if self.ideal_rto_seconds is not None and self.ideal_rto_seconds > 0:
             text += f"; ideal schedule {_duration(self.ideal_rto_seconds)}"
-        if self.cleanup is not None:
-            text += f"; {self.cleanup.summary()}"
+        pending = self.deadline if self.commit is None and self.undo is None else None
+        for after in (self.cleanup, self.failback, self.commit, self.undo, pending):
+            if after is not None:
+                text += f"; {after.summary()}"
         return text
 
     def __str__(self) -> str:

@@ -12,7 +12,9 @@ One plan serves the three kinds (:class:`~vmfailover.model.FailoverKind`): ``tes
 copies, production untouched, :meth:`Runner.cleanup` removes them and proves it), ``planned`` (the
 sources shut down, a final sync, no data lost) and ``regular`` (the source site is gone; the plan
 picks the recovery point). A run's own life is the transition table in
-:mod:`vmfailover.engine.run_state`.
+:mod:`vmfailover.engine.run_state`; what follows a production run (:meth:`Runner.commit`,
+:meth:`Runner.undo`, the plan's deadline, :meth:`Runner.failback`) is
+:mod:`vmfailover.engine.aftercare`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import tenacity
@@ -63,6 +65,9 @@ from vmfailover.plan.check import Facts
 from vmfailover.policy.cluster import Cluster, ClusterPolicy
 from vmfailover.policy.points import PointChoice
 from vmfailover.policy.sequencer import StartOrder
+
+if TYPE_CHECKING:
+    from vmfailover.engine.aftercare_results import Deadline, FailbackResult
 
 __all__ = ["RetryPolicy", "Run", "Runner"]
 
@@ -111,9 +116,13 @@ class Run:
     """A failover in progress, and afterwards its record.
 
     :meth:`wait` returns the report once the recovery has ended; :attr:`report` is always the
-    latest (a test run's report gains its cleanup). :meth:`cancel` starts nothing new (VMs in the
-    middle of their recovery finish it; the rest are left untouched); :meth:`approve` answers an
-    approval gate the run is waiting at.
+    latest (a test run's report gains its cleanup, a production run's its commit, undo or
+    failback). :meth:`cancel` starts nothing new (VMs in the middle of their recovery finish it;
+    the rest are left untouched); :meth:`approve` answers an approval gate the run is waiting at.
+    :meth:`commit`, :meth:`undo` and :meth:`failback` are :class:`Runner`'s, for this run.
+
+    ``failback_of`` is the run a failback run brings home; ``failback_run`` the failback of this
+    run while it is under way; ``deadline`` the plan's automatic commit or undo, while pending.
     """
 
     def __init__(
@@ -123,23 +132,32 @@ class Run:
         plan: FailoverPlan,
         kind: FailoverKind,
         state: RunState = RunState.PENDING,
+        *,
+        failback_of: Run | None = None,
     ) -> None:
         if not isinstance(runner, Runner):
             raise ValidationError.of("Run", f"is made by a Runner (runner.start), not {runner!r}")
         if not isinstance(plan, FailoverPlan):
             raise ValidationError.of("Run plan", f"must be a FailoverPlan, got {plan!r}")
+        if failback_of is not None and not isinstance(failback_of, Run):
+            raise ValidationError.of("Run failback_of", f"must be a Run, got {failback_of!r}")
         self._runner = runner
         self.id = as_name(run_id, "Run run_id")
         self.plan = plan
         self.kind = kind = as_enum(FailoverKind, kind, "Run", field="kind")
         state = as_enum(RunState, state, "Run", field="state")
-        self._machine = RunStateMachine(self.id, kind, state)
+        self.failback_of = failback_of
+        self.failback_run: Run | None = None
+        self.failback_result: FailbackResult | None = None
+        self.deadline: Deadline | None = None
+        self._machine = RunStateMachine(self.id, kind, state, failback=failback_of is not None)
         self._journal: RunJournal | None = None
         self._execution: Execution | None = None
         self._thread: threading.Thread | None = None
         self._report: RunReport | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
+        self._executing = False
         self._lock = threading.RLock()
         self.inventory_before: Inventory | None = None
 
@@ -180,8 +198,11 @@ class Run:
         if timeout is not None:
             timeout = parse_seconds(timeout, "Run.wait timeout", allow_zero=True)
         if self._thread is None:
-            self._execute()
-        elif not self._done.wait(timeout):
+            with self._lock:  # a run started in the foreground executes once, in the first wait
+                first, self._executing = not self._executing, True
+            if first:
+                self._execute()
+        if not self._done.wait(timeout):
             raise ConflictError(f"run {self.id} is still running after {timeout:g} s")
         if self._error is not None:
             raise self._error
@@ -207,6 +228,18 @@ class Run:
         if self._execution is None:
             raise ConflictError(f"run {self.id} is {self.state.value}: no approval is waiting")
         self._execution.gates.answer(name, approved, by)
+
+    def commit(self) -> RunReport:
+        """Make this failover permanent (:meth:`Runner.commit`)."""
+        return self._runner.commit(self)
+
+    def undo(self) -> RunReport:
+        """Revert what this run touched (:meth:`Runner.undo`)."""
+        return self._runner.undo(self)
+
+    def failback(self, *, plan: FailoverPlan | None = None, background: bool = True) -> Run:
+        """Bring this run's VMs home (:meth:`Runner.failback`); returns the failback run."""
+        return self._runner.failback(self, plan=plan, background=background)
 
     # --- life ------------------------------------------------------------------------------------
 
@@ -241,8 +274,11 @@ class Run:
                     self._report = attrs.evolve(
                         self._report, warnings=(*self._report.warnings, message)
                     )
-            if self._execution.after_end is not None:
-                self._execution.after_end()
+            # taken off the execution before it runs: it refers to this run, and a run left in a
+            # reference cycle would make everything it holds (per VM) cyclic garbage
+            after_end, self._execution.after_end = self._execution.after_end, None
+            if after_end is not None:
+                after_end()
         except BaseException as error:  # handed to wait(), which re-raises it
             self._error = error
         finally:
@@ -406,10 +442,26 @@ class Runner:
         ``cleanup_after`` (test failovers only) removes the test copies that many seconds (or a
         duration such as ``"1h"``) after the recovery ended, as :meth:`cleanup` does.
         """
-        plan = _as_plan(plan, recovery_point, rto)
+        background = _flag(background, "background")
+        run = self._prepare(
+            _as_plan(plan, recovery_point, rto), kind, force, weights, cleanup_after, None
+        )
+        if background:
+            run._start_background()
+        return run
+
+    def _prepare(
+        self,
+        plan: FailoverPlan,
+        kind: FailoverKind | str,
+        force: bool,
+        weights: Mapping[str, float] | None,
+        cleanup_after: float | str | None,
+        failback_of: Run | None,
+    ) -> Run:
+        """Check and compile ``plan`` and claim what it touches: a run ready to execute."""
         kind = as_enum(FailoverKind, kind, "kind")
         force = _flag(force, "force")
-        background = _flag(background, "background")
         delay = None
         if cleanup_after is not None:
             if kind is not FailoverKind.TEST:
@@ -419,7 +471,7 @@ class Runner:
             delay = parse_seconds(cleanup_after, "cleanup_after", allow_zero=True)
         weights = _weights(weights, plan)
         run_id = f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        run = Run(self, run_id, plan, kind)
+        run = Run(self, run_id, plan, kind, failback_of=failback_of)
         run._fire(RunAction.VALIDATE)
         try:
             facts = self._facts(plan)
@@ -460,8 +512,25 @@ class Runner:
         run._fire(RunAction.START)
         if delay is not None:
             run._execution.after_end = lambda: self._cleanup_later(run, delay)
-        if background:
-            run._start_background()
+        elif kind is not FailoverKind.TEST:
+            run._execution.after_end = lambda: self._after_production(run)
+        return run
+
+    def _after_production(self, run: Run) -> None:
+        """As a production run's recovery ends: its failback's figures, the plan's deadline."""
+        from vmfailover.engine import aftercare
+
+        aftercare.finish_failback_report(run)
+        deadline = aftercare.schedule_deadline(self, run)
+        if deadline is not None and run._report is not None:
+            run._report = attrs.evolve(run._report, deadline=deadline)
+
+    def _start_failback(
+        self, plan: FailoverPlan, *, of: Run, result: FailbackResult, force: bool
+    ) -> Run:
+        """The planned failover that brings ``of`` home, ready to execute (for aftercare)."""
+        run = self._prepare(plan, FailoverKind.PLANNED, force, None, None, of)
+        run.failback_result = result
         return run
 
     def _begin(
@@ -720,6 +789,61 @@ class Runner:
             raise
         journal.outcome(seq, None, "remove_test_copy")
 
+    # --- after a production failover -------------------------------------------------------------
+
+    def commit(self, run: Run) -> RunReport:
+        """Make ``run``'s failover permanent: each replica it failed over is committed (the
+        backend's ``commit_failover``: Complete-VMFailover on Hyper-V), and can no longer be
+        undone. Committing a failback run also hands the original replicas back, replicating in
+        their first direction again. Returns the report with its :class:`CommitResult`.
+
+        Only a planned or regular run that has ended can be committed (our ConflictError
+        otherwise, naming its state and what is allowed); an interrupted commit is finished by
+        calling it again.
+        """
+        from vmfailover.engine import aftercare
+
+        return aftercare.commit(self, run)
+
+    def undo(self, run: Run) -> RunReport:
+        """Revert ``run``: the replicas it failed over are powered off and get back the disks,
+        NIC networks and guest addresses they had (``undo_failover``, dependents first), the
+        sources it stopped start again in start order, and the result is proved against the
+        inventory before the run. Returns the report with its :class:`UndoResult`.
+
+        Partial, failed and cancelled runs can be undone too (only what they touched). An undo
+        that could not finish (``restored`` False) may simply be called again.
+        """
+        from vmfailover.engine import aftercare
+
+        return aftercare.undo(self, run)
+
+    def failback(
+        self,
+        run: Run,
+        *,
+        plan: FailoverPlan | None = None,
+        force: bool = False,
+        background: bool = True,
+    ) -> Run:
+        """Bring ``run``'s VMs home and return the failback :class:`Run`.
+
+        The failover is committed if it is not yet, replication is reversed (the recovered VMs
+        replicate to the original ones, moving only the blocks that differ where the originals
+        still exist), and a planned failover back runs: the recovered VMs shut down, a final
+        sync, the originals started in the plan's order on their own networks with their own
+        addresses (:func:`~vmfailover.plan.reverse.reverse_plan`, or ``plan``). The failback
+        run has its own commit (which also resumes replication in the first direction) and
+        undo (which gives production back to the recovery site). Its report's
+        :class:`FailbackResult` says what the syncs moved.
+        """
+        from vmfailover.engine import aftercare
+
+        force = _flag(force, "force")
+        return aftercare.failback(
+            self, run, plan=plan, force=force, background=_flag(background, "background")
+        )
+
     # --- backend calls ----------------------------------------------------------------------------
 
     def _call(
@@ -937,8 +1061,11 @@ def _journaled_copies(entries: Iterable[JournalEntry]) -> list[str]:
     return list(copies)
 
 
-def inventory_differences(before: Inventory, after: Inventory) -> list[str]:
-    """Every site, host, datastore, network, VM and replica that differs between two inventories."""
+def inventory_differences(
+    before: Inventory, after: Inventory, *, only: Collection[str] | None = None
+) -> list[str]:
+    """Every site, host, datastore, network, VM and replica that differs between two inventories
+    (those whose key is in ``only``, when given)."""
     differences: list[str] = []
     tables = (
         ("site", lambda i: {s.name: s for s in i.sites}),
@@ -950,6 +1077,9 @@ def inventory_differences(before: Inventory, after: Inventory) -> list[str]:
     )
     for what, index in tables:
         old, new = index(before), index(after)
+        if only is not None:
+            old = {key: value for key, value in old.items() if key in only}
+            new = {key: value for key, value in new.items() if key in only}
         for key in sorted(old.keys() - new.keys()):
             differences.append(f"{what} {key!r} is gone")
         for key in sorted(new.keys() - old.keys()):

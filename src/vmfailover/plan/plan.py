@@ -154,6 +154,18 @@ def _shutdown_timeout(value: object) -> float:
     return parse_seconds(value, "FailoverPlan shutdown_timeout")
 
 
+def _auto_commit(value: object) -> float | None:
+    return (
+        None if value is None else parse_seconds(value, "FailoverPlan auto_commit", allow_zero=True)
+    )
+
+
+def _auto_undo(value: object) -> float | None:
+    return (
+        None if value is None else parse_seconds(value, "FailoverPlan auto_undo", allow_zero=True)
+    )
+
+
 def _optional(kind: type, item: str, hint: str) -> Any:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and not isinstance(value, kind):
@@ -238,6 +250,10 @@ class FailoverPlan:
     - ``rpo`` / ``rto``: objectives (seconds, or durations such as ``"15m"``); a run that misses
       one says so in its report.
     - ``steps``: :class:`Step` and :class:`Approval` items around the plan, groups and VMs.
+    - ``auto_commit`` / ``auto_undo``: a commit policy, as Zerto's: a planned or regular failover
+      stays uncommitted (it can be undone) until it is committed, or until this long (seconds,
+      or a duration such as ``"4h"``) after its recovery ended, when it is committed or undone
+      automatically. At most one of the two; neither: it waits for a decision.
     """
 
     name: str = attrs.field(validator=_plan_name)
@@ -267,9 +283,19 @@ class FailoverPlan:
     reip_overrides: tuple[ReIPOverride, ...] = attrs.field(default=(), converter=_overrides)
     shutdown_timeout: float = attrs.field(default=300.0, converter=_shutdown_timeout)
     description: str = attrs.field(default="", validator=_description)
+    auto_commit: float | None = attrs.field(default=None, converter=_auto_commit)
+    auto_undo: float | None = attrs.field(default=None, converter=_auto_undo)
 
     def __attrs_post_init__(self) -> None:
         findings: list[Finding] = []
+        if self.auto_commit is not None and self.auto_undo is not None:
+            findings.append(
+                Finding(
+                    "FailoverPlan auto_commit, auto_undo",
+                    "are both set: a failover is either committed or undone when its time comes",
+                    hint="keep the one the plan's owner wants",
+                )
+            )
         if isinstance(self.recovery_point, Mapping):
             for vm in self.recovery_point:
                 if vm not in self.vms:

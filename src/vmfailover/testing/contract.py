@@ -25,7 +25,15 @@ import pytest
 
 from vmfailover.backends.base import Backend, Readiness
 from vmfailover.errors import ConflictError, NotFoundError, PermanentBackendError
-from vmfailover.model import VM, Inventory, IPConfig, PowerState, RecoveryPoint, Replica
+from vmfailover.model import (
+    VM,
+    Inventory,
+    IPConfig,
+    PowerState,
+    RecoveryPoint,
+    Replica,
+    ReplicaState,
+)
 
 __all__ = ["BackendContract", "ContractScene"]
 
@@ -137,6 +145,8 @@ class BackendContract:
             lambda: backend.connect_nic("no-such-vm", "00:00:00:00:00:01", scene.spare_network),
             lambda: backend.create_replica("no-such-vm", scene.target_host, scene.target_datastore),
             lambda: backend.reverse_replication("no-such-replica"),
+            lambda: backend.commit_failover("no-such-replica"),
+            lambda: backend.undo_failover("no-such-replica"),
         ]
         for call in calls:
             with pytest.raises(NotFoundError):
@@ -267,6 +277,77 @@ class BackendContract:
         with pytest.raises((ConflictError, NotFoundError)):
             scene.backend.revert("no-such-replica", point.id)
 
+    # --- after a failover: commit or undo --------------------------------------------------------
+
+    def state(self, scene: ContractScene, replica: Replica) -> ReplicaState:
+        return scene.backend.inventory().replica(replica.id).state
+
+    def reversed_or_gone(self, scene: ContractScene, replica: Replica) -> bool:
+        """A reversed replica is listed ``reversed``, or no more (Hyper-V lists a relationship
+        at its replica's end, and that VM is the primary now)."""
+        found = [r for r in scene.backend.inventory().replicas if r.id == replica.id]
+        return not found or found[0].state is ReplicaState.REVERSED
+
+    def test_commit_failover_is_final_and_idempotent(self, scene: ContractScene) -> None:
+        backend = scene.backend
+        replica = self.replicate(scene)
+        backend.sync(replica.id)
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        used = backend.sync(replica.id)
+        backend.shutdown_guest(scene.source_vm, timeout=scene.boot_timeout)
+        backend.revert(replica.id, used.id)
+        backend.power_on(replica.replica_vm)
+        backend.commit_failover(replica.id)
+        backend.commit_failover(replica.id)
+        assert self.state(scene, replica) is ReplicaState.COMMITTED
+        # the point it runs from may stay listed (or be merged into the VM, as on Hyper-V)
+        assert {p.id for p in backend.recovery_points(replica.id)} <= {used.id}
+        assert self.vm(scene, replica.replica_vm).power_state is PowerState.ON
+        with pytest.raises(ConflictError):
+            backend.undo_failover(replica.id)
+        with pytest.raises((ConflictError, NotFoundError)):  # the point may be merged
+            backend.revert(replica.id, used.id)
+
+    def test_commit_failover_refuses_a_replica_that_is_not_failed_over(
+        self, scene: ContractScene
+    ) -> None:
+        replica = self.replicate(scene)
+        scene.backend.sync(replica.id)
+        with pytest.raises(ConflictError):
+            scene.backend.commit_failover(replica.id)
+        assert self.state(scene, replica) is ReplicaState.READY
+
+    def test_undo_failover_returns_the_replica_to_replicating(self, scene: ContractScene) -> None:
+        backend = scene.backend
+        replica = self.replicate(scene)
+        older = backend.sync(replica.id)
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        newer = backend.sync(replica.id)
+        backend.shutdown_guest(scene.source_vm, timeout=scene.boot_timeout)
+        backend.revert(replica.id, older.id)
+        backend.power_on(replica.replica_vm)
+        backend.undo_failover(replica.id)
+        backend.undo_failover(replica.id)
+        assert self.state(scene, replica) is ReplicaState.READY
+        assert self.vm(scene, replica.replica_vm).power_state is PowerState.OFF
+        assert {older.id, newer.id} <= {p.id for p in backend.recovery_points(replica.id)}
+        backend.power_on(scene.source_vm)  # production runs on, replicating
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        again = backend.sync(replica.id)
+        assert again.id not in (older.id, newer.id)
+        assert self.state(scene, replica) is ReplicaState.READY
+
+    def test_undo_failover_of_a_ready_replica_does_nothing(self, scene: ContractScene) -> None:
+        replica = self.replicate(scene)
+        scene.backend.sync(replica.id)
+        before = scene.backend.inventory()
+        scene.backend.undo_failover(replica.id)
+        assert scene.backend.inventory().replica(replica.id) == before.replica(replica.id)
+        assert self.vm(scene, replica.replica_vm) == before.vm(replica.replica_vm)
+
     # --- test failover ---------------------------------------------------------------------------
 
     def test_test_copy_leaves_production_untouched(self, scene: ContractScene) -> None:
@@ -369,3 +450,32 @@ class BackendContract:
             assert readiness.heartbeat, "the guest runs again"
         finally:
             scene.restore_host(failed)
+
+    def test_a_committed_failback_hands_the_original_replica_back(
+        self, scene: ContractScene
+    ) -> None:
+        """Fail over, commit, reverse, fail back (planned), commit: the first replica resumes."""
+        backend = scene.backend
+        backend.shutdown_guest(scene.source_vm, timeout=scene.boot_timeout)
+        replica, _ = self.fail_over(scene)
+        backend.power_on(replica.replica_vm)
+        backend.commit_failover(replica.id)
+        reverse = backend.reverse_replication(replica.id)
+        assert self.reversed_or_gone(scene, replica)
+        scene.write(replica.replica_vm)
+        scene.wait(60)
+        backend.sync(reverse.id)
+        backend.shutdown_guest(replica.replica_vm, timeout=scene.boot_timeout)
+        final = backend.sync(reverse.id)
+        backend.revert(reverse.id, final.id)
+        backend.power_on(scene.source_vm)
+        backend.commit_failover(reverse.id)
+        resumed = backend.reverse_replication(reverse.id)
+        assert resumed.id == replica.id
+        assert backend.reverse_replication(reverse.id).id == replica.id
+        assert self.state(scene, replica) is ReplicaState.READY
+        assert self.reversed_or_gone(scene, reverse)
+        assert backend.inventory().replica_of(scene.source_vm).id == replica.id
+        scene.write(scene.source_vm)
+        scene.wait(60)
+        assert backend.sync(replica.id).replica == replica.id

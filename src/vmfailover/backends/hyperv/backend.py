@@ -18,6 +18,8 @@ recovery_points            Get-VMSnapshot of the replica VM (Replica, AppConsist
 delete_recovery_point      Remove-VMSnapshot
 revert                     Start-VMFailover -VMRecoverySnapshot (Stop-VMFailover first to change the
                            point of an uncommitted failover)
+commit_failover            Complete-VMFailover (the point used stays, the others are deleted)
+undo_failover              Stop-VMFailover on the replica (turns it off, reverts the failover)
 connect_nic                Connect-VMNetworkAdapter
 set_guest_ip               Set-VMNetworkAdapterFailoverConfiguration (injected as the guest boots)
 power_on / power_off       Start-VM / Stop-VM -TurnOff
@@ -26,7 +28,6 @@ readiness                  Get-VM (State, Heartbeat); Get-VMNetworkAdapter (IPAd
 create_test_copy           Start-VMFailover -AsTest (the test VM)
 remove_test_copy           Stop-VMFailover on its replica (deletes the test VM)
 reverse_replication        Set-VMReplication -Reverse (+ Start-VMInitialReplication when needed)
-commit_failover (extra)    Complete-VMFailover
 restart_on_host            refused (PermanentBackendError): needs Hyper-V failover clustering, which
 migrate_vm                 this backend does not model (see ``_NO_CLUSTERING``)
 =========================  =========================================================================
@@ -62,6 +63,7 @@ from vmfailover.model import (
     IPConfig,
     RecoveryPoint,
     Replica,
+    ReplicaState,
     is_finite_number,
 )
 
@@ -84,6 +86,7 @@ from .reading import (
     mac_of,
     recovery_points,
     replica_from,
+    replica_state,
 )
 from .reading import SWITCH as SWITCH_TYPE
 from .session import HostSession
@@ -478,6 +481,56 @@ class HyperVBackend:
             )
         raise to_error(result.errors[0], session.name, f"fail over to {point_id}")
 
+    def commit_failover(self, replica_id: str) -> None:
+        """Complete-VMFailover: the point used is kept, the replica's other recovery points are
+        deleted, and the failover can no longer be undone. Idempotent."""
+        ref = VMRef.parse(replica_id, "replica")
+        session = self._session_for(ref)
+        result = session.run(
+            pipeline("commit the failover", (_vm(ref.guid), cmd("Complete-VMFailover", **_NO)))
+        )
+        if not result.errors:
+            return
+        _, replication, _ = self._read_replica(ref)
+        state = enum_name(replication.get("ReplicationState"))
+        if state == "FailedOver":
+            return  # committed already
+        if state not in ("FailedOverWaitingCompletion", "RecoveryInProgress"):
+            raise ConflictError(
+                f"replica {replica_id!r} is {state}: only a failed-over replica can be committed"
+            )
+        raise to_error(result.errors[0], session.name, "commit the failover")
+
+    def undo_failover(self, replica_id: str) -> None:
+        """Stop-VMFailover on the replica: Hyper-V turns the VM off and reverts the failover, and
+        replication resumes. Idempotent: a replicating replica is left alone. The failover IP
+        settings the run gave the replica's NICs stay (Hyper-V applies them only at a failover,
+        which sets its own; the inventory does not show them)."""
+        ref = VMRef.parse(replica_id, "replica")
+        _, replication, _ = self._read_replica(ref)
+        state = enum_name(replication.get("ReplicationState"))
+        if replica_state(state) is ReplicaState.READY:
+            return  # not failed over (any more)
+        if state == "FailedOver":
+            raise ConflictError(
+                f"the failover of replica {replica_id!r} was committed (Complete-VMFailover): it "
+                "cannot be undone"
+            )
+        if state not in ("FailedOverWaitingCompletion", "RecoveryInProgress"):
+            raise ConflictError(f"replica {replica_id!r} is {state}: there is no failover to undo")
+        if guid_of_test_vm(replication) is not None:
+            raise ConflictError(
+                f"replica {replica_id!r} has a test VM: Stop-VMFailover would remove it instead; "
+                "remove the test copy first"
+            )
+        session = self._session_for(ref)
+        result = session.run(pipeline("undo the failover", (_vm(ref.guid), cmd("Stop-VMFailover"))))
+        if result.errors:
+            _, replication, _ = self._read_replica(ref)
+            now = enum_name(replication.get("ReplicationState"))
+            if replica_state(now) is not ReplicaState.READY:
+                raise to_error(result.errors[0], session.name, "undo the failover")
+
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         ref = VMRef.parse(vm_id)
         adapters, adapter = self._adapter(ref, mac)
@@ -819,23 +872,6 @@ class HyperVBackend:
         """Refused: moving a VM between hosts needs Hyper-V failover clustering."""
         VMRef.parse(vm_id)
         raise PermanentBackendError(_NO_CLUSTERING.format(what=f"move VM {vm_id!r}", host=host))
-
-    # --- Hyper-V only ----------------------------------------------------------------------------
-
-    def commit_failover(self, replica_id: str) -> None:
-        """Make a failover permanent (Complete-VMFailover): the point used is kept, the replica's
-        other recovery points are deleted, and the failover can no longer be reverted. Idempotent.
-        """
-        ref = VMRef.parse(replica_id, "replica")
-        session = self._session_for(ref)
-        result = session.run(
-            pipeline("commit the failover", (_vm(ref.guid), cmd("Complete-VMFailover", **_NO)))
-        )
-        if not result.errors:
-            return
-        _, replication = self._read_relationship(ref)
-        if enum_name(replication.get("ReplicationState")) != "FailedOver":
-            raise to_error(result.errors[0], session.name, "commit the failover")
 
     # --- internals: hosts and reads ---------------------------------------------------------------
 

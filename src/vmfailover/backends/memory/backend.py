@@ -64,6 +64,8 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
     """
 
     name = "memory"
+    block_size = BLOCK_SIZE
+    """Bytes per block: a point's ``size_bytes`` divided by it is the blocks its sync moved."""
 
     def __init__(
         self,

@@ -226,8 +226,42 @@ class MemoryProtocol:
                 raise ConflictError(
                     f"replica VM {target.vm.name!r} is running: power it off before reverting"
                 )
+            store.record_failover(replica.id, point_id, target.disk)
             target.disk = dict(point.disk)
             store.apply(replica, ReplicaEvent.REVERT)
+
+    def commit_failover(self, replica_id: str) -> None:
+        self._enter("commit_failover", replica_id)
+        store = self._store
+        with store.lock:
+            replica = store.replica(replica_id)
+            next_replica_state(replica, ReplicaEvent.COMMIT)
+            if replica.state is ReplicaState.COMMITTED:
+                return
+            failover = store.failover_of(replica_id)
+            if failover is not None:  # the point it runs from stays; the others go
+                for record in store.points_of(replica_id):
+                    if record.point.id != failover.point:
+                        store.remove_point(record.point.id)
+            store.end_failover(replica_id)
+            store.apply(replica, ReplicaEvent.COMMIT)
+
+    def undo_failover(self, replica_id: str) -> None:
+        self._enter("undo_failover", replica_id)
+        store = self._store
+        with store.lock:
+            replica = store.replica(replica_id)
+            next_replica_state(replica, ReplicaEvent.UNDO)
+            if replica.state is ReplicaState.READY:
+                return
+            target = store.vm(replica.replica_vm)
+            store.require_reachable(target)
+            failover = store.failover_of(replica_id)
+            store.set_power(target, PowerState.OFF)
+            if failover is not None:
+                target.disk = dict(failover.disk_before)
+            store.end_failover(replica_id)
+            store.apply(replica, ReplicaEvent.UNDO)
 
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         self._enter("connect_nic", vm_id)
@@ -374,9 +408,11 @@ class MemoryProtocol:
             replica = store.replica(replica_id)
             reverse_id = f"replica-{replica.replica_vm}"
             existing = store.find_replica(reverse_id)
-            if existing is not None:
-                return existing
+            if existing is not None and replica.state is ReplicaState.REVERSED:
+                return existing  # reversed already
             next_replica_state(replica, ReplicaEvent.REVERSE)
+            if existing is not None:  # the failback is done: the original replica resumes
+                next_replica_state(existing, ReplicaEvent.RESUME)
             original = store.vm(replica.source_vm)
             store.require_reachable(original)
             if original.running:
@@ -384,6 +420,10 @@ class MemoryProtocol:
                     f"VM {original.vm.name!r} is running: it must be off to receive "
                     "reverse replication"
                 )
+            store.end_failover(replica.id)
+            if existing is not None:
+                store.apply(replica, ReplicaEvent.REVERSE)
+                return store.apply(existing, ReplicaEvent.RESUME)
             reverse = Replica(
                 id=reverse_id,
                 source_vm=replica.replica_vm,

@@ -6,15 +6,21 @@ next state. A replica is born ``initializing`` (by ``create_replica``, or by
 ``reverse_replication`` for the replica that runs the other way); from then on the backend changes
 its state only through :func:`next_replica_state`, and an event the table does not list for the
 replica's state raises :class:`~vmfailover.errors.ConflictError` naming the replica, the event and
-the state. Later calls (commit, undo, failback) add their events and rows here, nowhere else.
+the state.
 
-Two rules the table encodes on purpose:
+Rules the table encodes on purpose:
 
 - A test copy exists only while its replica is ``test_failover``: a replica cannot be reverted
   (failed over) or tested once failed over until the test is cleaned up, so removing the last test
   copy always returns the replica to ``ready``.
-- ``reversed`` replicas may sync again: after a failback, ``reverse_replication`` of the reverse
-  replica hands back the original one, which then replicates in its first direction again.
+- A failover is undone (``undo_failover``: back to ``ready``) or committed (``commit_failover``)
+  only while it is failed over; both may be repeated (a ready replica stays ready, a committed
+  one committed), so a journal can repeat them after a crash.
+- A ``reversed`` replica does not sync (its replica VM runs production now); it is *resumed*
+  (back to ``ready``) when ``reverse_replication`` of its reverse replica, failed over or
+  committed in turn (a failback), hands it back: it then replicates in its first direction
+  again, and its reverse replica is the ``reversed`` one.
+- Nothing leads to ``error`` yet: it waits for the calls that lead there (a repair).
 """
 
 from __future__ import annotations
@@ -36,7 +42,10 @@ class ReplicaEvent(enum.StrEnum):
     TEST = "create_test_copy"
     END_TEST = "remove_test_copy"  # the replica's last test copy is removed
     REVERT = "revert"
+    COMMIT = "commit_failover"
+    UNDO = "undo_failover"
     REVERSE = "reverse_replication"
+    RESUME = "resume"  # by reverse_replication of its reverse replica (a failback done)
 
 
 _S = ReplicaState
@@ -45,11 +54,21 @@ _E = ReplicaEvent
 #: state -> event -> next state. The only place a replica's state changes are decided.
 REPLICA_TRANSITIONS: Final[Mapping[ReplicaState, Mapping[ReplicaEvent, ReplicaState]]] = {
     _S.INITIALIZING: {_E.SYNC: _S.READY},
-    _S.READY: {_E.SYNC: _S.READY, _E.TEST: _S.TEST_FAILOVER, _E.REVERT: _S.FAILED_OVER},
+    _S.READY: {
+        _E.SYNC: _S.READY,
+        _E.TEST: _S.TEST_FAILOVER,
+        _E.REVERT: _S.FAILED_OVER,
+        _E.UNDO: _S.READY,
+    },
     _S.TEST_FAILOVER: {_E.TEST: _S.TEST_FAILOVER, _E.END_TEST: _S.READY},
-    _S.FAILED_OVER: {_E.REVERT: _S.FAILED_OVER, _E.REVERSE: _S.REVERSED},
-    _S.COMMITTED: {_E.REVERSE: _S.REVERSED},
-    _S.REVERSED: {_E.SYNC: _S.REVERSED},
+    _S.FAILED_OVER: {
+        _E.REVERT: _S.FAILED_OVER,
+        _E.COMMIT: _S.COMMITTED,
+        _E.UNDO: _S.READY,
+        _E.REVERSE: _S.REVERSED,
+    },
+    _S.COMMITTED: {_E.COMMIT: _S.COMMITTED, _E.REVERSE: _S.REVERSED},
+    _S.REVERSED: {_E.RESUME: _S.READY},
     _S.ERROR: {},
 }
 

@@ -3,7 +3,8 @@
 Each command of the command line is a new process, so a lab that a test failover changed must be
 written down and read back by the next command. The document holds the whole world: sites,
 hosts, datastores, networks, every VM with its disk, boot and workload, replicas in whatever
-state they are, recovery points with their disks, the virtual clock, the random generator's state
+state they are, recovery points with their disks, uncommitted failovers (what undo gives back),
+the split brains the lab witnessed, the virtual clock, the random generator's state
 and the counters that name new points and block versions. What a loaded world does next is what
 the saved one would have done (a property test holds it to that).
 
@@ -29,7 +30,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from vmfailover.backends.memory.store import MemoryStore, PointRecord, VMRecord
+from vmfailover.backends.memory.store import FailoverRecord, MemoryStore, PointRecord, VMRecord
 from vmfailover.clock import VirtualClock
 from vmfailover.errors import Finding, ValidationError, VMFailoverError
 from vmfailover.model import (
@@ -106,6 +107,11 @@ def store_document(store: MemoryStore) -> dict[str, Json]:
             {"point": _plain(record.point), "disk": disk_runs(record.disk)}
             for record in store.all_points()
         ],
+        "failovers": {
+            replica: {"point": record.point, "disk_before": disk_runs(record.disk_before)}
+            for replica, record in store.all_failovers().items()
+        },
+        "split_brains": list(store.split_brains),
     }
 
 
@@ -295,6 +301,20 @@ def _read(document: object) -> MemoryStore:
         disk = _disk(fields.get("disk"), f"{where}.disk")
         _check_versions(disk, store.last_version, f"{where}.disk")
         _at(where, store.add_point, PointRecord(point, disk))
+    for replica_id, item in _field(top, "failovers", "", dict).items():
+        where = f"failovers.{replica_id}"
+        fields = _object(item, where, "an uncommitted failover")
+        _known_keys(fields, where, ("point", "disk_before"))
+        point_id = fields.get("point")
+        if not isinstance(point_id, str) or not point_id:
+            raise _Refusal(f"{where}.point", f"must be a recovery point id, got {point_id!r}")
+        before = _disk(fields.get("disk_before"), f"{where}.disk_before")
+        _check_versions(before, store.last_version, f"{where}.disk_before")
+        _at(where, store.restore_failover, str(replica_id), FailoverRecord(point_id, before))
+    witnessed = _field(top, "split_brains", "", list)
+    if not all(isinstance(line, str) for line in witnessed):
+        raise _Refusal("split_brains", "must be a list of text")
+    store.split_brains = list(witnessed)
     numbers = [_point_number(record.point.id) for record in store.all_points()]
     if numbers and max(numbers) > store.last_point_number:
         raise _Refusal("last_point_number", "is below the number of a recovery point it holds")
@@ -318,6 +338,8 @@ _TOP_KEYS = (
     "vm_order",
     "replicas",
     "points",
+    "failovers",
+    "split_brains",
 )
 _REPLICA_TIMES = ("created_at",)
 _POINT_TIMES = ("created_at", "pinned_until")

@@ -35,7 +35,15 @@ from vmfailover.model import (
     lookup,
 )
 
-__all__ = ["BLOCK_SIZE", "Disk", "MemoryStore", "PointRecord", "VMRecord", "differing_blocks"]
+__all__ = [
+    "BLOCK_SIZE",
+    "Disk",
+    "FailoverRecord",
+    "MemoryStore",
+    "PointRecord",
+    "VMRecord",
+    "differing_blocks",
+]
 
 BLOCK_SIZE = 1 << 20
 """Bytes per block of a memory-backend disk."""
@@ -72,6 +80,15 @@ class VMRecord:
     def blocks(self) -> int:
         """How many blocks the disk has (at least one)."""
         return max(1, self.vm.disk_bytes // BLOCK_SIZE)
+
+
+@attrs.frozen
+class FailoverRecord:
+    """An uncommitted failover of a replica: the point its VM was reverted to, and the disk it
+    had before (what undo gives back)."""
+
+    point: str
+    disk_before: Mapping[int, int]
 
 
 @attrs.define
@@ -136,7 +153,9 @@ class MemoryStore:
         self._replicas_into: dict[str, tuple[str, ...]] = {}
         self._points_of: dict[str, dict[str, None]] = {}
         self._test_copies: dict[str, dict[str, None]] = {}
+        self._failovers: dict[str, FailoverRecord] = {}
         self._inventory: Inventory | None = None
+        self.split_brains: list[str] = []  # each moment both ends of a replica ran at once
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.summary()})"
@@ -317,6 +336,22 @@ class MemoryStore:
             return
         self.replace_vm(record, attrs.evolve(record.vm, power_state=state))
         record.booted_at = self.clock.monotonic() if state is PowerState.ON else None
+        if state is PowerState.ON:
+            self._note_split_brain(record.vm.id)
+
+    def _note_split_brain(self, vm_id: str) -> None:
+        """Record it if ``vm_id`` now runs beside the VM at the other end of one of its replicas
+        (either direction, whatever the replica's state): the lab's split-brain witness."""
+        ends = (
+            *(self._replicas[r].replica_vm for r in self._replicas_from.get(vm_id, ())),
+            *(self._replicas[r].source_vm for r in self._replicas_into.get(vm_id, ())),
+        )
+        for twin in dict.fromkeys(ends):
+            other = self._vms.get(twin)
+            if other is not None and other.running:
+                self.split_brains.append(
+                    f"{self.clock.now().isoformat()}: VM {vm_id!r} started while {twin!r} ran"
+                )
 
     def require_available(self, host: Host, what: str) -> None:
         if not host.available:
@@ -388,6 +423,30 @@ class MemoryStore:
     def replicas_into(self, vm_id: str) -> tuple[Replica, ...]:
         """The replicas whose replica VM is ``vm_id``."""
         return tuple(self._replicas[r] for r in self._replicas_into.get(vm_id, ()))
+
+    # --- uncommitted failovers --------------------------------------------------------------------
+
+    def record_failover(self, replica_id: str, point_id: str, disk_before: Disk) -> None:
+        """The replica VM was reverted to ``point_id``; the first revert keeps the disk before."""
+        earlier = self._failovers.get(replica_id)
+        kept = earlier.disk_before if earlier is not None else dict(disk_before)
+        self._failovers[replica_id] = FailoverRecord(point_id, kept)
+
+    def failover_of(self, replica_id: str) -> FailoverRecord | None:
+        return self._failovers.get(replica_id)
+
+    def all_failovers(self) -> dict[str, FailoverRecord]:
+        """Every uncommitted failover, by replica id."""
+        return dict(self._failovers)
+
+    def restore_failover(self, replica_id: str, record: FailoverRecord) -> None:
+        """An uncommitted failover read back from a saved world; its replica must exist."""
+        self.replica(replica_id)
+        self._failovers[replica_id] = record
+
+    def end_failover(self, replica_id: str) -> None:
+        """The failover was committed, undone or reversed: nothing is left to undo."""
+        self._failovers.pop(replica_id, None)
 
     # --- recovery points -------------------------------------------------------------------------
 

@@ -139,6 +139,13 @@ class WorldEvents:
         with self._store.lock:
             return DAMAGE_BLOCK in self._store.vm(vm_id).disk
 
+    def split_brains(self) -> tuple[str, ...]:
+        """Every moment a VM was powered on while the VM at the other end of one of its replicas
+        (either direction) ran: both copies of one machine alive at once. Recorded as the power
+        changes, so a split brain that lasted an instant is caught too; empty when none was."""
+        with self._store.lock:
+            return tuple(self._store.split_brains)
+
     @staticmethod
     def blocks_differing(a: Disk, b: Disk) -> int:
         """How many blocks differ between two disks."""

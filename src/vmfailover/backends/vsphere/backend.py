@@ -805,6 +805,82 @@ class VSphereBackend:
             return mac  # the replica is gone: the copy's own NICs are all there is
         return found or mac
 
+    def _failover_state(self, site: _Site, ref: Any, record: ReplicaRecord) -> ReplicaState:
+        """The replica's state, counting a revert whose marker is still owed as failed over."""
+        return ReplicaState.FAILED_OVER if self._owes_marker(site, ref) else record.state
+
+    def commit_failover(self, replica_id: str) -> None:
+        """Delete every recovery point but the one the replica VM runs from (its current
+        snapshot), then mark the replica committed. Idempotent: a repeat after a crash deletes
+        what is left and marks it."""
+        vm_id, site, ref, props, record = self._read_replica(
+            replica_id, ("snapshot.rootSnapshotList", "snapshot.currentSnapshot")
+        )
+        state = self._failover_state(site, ref, record)
+        if state is ReplicaState.COMMITTED:
+            return
+        if state is not ReplicaState.FAILED_OVER:
+            raise ConflictError(
+                f"replica {replica_id!r} is {state.value}: only a failed-over replica can be "
+                "committed"
+            )
+        current = props.get("snapshot.currentSnapshot")
+        kept = point_id(vm_id, current._moId) if current is not None else None
+        what = f"committing the failover of replica {replica_id!r}"
+        self._forget(site.settings.site, ref._moId)
+        for point in _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList")):
+            if point.id == kept:
+                continue
+            parts = split_point_id(point.id)
+            assert parts is not None
+            snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
+            with contextlib.suppress(NotFoundError):  # gone already (a repeat)
+                self._remove_snapshot(site.conn, snapshot, f"{what}: deleting {point.id!r}")
+        self._reconfigure(site.conn, ref, {REPLICA_STATE: ReplicaState.COMMITTED.value}, what)
+        with self._known_lock:
+            self._unmarked.discard((site.settings.site, ref._moId))
+
+    def undo_failover(self, replica_id: str) -> None:
+        """Power the replica VM off, revert it to its newest recovery point (what the last sync
+        left in it, before the failover) and mark it ready. Idempotent."""
+        vm_id, site, ref, props, record = self._read_replica(
+            replica_id, ("runtime.powerState", "snapshot.rootSnapshotList")
+        )
+        state = self._failover_state(site, ref, record)
+        points = _points(replica_id, vm_id, props.get("snapshot.rootSnapshotList"))
+        what = f"undoing the failover of replica {replica_id!r}"
+        if state is ReplicaState.READY:
+            return
+        if state is ReplicaState.INITIALIZING:
+            if points:  # reverted to its first point, which still carried this marker
+                self._reconfigure(site.conn, ref, {REPLICA_STATE: ReplicaState.READY.value}, what)
+            return
+        if state is not ReplicaState.FAILED_OVER:
+            raise ConflictError(
+                f"replica {replica_id!r} is {state.value}: there is no failover to undo"
+                + (" (a committed failover is final)" if state is ReplicaState.COMMITTED else "")
+            )
+        if not points:
+            raise ConflictError(f"replica {replica_id!r} has no recovery point to go back to")
+        self._forget(site.settings.site, ref._moId)
+        if POWER.get(str(props.get("runtime.powerState"))) is not PowerState.OFF:
+            try:
+                wait_for_task(site.conn, site.conn.invoke(what, ref.PowerOffVM_Task), what)
+            except ConflictError:
+                if self._power(site, ref, vm_id) is PowerState.ON:
+                    raise
+        parts = split_point_id(points[-1].id)
+        assert parts is not None
+        snapshot = site.conn.managed("VirtualMachineSnapshot", parts[1])
+        wait_for_task(
+            site.conn,
+            site.conn.invoke(what, snapshot.RevertToSnapshot_Task, suppressPowerOn=True),
+            f"{what}: reverting to {points[-1].id!r}",
+        )
+        self._reconfigure(site.conn, ref, {REPLICA_STATE: ReplicaState.READY.value}, what)
+        with self._known_lock:
+            self._unmarked.discard((site.settings.site, ref._moId))
+
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         site, ref = self._vm_ref(vm_id)
         current = self._current(site, ref, vm_id, _DEVICE_PATHS)
@@ -1096,7 +1172,25 @@ class VSphereBackend:
             extra_config(original.get("config.extraConfig")), f"VM {original.get('name')!r}"
         )
         host_names = self._host_name(original_site, original.get("runtime.host"))
+        state = self._failover_state(site, ref, record)
         if existing is not None and existing.id == reverse_id and existing.source_vm == vm_id:
+            if existing.state is ReplicaState.REVERSED and state in (
+                ReplicaState.FAILED_OVER,
+                ReplicaState.COMMITTED,
+            ):  # a failback done: the original replica resumes, this one is reversed
+                if POWER.get(str(original.get("runtime.powerState"))) is not PowerState.OFF:
+                    raise ConflictError(
+                        f"VM {original.get('name')!r} is running: it must be off to receive "
+                        "replication again"
+                    )
+                what = f"handing replica {existing.id!r} back"
+                resumed = {REPLICA_STATE: ReplicaState.READY.value}
+                self._reconfigure(original_site.conn, original_ref, resumed, what)
+                reversed_ = {REPLICA_STATE: ReplicaState.REVERSED.value}
+                self._reconfigure(site.conn, ref, reversed_, what)
+                with self._known_lock:
+                    self._unmarked.discard((site.settings.site, ref._moId))
+                existing = attrs.evolve(existing, state=ReplicaState.READY)
             return Replica(
                 id=existing.id,
                 source_vm=vm_id,
@@ -1106,9 +1200,9 @@ class VSphereBackend:
                 state=existing.state,
                 target_datastore=existing.target_datastore,
             )
-        if record.state not in (ReplicaState.FAILED_OVER, ReplicaState.COMMITTED):
+        if state not in (ReplicaState.FAILED_OVER, ReplicaState.COMMITTED):
             raise ConflictError(
-                f"replica {replica_id!r} is {record.state.value}: only a failed-over replica "
+                f"replica {replica_id!r} is {state.value}: only a failed-over replica "
                 "can replicate back"
             )
         if POWER.get(str(original.get("runtime.powerState"))) is not PowerState.OFF:
@@ -1132,6 +1226,8 @@ class VSphereBackend:
             original_site.conn, original_ref, reverse.encode(), f"{what}: new replica"
         )
         self._reconfigure(site.conn, ref, {REPLICA_STATE: ReplicaState.REVERSED.value}, what)
+        with self._known_lock:
+            self._unmarked.discard((site.settings.site, ref._moId))
         return Replica(
             id=reverse_id,
             source_vm=vm_id,
