@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from vmfailover.cli.journal import journal_path, load_backend
+from vmfailover.cli.backends import backend_from_factory
+from vmfailover.cli.journal import journal_path
 from vmfailover.cli.output import Output
 from vmfailover.engine.lease import Lease
 from vmfailover.engine.lease_postgres import PostgresLease
@@ -86,7 +87,7 @@ def serve_command(
 ) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
     plan = FailoverPlan.load(submit) if submit is not None else None
-    backend = load_backend(backend_spec)
+    backend = backend_from_factory(backend_spec)
     store = open_lease(lease)
     stop = threading.Event()
     said = _Said(output)
@@ -97,7 +98,7 @@ def serve_command(
         with SQLiteJournal(journal_path(journal)) as shared, _stopped_by_signals(stop):
             orchestrator = Orchestrator(
                 shared,
-                backend,  # type: ignore[arg-type]
+                backend,
                 store,
                 name=name,
                 lease_seconds=lease_seconds,

@@ -190,6 +190,12 @@ class Run:
         return self._report
 
     @property
+    def test_copies(self) -> tuple[str, ...]:
+        """The ids of the test copies this run created and has not removed (a test run's; what
+        :meth:`Runner.cleanup` removes). Empty before the run has started its VMs."""
+        return () if self._execution is None else tuple(self._execution.running_copies())
+
+    @property
     def waiting_approvals(self) -> tuple[str, ...]:
         """The approval gates the run is waiting at now."""
         return () if self._execution is None else self._execution.gates.waiting
@@ -876,16 +882,58 @@ class Runner:
             raise ValidationError.of("cleanup", f"needs a Run, got {run!r}")
         if run._runner.backend is not self.backend:
             raise ConflictError(f"run {run.id} ran on another backend: clean it up with its runner")
+        return self._clean_up(run, run.test_copies)
+
+    def cleanup_journaled(self, run_id: str, *, plan: FailoverPlan | None = None) -> RunReport:
+        """Clean up test run ``run_id`` of the journal, as :meth:`cleanup` does for a run of this
+        runner: for a run an earlier process started (the command line's ``cleanup RUN``).
+
+        The copies removed are those the journal says the run created (removing one that is
+        gone already is a no-op); the inventory afterwards is compared with the one the run
+        recorded before it acted; the cleanup and the report holding it are journaled, so the
+        journal's report of the run shows it. ``plan`` is needed only when the plan had Python
+        callables. ConflictError if this runner has no journal, the run ran on another kind of
+        backend, is interrupted (resume it first), or is not a test run that has ended;
+        NotFoundError if the journal lacks it.
+        """
+        if self.journal is None or self._writer is None:
+            raise ConflictError(
+                "this runner has no journal: give Runner(backend, journal=...) the journal "
+                "the run was written to"
+            )
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationError.of("cleanup_journaled", f"needs a run id, got {run_id!r}")
+        loaded = self.journal.load(run_id)
+        summary = loaded.summary
+        if summary.interrupted:
+            raise ConflictError(
+                f"run {run_id} is interrupted ({summary.state}): resume it before cleaning it up"
+            )
+        record = read_record(loaded.record, plan)
+        if record.backend != self.backend.name:
+            raise ConflictError(
+                f"run {run_id} ran on a {record.backend} backend, not on this "
+                f"{self.backend.name} one"
+            )
+        run = Run(self, run_id, record.compiled.plan, record.compiled.kind, RunState(summary.state))
+        run.inventory_before = record.inventory_before
+        run._report = self.journal.report(run_id).report
+        replay = Replay(summary.started_at, loaded.entries)
+        run._journal = RunJournal(
+            self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
+        )
+        return self._clean_up(run, _journaled_copies(loaded.entries))
+
+    def _clean_up(self, run: Run, copies: Iterable[str]) -> RunReport:
         with run._lock:
             if not run._machine.can(RunAction.CLEAN_UP):
                 run._machine.fire(
                     RunAction.CLEAN_UP
                 )  # raises, naming the state and what is allowed
-            assert run._execution is not None
             assert run.inventory_before is not None
             removed: list[str] = []
             errors: list[str] = []
-            for copy in run._execution.running_copies():
+            for copy in copies:
                 try:
                     self._remove_copy(run, copy)
                     removed.append(copy)
@@ -1267,6 +1315,17 @@ def _touched(compiled: Any) -> list[str]:
     for vm in compiled.vms:
         ids += [vm.source.id, vm.replica.id, vm.replica_vm.id]
     return ids
+
+
+def _journaled_copies(entries: Iterable[JournalEntry]) -> list[str]:
+    """The test copies a run's journal says it created, in the order it created them."""
+    copies: dict[str, None] = {}
+    for entry in entries:
+        if entry.kind is EntryKind.OUTCOME and entry.operation == "create_test_copy":
+            result = entry.payload().get("result")
+            if isinstance(result, str):
+                copies[result] = None
+    return list(copies)
 
 
 def inventory_differences(
