@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import attrs
@@ -21,6 +22,7 @@ from vmfailover.engine import sqlite_journal
 from vmfailover.engine.journal import EntryKind, Journal, JournaledRun, JournalEntry, RunSummary
 from vmfailover.engine.journal_codec import decode, dumps, encode, loads
 from vmfailover.engine.journal_writer import JournalWriter
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.run_record import read_record, write_record
 from vmfailover.engine.sqlite_journal import SQLiteJournal
@@ -79,12 +81,13 @@ def test_an_older_journal_is_migrated_on_open(
     journal, run_id = failover(folder)
     journal.close()
     # The next schema version adds a column; its migration runs when this journal is opened.
-    monkeypatch.setattr(sqlite_journal, "SCHEMA_VERSION", 2)
+    current = sqlite_journal.SCHEMA_VERSION
+    monkeypatch.setattr(sqlite_journal, "SCHEMA_VERSION", current + 1)
     monkeypatch.setitem(
-        sqlite_journal.MIGRATIONS, 1, ("ALTER TABLE vmfailover_runs ADD COLUMN note TEXT",)
+        sqlite_journal.MIGRATIONS, current, ("ALTER TABLE vmfailover_runs ADD COLUMN note TEXT",)
     )
     with SQLiteJournal(folder / "journal.db") as migrated:
-        assert migrated.schema_version == 2
+        assert migrated.schema_version == current + 1
         assert migrated.report(run_id).summary.result is RunResult.SUCCEEDED
     with sqlite3.connect(folder / "journal.db") as raw:
         columns = [row[1] for row in raw.execute("PRAGMA table_info(vmfailover_runs)")]
@@ -95,8 +98,10 @@ def test_an_older_journal_without_a_migration_is_refused(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     SQLiteJournal(folder / "j.db").close()
-    monkeypatch.setattr(sqlite_journal, "SCHEMA_VERSION", 3)
-    with pytest.raises(ConflictError, match=r"schema version 1 .* cannot migrate"):
+    current = sqlite_journal.SCHEMA_VERSION
+    monkeypatch.setattr(sqlite_journal, "SCHEMA_VERSION", current + 2)
+    monkeypatch.delitem(sqlite_journal.MIGRATIONS, current + 1, raising=False)
+    with pytest.raises(ConflictError, match=rf"schema version {current} .* cannot migrate"):
         SQLiteJournal(folder / "j.db")
 
 
@@ -251,6 +256,14 @@ class SlowJournal(Journal):
 
     def stored_report(self, run_id: str) -> str | None:
         return None
+
+    def record_replication(self, result: JobResult) -> None:
+        pass
+
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        return ()
 
     def close(self) -> None:
         pass

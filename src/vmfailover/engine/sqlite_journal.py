@@ -31,6 +31,13 @@ from vmfailover.engine.journal import (
     JournalEntry,
     RunSummary,
 )
+from vmfailover.engine.journal_replication import (
+    REPLICATION_SCHEMA,
+    replication_query,
+    replication_rows,
+    result_from_row,
+)
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError
 
 __all__ = ["MIGRATIONS", "SCHEMA", "SQLiteJournal"]
@@ -67,10 +74,13 @@ SCHEMA: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     )""",
     "CREATE INDEX vmfailover_runs_started ON vmfailover_runs (started_at)",
+    *REPLICATION_SCHEMA,
 )
 """The statements that create the current schema (version :data:`SCHEMA_VERSION`)."""
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: REPLICATION_SCHEMA,  # 2 adds the replication job runs
+}
 """version -> the statements that bring a journal of that version to the next one."""
 
 _SUMMARY = (
@@ -265,7 +275,29 @@ class SQLiteJournal(Journal):
                 raise
             self._db.execute("COMMIT")
 
+    def record_replication(self, result: JobResult) -> None:
+        statements = replication_rows(result)
+        with self._lock:
+            self._check_open()
+            exists = self._db.execute(
+                "SELECT 1 FROM vmfailover_replication_runs WHERE run_id = ?", (result.run_id,)
+            ).fetchone()
+            if exists:
+                raise ConflictError(
+                    f"journal {str(self.path)!r} holds replication run {result.run_id} already"
+                )
+            self._transaction(statements)
+
     # --- reading ---------------------------------------------------------------------------------
+
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        query, parameters = replication_query(job, since)
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(query, parameters).fetchall()
+        return tuple(result_from_row(row) for row in rows)
 
     def runs(self) -> tuple[RunSummary, ...]:
         with self._lock:
