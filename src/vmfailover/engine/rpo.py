@@ -92,6 +92,11 @@ class RPOReport:
 
     _HEADERS = ("VM", "job", "RPO", "newest point", "age", "state", "met")
 
+    def table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The table's headers and rows, as text: for renderers of our own (the command line's
+        rich tables)."""
+        return self._HEADERS, self._rows()
+
     def _rows(self) -> list[tuple[str, ...]]:
         rows: list[tuple[str, ...]] = []
         for entry in self.entries:
