@@ -831,3 +831,13 @@ def test_every_public_method_refuses_bad_input_with_our_errors(
         judge(f"{class_name}.{method}", getattr(instance, method), args, kwargs)
 
     one_call()
+
+
+def test_a_recovery_point_or_replica_without_its_creation_time_is_refused() -> None:
+    """created_at=None was accepted (the optional-time validator skipped None)."""
+    from vmfailover.model import RecoveryPoint, Replica
+
+    with pytest.raises(ValidationError, match="created_at"):
+        RecoveryPoint("p1", "r1", None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="created_at"):
+        Replica("r1", "vm-1", "vm-1-replica", "esx-b1", None)  # type: ignore[arg-type]

@@ -167,3 +167,17 @@ def test_yaml_alias_expansion_is_refused_before_it_expands() -> None:
 def test_yaml_oddities_are_refused(text: str) -> None:
     with pytest.raises(ValidationError):
         load(text, format="yaml")
+
+
+@pytest.mark.parametrize("file_format", list(FileFormat))
+def test_a_number_past_the_interpreters_digit_limit_is_refused_with_its_place(
+    file_format: FileFormat,
+) -> None:
+    """tomllib raised a bare ValueError for an integer of more than 4,300 digits (found by the
+    mutated-document property); both formats name the line and column instead."""
+    text = {
+        FileFormat.TOML: 'name = "p"\nvms = ["a"]\nrto = ' + "9" * 5000 + "\n",
+        FileFormat.YAML: "name: p\nvms: [a]\nrto: " + "9" * 5000 + "\n",
+    }[file_format]
+    with pytest.raises(ValidationError, match="line 3, column"):
+        FailoverPlan.load(text, format=file_format)

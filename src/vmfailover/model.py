@@ -146,6 +146,13 @@ def _utc_field(instance: object, attribute: attrs.Attribute[Any], value: datetim
         object.__setattr__(instance, attribute.name, checked)
 
 
+def _utc_required(instance: object, attribute: attrs.Attribute[Any], value: datetime) -> None:
+    """An aware datetime that must be there (``None`` is refused naming the field)."""
+    if value is None:
+        raise ValidationError.of(f"{_label(instance)}: {attribute.name}", "is required, got None")
+    _utc_field(instance, attribute, value)
+
+
 MAX_WHOLE = 2**63 - 1
 """The largest whole number a model field takes: what hypervisor APIs carry (a signed 64 bits)."""
 
@@ -672,7 +679,7 @@ class Replica:
     source_vm: str = attrs.field(validator=_non_empty)
     replica_vm: str = attrs.field(validator=_non_empty)
     target_host: str = attrs.field(validator=_non_empty)
-    created_at: datetime = attrs.field(validator=_utc_field)
+    created_at: datetime = attrs.field(validator=_utc_required)
     state: ReplicaState = attrs.field(default=ReplicaState.INITIALIZING, converter=_replica_state)
     target_datastore: str | None = attrs.field(default=None, validator=_optional_label)
 
@@ -697,7 +704,7 @@ class RecoveryPoint:
 
     id: str = attrs.field(validator=_non_empty)
     replica: str = attrs.field(validator=_non_empty)
-    created_at: datetime = attrs.field(validator=_utc_field)
+    created_at: datetime = attrs.field(validator=_utc_required)
     consistency: Consistency = attrs.field(default=Consistency.CRASH, converter=_point_consistency)
     tags: frozenset[str] = attrs.field(
         default=frozenset(), converter=_str_frozenset, validator=_each_name

@@ -121,6 +121,16 @@ def _read_toml(text: str) -> dict[str, Any]:
         raise ValidationError.of(item, f"is not valid TOML: {message}") from None
     except RecursionError:
         raise ValidationError.of("plan file", f"nests deeper than {MAX_DEPTH} levels") from None
+    except ValueError:  # tomllib's int() of a number past the interpreter's digit limit
+        long = _LONG_NUMBER.search(text)
+        item = "plan file"
+        if long is not None:
+            line = text.count("\n", 0, long.start()) + 1
+            item = _at(line, long.start() - text.rfind("\n", 0, long.start()))
+        raise ValidationError.of(item, "holds a number too long to be a setting") from None
+
+
+_LONG_NUMBER = re.compile(r"[0-9_]{4000,}")
 
 
 def write_toml(data: dict[str, Any]) -> str:
