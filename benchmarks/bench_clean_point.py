@@ -20,6 +20,7 @@ import math
 import random
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 try:
@@ -34,6 +35,8 @@ from vmfailover.testing import LAB_TEST_NETWORK_MAP, LAB_VMS, lab
 
 SEED = 20261207
 POINTS = 200
+#: A point every half hour: 200 points span 100 hours (the lab plays at most a week of history).
+INTERVAL = timedelta(minutes=30)
 #: Virtual seconds one boot plus its check takes, drawn per point.
 COST_RANGE = (30.0, 120.0)
 PARALLELISM = (1, 4, 8)
@@ -42,7 +45,7 @@ PARALLELISM = (1, 4, 8)
 def build() -> tuple[MemoryBackend, dict[str, int], dict[str, float]]:
     """The lab with damage at seeded moments; each VM's first damaged point; each point's cost."""
     rng = random.Random(SEED)
-    backend = lab(points=POINTS)
+    backend = lab(points=POINTS, interval=INTERVAL)
     inventory = backend.inventory()
     first_damaged: dict[str, int] = {}
     costs: dict[str, float] = {}

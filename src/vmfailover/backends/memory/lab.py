@@ -93,7 +93,7 @@ def lab(
     ``recovery_point_limit`` caps the points a replica holds, as vSphere (32) and Hyper-V (24) do;
     it must leave room for ``points``.
 
-    ``points`` is 0 to 100 and ``interval`` more than 0 and at most a day; ``since_last_sync`` is
+    ``points`` is 0 to 1,000 and ``interval`` more than 0 and at most a day; ``since_last_sync`` is
     at most a day. The history is played block by block, so it is at most a week long.
     """
     clock = _history_clock(start, points, interval, since_last_sync)
@@ -198,9 +198,9 @@ _LONGEST_HISTORY = timedelta(days=7)
 def _history(points: object, interval: object, since_last_sync: object) -> timedelta:
     """The lab history's length; each argument is checked, and named when it is wrong."""
     findings = []
-    if isinstance(points, bool) or not isinstance(points, int) or not 0 <= points <= 100:
+    if isinstance(points, bool) or not isinstance(points, int) or not 0 <= points <= 1000:
         findings.append(
-            Finding("lab points", f"must be a whole number from 0 to 100, got {points!r}")
+            Finding("lab points", f"must be a whole number from 0 to 1,000, got {points!r}")
         )
     for name, span, least in (("interval", interval, 1), ("since_last_sync", since_last_sync, 0)):
         if not isinstance(span, timedelta) or not least <= span.total_seconds() <= 86_400:
