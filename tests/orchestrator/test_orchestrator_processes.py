@@ -59,7 +59,15 @@ WAIT_SECONDS = 60.0
 class Service:
     """One ``vmfailover serve`` process; its output lines, read as they come."""
 
-    def __init__(self, name: str, folder: Path, stores: SharedStores, *, submit: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        folder: Path,
+        stores: SharedStores,
+        *,
+        submit: bool,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         command = [
             sys.executable,
             "-m",
@@ -71,7 +79,7 @@ class Service:
             "--name",
             name,
             "--lease-seconds",
-            str(LEASE_SECONDS),
+            str(lease_seconds),
             "--poll",
             "0.2",
         ]
