@@ -25,6 +25,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -111,6 +112,26 @@ def shown_nowhere(secret: str, among: list[Service]) -> None:
         assert secret not in service.errors.read_text()
 
 
+def held_after_second_power_on(
+    factory: Callable[..., HyperVHost],
+    folder: Path,
+    stores: SharedStores,
+    services: list[Service],
+    lease_seconds: float,
+) -> tuple[Any, ...]:
+    """The hosts, VMs and their data versions, and two orchestrators (the active one held right
+    after the run's second power-on, its journal flushed and its lease just renewed)."""
+    a, b, ids, versions = setup(factory, folder, stores)
+    paused_at(folder, SECOND_POWER_ON)
+    active = Service("site-a", folder, stores, submit=True, lease_seconds=lease_seconds)
+    standby = Service("site-b", folder, stores, submit=False, lease_seconds=lease_seconds)
+    services += [active, standby]
+    active.wait_for("PAUSED")
+    time.sleep(0.7)  # its journal's background flush has nothing left to write
+    renewed(stores)
+    return a, b, ids, versions, active, standby
+
+
 def test_a_short_database_restart_is_ridden_out_under_the_same_token(
     hyperv_host_factory: Callable[..., HyperVHost],
     tmp_path: Path,
@@ -119,15 +140,10 @@ def test_a_short_database_restart_is_ridden_out_under_the_same_token(
     database: tuple[SharedStores, str],
 ) -> None:
     stores, password = database
-    a, b, ids, versions = setup(hyperv_host_factory, tmp_path, stores)
-    paused_at(tmp_path, SECOND_POWER_ON)
     lease = RIDE_OUT_LEASE_SECONDS
-    active = Service("site-a", tmp_path, stores, submit=True, lease_seconds=lease)
-    standby = Service("site-b", tmp_path, stores, submit=False, lease_seconds=lease)
-    services += [active, standby]
-    active.wait_for("PAUSED")
-    time.sleep(0.7)  # its journal's background flush has nothing left to write
-    renewed(stores)
+    a, b, ids, versions, active, standby = held_after_second_power_on(
+        hyperv_host_factory, tmp_path, stores, services, lease
+    )
     began = time.monotonic()
     database_server.restart(mode="immediate")  # a crash: no checkpoint, recovery at the start
     assert time.monotonic() - began < lease / 2, "the restart took too long for this test"
@@ -155,15 +171,10 @@ def test_a_database_down_past_the_lease_stops_the_holder_and_a_successor_finishe
     database: tuple[SharedStores, str],
 ) -> None:
     stores, password = database
-    a, b, ids, versions = setup(hyperv_host_factory, tmp_path, stores)
-    paused_at(tmp_path, SECOND_POWER_ON)
     lease = SHORT_LEASE_SECONDS
-    active = Service("site-a", tmp_path, stores, submit=True, lease_seconds=lease)
-    standby = Service("site-b", tmp_path, stores, submit=False, lease_seconds=lease)
-    services += [active, standby]
-    active.wait_for("PAUSED")
-    time.sleep(0.7)  # its journal's background flush has nothing left to write
-    renewed(stores)
+    a, b, ids, versions, active, standby = held_after_second_power_on(
+        hyperv_host_factory, tmp_path, stores, services, lease
+    )
     database_server.stop(mode="fast")
     down_at = time.time()
     active.signal(signal.SIGCONT)  # the power-on returns into a run whose database is gone
