@@ -1,12 +1,15 @@
 """Replicate the lab's web tier every 15 minutes for two simulated days, then read the RPO table.
 
-Run it: ``python examples/replication_jobs.py``. It touches nothing outside this process: the
-lab's clock is virtual, so two days of replication take a second or two.
+Run it: ``python examples/replication_jobs.py``. It touches nothing outside this process but a
+journal in a temporary folder, which records every run: the lab's clock is virtual, so two days
+of replication take a second or two.
 """
 
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
-from vmfailover import ReplicationJob, RetentionPolicy, RPOChanged, Scheduler
+from vmfailover import ReplicationJob, RetentionPolicy, RPOChanged, Scheduler, SQLiteJournal
 from vmfailover.testing import lab
 
 
@@ -25,15 +28,25 @@ def main() -> None:
     )
     web.subscribe(lambda event: print(event) if isinstance(event, RPOChanged) else None)
 
-    with Scheduler([web]) as scheduler:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        SQLiteJournal(Path(folder) / "journal.db") as journal,
+        Scheduler([web], journal=journal) as scheduler,
+    ):
         scheduler.run_forever(until=backend.clock.now() + timedelta(days=2))
         print(web.history[-1])  # the last run: per VM, the point made and what retention removed
         print()
         web.disable()  # stop replicating for an hour: the RPO goes from compliant to severe
         scheduler.run_forever(until=backend.clock.now() + timedelta(hours=1))
         report = scheduler.rpo_status()
+        # The journal holds every run, for audits and for RPO compliance after a restart.
+        recorded = journal.replication_runs(
+            "web-tier", since=backend.clock.now() - timedelta(days=1)
+        )
+        print(f"journal: {len(journal.replication_runs())} runs, {len(recorded)} in the last day")
     print(report)
     assert report.count("severe") == 3, report
+    assert recorded[-1] == web.history[-1]
 
 
 if __name__ == "__main__":

@@ -107,3 +107,30 @@ def test_a_backend_spec_that_does_not_work_is_named(
     code, _ = run("resume", run_id, "--journal", str(path), "--backend", spec)
     assert code in (2, 3)
     assert message in capsys.readouterr().err
+
+
+def test_report_shows_an_undo_and_a_failback_with_its_commit() -> None:
+    """Commit, undo and failback are journaled: `report` prints their results from the journal,
+    and the failback run is a run of its own in the list."""
+    with journal_folder() as folder:
+        path = folder / "journal.db"
+        backend = scene("planned")
+        with SQLiteJournal(path) as journal:
+            runner = Runner(backend, journal=journal, poll_interval=15)
+            undone = runner.start(small_plan(), kind="planned", background=False)
+            undone.wait()
+            undone.undo()
+            again = runner.start(small_plan(), kind="planned", background=False)
+            again.wait()
+            back = again.failback(background=False)
+            back.commit()
+            runner.close()
+        code, text = run("report", undone.id, "--journal", str(path))
+        assert code == 0
+        assert "state undone" in text and "every VM the run touched is as it was" in text
+        code, text = run("report", back.id, "--journal", str(path))
+        assert code == 0 and "state committed" in text and "committed" in text
+        assert f"failback of run {again.id}" in text or again.id in text
+        code, text = run("report", "--journal", str(path), "--json")
+        states = {entry["run_id"]: entry["state"] for entry in json.loads(text)}
+        assert states == {undone.id: "undone", again.id: "failed_back", back.id: "committed"}

@@ -58,6 +58,13 @@ def test_demo_via_python_dash_m_prints_the_report() -> None:
     assert "Only what site-b wrote came home: " in out
     assert "replication resumed for 12 in its first direction" in out
     assert "Blocks lost: 0" in out
+    # The RPO table, just before site-a is lost: the job's runs kept every VM within its RPO.
+    before, after = out.split("site-a is lost", 1)
+    assert "9 runs, 9 with every VM synced" in before
+    assert "RPO at " in before and "12 compliant (met: share of the last 2h)" in before
+    table = before.rsplit("RPO at ", 1)[1]
+    assert table.count("three-tier  30m") == 12 and table.count("5m00s  compliant  100.0%") == 12
+    assert "regular failover of plan 'three-tier'" in after
     for column in ("recovery point", "data loss", "start", "ready"):
         assert column in out
     assert "[########################]  12/12" in out
@@ -67,7 +74,12 @@ def test_demo_json_is_machine_readable() -> None:
     out = io.StringIO()
     assert main(["demo", "--json"], out=out) == 0
     data = json.loads(out.getvalue())
-    assert set(data) == {"test", "planned", "failback", "regular"}
+    assert set(data) == {"test", "planned", "failback", "regular", "rpo_before_disaster"}
+    rpo = data.pop("rpo_before_disaster")
+    assert rpo["window_seconds"] == 2 * 3600 and len(rpo["entries"]) == 12
+    for entry in rpo["entries"]:
+        assert entry["state"] == "compliant" and entry["job"] == "three-tier"
+        assert entry["age_seconds"] == 300 and entry["compliance"] == 1.0
     assert all(report["result"] == "succeeded" for report in data.values())
     assert data["test"]["cleanup"]["restored"] is True
     assert data["planned"]["state"] == "undone" and data["planned"]["undo"]["restored"] is True
@@ -76,7 +88,8 @@ def test_demo_json_is_machine_readable() -> None:
     assert 0 < failback["failback"]["blocks_moved"] <= 12 * 64  # what site-b wrote, no more
     assert failback["failback"]["moved_bytes"] < failback["failback"]["disk_bytes"] / 10
     assert all(vm["data_loss_blocks"] == 0 for vm in data["planned"]["vms"])
-    assert all(vm["data_loss_seconds"] > 0 for vm in data["regular"]["vms"])
+    # The regular failover loses the five minutes since the job's last sync, and no more.
+    assert all(vm["data_loss_seconds"] == 300 for vm in data["regular"]["vms"])
 
 
 def test_the_demo_reports_the_same_rto_on_every_machine() -> None:
@@ -85,7 +98,9 @@ def test_the_demo_reports_the_same_rto_on_every_machine() -> None:
     for _ in range(3):
         out = io.StringIO()
         assert main(["demo", "--json"], out=out) == 0
-        rtos.append({kind: r["rto_seconds"] for kind, r in json.loads(out.getvalue()).items()})
+        reports = json.loads(out.getvalue())
+        del reports["rpo_before_disaster"]
+        rtos.append({kind: r["rto_seconds"] for kind, r in reports.items()})
     assert rtos[0] == rtos[1] == rtos[2]
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import attrs
@@ -29,6 +30,7 @@ from vmfailover.engine import journal_schema, postgres_journal, sqlite_journal
 from vmfailover.engine.journal import EntryKind, Journal, JournaledRun, JournalEntry, RunSummary
 from vmfailover.engine.journal_codec import decode, dumps, encode, loads
 from vmfailover.engine.journal_writer import JournalWriter
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.run_record import read_record, write_record
 from vmfailover.engine.sqlite_journal import SQLiteJournal
@@ -101,24 +103,27 @@ def test_an_older_journal_is_migrated_on_open(
     journal, run_id = failover(store)
     journal.close()
     # The next schema version adds a column; its migration runs when this journal is opened.
-    monkeypatch.setattr(_store_module(store), "SCHEMA_VERSION", 2)
+    current = sqlite_journal.SCHEMA_VERSION
+    monkeypatch.setattr(_store_module(store), "SCHEMA_VERSION", current + 1)
     monkeypatch.setitem(
-        journal_schema.MIGRATIONS, 1, ("ALTER TABLE vmfailover_runs ADD COLUMN note TEXT",)
+        journal_schema.MIGRATIONS, current, ("ALTER TABLE vmfailover_runs ADD COLUMN note TEXT",)
     )
     with store.open() as migrated:
-        assert migrated.schema_version == 2  # type: ignore[attr-defined]
+        assert migrated.schema_version == current + 1  # type: ignore[attr-defined]
         assert migrated.report(run_id).summary.result is RunResult.SUCCEEDED
     assert store.execute("journal", "SELECT note FROM vmfailover_runs") == [(None,)]
     versions = store.execute("journal", "SELECT version FROM vmfailover_schema ORDER BY version")
-    assert versions == [(1,), (2,)]
+    assert versions == [(current,), (current + 1,)]
 
 
 def test_an_older_journal_without_a_migration_is_refused(
     store: JournalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.open("j").close()
-    monkeypatch.setattr(_store_module(store), "SCHEMA_VERSION", 3)
-    with pytest.raises(ConflictError, match=r"schema version 1 .* cannot migrate"):
+    current = sqlite_journal.SCHEMA_VERSION
+    monkeypatch.setattr(_store_module(store), "SCHEMA_VERSION", current + 2)
+    monkeypatch.delitem(journal_schema.MIGRATIONS, current + 1, raising=False)
+    with pytest.raises(ConflictError, match=rf"schema version {current} .* cannot migrate"):
         store.open("j")
 
 
@@ -280,6 +285,14 @@ class SlowJournal(Journal):
 
     def stored_report(self, run_id: str) -> str | None:
         return None
+
+    def record_replication(self, result: JobResult) -> None:
+        pass
+
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        return ()
 
     def close(self) -> None:
         pass

@@ -23,7 +23,7 @@ from vmfailover import (
     PostgresLease,
     Runner,
 )
-from vmfailover.engine.journal import EntryKind, JournalEntry, RunSummary
+from vmfailover.engine.journal import SCHEMA_VERSION, EntryKind, JournalEntry, RunSummary
 from vmfailover.engine.results import RunResult
 from vmfailover.errors import ConflictError, TransientBackendError, ValidationError
 from vmfailover.model import FailoverKind
@@ -51,13 +51,13 @@ def tcp_server() -> Iterator[PostgresServer]:
 
 def test_a_new_schema_gets_the_tables_once_and_a_run_journals_there(postgres_dsn: str) -> None:
     with PostgresJournal(postgres_dsn, schema="journal_a") as journal:
-        assert journal.schema_version == 1
+        assert journal.schema_version == SCHEMA_VERSION
         report = Runner(scene("planned"), journal=journal, poll_interval=15).failover(
             small_plan(), kind="planned"
         )
     assert report.result is RunResult.SUCCEEDED
     with PostgresJournal(postgres_dsn, schema="journal_a") as again:  # opened again: unchanged
-        assert again.schema_version == 1
+        assert again.schema_version == SCHEMA_VERSION
         assert [run.run_id for run in again.runs()] == [report.run_id]
         assert again.report(report.run_id).report == report
     with PostgresJournal(postgres_dsn, schema="journal_b") as other:  # another schema: empty

@@ -33,6 +33,15 @@ def test_the_state_boundaries(age: timedelta | None, state: RPOState) -> None:
     assert state.breached is (state is not RPOState.COMPLIANT)
 
 
+def test_the_longest_durations_classify_without_overflow() -> None:
+    """2x and 4x the longest target are past what a timedelta holds: still the right state."""
+    longest = timedelta.max
+    assert classify_rpo(longest, longest) is RPOState.EXCEEDED
+    assert classify_rpo(longest, longest / 3) is RPOState.SEVERE
+    assert classify_rpo(longest, longest / 5) is RPOState.CRITICAL
+    assert classify_rpo(longest - timedelta(microseconds=1), longest) is RPOState.COMPLIANT
+
+
 def test_a_target_must_be_positive() -> None:
     with pytest.raises(ValidationError):
         classify_rpo(timedelta(0), timedelta(0))

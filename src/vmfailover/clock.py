@@ -223,6 +223,11 @@ class VirtualClock:
     def rate(self) -> float:
         return self._rate
 
+    @property
+    def start(self) -> datetime:
+        """The instant the clock started at: :meth:`now` is this plus :meth:`monotonic`."""
+        return self._start
+
     # --- reading ---------------------------------------------------------------------------------
 
     def monotonic(self) -> float:

@@ -1,16 +1,20 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
-the built-in two-site lab); ``demo`` plays the whole story on the lab. ``report [RUN]`` shows
-the run journal's history or one run; ``resume RUN`` continues an interrupted run; ``serve`` runs
-an orchestrator that takes over interrupted runs under their plans' leases. On a terminal
+the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or
+a backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes
+a test run's copies in a later process; ``report [RUN]`` shows the run journal's history or one
+run; ``resume RUN`` continues an interrupted run; ``serve`` runs an orchestrator that takes over
+interrupted runs under their plans' leases; ``lab reset`` starts the lab over; ``demo`` plays
+the whole story on the lab. On a terminal
 with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without
 rich, it is plain text. ``--json`` prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
-partial, 5 a run failed, 6 a run was cancelled, 1 anything unexpected. A run that cannot be
-resumed (it is not interrupted) is refused with 3.
+partial (or a cleanup left something behind), 5 a run failed, 6 a run was cancelled, 1 anything
+unexpected. A run that cannot be resumed (it is not interrupted) or cleaned up (it is no test, or
+is interrupted), and a lab file another command holds, are refused with 3.
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vmfailover import __version__
+from vmfailover.cli.backends import DEFAULT_LAB, LAB_BACKEND, reset_lab
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
 from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_command
 from vmfailover.cli.output import Output
+from vmfailover.cli.runs import cleanup_command, run_command
 from vmfailover.cli.serve import serve_command
 from vmfailover.engine.results import RunResult
 from vmfailover.errors import ConflictError, MissingExtraError, NotFoundError, ValidationError
@@ -179,9 +185,11 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "--backend",
         required=True,
-        metavar="MODULE:FACTORY",
-        help="a function that returns the backend the run ran on, e.g. mysite.dr:backend",
+        metavar="lab|MODULE:FACTORY",
+        help="the backend the run ran on: lab (the lab kept in --lab FILE) or a function that "
+        "returns it, e.g. mysite.dr:backend",
     )
+    resume.add_argument("--lab", type=Path, metavar="FILE", help="with --backend lab: its file")
     resume.add_argument(
         "--plan",
         type=Path,
@@ -191,6 +199,63 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
     resume.add_argument("--json", action="store_true", help="print the report as JSON only")
     _serve_parser(commands)
+
+    lab_help = f"the lab's file (default: $VMFAILOVER_LAB, else ./{DEFAULT_LAB})"
+    backend_help = (
+        "lab (default: the two-site lab kept in --lab FILE, created on first use) or "
+        "MODULE:FACTORY, a function of yours that connects and returns a backend"
+    )
+    run = commands.add_parser(
+        "run",
+        help="fail a plan over: --kind test (isolated copies), planned or regular",
+        description="Runs the plan's failover of --kind on the backend, the pre-flight check "
+        "first, with the run journal written as it goes; shows the report and the run id "
+        "(`vmfailover report RUN` reads it later). A test failover leaves its copies running "
+        "until `vmfailover cleanup RUN`. Exit 0: succeeded; 3: refused by the pre-flight "
+        "check; 4: partial; 5: failed; 6: cancelled.",
+    )
+    run.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    run.add_argument("--kind", choices=_KINDS, required=True, help="the failover kind")
+    run.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+    )
+    run.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    run.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    run.add_argument(
+        "--workers", type=_positive_int, default=8, help="VMs recovered at once (default 8)"
+    )
+    run.add_argument("--json", action="store_true", help="print the report as JSON only")
+
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove a test run's copies and prove the inventory is as before the test",
+        description="Removes the test copies the journal says the run created, on the backend "
+        "it ran on (--backend and --lab as for run), compares the inventory with the one "
+        "journaled before the test, and journals the cleanup. Exit 0: restored; 4: something "
+        "differs or could not be removed (shown; run it again); 3: not an ended test run.",
+    )
+    cleanup.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
+    cleanup.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+    )
+    cleanup.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    cleanup.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    cleanup.add_argument(
+        "--plan",
+        type=Path,
+        metavar="PLAN",
+        help="the plan file again (needed only when the plan had Python callables)",
+    )
+    cleanup.add_argument("--json", action="store_true", help="print the cleanup as JSON")
+
+    lab_command = commands.add_parser(
+        "lab",
+        help="the lab kept in a file for run and cleanup: reset starts it over",
+        description="The in-memory two-site lab that `--backend lab` works on lives in a file "
+        "between commands. `lab reset` replaces it with a fresh lab.",
+    )
+    lab_command.add_argument("action", choices=("reset",), help="reset: start the lab over")
+    lab_command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
     return parser
 
 
@@ -265,6 +330,32 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "demo":
             reports = run_demo(stream, speed=args.speed, seed=args.seed, as_json=args.json)
             return max(EXIT_CODES[report.result] for report in reports)
+        if args.command == "run":
+            result = run_command(
+                output,
+                args.plan,
+                kind=args.kind,
+                backend=args.backend,
+                lab_file=args.lab,
+                journal_file=args.journal,
+                max_parallel=args.workers,
+                as_json=args.json,
+            )
+            return EXIT_CODES[result]
+        if args.command == "cleanup":
+            return cleanup_command(
+                output,
+                args.run,
+                backend=args.backend,
+                lab_file=args.lab,
+                journal_file=args.journal,
+                plan_path=args.plan,
+                as_json=args.json,
+            )
+        if args.command == "lab":
+            path = reset_lab(args.lab)
+            output.say(f"{path}: a fresh two-site lab")
+            return 0
         if args.command == "report":
             return report_command(output, args.run, args.journal, as_json=args.json)
         if args.command == "resume":
@@ -273,6 +364,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 args.run,
                 args.journal,
                 backend_spec=args.backend,
+                lab_file=args.lab,
                 plan_path=args.plan,
                 as_json=args.json,
             )

@@ -10,19 +10,19 @@ returns it, the same one your scripts use. The journal is ``--journal PATH``, el
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
 
 from vmfailover._render import format_duration
+from vmfailover.cli.backends import opened_backend
 from vmfailover.cli.output import Output
 from vmfailover.cli.show import show_report
 from vmfailover.engine.journal import RunHistory
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.runner import Runner
 from vmfailover.engine.sqlite_journal import SQLiteJournal
-from vmfailover.errors import NotFoundError, ValidationError
+from vmfailover.errors import NotFoundError
 from vmfailover.plan import FailoverPlan
 
 __all__ = ["DEFAULT_JOURNAL", "journal_path", "report_command", "resume_command"]
@@ -107,41 +107,24 @@ def _show_history(output: Output, history: RunHistory) -> None:
         show_report(output, history.report)
 
 
-def load_backend(spec: str) -> object:
-    """The backend ``MODULE:FACTORY()`` returns (our errors for a spec that does not work)."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ValidationError.of(
-            "--backend",
-            f"{spec!r} is not MODULE:FACTORY",
-            "name a function that connects and returns the backend, e.g. mysite.dr:backend",
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise NotFoundError(
-            f"--backend: module {module_name!r} cannot be imported: {error}"
-        ) from None
-    factory = getattr(module, attribute, None)
-    if not callable(factory):
-        raise NotFoundError(f"--backend: {module_name} has no function {attribute!r}")
-    return factory()
-
-
 def resume_command(
     output: Output,
     run_id: str,
     path: Path | None,
     *,
     backend_spec: str,
+    lab_file: Path | None = None,
     plan_path: Path | None = None,
     as_json: bool = False,
 ) -> RunResult:
-    """Resume run ``run_id`` on the backend ``backend_spec`` returns; shows its report."""
+    """Resume run ``run_id`` on the backend ``backend_spec`` names (``lab``, the lab in
+    ``lab_file``, or MODULE:FACTORY, see :mod:`vmfailover.cli.backends`); shows its report."""
     plan = FailoverPlan.load(plan_path) if plan_path is not None else None
-    backend = load_backend(backend_spec)
-    with _open(journal_path(path)) as journal:
-        runner = Runner(backend, journal=journal)  # type: ignore[arg-type]
+    with (
+        opened_backend(backend_spec, lab_file) as backend,
+        _open(journal_path(path)) as journal,
+    ):
+        runner = Runner(backend, journal=journal)
         if not as_json:
             runner.subscribe(output.run_progress())
         try:

@@ -42,6 +42,11 @@ _STYLES = {
     "skipped": "dim",
     "cancelled": "dim",
     "refused": "red",
+    "compliant": "green",
+    "exceeded": "yellow",
+    "severe": "bold red",
+    "critical": "bold red",
+    "unprotected": "bold red",
 }
 
 

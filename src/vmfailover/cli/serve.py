@@ -30,7 +30,9 @@ from typing import TypeVar
 
 import attrs
 
-from vmfailover.cli.journal import DEFAULT_JOURNAL, ENVIRONMENT, load_backend
+from vmfailover.backends.base import Backend
+from vmfailover.cli.backends import backend_from_factory
+from vmfailover.cli.journal import DEFAULT_JOURNAL, ENVIRONMENT
 from vmfailover.cli.output import Output
 from vmfailover.engine.journal import Journal, JournalUnavailableError
 from vmfailover.engine.lease import FencingToken, Lease, LeaseUnavailableError
@@ -188,18 +190,18 @@ def serve_command(
     """Serve until SIGTERM or SIGINT; returns the exit code (0 after a clean stop)."""
     plan = FailoverPlan.load(submit) if submit is not None else None
     stores = open_stores(journal_spec(journal), lease)
-    backend: object = None
+    backend: Backend | None = None
     stop = threading.Event()
     said = _Said(output)
     logger = logging.getLogger("vmfailover.orchestrator")
     logger.addHandler(said)
     logger.setLevel(logging.INFO)
     try:
-        backend = load_backend(backend_spec)
+        backend = backend_from_factory(backend_spec)
         with _stopped_by_signals(stop):
             orchestrator = Orchestrator(
                 stores.journal,
-                backend,  # type: ignore[arg-type]
+                backend,
                 stores.lease,
                 name=name,
                 lease_seconds=lease_seconds,

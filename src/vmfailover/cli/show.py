@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from vmfailover.cli.output import Output
 from vmfailover.engine.results import RunReport, RunResult
+from vmfailover.engine.rpo import RPOReport
 from vmfailover.engine.simulate import SimulationResult
 from vmfailover.errors import Finding
 
-__all__ = ["show_findings", "show_report", "show_simulation"]
+__all__ = ["show_findings", "show_report", "show_rpo", "show_simulation"]
 
 _RESULT_STYLES = {
     RunResult.SUCCEEDED: "bold green",
@@ -33,6 +34,12 @@ def show_report(output: Output, report: RunReport) -> None:
         output.say(f"decision: {decision}", style="cyan")
     for warning in report.warnings:
         output.say(f"warning: {warning}", style="yellow")
+
+
+def show_rpo(output: Output, report: RPOReport) -> None:
+    """The RPO table under its summary line; each VM's state coloured on a terminal."""
+    headers, rows = report.table()
+    output.table(headers, rows, title=report.summary())
 
 
 def show_findings(output: Output, findings: Sequence[Finding], title: str) -> None:

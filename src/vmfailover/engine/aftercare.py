@@ -27,10 +27,10 @@ Every step is a backend call whose idempotency the protocol states, so a step th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = ["commit", "failback", "schedule_deadline", "start_waves", "undo"]
 
+_T = TypeVar("_T")
+
 #: Real seconds to wait for a run whose recovery has just ended to publish its report.
 _REPORT_GRACE = 60.0
 
@@ -73,14 +75,14 @@ def commit(runner: Runner, run: Run, *, by: str = "runner.commit") -> RunReport:
         _settled(run)
         if not run._machine.can(RunAction.COMMIT):
             run._fire(RunAction.COMMIT)  # raises, naming the state and what is allowed
-        with _claimed(runner, run):
+        with _journaled(run, "commit"), _claimed(runner, run):
             return _commit(runner, run, by)
 
 
 def _commit(runner: Runner, run: Run, by: str) -> RunReport:
     run._fire(RunAction.COMMIT)
     backend = runner.backend
-    inventory = runner._call(backend.inventory)
+    inventory = _act(runner, run, None, backend.inventory)
     committed: list[str] = []
     errors: list[str] = []
     warnings: list[str] = []
@@ -89,7 +91,7 @@ def _commit(runner: Runner, run: Run, by: str) -> RunReport:
         state = _replica_state(inventory, work)
         if state is ReplicaState.FAILED_OVER:
             try:
-                runner._call(backend.commit_failover, work.replica.id)
+                _act(runner, run, work.name, backend.commit_failover, work.replica.id)
             except VMFailoverError as error:
                 errors.append(f"VM {work.name!r}: {error}")
                 continue
@@ -102,7 +104,7 @@ def _commit(runner: Runner, run: Run, by: str) -> RunReport:
     if not errors and run.failback_of is not None:
         for work in touched(run):
             try:
-                back = runner._call(backend.reverse_replication, work.replica.id)
+                back = _act(runner, run, work.name, backend.reverse_replication, work.replica.id)
                 resumed.append(back.id)
             except VMFailoverError as error:
                 errors.append(f"VM {work.name!r}: replication not handed back: {error}")
@@ -121,6 +123,7 @@ def _commit(runner: Runner, run: Run, by: str) -> RunReport:
             with original._lock:
                 original._fire(RunAction.FINISH_FAIL_BACK)
                 _update(original, state=original.state.value)
+                _record(original, "failback")
         run.deadline = None
     return _update(run, commit=result, state=run.state.value)
 
@@ -138,21 +141,31 @@ def undo(runner: Runner, run: Run, *, by: str = "runner.undo") -> RunReport:
         if not run._machine.can(RunAction.UNDO):
             run._fire(RunAction.UNDO)  # raises, naming the state and what is allowed
         before = run.inventory_before
-        assert before is not None
-        with _claimed(runner, run):
-            run._fire(RunAction.UNDO)
-            with runner.clock.enlist():
-                result = attrs.evolve(_undo(runner, run, before), by=by)
-        if result.restored:
-            run._fire(RunAction.FINISH_UNDO)
-            original = run.failback_of
-            if original is not None:  # production stays at the recovery site; fail back later
-                with original._lock:
-                    original._fire(RunAction.CANCEL_FAIL_BACK)
-                    original.failback_run = None
-                    _update(original, state=original.state.value)
-            run.deadline = None
-        return _update(run, undo=result, state=run.state.value)
+        if before is None:
+            raise ConflictError(
+                f"run {run.id}: its journal holds no inventory from before the run (written by "
+                "an older vmfailover), so what to restore is unknown"
+            )
+        with _journaled(run, "undo"):
+            return _undo_and_record(runner, run, before, by)
+
+
+def _undo_and_record(runner: Runner, run: Run, before: Inventory, by: str) -> RunReport:
+    with _claimed(runner, run):
+        run._fire(RunAction.UNDO)
+        with runner.clock.enlist():
+            result = attrs.evolve(_undo(runner, run, before), by=by)
+    if result.restored:
+        run._fire(RunAction.FINISH_UNDO)
+        original = run.failback_of
+        if original is not None:  # production stays at the recovery site; fail back later
+            with original._lock:
+                original._fire(RunAction.CANCEL_FAIL_BACK)
+                original.failback_run = None
+                _update(original, state=original.state.value)
+                _record(original, "failback")
+        run.deadline = None
+    return _update(run, undo=result, state=run.state.value)
 
 
 def _undo(runner: Runner, run: Run, before: Inventory) -> UndoResult:
@@ -165,7 +178,7 @@ def _undo(runner: Runner, run: Run, before: Inventory) -> UndoResult:
     warnings: list[str] = []
     undone: list[str] = []
     stuck: set[str] = set()  # replicas that may still run: their sources stay as they are
-    inventory = runner._call(backend.inventory)
+    inventory = _act(runner, run, None, backend.inventory)
     for wave in reversed(waves):  # dependents first, as a shutdown would go
         for name in wave:
             work = by_name[name]
@@ -173,15 +186,15 @@ def _undo(runner: Runner, run: Run, before: Inventory) -> UndoResult:
             if state is not ReplicaState.FAILED_OVER:
                 continue
             try:
-                runner._call(backend.undo_failover, work.replica.id)
+                _act(runner, run, work.name, backend.undo_failover, work.replica.id)
                 undone.append(name)
             except VMFailoverError as error:
                 errors.append(f"VM {name!r}: {error}")
                 stuck.add(name)
-    inventory = runner._call(backend.inventory)
+    inventory = _act(runner, run, None, backend.inventory)
     for work in works:
         if work.name not in stuck:
-            errors.extend(_restore_nics(runner, work, before, inventory))
+            errors.extend(_restore_nics(runner, run, work, before, inventory))
     restarted: list[str] = []
     for wave in waves:
         starting = []
@@ -190,13 +203,13 @@ def _undo(runner: Runner, run: Run, before: Inventory) -> UndoResult:
             if name in stuck or not _stopped_by_run(work, before, inventory):
                 continue
             try:
-                runner._call(backend.power_on, work.source.id)
+                _act(runner, run, work.name, backend.power_on, work.source.id)
                 starting.append(work)
                 restarted.append(name)
             except VMFailoverError as error:
                 errors.append(f"VM {name!r}: its source did not start again: {error}")
-        warnings.extend(_wait_ready(runner, starting))
-    after = runner._call(backend.inventory)
+        warnings.extend(_wait_ready(runner, run, starting))
+    after = _act(runner, run, None, backend.inventory)
     from vmfailover.engine.runner import inventory_differences
 
     keys: set[str] = set()
@@ -214,7 +227,9 @@ def _undo(runner: Runner, run: Run, before: Inventory) -> UndoResult:
     )
 
 
-def _restore_nics(runner: Runner, work: VMRecovery, before: Inventory, now: Inventory) -> list[str]:
+def _restore_nics(
+    runner: Runner, run: Run, work: VMRecovery, before: Inventory, now: Inventory
+) -> list[str]:
     """The replica VM's NICs back on the networks, with the addresses, the inventory showed
     before the run (where the backend shows them)."""
     errors: list[str] = []
@@ -230,10 +245,12 @@ def _restore_nics(runner: Runner, work: VMRecovery, before: Inventory, now: Inve
             continue
         try:
             if found.network != nic.network:
-                runner._call(runner.backend.connect_nic, new.id, nic.mac, nic.network)
+                _act(
+                    runner, run, work.name, runner.backend.connect_nic, new.id, nic.mac, nic.network
+                )
             if (found.ip_configs, found.dhcp) != (nic.ip_configs, nic.dhcp):
                 configs = None if nic.dhcp else tuple(nic.ip_configs)
-                runner._call(runner.backend.set_guest_ip, new.id, nic.mac, configs)
+                _act(runner, run, work.name, runner.backend.set_guest_ip, new.id, nic.mac, configs)
         except VMFailoverError as error:
             errors.append(f"VM {work.name!r} NIC {nic.mac}: {error}")
     return errors
@@ -251,7 +268,7 @@ def _stopped_by_run(work: VMRecovery, before: Inventory, now: Inventory) -> bool
     return was is PowerState.ON and is_ is PowerState.OFF and now.host(work.source.host).available
 
 
-def _wait_ready(runner: Runner, works: list[VMRecovery]) -> list[str]:
+def _wait_ready(runner: Runner, run: Run, works: list[VMRecovery]) -> list[str]:
     """Wait until the restarted sources of one wave are ready; a late one is a warning (it ran
     before the run, so it starts again whatever happens), never a reason to stop."""
     clock = runner.clock
@@ -261,7 +278,7 @@ def _wait_ready(runner: Runner, works: list[VMRecovery]) -> list[str]:
     while waiting:
         for name, work in list(waiting.items()):
             try:
-                if runner._call(runner.backend.readiness, work.source.id).ready:
+                if _act(runner, run, name, runner.backend.readiness, work.source.id).ready:
                     del waiting[name]
             except VMFailoverError as error:
                 warnings.append(f"VM {name!r}: readiness of its source: {error}")
@@ -354,12 +371,17 @@ def failback(
         chosen = plan if plan is not None else reverse_plan(run.plan, _compiled(run))
         if not isinstance(chosen, FailoverPlan):
             raise ValidationError.of("failback plan", f"expected a FailoverPlan, got {chosen!r}")
-        with _claimed(runner, run):
-            run._fire(RunAction.FAIL_BACK)
-            run.deadline = None  # the failback decided: its own plan has its own deadline
-            result = _reverse(runner, run, works)
-        _update(run, state=run.state.value)
-        back = runner._start_failback(chosen, of=run, result=result, force=force)
+        with _journaled(run, "failback"):
+            with _claimed(runner, run):
+                run._fire(RunAction.FAIL_BACK)
+                run.deadline = None  # the failback decided: its own plan has its own deadline
+                result = _reverse(runner, run, works)
+            _update(run, state=run.state.value)
+        back_id = _failback_id(runner, run)
+        if run._journal is not None:  # durable before the failback run is begun under it
+            run._journal.failback_link(back_id)
+            run._failback_link = back_id
+        back = runner._start_failback(chosen, of=run, result=result, force=force, run_id=back_id)
         run.failback_run = back
     if background:
         back._start_background()
@@ -368,21 +390,33 @@ def failback(
     return back
 
 
+def _failback_id(runner: Runner, run: Run) -> str:
+    """The id of ``run``'s failback run: the one journaled for it if that run was never begun
+    (a failback interrupted between its link and its begin), else a new one."""
+    link = run._failback_link
+    if link is not None and runner.journal is not None:
+        try:
+            runner.journal.load(link, ())
+        except NotFoundError:
+            return link
+    return runner.new_run_id()
+
+
 def _reverse(runner: Runner, run: Run, works: list[VMRecovery]) -> FailbackResult:
     """Commit what is not committed yet, reverse replication, seed what needs a first sync."""
     backend = runner.backend
     decisions: list[str] = []
-    inventory = runner._call(backend.inventory)
+    inventory = _act(runner, run, None, backend.inventory)
     for work in works:
         if _replica_state(inventory, work) is ReplicaState.FAILED_OVER:
-            runner._call(backend.commit_failover, work.replica.id)
+            _act(runner, run, work.name, backend.commit_failover, work.replica.id)
             decisions.append(f"VM {work.name!r}: its failover was committed by the failback")
     vms = []
     for work in works:
-        reverse = runner._call(backend.reverse_replication, work.replica.id)
+        reverse = _act(runner, run, work.name, backend.reverse_replication, work.replica.id)
         seeded = 0
         if reverse.state is ReplicaState.INITIALIZING:  # its first sync, while the VM still runs
-            seeded = runner._call(backend.sync, reverse.id).size_bytes
+            seeded = _act(runner, run, work.name, backend.sync, reverse.id).size_bytes
         vms.append(
             FailbackVM(
                 vm=work.name,
@@ -415,6 +449,48 @@ def finish_failback_report(run: Run) -> None:
         vms.append(attrs.evolve(vm, final_bytes=point.size_bytes if point else None))
     run.failback_result = attrs.evolve(result, vms=tuple(vms))
     _update(run, failback=run.failback_result)
+    _record(run, "failback")
+
+
+# --- journaling -----------------------------------------------------------------------------------
+
+
+def _act(runner: Runner, run: Run, vm: str | None, fn: Callable[..., _T], *args: object) -> _T:
+    """A backend call of ``run``'s aftercare, retried per the runner's policy, and journaled as
+    the run's recovery journals its calls (a changing call's intent durable before it acts, its
+    outcome after; resuming, replayed or reconciled from its record)."""
+    execution = run._execution
+    if execution is None or execution.journal is None:
+        return runner._call(fn, *args)
+    return execution.call(vm or "", fn, *args)
+
+
+@contextmanager
+def _journaled(run: Run, action: str) -> Iterator[None]:
+    """Around one commit, undo or failback attempt: the interrupted attempt's journal (if
+    :meth:`Runner.resume` found one) is what this attempt replays, and whatever way the attempt
+    ends, the run's report and state are journaled (durable), so the journal's report shows the
+    result."""
+    execution = run._execution
+    if execution is not None:
+        execution.replay, run._aftercare_replay = run._aftercare_replay, None
+
+    try:
+        yield
+    except Exception:  # our errors, a bug: recorded; a crash of the process records nothing
+        _record(run, action)
+        raise
+    else:
+        _record(run, action)
+    finally:
+        if execution is not None:
+            execution.replay = None
+
+
+def _record(run: Run, action: str) -> None:
+    """Journal ``run``'s report and state as ``action`` left them (durable)."""
+    if run._journal is not None and run._report is not None:
+        run._journal.aftercare(action, run._report, run.state.value)
 
 
 # --- what a run touched ---------------------------------------------------------------------------

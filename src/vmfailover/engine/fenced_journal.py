@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from vmfailover.engine.journal import EntryKind, Journal, JournaledRun, JournalEntry, RunSummary
 from vmfailover.engine.lease import LeaseUnavailableError
 from vmfailover.engine.lease_keeper import Fence
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.errors import ValidationError
 from vmfailover.model import is_finite_number
 
@@ -96,7 +98,16 @@ class FencedJournal(Journal):
         self._check()
         self.inner.append(entries)
 
+    def record_replication(self, result: JobResult) -> None:
+        self._check()
+        self.inner.record_replication(result)
+
     # --- reads ---------------------------------------------------------------------------------
+
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        return self.inner.replication_runs(job, since=since)
 
     def runs(self) -> tuple[RunSummary, ...]:
         return self.inner.runs()

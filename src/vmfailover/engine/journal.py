@@ -6,8 +6,11 @@ append-only list of :class:`JournalEntry` rows per run. The engine decides what 
 (:class:`EntryKind`): state changes, each mutating backend call's *intent* before it acts and its
 *outcome* after, each VM's start and end, plan steps and approvals, the run's end with its report.
 A journal only keeps them in order and durable: :meth:`Journal.append` returns once the entries
-are on disk. :class:`~vmfailover.engine.sqlite_journal.SQLiteJournal` is the embedded default;
-another store (PostgreSQL) implements the same six methods.
+are on disk. It also keeps the history of replication job runs (:meth:`Journal.record_replication`,
+:meth:`Journal.replication_runs`: one :class:`~vmfailover.engine.replication_results.JobResult`
+each), so RPO compliance and audits reach back past the life of a process.
+:class:`~vmfailover.engine.sqlite_journal.SQLiteJournal` is the embedded default; another store
+(PostgreSQL) implements the same eight methods.
 
 The journal stores no secrets: records hold ids, names, addresses and times, never credentials.
 """
@@ -24,6 +27,7 @@ from typing import Any, Self
 import attrs
 
 from vmfailover._render import format_duration, text_table
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.engine.results import RunReport, RunResult
 from vmfailover.errors import TransientBackendError, ValidationError
 from vmfailover.model import FailoverKind, as_enum, is_finite_number
@@ -71,8 +75,11 @@ __all__ = [
     "StateChange",
 ]
 
-SCHEMA_VERSION = 1
-"""The journal schema this version of vmfailover writes (and reads, with older ones migrated)."""
+SCHEMA_VERSION = 2
+"""The journal schema this version of vmfailover writes (and reads, with older ones migrated).
+
+1: runs and their entries; 2: adds the replication job runs (``vmfailover_replication_runs``,
+``vmfailover_replication_vms``)."""
 
 
 class EntryKind(enum.StrEnum):
@@ -96,6 +103,10 @@ class EntryKind(enum.StrEnum):
     """A test run's cleanup: ``{"restored": ..., "report": ...}``."""
     RESUMED = "resumed"
     """Another process took the run over to resume it: ``{"owner": "host:pid"}``."""
+    AFTERCARE = "aftercare"
+    """A commit, undo or failback of the run: ``{"action", "state", "report"}`` when it ended
+    (the report holding its result), ``{"action": "failback", "failback_run": id}`` before a
+    failback run is begun (its link, durable first)."""
 
 
 def _entry_kind(value: object) -> EntryKind:
@@ -272,6 +283,22 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     def stored_report(self, run_id: str) -> str | None:
         """The run's last report as stored (journal codec text), or None."""
+
+    @abc.abstractmethod
+    def record_replication(self, result: JobResult) -> None:
+        """Store one replication job run (durable on return): the job, its start and end, and
+        each VM's outcome, point, bytes moved, points removed and error.
+
+        ConflictError if the journal holds a run of that ``run_id`` already; ValidationError if
+        the result has no ``run_id``.
+        """
+
+    @abc.abstractmethod
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        """The replication job runs stored (of ``job`` only, if given; finished at or after
+        ``since`` only, if given), oldest first, each as it was recorded."""
 
     @abc.abstractmethod
     def close(self) -> None:

@@ -27,6 +27,14 @@ from typing import Any
 
 import attrs
 
+from vmfailover.engine.aftercare_results import (
+    CommitResult,
+    Deadline,
+    DeadlineAction,
+    FailbackResult,
+    FailbackVM,
+    UndoResult,
+)
 from vmfailover.engine.results import (
     CleanupResult,
     Outcome,
@@ -104,6 +112,11 @@ _CLASSES: dict[str, type] = {
         VMResult,
         RunReport,
         CleanupResult,
+        CommitResult,
+        UndoResult,
+        FailbackVM,
+        FailbackResult,
+        Deadline,
     )
 }
 _ENUMS: dict[str, type[enum.Enum]] = {
@@ -123,6 +136,7 @@ _ENUMS: dict[str, type[enum.Enum]] = {
         StepFailure,
         Outcome,
         RunResult,
+        DeadlineAction,
     )
 }
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from vmfailover.engine.journal import EntryKind, JournaledRun, JournalEntry, RunSummary
+from vmfailover.engine.journal_replication import REPLICATION_SCHEMA
 from vmfailover.errors import ConflictError
 
 __all__ = [
@@ -62,13 +63,22 @@ SCHEMA: tuple[str, ...] = (
         PRIMARY KEY (run_id, seq)
     )""",
     "CREATE INDEX vmfailover_runs_started ON vmfailover_runs (started_at)",
+    *REPLICATION_SCHEMA,
 )
 """The statements that create the current schema (version :data:`SCHEMA_VERSION`)."""
 
-TABLES = ("vmfailover_schema", "vmfailover_runs", "vmfailover_entries")
+TABLES = (
+    "vmfailover_schema",
+    "vmfailover_runs",
+    "vmfailover_entries",
+    "vmfailover_replication_runs",
+    "vmfailover_replication_vms",
+)
 """The journal's tables."""
 
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: REPLICATION_SCHEMA,  # 2 adds the replication job runs
+}
 """version -> the statements that bring a journal of that version to the next one."""
 
 SUMMARY_COLUMNS = (
@@ -187,5 +197,13 @@ def summary_update(entry: JournalEntry) -> tuple[str, tuple[Any, ...]] | None:
         return (
             "UPDATE vmfailover_runs SET report = ? WHERE run_id = ?",
             (payload["report"], entry.run_id),
+        )
+    if entry.kind is EntryKind.AFTERCARE:
+        payload = json.loads(entry.data)
+        if "report" not in payload:
+            return None  # a failback's link: the run's row does not change
+        return (
+            "UPDATE vmfailover_runs SET report = ?, state = ? WHERE run_id = ?",
+            (payload["report"], payload["state"], entry.run_id),
         )
     return None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from vmfailover.engine.journal import (
@@ -36,6 +37,11 @@ from vmfailover.engine.journal import (
     JournalEntry,
     JournalUnavailableError,
     RunSummary,
+)
+from vmfailover.engine.journal_replication import (
+    replication_query,
+    replication_rows,
+    result_from_row,
 )
 from vmfailover.engine.journal_schema import (
     MIGRATIONS,
@@ -55,6 +61,7 @@ from vmfailover.engine.postgres_connection import (
     first_line,
     import_psycopg,
 )
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -244,6 +251,38 @@ class PostgresJournal(Journal):
                 self._fenced_write(connection, named, parameters, expected=None)
 
         self._write("append to", append)
+
+    def record_replication(self, result: JobResult) -> None:
+        """Store a replication job's run (durable on return). Not fenced: replication jobs are
+        not a plan's run, and any orchestrator may record what its jobs did."""
+        statements = [
+            (statement.replace("?", "%s"), tuple(values))
+            for statement, values in replication_rows(result)
+        ]
+
+        def record(connection: psycopg.Connection[Any]) -> None:
+            exists = connection.execute(
+                "SELECT 1 FROM vmfailover_replication_runs WHERE run_id = %s", (result.run_id,)
+            ).fetchone()
+            if exists:
+                raise ConflictError(
+                    f"journal {self._where!r} holds replication run {result.run_id} already"
+                )
+            for statement, values in statements:
+                connection.execute(statement, values)
+
+        self._write("record a replication run in", record)
+
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        query, parameters = replication_query(job, since)
+        rows = self._run(
+            "read",
+            lambda db: db.execute(query.replace("?", "%s"), tuple(parameters)).fetchall(),
+            repeatable=True,
+        )
+        return tuple(result_from_row(row) for row in rows)
 
     def _fenced_write(
         self,

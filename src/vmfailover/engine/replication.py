@@ -14,7 +14,9 @@ on time is the :class:`~vmfailover.engine.scheduler.Scheduler`'s.
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ import tenacity
 
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock, full_clock
+from vmfailover.engine.journal import Journal
 from vmfailover.engine.replication_events import (
     JobFinished,
     JobStarted,
@@ -61,6 +64,8 @@ _T = TypeVar("_T")
 
 _REMOVED_REASON = "kept by no rule of the retention policy"
 
+_log = logging.getLogger("vmfailover.replication")
+
 
 class _CountingThrottle:
     """Passes consume calls on to the job's bucket and counts what one sync paid for."""
@@ -95,7 +100,9 @@ class ReplicationJob:
 
     ``backend`` is the backend the job replicates on; building the job checks the retention
     policy against its recovery point cap. ``clock`` defaults to the backend's. ``history`` is
-    how many run results the job keeps for RPO compliance (the journal keeps them all).
+    how many run results the job keeps in memory for RPO compliance; a ``journal`` (a
+    :class:`~vmfailover.engine.journal.Journal`) records every run durably, before
+    :meth:`run` returns, and keeps them all (:meth:`Journal.replication_runs`).
     """
 
     def __init__(
@@ -116,6 +123,7 @@ class ReplicationJob:
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         history: int = 4096,
+        journal: Journal | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ValidationError.of("ReplicationJob name", f"must be a non-empty string: {name!r}")
@@ -171,6 +179,15 @@ class ReplicationJob:
         given_retry: object = retry
         if given_retry is not None and not isinstance(given_retry, RetryPolicy):
             findings.append(Finding(f"{owner}: retry", f"{retry!r} is not a RetryPolicy"))
+        given_journal: object = journal
+        if given_journal is not None and not isinstance(given_journal, Journal):
+            findings.append(
+                Finding(
+                    f"{owner}: journal",
+                    f"{journal!r:.80} is not a journal",
+                    hint="open one with SQLiteJournal(path)",
+                )
+            )
         if findings:
             raise ValidationError(findings)
         assert parsed_schedule is not None
@@ -182,6 +199,7 @@ class ReplicationJob:
         self.backend: Backend = backend
         self.clock: Clock = clock or getattr(backend, "clock", None) or SystemClock()
         self.retry = retry or RetryPolicy()
+        self.journal: Journal | None = journal
         self._limit = self._call(backend.recovery_point_limit)
         self._check_limit(owner)
         self._bucket = None if self.bandwidth is None else TokenBucket(self.bandwidth, self.clock)
@@ -191,6 +209,8 @@ class ReplicationJob:
         self._last_run: datetime | None = None
         self._next_due: datetime | None = None
         self._history: deque[JobResult] = deque(maxlen=history)
+        self._memory_since: datetime = self.clock.now()  # the in-memory history starts here
+        self._journaled: tuple[datetime, datetime, tuple[JobResult, ...]] | None = None
         self._replicas: dict[str, _Replica] = {}
         self._rpo_states: dict[str, RPOState] = {}
         self._subscribers = Subscribers()
@@ -259,6 +279,34 @@ class ReplicationJob:
                 return
             yield result
 
+    def results_for_rpo(self, since: datetime) -> list[JobResult]:
+        """Runs that finished at or after ``since``, for RPO compliance: those in memory, and,
+        with a journal, the earlier ones it holds (a run made before this process started, or
+        one the in-memory history no longer holds). Oldest first."""
+        recent = list(self.results_since(since))
+        recent.reverse()
+        journal = self.journal
+        with self._state_lock:
+            memory_since = self._memory_since
+        if journal is None or since >= memory_since:
+            return recent
+        journaled = self._journaled
+        if journaled is None or journaled[0] > since or journaled[1] != memory_since:
+            # Runs before memory_since never change: read them once for as far back as asked.
+            try:
+                earlier = tuple(
+                    r
+                    for r in journal.replication_runs(self.name, since=since)
+                    if r.finished_at < memory_since
+                )
+            except Exception as error:  # compliance is then measured from what memory holds
+                _log.warning("job %r: journal history unreadable: %s", self.name, error)
+                return recent
+            journaled = self._journaled = (since, memory_since, earlier)
+        known = {result.run_id for result in recent}
+        older = [r for r in journaled[2] if r.finished_at >= since and r.run_id not in known]
+        return older + recent
+
     def due(self, now: datetime) -> bool:
         """Whether the job should run at ``now``: enabled, and a slot has passed since it last
         ran. Pure: reads no clock."""
@@ -307,15 +355,33 @@ class ReplicationJob:
                 retention=str(self.retention),
                 bandwidth=None if self.bandwidth is None else str(self.bandwidth),
                 notes=self._notes(results),
+                run_id=f"repl-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}",
             )
+            result = self._record(result)
             with self._state_lock:
                 self._last_run = started
                 self._next_due = self.schedule.next_after(started)
+                if len(self._history) == self._history.maxlen:
+                    self._memory_since = self._history[0].finished_at
                 self._history.append(result)
             self._subscribers.emit(JobFinished(self.name, result.outcome, finished, result))
             return result
         finally:
             self._run_lock.release()
+
+    def _record(self, result: JobResult) -> JobResult:
+        """Store the run in the journal, if any. The points exist whatever the journal says, so
+        a journal that cannot store the run does not undo it: the result says so in a note."""
+        journal = self.journal
+        if journal is None:
+            return result
+        try:
+            journal.record_replication(result)
+        except Exception as error:  # a full disk, a closed journal, a lost database server
+            _log.warning("job %r: run %s not journaled: %s", self.name, result.run_id, error)
+            note = f"not recorded in the journal {journal!r}: {type(error).__name__}: {error}"
+            return attrs.evolve(result, notes=(*result.notes, note))
+        return result
 
     def _count_as_run(self, started: datetime) -> None:
         """A run that raised (a bug) still moves the job on to its next slot."""

@@ -1,8 +1,8 @@
 """What one run of a replication job did, per VM: plain data to read, render and record.
 
-Every field is a name, an id, a number or a UTC time, and :meth:`JobResult.as_dict` turns a
-result into JSON-ready data, so the journal can record runs as they are and replay the RPO
-history from them.
+Every field is a name, an id, a number or a UTC time. :meth:`JobResult.as_dict` turns a result
+into JSON-ready data and :meth:`JobResult.from_dict` turns that data back into the same result,
+so a journal records runs as they are and gives them back as history for RPO reports.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from vmfailover._render import html_table, text_table
-from vmfailover.errors import NotFoundError
+from vmfailover.errors import NotFoundError, ValidationError
 
 __all__ = ["JobOutcome", "JobResult", "RemovedPoint", "SyncOutcome", "VMSyncResult"]
 
@@ -90,6 +90,8 @@ class JobResult:
     retention: str
     bandwidth: str | None = None
     notes: tuple[str, ...] = ()
+    run_id: str = ""
+    """Names this run in a journal (``repl-<start>-<random>``)."""
 
     @property
     def outcome(self) -> JobOutcome:
@@ -127,6 +129,32 @@ class JobResult:
 
     def to_json(self, **kwargs: Any) -> str:
         return json.dumps(self.as_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JobResult:
+        """The result :meth:`as_dict` gave ``data`` for (``outcome`` is recomputed, not read).
+
+        Data that is not such a result raises :class:`ValidationError` naming the run.
+        """
+        name = data.get("run_id") or data.get("job") if isinstance(data, dict) else None
+        try:
+            return cls(
+                job=_string(data["job"]),
+                started_at=_time(data["started_at"]),
+                finished_at=_time(data["finished_at"]),
+                vms=tuple(_vm_result(vm) for vm in data["vms"]),
+                schedule=_string(data["schedule"]),
+                retention=_string(data["retention"]),
+                bandwidth=None if data.get("bandwidth") is None else _string(data["bandwidth"]),
+                notes=tuple(_string(note) for note in data.get("notes", ())),
+                run_id=_string(data.get("run_id", "")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise ValidationError.of(
+                f"replication run {name!r:.80}",
+                f"is not a job result as JobResult.as_dict writes it: {type(error).__name__}: "
+                f"{error}",
+            ) from None
 
     # --- rendering -------------------------------------------------------------------------------
 
@@ -168,6 +196,53 @@ class JobResult:
             + html_table(self._HEADERS, self._rows())
             + notes
         )
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected text, got {value!r:.80}")
+    return value
+
+
+def _time(value: object) -> datetime:
+    moment = datetime.fromisoformat(_string(value))
+    if moment.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone")
+    return moment
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a count, got {value!r:.80}")
+    return value
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else _string(value)
+
+
+def _vm_result(data: Any) -> VMSyncResult:
+    point_time = data.get("point_time")
+    return VMSyncResult(
+        vm=_string(data["vm"]),
+        outcome=SyncOutcome(data["outcome"]),
+        started_at=_time(data["started_at"]),
+        finished_at=_time(data["finished_at"]),
+        vm_id=_optional(data.get("vm_id")),
+        replica_id=_optional(data.get("replica_id")),
+        replica_created=data.get("replica_created") is True,
+        point_id=_optional(data.get("point_id")),
+        point_time=None if point_time is None else _time(point_time),
+        bytes_moved=_count(data.get("bytes_moved", 0)),
+        kept=_count(data.get("kept", 0)),
+        removed=tuple(
+            RemovedPoint(_string(p["point_id"]), _time(p["created_at"]), _string(p["reason"]))
+            for p in data.get("removed", ())
+        ),
+        attempts=_count(data.get("attempts", 0)),
+        reason=_optional(data.get("reason")),
+        warnings=tuple(_string(warning) for warning in data.get("warnings", ())),
+    )
 
 
 def _jsonable(instance: object, attribute: object, value: object) -> object:

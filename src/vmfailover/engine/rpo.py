@@ -3,7 +3,8 @@
 :func:`rpo_status` reads the recovery points from the backend (the truth, whatever made them),
 classifies each VM (:mod:`vmfailover.policy.rpo`), and computes the fraction of a window during
 which the VM met its RPO from the points that exist and the points its job made and has since
-deleted (the job's history). Given jobs, it also tells each job's subscribers when a VM's state
+deleted (the job's history, reaching back through its journal when it has one, so a restarted
+process measures the same). Given jobs, it also tells each job's subscribers when a VM's state
 changes: one :class:`~vmfailover.engine.replication_events.RPOChanged` per change, however often
 the status is checked, because the job remembers the last state it reported.
 """
@@ -90,6 +91,11 @@ class RPOReport:
         }
 
     _HEADERS = ("VM", "job", "RPO", "newest point", "age", "state", "met")
+
+    def table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The table's headers and rows, as text: for renderers of our own (the command line's
+        rich tables)."""
+        return self._HEADERS, self._rows()
 
     def _rows(self) -> list[tuple[str, ...]]:
         rows: list[tuple[str, ...]] = []
@@ -278,7 +284,7 @@ class _History:
         if found is None:
             found = {}
             # A point made up to one target before the window still covers part of it.
-            for result in job.results_since(self._start - target):
+            for result in job.results_for_rpo(self._start - target):
                 for synced in result.vms:
                     if synced.outcome is SyncOutcome.SYNCED and synced.point_time is not None:
                         found.setdefault(synced.vm, []).append(synced.point_time)

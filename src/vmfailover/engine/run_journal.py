@@ -37,6 +37,8 @@ MUTATING = frozenset(
         "create_test_copy",
         "remove_test_copy",
         "reverse_replication",
+        "commit_failover",
+        "undo_failover",
     }
 )
 """The backend calls that change something: each is journaled (intent, then outcome)."""
@@ -140,6 +142,22 @@ class RunJournal:
     def cleanup(self, report: RunReport, restored: bool) -> None:
         """A test run's cleanup and the report that now holds it (durable on return)."""
         entry = self._entry(EntryKind.CLEANUP, {"restored": restored, "report": dumps(report)})
+        self.writer.write([entry], durable=True)
+
+    def aftercare(self, action: str, report: RunReport, state: str) -> None:
+        """A commit, undo or failback ended (or stopped): the report holding its result and the
+        run's state (durable on return)."""
+        entry = self._entry(
+            EntryKind.AFTERCARE, {"action": action, "state": state, "report": dumps(report)}
+        )
+        self.writer.write([entry], durable=True)
+
+    def failback_link(self, failback_run: str) -> None:
+        """The failback run about to be begun for this run (durable on return), so a resumed
+        failback finds it, or begins it under the same id if it never was."""
+        entry = self._entry(
+            EntryKind.AFTERCARE, {"action": "failback", "failback_run": failback_run}
+        )
         self.writer.write([entry], durable=True)
 
     # --- riding along -----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Everything a later process needs to go on with the run without checking the plan again: the
 compiled plan (VM names and ids, replicas and recovery points, NIC changes, expected addresses,
 the start order with its probes and limits, the steps), which sources answered at pre-flight,
-the expected durations, and for a test the inventory before it (its cleanup proves it back).
+the expected durations, and the inventory before it: all of it for a test (its cleanup proves it
+back), what the run touches for a production run (its undo restores that and proves it back).
+A failback run's record names the run it fails back and what reversing replication did.
 The plan itself is kept as far as the run uses it (name, VMs, objectives, shutdown timeout);
 its network mapping and re-IP rules are already resolved into each VM's NIC changes.
 
@@ -47,6 +49,11 @@ class RunRecord:
     weights: Mapping[str, float] | None
     inventory_before: Inventory | None
     backend: str
+    failback_of: str | None = None
+    """The run this one fails back (its failback run), or None."""
+    failback: Any = None
+    """The failback's :class:`~vmfailover.engine.aftercare_results.FailbackResult` as the
+    reversal left it, for a failback run."""
 
 
 def write_record(
@@ -56,10 +63,12 @@ def write_record(
     weights: Mapping[str, float] | None,
     inventory_before: Inventory | None,
     backend: str,
+    failback_of: str | None = None,
+    failback: object = None,
 ) -> str:
     """The record of a run of ``compiled`` as journal text."""
     plan = compiled.plan
-    data = {
+    data: dict[str, Any] = {
         "format": RECORD_FORMAT,
         "backend": backend,
         "kind": encode(compiled.kind),
@@ -71,6 +80,8 @@ def write_record(
             "rpo": plan.rpo,
             "shutdown_timeout": plan.shutdown_timeout,
             "power_off_source": encode(plan.power_off_source),
+            "auto_commit": plan.auto_commit,
+            "auto_undo": plan.auto_undo,
         },
         "order": encode(compiled.order),
         "vms": encode(compiled.vms),
@@ -81,6 +92,9 @@ def write_record(
         "weights": None if weights is None else dict(weights),
         "inventory_before": encode(inventory_before),
     }
+    if failback_of is not None:
+        data["failback_of"] = failback_of
+        data["failback"] = encode(failback)
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
@@ -146,6 +160,8 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
             power_off_source=decode(stored["power_off_source"]),
             steps=steps,
             description=stored["description"],
+            auto_commit=stored.get("auto_commit"),
+            auto_undo=stored.get("auto_undo"),
         )
     vms = tuple(attrs.evolve(vm, entry=order.entry(vm.name)) for vm in decode(data["vms"]))
     compiled = CompiledPlan(
@@ -165,6 +181,8 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
         weights=None if weights is None else dict(weights),
         inventory_before=inventory if isinstance(inventory, Inventory) else None,
         backend=str(data["backend"]),
+        failback_of=data.get("failback_of"),
+        failback=decode(data.get("failback")),
     )
 
 

@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -38,17 +39,19 @@ from vmfailover.engine.claims import claims_for
 from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent, RunStateChanged
 from vmfailover.engine.execution import Execution
 from vmfailover.engine.host_failover_results import HostFailoverReport, MoveBackReport
-from vmfailover.engine.journal import Journal, RunSummary
+from vmfailover.engine.journal import EntryKind, Journal, JournaledRun, JournalEntry, RunSummary
+from vmfailover.engine.journal_codec import loads
 from vmfailover.engine.journal_writer import JournalWriter
 from vmfailover.engine.replay import Replay
 from vmfailover.engine.results import CleanupResult, RunReport, RunResult
 from vmfailover.engine.run_journal import RunJournal
-from vmfailover.engine.run_record import read_record, write_record
+from vmfailover.engine.run_record import RunRecord, read_record, write_record
 from vmfailover.engine.run_state import RunAction, RunState, RunStateMachine
 from vmfailover.errors import (
     ConflictError,
     Finding,
     Findings,
+    NotFoundError,
     TransientBackendError,
     ValidationError,
     VMFailoverError,
@@ -163,6 +166,11 @@ class Run:
         self._executing = False
         self._lock = threading.RLock()
         self.inventory_before: Inventory | None = None
+        #: The interrupted commit, undo or failback's journal, replayed when it is called again
+        #: (set by Runner.resume, taken by the next aftercare action).
+        self._aftercare_replay: Replay | None = None
+        #: The id a failback of this run is (or was about to be) begun under.
+        self._failback_link: str | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, {self.kind.value}, plan={self.plan.name!r}, {self.state.value})"
@@ -180,6 +188,12 @@ class Run:
     def report(self) -> RunReport | None:
         """The latest report, or None while the recovery runs."""
         return self._report
+
+    @property
+    def test_copies(self) -> tuple[str, ...]:
+        """The ids of the test copies this run created and has not removed (a test run's; what
+        :meth:`Runner.cleanup` removes). Empty before the run has started its VMs."""
+        return () if self._execution is None else tuple(self._execution.running_copies())
 
     @property
     def waiting_approvals(self) -> tuple[str, ...]:
@@ -337,6 +351,9 @@ class Runner:
         self.readiness_timeout = timeouts["readiness_timeout"]
         self.poll_interval = timeouts["poll_interval"]
         self._bus = EventBus()
+        #: The runs this runner made, resumed or attached, by id: one Run per journaled run.
+        self._runs: weakref.WeakValueDictionary[str, Run] = weakref.WeakValueDictionary()
+        self._runs_lock = threading.RLock()
         self._retrying_cache: tuple[RetryPolicy, Clock, tenacity.Retrying] | None = None
 
     def __repr__(self) -> str:
@@ -457,6 +474,9 @@ class Runner:
         weights: Mapping[str, float] | None,
         cleanup_after: float | str | None,
         failback_of: Run | None,
+        *,
+        run_id: str | None = None,
+        failback: FailbackResult | None = None,
     ) -> Run:
         """Check and compile ``plan`` and claim what it touches: a run ready to execute."""
         kind = as_enum(FailoverKind, kind, "kind")
@@ -469,8 +489,9 @@ class Runner:
                 )
             delay = parse_seconds(cleanup_after, "cleanup_after", allow_zero=True)
         weights = _weights(weights, plan)
-        run_id = f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        run_id = run_id or self.new_run_id()
         run = Run(self, run_id, plan, kind, failback_of=failback_of)
+        run.failback_result = failback
         run._fire(RunAction.VALIDATE)
         try:
             facts = self._facts(plan)
@@ -494,6 +515,7 @@ class Runner:
         if self._writer is not None:
             try:
                 run._journal = self._begin(run, compiled, reachable, weights, inventory)
+                self._runs[run_id] = run
             except BaseException:
                 claims_for(self.backend).release(run_id)
                 run._fire(RunAction.REFUSE)
@@ -524,13 +546,17 @@ class Runner:
         if deadline is not None and run._report is not None:
             run._report = attrs.evolve(run._report, deadline=deadline)
 
+    def new_run_id(self) -> str:
+        """A fresh run id: the moment and a random tail."""
+        return f"run-{self.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
     def _start_failback(
-        self, plan: FailoverPlan, *, of: Run, result: FailbackResult, force: bool
+        self, plan: FailoverPlan, *, of: Run, result: FailbackResult, force: bool, run_id: str
     ) -> Run:
         """The planned failover that brings ``of`` home, ready to execute (for aftercare)."""
-        run = self._prepare(plan, FailoverKind.PLANNED, force, None, None, of)
-        run.failback_result = result
-        return run
+        return self._prepare(
+            plan, FailoverKind.PLANNED, force, None, None, of, run_id=run_id, failback=result
+        )
 
     def _begin(
         self,
@@ -546,8 +572,12 @@ class Runner:
             compiled,
             reachable_sources=reachable,
             weights=weights,
-            inventory_before=inventory if run.kind is FailoverKind.TEST else None,
+            inventory_before=inventory
+            if run.kind is FailoverKind.TEST
+            else _touched_inventory(inventory, compiled),
             backend=self.backend.name,
+            failback_of=None if run.failback_of is None else run.failback_of.id,
+            failback=run.failback_result,
         )
         journal = RunJournal(self._writer, run.id, self.clock.now)
         journal.begin(
@@ -575,61 +605,145 @@ class Runner:
         background: bool = True,
         takeover: bool = False,
     ) -> Run:
-        """Continue the interrupted run ``run_id`` from the journal; returns its :class:`Run`.
+        """Continue what was in flight for run ``run_id`` when its process stopped; returns its
+        :class:`Run`.
 
-        VMs whose recovery finished keep their outcome and are not touched again; a VM in the
-        middle of its recovery goes on where it was: each backend call its journal holds is
-        replayed from its record, and one whose intent has no outcome is first reconciled
-        against the backend's state (:mod:`vmfailover.engine.reconcile`), so nothing is done
-        twice; VMs not yet started start in order, once what they depend on is ready. The run
-        claims its VMs again. ``plan`` is needed only when the plan held Python callables
-        (callable steps, probes or approvers), which a journal cannot store.
+        **An interrupted recovery** (the run was running): VMs whose recovery finished keep their
+        outcome and are not touched again; a VM in the middle of its recovery goes on where it
+        was: each backend call its journal holds is replayed from its record, and one whose
+        intent has no outcome is first reconciled against the backend's state
+        (:mod:`vmfailover.engine.reconcile`), so nothing is done twice; VMs not yet started start
+        in order, once what they depend on is ready. The run claims its VMs again.
 
         ``takeover=True`` resumes the run even when the process that journaled it last is still
         alive on this host: for a caller that holds the plan's lease under a newer fencing token
         (the :class:`~vmfailover.engine.orchestrator.Orchestrator`), so that the old process is
         fenced out by its backend and journal, not by the process table.
 
-        Raises :class:`~vmfailover.errors.ConflictError` naming the run's state if it is not
-        interrupted (it ended, or it is running in this process or, without ``takeover``, in
-        another live process on this host), and :class:`~vmfailover.errors.NotFoundError` if the
-        journal lacks it.
+        **An interrupted commit or undo** (the run is ``committing`` or ``undoing``) is finished
+        before this returns, its journaled calls replayed or reconciled the same way. **An
+        interrupted failback** (``failing_back``) goes on too: replication is reversed where it
+        was not yet and the failback run begins, or, if it had begun, that run is resumed (its
+        recovery, or its commit or undo); it is ``run.failback_run``. A failback run can also be
+        resumed by its own id.
+
+        With ``background=False`` a resumed recovery runs when :meth:`Run.wait` is called (a
+        failback run resumed through its original's id, before this returns); a commit or undo
+        always finishes before this returns.
+
+        ``plan`` is needed only when the plan held Python callables (callable steps, probes or
+        approvers), which a journal cannot store. To commit, undo or fail back a run that ended
+        in another process, :meth:`attach` it.
+
+        Raises :class:`~vmfailover.errors.ConflictError` naming the run's state if nothing of it
+        is in flight (or it is running in this process or in another live process on this
+        host), and :class:`~vmfailover.errors.NotFoundError` if the journal lacks it.
         """
+        background = _flag(background, "background")
+        takeover = _flag(takeover, "takeover")
+        loaded = self._load(run_id, "resume", takeover=takeover)
+        summary = loaded.summary
+        if summary.interrupted:
+            return self._resume_recovery(loaded, plan, background, takeover=takeover)
+        if summary.state in _IN_AFTERCARE:
+            if not takeover:
+                _check_owner(run_id, summary.owner)
+            run = self._attach_loaded(loaded, plan)
+            self._resume_aftercare(run, background)
+            return run
+        ended = f", ended {summary.ended_at:%Y-%m-%d %H:%M:%S}" if summary.ended_at else ""
+        raise ConflictError(
+            f"run {run_id} is {summary.state}{ended}: nothing of it is in flight (only a run "
+            "whose recovery, commit, undo or failback was interrupted can be resumed); attach "
+            "it to commit, undo or fail it back"
+        )
+
+    def attach(self, run_id: str, *, plan: FailoverPlan | None = None) -> Run:
+        """The journaled run ``run_id`` as a :class:`Run` of this runner, for a run whose
+        recovery ended in this process or another one: :meth:`commit`, :meth:`undo` and
+        :meth:`failback` act on it as on the run that process held, and its report is the last
+        one the journal stored. A failback run comes with the run it fails back
+        (``failback_of``), and a run failing back with its failback run (``failback_run``).
+        The same id gives the same Run for as long as it is referenced.
+
+        ``plan`` is needed only when the plan held Python callables. Raises
+        :class:`~vmfailover.errors.ConflictError` for an interrupted run (:meth:`resume` it)
+        and :class:`~vmfailover.errors.NotFoundError` if the journal lacks it.
+        """
+        with self._runs_lock:
+            known = self._runs.get(run_id) if isinstance(run_id, str) else None
+            if known is not None:
+                return known
+            loaded = self._load(run_id, "attach")
+            if loaded.summary.interrupted:
+                raise ConflictError(
+                    f"run {run_id} was interrupted in its recovery ({loaded.summary.state}): "
+                    "resume it (runner.resume) to finish it first"
+                )
+            return self._attach_loaded(loaded, plan)
+
+    def _load(self, run_id: object, what: str, *, takeover: bool = False) -> JournaledRun:
+        """The journaled run ``run_id``, checked as one this runner may take over."""
         if self.journal is None or self._writer is None:
             raise ConflictError(
                 "this runner has no journal: give Runner(backend, journal=...) the journal "
                 "the run was written to"
             )
         if not isinstance(run_id, str) or not run_id:
-            raise ValidationError.of("resume", f"needs a run id, got {run_id!r}")
-        background = _flag(background, "background")
-        takeover = _flag(takeover, "takeover")
+            raise ValidationError.of(what, f"needs a run id, got {run_id!r}")
         with _live_lock:
             if run_id in _live_runs and not takeover:
                 raise ConflictError(
                     f"run {run_id} is running in this process: it is not interrupted"
                 )
-        loaded = self.journal.load(run_id)
-        summary = loaded.summary
-        if not summary.interrupted:
-            ended = f", ended {summary.ended_at:%Y-%m-%d %H:%M:%S}" if summary.ended_at else ""
-            raise ConflictError(
-                f"run {run_id} is {summary.state}{ended}: only an interrupted run (running, "
-                "its end never recorded) can be resumed"
-            )
-        if not takeover:
-            _check_owner(run_id, summary.owner)
+        return self.journal.load(run_id)
+
+    def _record(self, loaded: JournaledRun, plan: FailoverPlan | None) -> RunRecord:
         record = read_record(loaded.record, plan)
         if record.backend != self.backend.name:
             raise ConflictError(
-                f"run {run_id} ran on a {record.backend} backend, not on this "
+                f"run {loaded.summary.run_id} ran on a {record.backend} backend, not on this "
                 f"{self.backend.name} one"
             )
+        return record
+
+    def _failback_of(self, record: RunRecord) -> Run | None:
+        """The run a failback run's record names, attached (NotFoundError if the journal lost
+        it)."""
+        if record.failback_of is None:
+            return None
+        return self.attach(record.failback_of)
+
+    def _resume_recovery(
+        self,
+        loaded: JournaledRun,
+        plan: FailoverPlan | None,
+        background: bool,
+        *,
+        takeover: bool = False,
+    ) -> Run:
+        summary = loaded.summary
+        run_id = summary.run_id
+        if not takeover:
+            _check_owner(run_id, summary.owner)
+        assert self._writer is not None
+        record = self._record(loaded, plan)
+        original = self._failback_of(record)
         compiled = record.compiled
         replay = Replay(summary.started_at, loaded.entries)
         claims_for(self.backend).claim(run_id, _touched(compiled))
-        run = Run(self, run_id, compiled.plan, compiled.kind, RunState(summary.state))
+        run = Run(
+            self,
+            run_id,
+            compiled.plan,
+            compiled.kind,
+            RunState(summary.state),
+            failback_of=original,
+        )
         run.inventory_before = record.inventory_before
+        run.failback_result = record.failback
+        if original is not None:
+            original.failback_run = run
         run._journal = RunJournal(
             self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
         )
@@ -645,11 +759,105 @@ class Runner:
             journal=run._journal,
             replay=replay,
         )
+        if compiled.kind is not FailoverKind.TEST:
+            run._execution.after_end = lambda: self._after_production(run)
         with _live_lock:
             _live_runs[run_id] += 1
+        self._runs[run_id] = run
         if background:
             run._start_background()
         return run
+
+    def _attach_loaded(self, loaded: JournaledRun, plan: FailoverPlan | None) -> Run:
+        """A Run for a journaled run whose recovery ended (see :meth:`attach`)."""
+        assert self.journal is not None
+        assert self._writer is not None
+        summary = loaded.summary
+        run_id = summary.run_id
+        with self._runs_lock:
+            record = self._record(loaded, plan)
+            original = self._failback_of(record)
+            known = self._runs.get(run_id)  # attaching the original attached this one
+            if known is not None:
+                return known
+            compiled = record.compiled
+            replay = Replay(summary.started_at, loaded.entries)
+            run = Run(
+                self,
+                run_id,
+                compiled.plan,
+                compiled.kind,
+                RunState(summary.state),
+                failback_of=original,
+            )
+            run.inventory_before = record.inventory_before
+            run.failback_result = record.failback
+            run._journal = RunJournal(
+                self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
+            )
+            run._execution = Execution(
+                self,
+                run_id,
+                compiled,
+                weights=record.weights,
+                reachable_sources=record.reachable_sources,
+                journal=run._journal,
+            )
+            for name, (_state, progress) in replay.finished.items():
+                if name in run._execution.progress:
+                    run._execution.progress[name] = progress
+            stored = self.journal.stored_report(run_id)
+            if stored is not None:
+                report = loads(stored)
+                if isinstance(report, RunReport):
+                    run._report = report
+                    run.failback_result = report.failback or run.failback_result
+            run._aftercare_replay = _aftercare_replay(run.state, summary.started_at, loaded.entries)
+            run._done.set()
+            self._runs[run_id] = run
+            run._failback_link = _failback_link(loaded.entries)
+            link = run._failback_link
+            if link is not None and run.state in (RunState.FAILING_BACK, RunState.FAILED_BACK):
+                try:
+                    back = self.journal.load(link, ()).summary
+                except NotFoundError:
+                    back = None  # the failback was about to begin: resuming begins it
+                if back is not None and back.ended_at is not None:  # it ran (not refused)
+                    run.failback_run = self.attach(link)
+            return run
+
+    def _resume_aftercare(self, run: Run, background: bool) -> None:
+        """Finish the commit, undo or failback of ``run`` that was in flight."""
+        from vmfailover.engine import aftercare
+
+        by = "runner.resume"
+        if run.state is RunState.COMMITTING:
+            aftercare.commit(self, run, by=by)
+        elif run.state is RunState.UNDOING:
+            aftercare.undo(self, run, by=by)
+        elif run.failback_run is not None:
+            back = run.failback_run
+            if back.state in (RunState.COMMITTING, RunState.UNDOING):
+                self._resume_aftercare(back, background)
+                return
+            raise ConflictError(
+                f"run {run.id} is failing back: its failback run {back.id} is "
+                f"{back.state.value}, nothing is in flight (commit or undo it)"
+            )
+        else:
+            link = run._failback_link
+            assert self.journal is not None
+            if link is not None:
+                try:
+                    back_summary = self.journal.load(link, ()).summary
+                except NotFoundError:
+                    back_summary = None
+                if back_summary is not None and back_summary.interrupted:
+                    back = self._resume_recovery(self.journal.load(link), None, background)
+                    if not background:
+                        back.wait()
+                    return
+            aftercare.failback(self, run, background=background)
 
     def _cleanup_later(self, run: Run, delay: float) -> None:
         def later() -> None:
@@ -674,16 +882,58 @@ class Runner:
             raise ValidationError.of("cleanup", f"needs a Run, got {run!r}")
         if run._runner.backend is not self.backend:
             raise ConflictError(f"run {run.id} ran on another backend: clean it up with its runner")
+        return self._clean_up(run, run.test_copies)
+
+    def cleanup_journaled(self, run_id: str, *, plan: FailoverPlan | None = None) -> RunReport:
+        """Clean up test run ``run_id`` of the journal, as :meth:`cleanup` does for a run of this
+        runner: for a run an earlier process started (the command line's ``cleanup RUN``).
+
+        The copies removed are those the journal says the run created (removing one that is
+        gone already is a no-op); the inventory afterwards is compared with the one the run
+        recorded before it acted; the cleanup and the report holding it are journaled, so the
+        journal's report of the run shows it. ``plan`` is needed only when the plan had Python
+        callables. ConflictError if this runner has no journal, the run ran on another kind of
+        backend, is interrupted (resume it first), or is not a test run that has ended;
+        NotFoundError if the journal lacks it.
+        """
+        if self.journal is None or self._writer is None:
+            raise ConflictError(
+                "this runner has no journal: give Runner(backend, journal=...) the journal "
+                "the run was written to"
+            )
+        if not isinstance(run_id, str) or not run_id:
+            raise ValidationError.of("cleanup_journaled", f"needs a run id, got {run_id!r}")
+        loaded = self.journal.load(run_id)
+        summary = loaded.summary
+        if summary.interrupted:
+            raise ConflictError(
+                f"run {run_id} is interrupted ({summary.state}): resume it before cleaning it up"
+            )
+        record = read_record(loaded.record, plan)
+        if record.backend != self.backend.name:
+            raise ConflictError(
+                f"run {run_id} ran on a {record.backend} backend, not on this "
+                f"{self.backend.name} one"
+            )
+        run = Run(self, run_id, record.compiled.plan, record.compiled.kind, RunState(summary.state))
+        run.inventory_before = record.inventory_before
+        run._report = self.journal.report(run_id).report
+        replay = Replay(summary.started_at, loaded.entries)
+        run._journal = RunJournal(
+            self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
+        )
+        return self._clean_up(run, _journaled_copies(loaded.entries))
+
+    def _clean_up(self, run: Run, copies: Iterable[str]) -> RunReport:
         with run._lock:
             if not run._machine.can(RunAction.CLEAN_UP):
                 run._machine.fire(
                     RunAction.CLEAN_UP
                 )  # raises, naming the state and what is allowed
-            assert run._execution is not None
             assert run.inventory_before is not None
             removed: list[str] = []
             errors: list[str] = []
-            for copy in run._execution.running_copies():
+            for copy in copies:
                 try:
                     self._remove_copy(run, copy)
                     removed.append(copy)
@@ -1013,11 +1263,69 @@ def _weights(weights: object, plan: FailoverPlan) -> Mapping[str, float] | None:
     return checked
 
 
+_IN_AFTERCARE = (
+    RunState.COMMITTING.value,
+    RunState.UNDOING.value,
+    RunState.FAILING_BACK.value,
+)
+
+
+def _aftercare_replay(
+    state: RunState, started_at: datetime, entries: Iterable[JournalEntry]
+) -> Replay | None:
+    """The journal of the last commit, undo or failback attempt that ``state`` says is in
+    flight: the entries since the run last entered that state."""
+    if state.value not in _IN_AFTERCARE:
+        return None
+    listed = list(entries)
+    begin = 0
+    for index, entry in enumerate(listed):
+        if entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value:
+            begin = index + 1
+    if begin == 0:
+        return None
+    return Replay(started_at, listed[begin:])
+
+
+def _failback_link(entries: Iterable[JournalEntry]) -> str | None:
+    """The failback run the journal last linked to this run, if any."""
+    link = None
+    for entry in entries:
+        if entry.kind is EntryKind.AFTERCARE:
+            payload = entry.payload()
+            if "failback_run" in payload:
+                link = str(payload["failback_run"])
+    return link
+
+
+def _touched_inventory(inventory: Inventory, compiled: CompiledPlan) -> Inventory:
+    """The part of ``inventory`` a production run touches (its sources, replicas and replica
+    VMs, with the sites, hosts, datastores and networks they name): what its undo restores and
+    proves."""
+    keys = set(_touched(compiled))
+    return attrs.evolve(
+        inventory,
+        vms=tuple(vm for vm in inventory.vms if vm.id in keys),
+        replicas=tuple(replica for replica in inventory.replicas if replica.id in keys),
+    )
+
+
 def _touched(compiled: Any) -> list[str]:
     ids: list[str] = []
     for vm in compiled.vms:
         ids += [vm.source.id, vm.replica.id, vm.replica_vm.id]
     return ids
+
+
+def _journaled_copies(entries: Iterable[JournalEntry]) -> list[str]:
+    """The test copies a run's journal says it created, in the order it created them."""
+    copies: dict[str, None] = {}
+    for entry in entries:
+        if entry.kind is EntryKind.OUTCOME and entry.operation == "create_test_copy":
+            result = entry.payload().get("result")
+            if isinstance(result, str):
+                copies[result] = None
+    return list(copies)
 
 
 def inventory_differences(

@@ -21,6 +21,7 @@ from concurrent.futures import wait as wait_for
 from datetime import datetime, timedelta
 
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine.journal import Journal
 from vmfailover.engine.replication import ReplicationJob
 from vmfailover.engine.replication_events import ReplicationSubscriber
 from vmfailover.engine.replication_results import JobResult
@@ -37,7 +38,8 @@ class Scheduler:
 
     ``clock`` defaults to the first job's; ``max_idle`` bounds one wait in the clock's seconds
     (so a wall-clock jump is noticed); ``rpo_check`` is how often :meth:`run_forever` measures
-    the RPO (``None``: never).
+    the RPO (``None``: never). With a ``journal``, every job's runs are recorded in it: jobs
+    built without one are given it; a job built with another journal is refused.
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Scheduler:
         clock: Clock | None = None,
         max_idle: float = 60.0,
         rpo_check: str | timedelta | None = "5m",
+        journal: Journal | None = None,
     ) -> None:
         given: object = jobs
         if not isinstance(given, ReplicationJob) and not is_collection(given):
@@ -68,14 +71,39 @@ class Scheduler:
             findings.append(Finding("Scheduler max_parallel", f"must be >= 1: {max_parallel!r}"))
         if not is_finite_number(max_idle) or not max_idle > 0:
             findings.append(Finding("Scheduler max_idle", f"must be > 0 seconds: {max_idle!r}"))
+        given_journal: object = journal
+        if given_journal is not None and not isinstance(given_journal, Journal):
+            findings.append(
+                Finding(
+                    "Scheduler journal",
+                    f"{journal!r:.80} is not a journal",
+                    hint="open one with SQLiteJournal(path)",
+                )
+            )
+        elif journal is not None:
+            findings.extend(
+                Finding(
+                    f"job {job.name!r}",
+                    f"records its runs in {job.journal!r}, not the scheduler's {journal!r}",
+                    hint="give the job and the scheduler the same journal, or the job none",
+                )
+                for job in job_list
+                if isinstance(job, ReplicationJob)
+                and job.journal is not None
+                and job.journal is not journal
+            )
         if findings:
             raise ValidationError(findings)
         valid = [job for job in job_list if isinstance(job, ReplicationJob)]
+        if journal is not None:
+            for job in valid:
+                job.journal = journal
         self.jobs: tuple[ReplicationJob, ...] = tuple(
             sorted(valid, key=lambda job: (job.priority, job.name))
         )
         self.clock: Clock = clock or (self.jobs[0].clock if self.jobs else SystemClock())
         self.max_parallel = max_parallel
+        self.journal = journal
         self.max_idle = float(max_idle)
         self.rpo_check = None if rpo_check is None else parse_elapsed(rpo_check, "rpo_check")
         self._pool = ThreadPoolExecutor(max_parallel, thread_name_prefix="vmfailover-scheduler")

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,11 @@ from vmfailover.engine.journal import (
     JournalEntry,
     RunSummary,
 )
+from vmfailover.engine.journal_replication import (
+    replication_query,
+    replication_rows,
+    result_from_row,
+)
 from vmfailover.engine.journal_schema import (
     MIGRATIONS,
     SCHEMA,
@@ -38,6 +44,7 @@ from vmfailover.engine.journal_schema import (
     summary_update,
     version_row,
 )
+from vmfailover.engine.replication_results import JobResult
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError
 
 __all__ = ["MIGRATIONS", "SCHEMA", "SQLiteJournal"]
@@ -204,7 +211,29 @@ class SQLiteJournal(Journal):
                 raise
             self._db.execute("COMMIT")
 
+    def record_replication(self, result: JobResult) -> None:
+        statements = replication_rows(result)
+        with self._lock:
+            self._check_open()
+            exists = self._db.execute(
+                "SELECT 1 FROM vmfailover_replication_runs WHERE run_id = ?", (result.run_id,)
+            ).fetchone()
+            if exists:
+                raise ConflictError(
+                    f"journal {str(self.path)!r} holds replication run {result.run_id} already"
+                )
+            self._transaction(statements)
+
     # --- reading ---------------------------------------------------------------------------------
+
+    def replication_runs(
+        self, job: str | None = None, *, since: datetime | None = None
+    ) -> tuple[JobResult, ...]:
+        query, parameters = replication_query(job, since)
+        with self._lock:
+            self._check_open()
+            rows = self._db.execute(query, parameters).fetchall()
+        return tuple(result_from_row(row) for row in rows)
 
     def runs(self) -> tuple[RunSummary, ...]:
         with self._lock:

@@ -55,13 +55,18 @@ def classify_rpo(age: timedelta | None, target: timedelta) -> RPOState:
         raise ValidationError.of("rpo", f"the target must be positive, got {target}")
     if age is None:
         return RPOState.UNPROTECTED
-    if age < target:
+    # Whole microseconds, exact and unbounded: 2x or 4x the longest timedelta overflows it.
+    elapsed, allowed = age // _MICROSECOND, target // _MICROSECOND
+    if elapsed < allowed:
         return RPOState.COMPLIANT
-    if age <= 2 * target:
+    if elapsed <= 2 * allowed:
         return RPOState.EXCEEDED
-    if age <= 4 * target:
+    if elapsed <= 4 * allowed:
         return RPOState.SEVERE
     return RPOState.CRITICAL
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def rpo_compliance(

@@ -20,14 +20,19 @@ The class is assembled from one part per job, each its own module over one share
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Self
+
 from vmfailover.backends.memory.builder import SceneBuilder
 from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.backends.memory.host_moves import HostMoves
 from vmfailover.backends.memory.protocol import MemoryProtocol
+from vmfailover.backends.memory.saved import store_document, store_from_document
 from vmfailover.backends.memory.store import BLOCK_SIZE, DAMAGE_BLOCK, Disk, MemoryStore
 from vmfailover.backends.memory.world import WorldEvents
+from vmfailover.backends.memory.world_file import as_path, read_world, write_world
 from vmfailover.clock import Clock, VirtualClock, full_clock
-from vmfailover.errors import Finding, ValidationError
+from vmfailover.errors import ConflictError, Finding, ValidationError
 
 __all__ = ["BLOCK_SIZE", "DAMAGE_BLOCK", "Disk", "MemoryBackend"]
 
@@ -89,3 +94,38 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
 
     def __repr__(self) -> str:
         return f"MemoryBackend({self._store.summary()})"
+
+    # --- saved worlds ----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """Write the whole world to ``path`` as JSON, atomically (see
+        :mod:`~vmfailover.backends.memory.saved`); :meth:`load` reads it back.
+
+        The world must run on a :class:`~vmfailover.clock.VirtualClock`, and no fault may be
+        armed (faults are the test's, not the world's): our errors otherwise. Writing is not
+        locked: a caller that shares the file with other processes holds
+        :func:`~vmfailover.backends.memory.world_file.world_lock` around load, change and save.
+        """
+        path = as_path(path)
+        if self.faults.armed:
+            raise ConflictError(
+                "cannot save a memory backend with faults armed: faults are not part of the "
+                "world (clear them first with backend.faults.clear())"
+            )
+        with self._store.lock:
+            document = store_document(self._store)
+        write_world(as_path(path), document)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """The world :meth:`save` wrote to ``path``, as it was, with no faults armed.
+
+        NotFoundError if there is no file; our ValidationError naming the file and the place in
+        it if it is not JSON, not a saved world, newer than this version reads, or inconsistent.
+        Reading never runs code from the file (JSON, never pickle).
+        """
+        path = as_path(path)
+        store = store_from_document(read_world(path), str(path))
+        backend = cls(clock=store.clock, recovery_point_limit=store.recovery_point_limit)
+        backend._store = store
+        return backend

@@ -105,6 +105,14 @@ class FaultInjector:
         self.calls = 0
         self.per_operation: Counter[str] = Counter()
 
+    @property
+    def armed(self) -> bool:
+        """Whether any failure, random failure, latency or crash is set up."""
+        with self._lock:
+            return bool(
+                self._failures or self._random or self._latency or self._crash_at is not None
+            )
+
     # --- configuration ---------------------------------------------------------------------------
 
     def fail(

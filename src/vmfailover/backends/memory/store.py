@@ -12,7 +12,6 @@ do not take it themselves.
 
 from __future__ import annotations
 
-import itertools
 import random
 import threading
 from collections.abc import Mapping
@@ -137,8 +136,8 @@ class MemoryStore:
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
         self.bytes_transferred = 0
-        self._point_numbers = itertools.count(1)
-        self._versions = itertools.count(1)
+        self.last_point_number = 0  # of the newest point's id, rp-N
+        self.last_version = 0  # the newest content version a block was given
         self._sites: dict[str, Site] = {}
         self._hosts: dict[str, Host] = {}
         self._datastores: dict[str, Datastore] = {}
@@ -171,10 +170,12 @@ class MemoryStore:
 
     def next_version(self) -> int:
         """A content version no block has had before."""
-        return next(self._versions)
+        self.last_version += 1
+        return self.last_version
 
     def next_point_id(self) -> str:
-        return f"rp-{next(self._point_numbers)}"
+        self.last_point_number += 1
+        return f"rp-{self.last_point_number}"
 
     # --- sites, hosts, datastores, networks ------------------------------------------------------
 
@@ -311,6 +312,17 @@ class MemoryStore:
         """The VMs on ``host``, in the order they arrived there (added, or moved)."""
         return tuple(self._vms[vm_id] for vm_id in self._vms_on.get(host, ()))
 
+    def arrange_vms_on(self, host: str, vm_ids: tuple[str, ...]) -> None:
+        """Put the VMs of ``host`` in this order (the order they arrived, in a saved world)."""
+        if sorted(vm_ids) != sorted(self._vms_on.get(host, ())):
+            raise ConflictError(f"host {host!r} does not hold exactly the VMs {list(vm_ids)}")
+        if vm_ids:
+            self._vms_on[host] = dict.fromkeys(vm_ids)
+
+    def vm_order_on(self, host: str) -> tuple[str, ...]:
+        """The ids of the VMs on ``host``, in the order they arrived there."""
+        return tuple(self._vms_on.get(host, ()))
+
     def writers(self) -> tuple[VMRecord, ...]:
         """The VMs with a workload (``write_rate > 0``), in the order they were added."""
         return tuple(self._vms[vm_id] for vm_id in self._writers)
@@ -371,6 +383,19 @@ class MemoryStore:
         self._points_of[replica.id] = {}
         self._changed()
 
+    def restore_replica(self, replica: Replica) -> None:
+        """A replica read back from a saved world, in whatever state it was saved; its source
+        and replica VMs must exist already."""
+        for vm_id in (replica.source_vm, replica.replica_vm):
+            self.vm(vm_id)
+        if replica.id in self._replicas:
+            raise ConflictError(f"replica {replica.id!r} exists already")
+        self._replicas[replica.id] = replica
+        _append(self._replicas_from, replica.source_vm, replica.id)
+        _append(self._replicas_into, replica.replica_vm, replica.id)
+        self._points_of[replica.id] = {}
+        self._changed()
+
     def apply(self, replica: Replica, event: ReplicaEvent) -> Replica:
         """Move the replica as the transition table says (ConflictError if it does not)."""
         state = next_replica_state(replica, event)
@@ -409,6 +434,15 @@ class MemoryStore:
 
     def failover_of(self, replica_id: str) -> FailoverRecord | None:
         return self._failovers.get(replica_id)
+
+    def all_failovers(self) -> dict[str, FailoverRecord]:
+        """Every uncommitted failover, by replica id."""
+        return dict(self._failovers)
+
+    def restore_failover(self, replica_id: str, record: FailoverRecord) -> None:
+        """An uncommitted failover read back from a saved world; its replica must exist."""
+        self.replica(replica_id)
+        self._failovers[replica_id] = record
 
     def end_failover(self, replica_id: str) -> None:
         """The failover was committed, undone or reversed: nothing is left to undo."""
@@ -480,6 +514,15 @@ class MemoryStore:
 
     def all_hosts(self) -> tuple[Host, ...]:
         return tuple(self._hosts.values())
+
+    def all_sites(self) -> tuple[Site, ...]:
+        return tuple(self._sites.values())
+
+    def all_datastores(self) -> tuple[Datastore, ...]:
+        return tuple(self._datastores.values())
+
+    def all_networks(self) -> tuple[Network, ...]:
+        return tuple(self._networks.values())
 
 
 def _check_new(key: str, table: Mapping[str, object], what: str) -> None:
