@@ -36,6 +36,7 @@ import pytest
 
 from killed_runner import Logged, connect
 from vmfailover.backends.hyperv.ids import VMRef
+from vmfailover.engine.journal import Journal
 from vmfailover.engine.results import Outcome, RunReport, RunResult
 from vmfailover.engine.runner import Runner
 from vmfailover.engine.sqlite_journal import SQLiteJournal
@@ -149,7 +150,7 @@ def check_end_state(
     ids: list[str],
     versions: dict[str, int],
     tmp_path: Path,
-    journal: SQLiteJournal,
+    journal: Journal,
     report: RunReport,
 ) -> list[dict[str, str]]:
     """What the hosts and the journal say after the run: the same, killed or not. Returns the

@@ -2,11 +2,13 @@
 
 The backend must outlive the orchestrators, so it is a real peer both reach: simulated Hyper-V
 hosts that this test process serves over HTTP, driven by the Hyper-V backend in each
-orchestrator (:mod:`hosts_backend`). Journal and leases are SQLite files both share. The plan is
-the kill test's: a planned failover of three VMs in a chain (:mod:`test_resume_killed`), whose
-end state is checked the same way: each replica powered on once, in order (the orchestrators'
-own record and the host's count of ``Start-VM``), sources off, nothing lost, the run succeeded
-and the journal holds the report.
+orchestrator (:mod:`hosts_backend`). Journal and leases are stores both share, every test on both:
+SQLite files (``--journal FILE --lease FILE``), and one PostgreSQL database (``--journal
+postgresql://...``, the leases in the same database, each journal write fenced in its own
+statement). The plan is the kill test's: a planned failover of three VMs in a chain
+(:mod:`test_resume_killed`), whose end state is checked the same way: each replica powered on
+once, in order (the orchestrators' own record and the host's count of ``Start-VM``), sources off,
+nothing lost, the run succeeded and the journal holds the report.
 
 * Both are told to run the plan at once: exactly one does; the other never calls a changing
   operation.
@@ -36,10 +38,9 @@ from typing import Any
 import pytest
 
 from killed_runner import plan_of
+from orchestrator.stores import SharedStores
 from test_resume_killed import check_end_state, guid, hosts, world
 from vmfailover.engine.journal import EntryKind
-from vmfailover.engine.lease_sqlite import SQLiteLease
-from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.testing.hyperv import HyperVHost
 from vmfailover.testing.hyperv.fixtures import hyperv_host_factory
 
@@ -58,22 +59,27 @@ WAIT_SECONDS = 60.0
 class Service:
     """One ``vmfailover serve`` process; its output lines, read as they come."""
 
-    def __init__(self, name: str, folder: Path, *, submit: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        folder: Path,
+        stores: SharedStores,
+        *,
+        submit: bool,
+        lease_seconds: float = LEASE_SECONDS,
+    ) -> None:
         command = [
             sys.executable,
             "-m",
             "vmfailover",
             "serve",
-            "--journal",
-            str(folder / "journal.db"),
-            "--lease",
-            str(folder / "lease.db"),
+            *stores.serve_arguments(),
             "--backend",
             "hosts_backend:backend",
             "--name",
             name,
             "--lease-seconds",
-            str(LEASE_SECONDS),
+            str(lease_seconds),
             "--poll",
             "0.2",
         ]
@@ -154,8 +160,10 @@ def services() -> Iterator[list[Service]]:
             service.kill()
 
 
-def setup(factory: Callable[..., HyperVHost], folder: Path) -> tuple[Any, ...]:
-    """The hosts with three replicated VMs, the config, plan file, journal and lease files."""
+def setup(
+    factory: Callable[..., HyperVHost], folder: Path, stores: SharedStores
+) -> tuple[Any, ...]:
+    """The hosts with three replicated VMs, the config, plan file, journal and lease tables."""
     a, b, ids = world(factory)
     assert a.model is not None
     versions = {vm_id: a.model.vm(guid(vm_id)).data_version for vm_id in ids}
@@ -167,8 +175,7 @@ def setup(factory: Callable[..., HyperVHost], folder: Path) -> tuple[Any, ...]:
     }
     (folder / "config.json").write_text(json.dumps(config))
     plan_of({"vms": ids}).save(folder / "plan.toml")
-    SQLiteJournal(folder / "journal.db").close()  # made before two processes race to make them
-    SQLiteLease(folder / "lease.db").close()
+    stores.prepare()
     return a, b, ids, versions
 
 
@@ -182,10 +189,10 @@ def wire(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def wait_until_ended(folder: Path) -> str:
+def wait_until_ended(stores: SharedStores) -> str:
     """The run's id once the journal records its end (bounded)."""
     deadline = time.monotonic() + WAIT_SECONDS
-    with SQLiteJournal(folder / "journal.db") as journal:
+    with stores.journal() as journal:
         while time.monotonic() < deadline:
             runs = journal.runs()
             if runs and runs[0].ended_at is not None:
@@ -195,21 +202,21 @@ def wait_until_ended(folder: Path) -> str:
 
 
 def check_the_end(
-    a: HyperVHost, b: HyperVHost, ids: list[str], versions: Any, folder: Path
+    a: HyperVHost, b: HyperVHost, ids: list[str], versions: Any, folder: Path, stores: SharedStores
 ) -> None:
     """The kill test's end-state checks, over the changing calls both processes completed."""
     done = [call for call in wire(folder) if call.get("done")]
     (folder / "calls.jsonl").write_text("".join(json.dumps(call) + "\n" for call in done))
-    with SQLiteJournal(folder / "journal.db") as journal:
+    with stores.journal() as journal:
         (run,) = journal.runs()
         report = journal.report(run.run_id).report
         assert report is not None
         check_end_state(a, b, ids, versions, folder, journal, report)
 
 
-def renewed(folder: Path) -> None:
+def renewed(stores: SharedStores) -> None:
     """Return just after the holder renewed its lease (so it is not inside a transaction)."""
-    lease = SQLiteLease(folder / "lease.db")
+    lease = stores.lease()
     try:
         state = lease.state(PLAN)
         assert state is not None and state.held
@@ -226,11 +233,15 @@ def renewed(folder: Path) -> None:
 
 
 def test_two_orchestrators_told_to_run_a_plan_exactly_one_acts(
-    hyperv_host_factory: Callable[..., HyperVHost], tmp_path: Path, services: list[Service]
+    hyperv_host_factory: Callable[..., HyperVHost],
+    tmp_path: Path,
+    services: list[Service],
+    shared_stores: SharedStores,
 ) -> None:
-    a, b, ids, versions = setup(hyperv_host_factory, tmp_path)
+    stores = shared_stores
+    a, b, ids, versions = setup(hyperv_host_factory, tmp_path, stores)
     paused_at(tmp_path, 1)  # the winner waits after its first change until both have spoken
-    services += [Service(name, tmp_path, submit=True) for name in ("site-a", "site-b")]
+    services += [Service(name, tmp_path, stores, submit=True) for name in ("site-a", "site-b")]
     verdicts = {s.name: s.wait_for("submitted run", "refused plan") for s in services}
     assert sorted(v.split()[0] for v in verdicts.values()) == ["refused", "submitted"], verdicts
     (winner,) = (s for s in services if verdicts[s.name].startswith("submitted"))
@@ -238,24 +249,28 @@ def test_two_orchestrators_told_to_run_a_plan_exactly_one_acts(
     assert "another orchestrator" in verdicts[loser.name]
     winner.wait_for("PAUSED")
     winner.signal(signal.SIGCONT)  # wakes its pause (it was never stopped)
-    run_id = wait_until_ended(tmp_path)
+    run_id = wait_until_ended(stores)
     assert verdicts[winner.name] == f"submitted run {run_id} of plan {PLAN!r}"
-    check_the_end(a, b, ids, versions, tmp_path)
+    check_the_end(a, b, ids, versions, tmp_path, stores)
     changers = {call["pid"] for call in wire(tmp_path) if call.get("done")}
     assert changers == {winner.pid}
-    with SQLiteJournal(tmp_path / "journal.db") as journal:
+    with stores.journal() as journal:
         assert journal.load(run_id, [EntryKind.RESUMED]).entries == ()
     assert [s.stop() for s in services] == [0, 0]
     assert all(s.lines[-2].endswith(": stopped") for s in services), [s.lines for s in services]
 
 
 def test_the_active_orchestrator_killed_mid_run_the_other_takes_over_and_finishes(
-    hyperv_host_factory: Callable[..., HyperVHost], tmp_path: Path, services: list[Service]
+    hyperv_host_factory: Callable[..., HyperVHost],
+    tmp_path: Path,
+    services: list[Service],
+    shared_stores: SharedStores,
 ) -> None:
-    a, b, ids, versions = setup(hyperv_host_factory, tmp_path)
+    stores = shared_stores
+    a, b, ids, versions = setup(hyperv_host_factory, tmp_path, stores)
     paused_at(tmp_path, SECOND_POWER_ON)
-    active = Service("site-a", tmp_path, submit=True)
-    standby = Service("site-b", tmp_path, submit=False)
+    active = Service("site-a", tmp_path, stores, submit=True)
+    standby = Service("site-b", tmp_path, stores, submit=False)
     services += [active, standby]
     active.wait_for("PAUSED")
     active.kill()
@@ -264,15 +279,15 @@ def test_the_active_orchestrator_killed_mid_run_the_other_takes_over_and_finishe
     took = standby.wait_for("took run")
     assert time.monotonic() - killed_at <= WAIT_SECONDS
     assert "under token killed#2" in took and "expired" in took
-    run_id = wait_until_ended(tmp_path)
+    run_id = wait_until_ended(stores)
     standby.wait_for(f"run {run_id} ended succeeded")  # and its lease given back
-    check_the_end(a, b, ids, versions, tmp_path)  # the second VM was not powered on again
+    check_the_end(a, b, ids, versions, tmp_path, stores)  # the second VM was not powered on again
     calls = wire(tmp_path)
     assert {call["pid"] for call in calls} == {active.pid, standby.pid}
-    with SQLiteJournal(tmp_path / "journal.db") as journal:
+    with stores.journal() as journal:
         (resumed,) = journal.load(run_id, [EntryKind.RESUMED]).entries
         assert resumed.payload()["owner"].endswith(f":{standby.pid}")
-    lease = SQLiteLease(tmp_path / "lease.db")
+    lease = stores.lease()
     state = lease.state(PLAN)
     lease.close()
     assert state is not None and state.token.number == 2 and state.released
@@ -280,22 +295,26 @@ def test_the_active_orchestrator_killed_mid_run_the_other_takes_over_and_finishe
 
 
 def test_the_active_orchestrator_paused_past_its_lease_does_nothing_after_waking(
-    hyperv_host_factory: Callable[..., HyperVHost], tmp_path: Path, services: list[Service]
+    hyperv_host_factory: Callable[..., HyperVHost],
+    tmp_path: Path,
+    services: list[Service],
+    shared_stores: SharedStores,
 ) -> None:
-    a, b, ids, versions = setup(hyperv_host_factory, tmp_path)
+    stores = shared_stores
+    a, b, ids, versions = setup(hyperv_host_factory, tmp_path, stores)
     paused_at(tmp_path, SECOND_POWER_ON)
-    active = Service("site-a", tmp_path, submit=True)
-    standby = Service("site-b", tmp_path, submit=False)
+    active = Service("site-a", tmp_path, stores, submit=True)
+    standby = Service("site-b", tmp_path, stores, submit=False)
     services += [active, standby]
     active.wait_for("PAUSED")
     time.sleep(0.7)  # its journal's background flush has nothing left to write
-    renewed(tmp_path)
+    renewed(stores)
     active.signal(signal.SIGSTOP)
     standby.wait_for("took run")
-    run_id = wait_until_ended(tmp_path)
+    run_id = wait_until_ended(stores)
     standby.wait_for(f"run {run_id} ended succeeded")
 
-    with SQLiteJournal(tmp_path / "journal.db") as journal:
+    with stores.journal() as journal:
         rows_before = journal.load(run_id).entries
         summary_before = journal.runs()
     host_calls = (len(a.calls), len(b.calls))
@@ -310,8 +329,8 @@ def test_the_active_orchestrator_paused_past_its_lease_does_nothing_after_waking
     assert (len(a.calls), len(b.calls)) == host_calls  # the hosts heard nothing more
     after = [c for c in wire(tmp_path) if c["pid"] == active.pid and c["at"] >= woke_at]
     assert after == []  # not even a read
-    with SQLiteJournal(tmp_path / "journal.db") as journal:
+    with stores.journal() as journal:
         assert journal.load(run_id).entries == rows_before
         assert journal.runs() == summary_before
-    check_the_end(a, b, ids, versions, tmp_path)
+    check_the_end(a, b, ids, versions, tmp_path, stores)
     assert [active.stop(), standby.stop()] == [0, 0]

@@ -198,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
     resume.add_argument("--json", action="store_true", help="print the report as JSON only")
-    _serve_parser(commands, journal_help)
+    _serve_parser(commands)
 
     lab_help = f"the lab's file (default: $VMFAILOVER_LAB, else ./{DEFAULT_LAB})"
     backend_help = (
@@ -259,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve_parser(commands: argparse._SubParsersAction[Any], journal_help: str) -> None:
+def _serve_parser(commands: argparse._SubParsersAction[Any]) -> None:
     serve = commands.add_parser(
         "serve",
         help="run an orchestrator: runs plans under their leases, takes over interrupted runs",
@@ -268,12 +268,17 @@ def _serve_parser(commands: argparse._SubParsersAction[Any], journal_help: str) 
         "token) and resumes them. Every backend call and journal write of a run is fenced by "
         "its lease. On SIGTERM its runs are handed over and it exits 0.",
     )
-    serve.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    serve.add_argument(
+        "--journal",
+        metavar="STORE",
+        help=f"the run journal the orchestrators share: an SQLite file, or postgresql://... "
+        f"(default: $VMFAILOVER_JOURNAL, else ./{DEFAULT_JOURNAL})",
+    )
     serve.add_argument(
         "--lease",
-        required=True,
         metavar="STORE",
-        help="the lease store the orchestrators share: an SQLite file, or postgresql://...",
+        help="the lease store the orchestrators share: an SQLite file, or postgresql://... "
+        "(default with a PostgreSQL journal: the journal's database; needed otherwise)",
     )
     serve.add_argument(
         "--backend",

@@ -27,13 +27,18 @@ def import_psycopg(what: str) -> Any:
 def describe_dsn(psycopg: Any, dsn: object, item: str) -> tuple[str, str]:
     """``(host/database, options)`` of a libpq connection string: what may be shown of it (never
     its password) and the server options it sets. ValidationError naming ``item`` if it is not
-    one (without repeating it: it may hold a password)."""
+    one, or its port is no port (without repeating it: it may hold a password)."""
     if not isinstance(dsn, str) or not dsn.strip():
         raise ValidationError.of(item, "must be a libpq connection string")
     try:
         parts = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as error:
         raise ValidationError.of(item, "is not a libpq connection string") from error
+    ports = str(parts.get("port", "5432")).split(",")
+    if not all(
+        port.isascii() and port.isdigit() and 0 < int(port) < 65536 for port in ports if port
+    ):
+        raise ValidationError.of(item, "names a port that is not a number in 1..65535")
     where = f"{parts.get('host', 'localhost')}/{parts.get('dbname', '')}"
     return where, str(parts.get("options", "")).strip()
 
