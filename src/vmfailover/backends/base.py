@@ -89,7 +89,31 @@ from vmfailover.model import (
     check_flag,
 )
 
-__all__ = ["Backend", "Readiness", "Throttle", "host_lacks"]
+__all__ = ["CHANGING_CALLS", "Backend", "Readiness", "Throttle", "host_lacks"]
+
+#: The protocol's calls that change something, the one list the engine keys on: each is fenced by
+#: :class:`~vmfailover.engine.fenced.FencedBackend` and journaled (intent, then outcome) by a
+#: journaled run. A test fails when the protocol grows a call that is neither here nor a read.
+CHANGING_CALLS = frozenset(
+    {
+        "create_replica",
+        "sync",
+        "delete_recovery_point",
+        "revert",
+        "connect_nic",
+        "set_guest_ip",
+        "power_on",
+        "shutdown_guest",
+        "power_off",
+        "create_test_copy",
+        "remove_test_copy",
+        "restart_on_host",
+        "migrate_vm",
+        "commit_failover",
+        "undo_failover",
+        "reverse_replication",
+    }
+)
 
 
 def host_lacks(vm: VM, host: Host) -> tuple[str, ...]:

@@ -21,34 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from vmfailover.backends.base import Backend, Readiness, Throttle
+from vmfailover.backends.base import CHANGING_CALLS, Backend, Readiness, Throttle
 from vmfailover.engine.lease_keeper import Fence
 from vmfailover.errors import ValidationError
 from vmfailover.model import Consistency, Inventory, IPConfig, RecoveryPoint, Replica
 
 __all__ = ["MUTATING_OPERATIONS", "FencedBackend"]
 
-#: The protocol's calls that change something: each is fenced.
-MUTATING_OPERATIONS = frozenset(
-    {
-        "create_replica",
-        "sync",
-        "delete_recovery_point",
-        "revert",
-        "connect_nic",
-        "set_guest_ip",
-        "power_on",
-        "shutdown_guest",
-        "power_off",
-        "create_test_copy",
-        "remove_test_copy",
-        "restart_on_host",
-        "migrate_vm",
-        "commit_failover",
-        "undo_failover",
-        "reverse_replication",
-    }
-)
+#: The protocol's calls that change something (one list, in the protocol): each is fenced.
+MUTATING_OPERATIONS = CHANGING_CALLS
 
 #: Attributes of the wrapped backend besides the protocol that are safe to pass through: its
 #: clock (the runner reads it) and read-only optional capabilities.

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from vmfailover.backends.base import CHANGING_CALLS
 from vmfailover.engine.journal import EntryKind, JournalEntry, RunSummary
 from vmfailover.engine.journal_codec import dumps, encode
 from vmfailover.engine.journal_writer import JournalWriter
@@ -23,25 +24,8 @@ from vmfailover.engine.results import RunReport
 
 __all__ = ["MUTATING", "RunJournal", "call_key"]
 
-MUTATING = frozenset(
-    {
-        "create_replica",
-        "sync",
-        "delete_recovery_point",
-        "revert",
-        "connect_nic",
-        "set_guest_ip",
-        "power_on",
-        "shutdown_guest",
-        "power_off",
-        "create_test_copy",
-        "remove_test_copy",
-        "reverse_replication",
-        "commit_failover",
-        "undo_failover",
-    }
-)
-"""The backend calls that change something: each is journaled (intent, then outcome)."""
+MUTATING = CHANGING_CALLS
+"""The backend calls that change something (the protocol's one list): each is journaled."""
 
 #: Calls whose later arguments do not say *what* is done (a shutdown's remaining timeout): only
 #: the first so many arguments identify the call when a resumed run matches it to its record.
