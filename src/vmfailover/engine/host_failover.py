@@ -37,7 +37,7 @@ from vmfailover.engine.host_failover_results import (
     HostFailoverReport,
     HostRestart,
 )
-from vmfailover.engine.recovery import VMProgress, _step, _wait_ready
+from vmfailover.engine.recovery import VMProgress, vm_step, wait_ready
 from vmfailover.engine.results import RunReport, RunResult, VMResult
 from vmfailover.engine.run_state import RunAction
 from vmfailover.errors import (
@@ -341,7 +341,7 @@ def _restart_with(
             return VMState.FAILED
 
         def act() -> None:
-            _step(
+            vm_step(
                 execution,
                 work.name,
                 VMStep.RESTART_ON_HOST,
@@ -367,11 +367,11 @@ def _started(
         execution.run_vm_steps(work, "before")
         act()
         progress.powered_on_at = clock.now()
-        state = _step(
+        state = vm_step(
             execution,
             work.name,
             VMStep.WAIT_READY,
-            _wait_ready,
+            wait_ready,
             execution,
             work,
             work.source.id,

@@ -22,7 +22,7 @@ from vmfailover.engine.host_failover_results import (
     MoveBackReport,
     MovedBack,
 )
-from vmfailover.engine.recovery import _step
+from vmfailover.engine.recovery import vm_step
 from vmfailover.engine.results import Outcome, VMResult
 from vmfailover.errors import (
     ConflictError,
@@ -177,7 +177,7 @@ def _move_home_with(
                 _stop(execution, work)
             if current != home:
                 _migrate(execution, work, home)
-            _step(execution, name, VMStep.POWER_ON, execution.call, name, backend.power_on, vm_id)
+            vm_step(execution, name, VMStep.POWER_ON, execution.call, name, backend.power_on, vm_id)
 
         state = _started(execution, work, progress, act)
         progress.started_at = stopped_at
@@ -195,7 +195,7 @@ def _migrate(execution: Execution, work: VMRecovery, host: str) -> None:
     """The backend's ``migrate_vm`` as a step of the VM (live while it runs)."""
     name = work.name
     migrate = execution.backend.migrate_vm
-    _step(execution, name, VMStep.MIGRATE_VM, execution.call, name, migrate, work.source.id, host)
+    vm_step(execution, name, VMStep.MIGRATE_VM, execution.call, name, migrate, work.source.id, host)
 
 
 def _stop(execution: Execution, work: VMRecovery) -> None:
@@ -204,7 +204,7 @@ def _stop(execution: Execution, work: VMRecovery) -> None:
     name, vm_id = work.name, work.source.id
     timeout = execution.plan.shutdown_timeout
     try:
-        _step(
+        vm_step(
             execution,
             name,
             VMStep.SHUTDOWN_GUEST,
@@ -218,7 +218,7 @@ def _stop(execution: Execution, work: VMRecovery) -> None:
         execution.warn(
             f"{name} did not shut down in {timeout:g} s ({error}): powering it off", name
         )
-        _step(
+        vm_step(
             execution, name, VMStep.POWER_OFF_SOURCE, execution.call, name, backend.power_off, vm_id
         )
 

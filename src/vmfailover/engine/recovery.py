@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from vmfailover.engine.execution import Execution
 
-__all__ = ["VMFailure", "VMProgress", "recover"]
+__all__ = ["VMFailure", "VMProgress", "recover", "vm_step", "wait_ready"]
 
 _T = TypeVar("_T")
 
@@ -70,7 +70,7 @@ def recover(execution: Execution, work: VMRecovery) -> VMState:
     try:
         vm_id = _prepare(execution, work, progress)
         execution.run_vm_steps(work, "before")
-        _step(
+        vm_step(
             execution,
             work.name,
             VMStep.POWER_ON,
@@ -80,11 +80,11 @@ def recover(execution: Execution, work: VMRecovery) -> VMState:
             vm_id,
         )
         progress.powered_on_at = progress.steps[-1].finished_at
-        state = _step(execution, work.name, VMStep.WAIT_READY, _wait_ready, execution, work, vm_id)
+        state = vm_step(execution, work.name, VMStep.WAIT_READY, wait_ready, execution, work, vm_id)
         if state is not VMState.READY:
             return state
         if work.expected_addresses:
-            _step(execution, work.name, VMStep.VERIFY_ADDRESSES, _verify, execution, work, vm_id)
+            vm_step(execution, work.name, VMStep.VERIFY_ADDRESSES, _verify, execution, work, vm_id)
         progress.ready_at = execution.clock.now()
         execution.run_vm_steps(work, "after")
         return VMState.READY
@@ -112,7 +112,7 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
             create = functools.update_wrapper(
                 functools.partial(create, guest_ips=_guest_ips(work)), create
             )
-        copy: str = _step(
+        copy: str = vm_step(
             execution,
             name,
             VMStep.CREATE_TEST_COPY,
@@ -132,7 +132,7 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
         _fence(execution, work, progress)
         point = work.point
         if point is None:  # planned: recover from a sync of the stopped source
-            point = _step(
+            point = vm_step(
                 execution, name, VMStep.FINAL_SYNC, call, name, backend.sync, work.replica.id
             )
         progress.point = point
@@ -140,11 +140,11 @@ def _prepare(execution: Execution, work: VMRecovery, progress: VMProgress) -> st
         changes = _changes(execution, work, vm_id)
         revert = (backend.revert, (work.replica.id, point.id))
         execution.declare(name, [revert, *changes, *_power_on(execution, work, vm_id)])
-        _step(execution, name, VMStep.REVERT, call, name, backend.revert, *revert[1])
+        vm_step(execution, name, VMStep.REVERT, call, name, backend.revert, *revert[1])
         progress.runs_as = vm_id
     for fn, args in changes:
         step = VMStep.CONNECT_NIC if fn == backend.connect_nic else VMStep.SET_GUEST_IP
-        _step(execution, name, step, call, name, fn, *args)
+        vm_step(execution, name, step, call, name, fn, *args)
     return vm_id
 
 
@@ -197,7 +197,7 @@ def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None
             else "its host was down at pre-flight"
         )
         return
-    running = _step(execution, name, VMStep.CHECK_SOURCE, _source_running, execution, work)
+    running = vm_step(execution, name, VMStep.CHECK_SOURCE, _source_running, execution, work)
     if not running and execution.saw_before(name, "shutdown_guest", "power_off"):
         running = True  # it ran when the interrupted run checked it; that run stopped it
     if not running:
@@ -213,12 +213,12 @@ def _fence(execution: Execution, work: VMRecovery, progress: VMProgress) -> None
         )
     timeout = execution.plan.shutdown_timeout
     try:
-        _step(execution, name, VMStep.SHUTDOWN_SOURCE, _shutdown, execution, work, timeout)
+        vm_step(execution, name, VMStep.SHUTDOWN_SOURCE, _shutdown, execution, work, timeout)
         progress.source = "shut down"
     except TransientBackendError as error:
         if policy is not PowerOffSource.GRACEFUL_THEN_FORCE:
             raise VMFailure(f"its source did not shut down: {error}") from error
-        _step(
+        vm_step(
             execution,
             name,
             VMStep.POWER_OFF_SOURCE,
@@ -260,7 +260,7 @@ def _source_running(execution: Execution, work: VMRecovery) -> bool:
     return readiness.powered_on
 
 
-def _wait_ready(execution: Execution, work: VMRecovery, vm_id: str) -> VMState:
+def wait_ready(execution: Execution, work: VMRecovery, vm_id: str) -> VMState:
     entry = work.entry
     probe = entry.probe
     timeout = entry.timeout or (probe.timeout if probe else execution.readiness_timeout)
@@ -294,7 +294,9 @@ def _verify(execution: Execution, work: VMRecovery, vm_id: str) -> None:
         raise VMFailure(f"re-IP not confirmed: the guest reports {shown}, not {', '.join(missing)}")
 
 
-def _step(execution: Execution, vm: str, step: VMStep, fn: Callable[..., _T], *args: object) -> _T:
+def vm_step(
+    execution: Execution, vm: str, step: VMStep, fn: Callable[..., _T], *args: object
+) -> _T:
     """Run one step of a VM, with its events and its record in the report."""
     started = execution.clock.now()
     execution.emit(StepStarted(execution.run_id, vm, step, started))
