@@ -405,14 +405,27 @@ def test_ctrl_c_stops_the_search_removes_its_copies_and_is_raised(
         pytest.fail("signals reach the main thread only; run this test there")
 
     pressed = threading.Lock()
+    delivered = threading.Event()
+
+    def interrupt(signum: int, frame: object) -> None:  # Python's own behaviour, observed
+        delivered.set()
+        raise KeyboardInterrupt
 
     def check(copy: BootedCopy) -> bool:
         if pressed.acquire(blocking=False):  # once: a second Ctrl-C would stop the cleanup wait
             os.kill(os.getpid(), signal.SIGINT)
+            # The signal reaches the main thread when it next runs Python code: the check
+            # returns only after that, so the search cannot finish first (it did on a busy CI).
+            delivered.wait(30)
         return True
 
-    with pytest.raises(KeyboardInterrupt) as caught:
-        find_clean_point(shared, "app02", check, parallel=2, network="Test-App")
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            find_clean_point(shared, "app02", check, parallel=2, network="Test-App")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert delivered.is_set()
     assert any("inventory restored" in note for note in caught.value.__notes__)
 
 
