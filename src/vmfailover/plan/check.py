@@ -502,13 +502,13 @@ class _Resolver:
         for target in targets:
             arriving[target.replica.target_host].append(target)
         leaving = {t.replica_vm.id for t in targets}
+        running_on: dict[str, list[VM]] = defaultdict(list)  # one pass, not one per host
+        for vm in self.inventory.vms:
+            if vm.host in arriving and vm.power_state is PowerState.ON and vm.id not in leaving:
+                running_on[vm.host].append(vm)
         for host_name, group in sorted(arriving.items()):
             host = self.inventory.host(host_name)
-            running = [
-                vm
-                for vm in self.inventory.vms
-                if vm.host == host_name and vm.power_state is PowerState.ON and vm.id not in leaving
-            ]
+            running = running_on[host_name]
             memory = sum(vm.memory_mb for vm in running) + sum(
                 t.replica_vm.memory_mb for t in group
             )

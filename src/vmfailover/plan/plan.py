@@ -288,6 +288,7 @@ class FailoverPlan:
 
     def __attrs_post_init__(self) -> None:
         findings: list[Finding] = []
+        known = frozenset(self.vms)  # membership per name: the plan's vms are a tuple
         if self.auto_commit is not None and self.auto_undo is not None:
             findings.append(
                 Finding(
@@ -298,7 +299,7 @@ class FailoverPlan:
             )
         if isinstance(self.recovery_point, Mapping):
             for vm in self.recovery_point:
-                if vm not in self.vms:
+                if vm not in known:
                     findings.append(
                         Finding(
                             f"recovery_point for VM {vm!r}",
@@ -308,7 +309,7 @@ class FailoverPlan:
                     )
         if self.order is not None:
             for name in self.order.vms:
-                if name not in self.vms:
+                if name not in known:
                     findings.append(
                         Finding(
                             f"start order VM {name!r}",
@@ -317,7 +318,7 @@ class FailoverPlan:
                         )
                     )
         for item in self.steps:
-            if item.vm is not None and item.vm not in self.vms:
+            if item.vm is not None and item.vm not in known:
                 findings.append(
                     Finding(
                         f"{type(item).__name__.lower()} {item.name!r}",
