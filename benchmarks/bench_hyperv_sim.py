@@ -79,9 +79,7 @@ def per_call_ms(action: Callable[[], object], repeat: int) -> float:
 def main() -> int:
     announce()
     command_host = SmallHost()
-    baseline = per_call_ms(
-        lambda: command_host.invoke("Get-VM", [(None, "web01")]), BASELINE_CALLS
-    )
+    baseline = per_call_ms(lambda: command_host.invoke("Get-VM", [(None, "web01")]), BASELINE_CALLS)
     print(f"baseline in-process CommandHost.invoke: {baseline * 1000:8.1f} us/call")
     ok = True
     for auth in ("basic", "ntlm"):
