@@ -52,9 +52,9 @@ from vmfailover.model import VM, Host, Nic, PowerState
 from vmfailover.policy.cluster import ClusterPolicy, RestartPriority
 from vmfailover.policy.placement import Placement, place
 
-HOSTS = sized(200, 8)
-VMS = sized(10_000, 60)
-SETS = sized(500, 4)
+HOSTS = sized(200, 6)
+VMS = sized(10_000, 24)
+SETS = sized(500, 3)
 GROUPS = 4
 VCPUS_PER_CORE = 4.0
 
