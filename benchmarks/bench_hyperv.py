@@ -35,6 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
+
 from vmfailover import FailoverPlan, NetworkMapping, ReIPRule, ReIPRules, Runner
 from vmfailover.backends.hyperv import HostConnection, HyperVBackend
 from vmfailover.backends.hyperv.session import HostSession
@@ -42,7 +44,9 @@ from vmfailover.engine.results import RunResult
 from vmfailover.model import Credentials, IPConfig
 from vmfailover.testing.hyperv import FabricClock, HyperVHost, ReplicationFabric
 
-VMS = 50
+VMS = sized(50, 3)
+#: The smaller inventory, whose pipelines the inventory of ``VMS`` must not outnumber.
+SMALL_VMS = sized(5, 2)
 #: Pipelines per VM for the failover with the site lost, the inventory's excluded.
 TARGET_PER_VM = 4.0
 #: Pipelines per VM with the site answering, the whole sequence: check the source (1), shut it
@@ -58,7 +62,11 @@ TARGET_FRESH_RATIO = 1.4
 #: ms per pipeline on the reused pool (client and server share this process and 2 cores).
 TARGET_REUSED_MS = 60.0
 #: Interleaved measurement rounds (the best of each kind counts).
-ROUNDS = 15
+ROUNDS = sized(15, 1)
+#: Pipelines sent to warm the pool up, and pipelines per timed batch (reused, opened per call).
+WARM_UP = sized(20, 2)
+BATCH_REUSED = sized(10, 2)
+BATCH_OPENED = sized(3, 1)
 
 
 def connection(host: HyperVHost, site: str) -> HostConnection:
@@ -147,18 +155,18 @@ def two_hosts() -> tuple[ReplicationFabric, HyperVHost, HyperVHost]:
 
 
 def site_lost() -> tuple[int, int, float, bool, Counter[str]]:
-    """(inventory pipelines with 5 VMs, with 50, failover pipelines per VM, all ready, what
-    the failover's pipelines were)."""
+    """(inventory pipelines with ``SMALL_VMS`` VMs, with ``VMS``, failover pipelines per VM, all
+    ready, what the failover's pipelines were)."""
     fabric, a, b = two_hosts()
     with a, b:
         backend = HyperVBackend(
             [connection(a, "site-a"), connection(b, "site-b")], clock=FabricClock(fabric)
         )
-        names = replicated_vms(a, 5)
+        names = replicated_vms(a, SMALL_VMS)
         before = backend.pipelines_sent
         backend.inventory()
         small = backend.pipelines_sent - before
-        names += replicated_vms(a, VMS - 5, first=5)
+        names += replicated_vms(a, VMS - SMALL_VMS, first=SMALL_VMS)
         before = backend.pipelines_sent
         inventory = backend.inventory()
         large = backend.pipelines_sent - before
@@ -220,7 +228,7 @@ def pipeline_times() -> tuple[float, float, float]:
         backend = HyperVBackend([connection(a, "site-a")])
         # power_on of a running VM: one pipeline (Get-VM -Id | Start-VM) whose answer is
         # empty, so what is timed is the round trips, not the serialization of big objects.
-        for _ in range(20):
+        for _ in range(WARM_UP):
             backend.power_on(vm_id)
 
         def fresh() -> None:
@@ -231,24 +239,25 @@ def pipeline_times() -> tuple[float, float, float]:
         # round hits the other alike, so the ratio is taken per round (median of the rounds).
         reused_rounds, opened_rounds = [], []
         for _ in range(ROUNDS):
-            reused_rounds.append(per_call_ms(lambda: backend.power_on(vm_id), 10))
-            opened_rounds.append(per_call_ms(fresh, 3))
+            reused_rounds.append(per_call_ms(lambda: backend.power_on(vm_id), BATCH_REUSED))
+            opened_rounds.append(per_call_ms(fresh, BATCH_OPENED))
         backend.close()
     ratio = statistics.median(o / r for o, r in zip(opened_rounds, reused_rounds, strict=True))
     return min(reused_rounds), min(opened_rounds), ratio
 
 
 def main() -> int:
+    announce()
     small, large, per_vm, ready, kinds = site_lost()
     constant = small == large
     per_vm_ok = per_vm <= TARGET_PER_VM and ready
     print(
-        f"inventory: {small} pipelines with 5 VMs, {large} with {VMS} "
-        f"(constant: {'PASS' if constant else 'MISS'})"
+        f"inventory: {small} pipelines with {SMALL_VMS} VMs, {large} with {VMS} "
+        f"(constant: {judged(constant)})"
     )
     print(
         f"regular failover of {VMS} VMs, site lost: {per_vm:.2f} pipelines per VM, all ready: "
-        f"{ready} (target <= {TARGET_PER_VM:.0f}: {'PASS' if per_vm_ok else 'MISS'})"
+        f"{ready} (target <= {TARGET_PER_VM:.0f}: {judged(per_vm_ok)})"
     )
     print(f"  per VM: {show(kinds)}")
     answering, verified, kinds = site_answering()
@@ -256,7 +265,7 @@ def main() -> int:
     print(
         f"regular failover of {VMS} VMs, site answering (shut down, re-IP, verify): "
         f"{answering:.2f} pipelines per VM, all ready and verified: {verified} "
-        f"(guard <= {TARGET_ANSWERING_PER_VM:.0f}: {'PASS' if answering_ok else 'MISS'})"
+        f"(guard <= {TARGET_ANSWERING_PER_VM:.0f}: {judged(answering_ok)})"
     )
     print(f"  per VM: {show(kinds)}")
     reused, opened, ratio = pipeline_times()
@@ -264,16 +273,16 @@ def main() -> int:
     ratio_ok = ratio >= TARGET_FRESH_RATIO
     print(
         f"reused pool: {reused:6.2f} ms/pipeline (target <= {TARGET_REUSED_MS:.0f} ms: "
-        f"{'PASS' if reused_ok else 'MISS'})"
+        f"{judged(reused_ok)})"
     )
     print(
         f"pool per call: {opened:6.2f} ms/pipeline; x{ratio:.1f} the reused pool "
         "(median of interleaved rounds) "
-        f"(target >= x{TARGET_FRESH_RATIO:.1f}: {'PASS' if ratio_ok else 'MISS'})"
+        f"(target >= x{TARGET_FRESH_RATIO:.1f}: {judged(ratio_ok)})"
     )
     ok = constant and per_vm_ok and answering_ok and reused_ok and ratio_ok
-    print("PASS" if ok else "MISS")
-    return 0 if ok else 1
+    print(judged(ok))
+    return exit_code(ok, checks_passed=ready and verified)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
+
 from vmfailover.testing.hyperv._objects import (
     CommandResult,
     EnumValue,
@@ -37,6 +39,12 @@ from vmfailover.testing.hyperv.host import HyperVHost
 TARGET_REUSED_MS = {"basic": 40.0, "ntlm": 60.0}
 #: A pool open + pipeline + close must stay within this many reused pipelines.
 TARGET_OPEN_RATIO = 8.0
+#: Batches per measurement (their median counts), and calls per batch.
+BATCHES = sized(5, 1)
+BASELINE_CALLS = sized(2000, 20)
+WARM_UP = sized(20, 2)
+REUSED_CALLS = sized(40, 2)
+OPENED_CALLS = sized(8, 1)
 
 
 class SmallHost:
@@ -58,9 +66,9 @@ class SmallHost:
 
 
 def per_call_ms(action: Callable[[], object], repeat: int) -> float:
-    """Median of five batches, in milliseconds per call."""
+    """Median of ``BATCHES`` batches, in milliseconds per call."""
     batches = []
-    for _ in range(5):
+    for _ in range(BATCHES):
         started = time.perf_counter()
         for _ in range(repeat):
             action()
@@ -69,23 +77,26 @@ def per_call_ms(action: Callable[[], object], repeat: int) -> float:
 
 
 def main() -> int:
+    announce()
     command_host = SmallHost()
-    baseline = per_call_ms(lambda: command_host.invoke("Get-VM", [(None, "web01")]), 2000)
+    baseline = per_call_ms(lambda: command_host.invoke("Get-VM", [(None, "web01")]), BASELINE_CALLS)
     print(f"baseline in-process CommandHost.invoke: {baseline * 1000:8.1f} us/call")
     ok = True
     for auth in ("basic", "ntlm"):
         with HyperVHost(f"bench-{auth}", auth=auth, command_host=command_host) as host:
             shell = PypsrpShell(host)
-            for _ in range(20):  # warm up connections and caches
+            for _ in range(WARM_UP):  # warm up connections and caches
                 shell.run(cmd("Get-VM", "web01"))
-            reused = per_call_ms(lambda shell=shell: shell.run(cmd("Get-VM", "web01")), 40)
+            reused = per_call_ms(
+                lambda shell=shell: shell.run(cmd("Get-VM", "web01")), REUSED_CALLS
+            )
             shell.close()
 
             def open_run_close() -> None:
                 with PypsrpShell(host) as fresh:
                     fresh.run(cmd("Get-VM", "web01"))
 
-            opened = per_call_ms(open_run_close, 8)
+            opened = per_call_ms(open_run_close, OPENED_CALLS)
         ratio_reused = reused / baseline
         ratio_open = opened / reused
         reused_ok = reused <= TARGET_REUSED_MS[auth]
@@ -94,15 +105,15 @@ def main() -> int:
         print(
             f"{auth:5}/http  reused pool: {reused:7.2f} ms/pipeline "
             f"(x{ratio_reused:,.0f} baseline; target <= {TARGET_REUSED_MS[auth]:.0f} ms: "
-            f"{'PASS' if reused_ok else 'MISS'})"
+            f"{judged(reused_ok)})"
         )
         print(
             f"{auth:5}/http  pool per call: {opened:7.2f} ms/pipeline "
             f"(x{ratio_open:.1f} reused; target <= x{TARGET_OPEN_RATIO:.0f}: "
-            f"{'PASS' if open_ok else 'MISS'})"
+            f"{judged(open_ok)})"
         )
-    print("PASS" if ok else "MISS")
-    return 0 if ok else 1
+    print(judged(ok))
+    return exit_code(ok)
 
 
 if __name__ == "__main__":

@@ -49,20 +49,23 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
+
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.backends.memory.lab import SCALED_NETWORK_MAP, scaled_lab
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.runner import Runner
 
-SIZES = (1_000, 10_000, 100_000)
-ROUNDS = 3
+SIZES = sized((1_000, 10_000, 100_000), (10, 20, 40))
+SMALL, MIDDLE, LARGE = SIZES
+ROUNDS = sized(3, 1)
 #: Labs per measurement: ten 10k labs in a row span about as much time as one 100k lab.
-LABS = {1_000: 10, 10_000: 10, 100_000: 1}
+LABS = dict(zip(SIZES, sized((10, 10, 1), (1, 1, 1)), strict=True))
 TARGET = 12.0
 BOOT_SECONDS = 5.0
 POLL_SECONDS = 5.0
 UNREACHABLE_TIMEOUT = 1e9
-SAMPLE = 1_000
+SAMPLE = sized(1_000, 5)
 
 
 @attrs.frozen
@@ -207,13 +210,18 @@ def interleaved(*, collecting: bool, rounds: int) -> dict[int, RunTimes]:
 
 
 def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+    return judged(ok)
 
 
 def per_vm(timing: Timing, size: int) -> str:
     return (
         f"{timing.cpu:6.2f} s CPU {timing.cpu / size * 1e6:6.1f} us/VM ({timing.wall:6.2f} s wall)"
     )
+
+
+def short(size: int) -> str:
+    """1k, 10k, 100k (and plain numbers for the smoke run's sizes)."""
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
 
 
 def ratios(times: dict[int, RunTimes], phase: str) -> tuple[float, float, float]:
@@ -224,13 +232,14 @@ def ratios(times: dict[int, RunTimes], phase: str) -> tuple[float, float, float]
         return timing
 
     return (
-        of(10_000).cpu / of(1_000).cpu,
-        of(100_000).cpu / of(10_000).cpu,
-        of(100_000).wall / of(10_000).wall,
+        of(MIDDLE).cpu / of(SMALL).cpu,
+        of(LARGE).cpu / of(MIDDLE).cpu,
+        of(LARGE).wall / of(MIDDLE).wall,
     )
 
 
 def main() -> int:
+    announce()
     print(
         "Memory backend at scale: scaled_lab (2 sites, 30 VMs per host, 2 recovery points per "
         f"VM), a regular failover of every VM with the Runner (8 workers, boot {BOOT_SECONDS:g} "
@@ -249,20 +258,24 @@ def main() -> int:
             )
 
     all_ok = True
-    print(f"\nScaling in CPU time, collector paused (target t(100k) / t(10k) <= {TARGET:g})")
+    small_to, middle_to = (
+        f"t({short(MIDDLE)}) / t({short(SMALL)})",
+        f"t({short(LARGE)}) / t({short(MIDDLE)})",
+    )
+    print(f"\nScaling in CPU time, collector paused (target {middle_to} <= {TARGET:g})")
     for phase in ("build", "failover"):
         small, ratio, wall = ratios(paused, phase)
         ok = ratio <= TARGET
         all_ok &= ok
         print(
-            f"   {phase:<9} t(10k) / t(1k) = {small:5.2f}   t(100k) / t(10k) = {ratio:5.2f}  "
+            f"   {phase:<9} {small_to} = {small:5.2f}   {middle_to} = {ratio:5.2f}  "
             f"{verdict(ok)}   (wall time: {wall:5.2f})"
         )
     print("For information, collector running (one measurement per size)")
     for phase in ("build", "failover"):
         small, ratio, wall = ratios(running, phase)
         print(
-            f"   {phase:<9} t(10k) / t(1k) = {small:5.2f}   t(100k) / t(10k) = {ratio:5.2f}"
+            f"   {phase:<9} {small_to} = {small:5.2f}   {middle_to} = {ratio:5.2f}"
             f"         (wall time: {wall:5.2f})"
         )
 
@@ -271,8 +284,8 @@ def main() -> int:
     for name in paused[SIZES[0]].calls:
         cells = "".join(f"{paused[size].calls[name].cpu * 1e6:11.1f} us" for size in SIZES)
         print(f"   {name:<28}{cells}")
-    print("\nALL PASS" if all_ok else "\nSOME MISS")
-    return 0 if all_ok else 1
+    print("\n" + judged(all_ok, "ALL PASS", "SOME MISS"))
+    return exit_code(all_ok)
 
 
 if __name__ == "__main__":

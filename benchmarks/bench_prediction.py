@@ -28,6 +28,8 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
+
 from vmfailover.backends.memory import BLOCK_SIZE, MemoryBackend
 from vmfailover.clock import VirtualClock
 from vmfailover.engine.runner import RetryPolicy, Runner
@@ -36,13 +38,13 @@ from vmfailover.model import VM, IPConfig, Nic, PowerState
 from vmfailover.policy.sequencer import StartOrder
 
 SEED = 20261127
-VMS = 40
-LEVEL_WIDTH = 8
-WORKERS = 4
-CAPPED = 3
-RATE = 200.0
+VMS = sized(40, 6)
+LEVEL_WIDTH = sized(8, 3)
+WORKERS = sized(4, 2)
+CAPPED = sized(3, 1)
+RATE = sized(200.0, 2000.0)
 POLL_SECONDS = 1.0
-REPEATS = 3
+REPEATS = sized(3, 1)
 TARGET = 1.05
 
 
@@ -117,6 +119,7 @@ def measured_rto(boots: dict[str, float], order: StartOrder, *, weighted: bool =
 
 
 def main() -> int:
+    announce()
     boots, after = scenario()
     print(
         f"{VMS} VMs in levels of {LEVEL_WIDTH}, boots {min(boots.values()):.0f}-"
@@ -135,7 +138,7 @@ def main() -> int:
         all_ok &= ok
         print(
             f"  {label:>15}: measured {measured:7.1f} s, simulated with the runner's workers "
-            f"{predicted.rto:7.1f} s: ratio {ratio:.3f}  {'PASS' if ok else 'MISS'}"
+            f"{predicted.rto:7.1f} s: ratio {ratio:.3f}  {judged(ok)}"
         )
         unweighted = measured_rto(boots, order, weighted=False)
         print(
@@ -144,8 +147,8 @@ def main() -> int:
             f"{unweighted:.1f} s, ratio {unweighted / predicted.rto:.3f}; lower bound "
             f"{predicted.lower_bound:.1f} s)"
         )
-    print("ALL PASS" if all_ok else "SOME MISS")
-    return 0 if all_ok else 1
+    print(judged(all_ok, "ALL PASS", "SOME MISS"))
+    return exit_code(all_ok)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _smoke import announce, exit_code, judged, sized
 from bench_retention import POLICY as EVERY_RULE
 
 from vmfailover import (
@@ -40,11 +41,13 @@ from vmfailover import (
     VirtualClock,
 )
 
-VMS = 10_000
-JOBS = 200
-REPLICAS = 10_000
+VMS = sized(10_000, 20)
+JOBS = sized(200, 4)
+REPLICAS = sized(10_000, 10)
 POINTS = 32
-REPEATS = 5
+REPEATS = sized(5, 1)
+#: Due ticks (each followed by an idle one) of which the best counts.
+TICKS = sized(3, 1)
 TICK_TARGET = 0.05
 RETENTION_TARGET = 10.0
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -107,7 +110,7 @@ def tick_benchmark() -> float:
         assert sum(result.points_created for result in first) == VMS
         print(f"scene and first tick (replicas created): {time.perf_counter() - built:.1f} s")
         due_times, idle_times = [], []
-        for _ in range(3):
+        for _ in range(TICKS):
             backend.clock.advance(15 * 60)
             ran: list[object] = []
             due_times.append(timed(lambda ran=ran: ran.extend(scheduler.run_pending())))
@@ -122,7 +125,7 @@ def tick_benchmark() -> float:
         f"(sync, list points, retention); idle tick: {idle * 1e3:.2f} ms "
         f"({idle / JOBS * 1e6:.1f} us per job)"
     )
-    verdict = "PASS" if ratio <= TICK_TARGET else "MISS"
+    verdict = judged(ratio <= TICK_TARGET)
     print(f"{verdict}: idle tick / due tick = {ratio:.4f} (target <= {TICK_TARGET})")
     return ratio
 
@@ -170,7 +173,7 @@ def retention_benchmark() -> float:
             )
             if label == "job policy" and order.startswith("as listed"):
                 target_ratio = ratio
-    verdict = "PASS" if target_ratio <= RETENTION_TARGET else "MISS"
+    verdict = judged(target_ratio <= RETENTION_TARGET)
     print(
         f"{verdict}: apply / sort = {target_ratio:.1f} with the job policy on points as listed "
         f"(target <= {RETENTION_TARGET})"
@@ -179,9 +182,10 @@ def retention_benchmark() -> float:
 
 
 def main() -> int:
+    announce()
     retention = retention_benchmark()
     tick = tick_benchmark()
-    return 0 if tick <= TICK_TARGET and retention <= RETENTION_TARGET else 1
+    return exit_code(tick <= TICK_TARGET and retention <= RETENTION_TARGET)
 
 
 if __name__ == "__main__":

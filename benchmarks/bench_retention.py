@@ -32,12 +32,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
+
 from vmfailover.model import RecoveryPoint
 from vmfailover.policy.retention import RetentionPolicy
 
-N = 1_000_000
+N = sized(1_000_000, 3_000)
 TARGET = 3.0
-REPEATS = 5
+REPEATS = sized(5, 1)
+#: Every this many points one is pinned (the smoke run's few points still hold one).
+PINNED_EVERY = sized(100_000, 1_000)
 
 POLICY = RetentionPolicy(
     last=3,
@@ -72,7 +76,7 @@ def make_points(now: datetime) -> list[RecoveryPoint]:
     for number in range(N):
         created = start + timedelta(minutes=5 * number, seconds=rng.randrange(60))
         tags = ("tested",) if number % 288 == 0 else ()
-        pinned = now + timedelta(days=1) if number % 100_000 == 0 else None
+        pinned = now + timedelta(days=1) if number % PINNED_EVERY == 0 else None
         points.append(
             RecoveryPoint(
                 id=f"rp{number}", replica="r1", created_at=created, tags=tags, pinned_until=pinned
@@ -108,6 +112,7 @@ def compare(
 
 
 def main() -> int:
+    announce()
     now = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
     print(f"building {N:,} recovery points ...", flush=True)
     ordered = make_points(now)
@@ -135,13 +140,13 @@ def main() -> int:
     tracemalloc.stop()
     print(f"peak memory of one apply: {peak / 2**20:.1f} MiB ({peak / N:.0f} bytes per point)")
 
-    verdict = "PASS" if ratio <= TARGET else "MISS"
+    verdict = judged(ratio <= TARGET)
     print(
         f"{verdict}: apply / sort by datetime = {ratio:.2f} on shuffled recovery points "
         f"(target <= {TARGET}); apply / its own float sort = {float_ratio:.2f} "
         "(for information)"
     )
-    return 0 if ratio <= TARGET else 1
+    return exit_code(ratio <= TARGET)
 
 
 if __name__ == "__main__":

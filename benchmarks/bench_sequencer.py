@@ -38,6 +38,8 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
+
 from vmfailover.engine.simulate import simulate
 from vmfailover.policy.sequencer import StartOrder
 
@@ -46,7 +48,12 @@ SEED = 20261126
 MEDIAN_SECONDS = 60.0
 SIGMA = 0.7
 #: Average VMs per graph level (levels vary from half to one and a half times this).
-LEVEL_WIDTH = 100
+LEVEL_WIDTH = sized(100, 6)
+#: VMs of the graph of measurements 1 to 3.
+GRAPH_VMS = sized(5_000, 60)
+#: Measurement 4's sizes, and how many runs of each (the best counts).
+SCALING_SIZES = sized((1_000, 10_000, 100_000), (30, 60, 120))
+SCALING_RUNS = dict(zip(SCALING_SIZES, sized((15, 7, 3), (1, 1, 1)), strict=True))
 #: Veeam-style baseline: delay between two starts, and at most this many VMs at once.
 VEEAM_DELAY = 60.0
 VEEAM_PARALLEL = 10
@@ -197,13 +204,19 @@ def veeam_linear_baseline(
     return max(ready_at.values()), violations
 
 
+def short(size: int) -> str:
+    """1k, 10k, 100k (and plain numbers for the smoke run's sizes)."""
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
 def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
+    return judged(ok)
 
 
 def main() -> int:
+    announce()
     all_ok = True
-    count = 5_000
+    count = GRAPH_VMS
     names, after, level_of = layered_dag(count, SEED)
     durations = durations_for(names, SEED + 1)
     in_degree = sum(len(deps) for deps in after.values()) / len(names)
@@ -217,6 +230,7 @@ def main() -> int:
     ratio = result.rto / result.critical_path_bound
     ok = result.rto == result.critical_path_bound
     all_ok &= ok
+    exact = ok  # true at every size: a check, not only a target
     print(
         f"   RTO {result.rto:.1f} s, bound {result.critical_path_bound:.1f} s, "
         f"ratio {ratio:.6f}  {verdict(ok)}"
@@ -269,29 +283,31 @@ def main() -> int:
         f"exponent <= {math.log10(target):.2f})"
     )
     timings: dict[int, float] = {}
-    for size in (1_000, 10_000, 100_000):
+    for size in SCALING_SIZES:
         size_names, size_after, _ = layered_dag(size, SEED + size)
         size_durations = durations_for(size_names, SEED + size + 1)
         order = build_order(size_names, size_after, 64)
         best = math.inf
         # Best of several runs: the machine may be shared; small sizes get more tries.
-        for _ in range({1_000: 15, 10_000: 7}.get(size, 3)):
+        for _ in range(SCALING_RUNS[size]):
             gc.collect()
             began = time.perf_counter()
             simulate(order, size_durations)
             best = min(best, time.perf_counter() - began)
         timings[size] = best
         print(f"   {size:>7} VMs: {best:.3f} s ({best / size * 1e6:.1f} us per VM)")
-    ratio = timings[100_000] / timings[10_000]
-    small = timings[10_000] / timings[1_000]
+    smallest, middle, largest = SCALING_SIZES
+    ratio = timings[largest] / timings[middle]
+    small = timings[middle] / timings[smallest]
     ok = ratio <= target
     all_ok &= ok
     print(
-        f"   t(10k) / t(1k) = {small:.2f} (exponent {math.log10(small):.2f}), "
-        f"t(100k) / t(10k) = {ratio:.2f} (exponent {math.log10(ratio):.2f})  {verdict(ok)}"
+        f"   t({short(middle)}) / t({short(smallest)}) = {small:.2f} "
+        f"(exponent {math.log10(small):.2f}), t({short(largest)}) / t({short(middle)}) = "
+        f"{ratio:.2f} (exponent {math.log10(ratio):.2f})  {verdict(ok)}"
     )
-    print("\nALL PASS" if all_ok else "\nSOME MISS")
-    return 0 if all_ok else 1
+    print("\n" + judged(all_ok, "ALL PASS", "SOME MISS"))
+    return exit_code(all_ok, checks_passed=exact)
 
 
 if __name__ == "__main__":

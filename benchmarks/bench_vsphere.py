@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _smoke import announce, exit_code, judged, sized
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
@@ -59,7 +60,9 @@ from vmfailover.testing.vcsim import VCSim, VCSimInventory
 from vmfailover.testing.vcsim.scene import SceneBuilder
 
 TARGET_CALLS_PER_VM = 6.0
-FAILOVER_VMS = 100
+FAILOVER_VMS = sized(100, 4)
+#: The two inventories compared: the larger must cost no more round trips than the smaller.
+INVENTORY_VMS = sized((100, 1000), (4, 8))
 RE_IP_EVERY = 4  # one VM in four gets a NIC moved and a new guest address
 THREADS = 8  # the runner's default max_parallel
 POLL_SECONDS = 0.05  # between the naive reference's readiness checks
@@ -117,7 +120,8 @@ def naive_inventory_counted(sim: VCSim) -> tuple[int, float]:
 
 def bench_inventory() -> bool:
     counts: dict[int, int] = {}
-    for total in (100, 1000):
+    small, large = INVENTORY_VMS
+    for total in INVENTORY_VMS:
         inventory = VCSimInventory(datacenters=2, clusters=1, cluster_hosts=2, vms=total // 2)
         with VCSim(inventory) as sim:
             backend = backend_for(sim)
@@ -128,7 +132,7 @@ def bench_inventory() -> bool:
             print(
                 f"inventory of {vms:5d} VMs: {round_trips:3d} round trips, {seconds * 1000:7.1f} ms"
             )
-            if total == 100:
+            if total == small:
                 naive_trips, naive_seconds = naive_inventory_counted(sim)
                 print(
                     f"  naive attribute reads:  {naive_trips:5d} round trips, "
@@ -136,10 +140,10 @@ def bench_inventory() -> bool:
                     f"calls, {naive_seconds / seconds:.1f}x time)"
                 )
             backend.close()
-    ok = counts[1000] <= counts[100]
+    ok = counts[large] <= counts[small]
     print(
-        f"inventory round trips 100 -> 1,000 VMs: {counts[100]} -> {counts[1000]} "
-        f"({'OK' if ok else 'MISSED: grows with the count'})"
+        f"inventory round trips {small:,} -> {large:,} VMs: {counts[small]} -> {counts[large]} "
+        f"({judged(ok, 'OK', 'MISSED: grows with the count')})"
     )
     return ok
 
@@ -387,8 +391,9 @@ def naive_failover(scene: Scene, network: str) -> Callable[[], None]:
     return run
 
 
-def bench_failover() -> bool:
-    ok = True
+def bench_failover() -> tuple[bool, bool]:
+    """(every target met, every failover complete: each VM ready and each address verified)."""
+    ok = complete = True
     naive = naive_seconds = ours_first = our_first_seconds = 0.0
     for variant in ("after the protected site lost power", "sources shut down, hosts answer"):
         inventory = VCSimInventory(datacenters=2, clusters=1, cluster_hosts=2, vms=FAILOVER_VMS)
@@ -408,7 +413,7 @@ def bench_failover() -> bool:
                     f"  (test failover first, no target: {test / len(scene.replicas):.2f} round "
                     f"trips per VM, cleanup {cleanup / len(scene.replicas):.2f} per VM; {outcome})"
                 )
-                ok = ok and test_ok
+                complete = complete and test_ok
                 scene.lose_the_protected_site()
             else:
                 scene.shut_the_sources_down()
@@ -422,11 +427,12 @@ def bench_failover() -> bool:
             )
             if not done:
                 print(reports[0])
+            complete = complete and done
             if variant.startswith("after"):
                 variant_ok = done and per_vm <= TARGET_CALLS_PER_VM
                 print(
                     f"  calls per VM {per_vm:.2f} (target <= {TARGET_CALLS_PER_VM:g}): "
-                    f"{'OK' if variant_ok else 'MISSED'}"
+                    f"{judged(variant_ok, 'OK', 'MISSED')}"
                 )
             else:
                 variant_ok = done
@@ -447,13 +453,14 @@ def bench_failover() -> bool:
                     f"  ratio naive / ours: {naive / ours_first:.1f}x calls, "
                     f"{naive_seconds / our_first_seconds:.1f}x time"
                 )
-    return ok
+    return ok, complete
 
 
 def main() -> int:
-    ok = bench_inventory()
-    ok = bench_failover() and ok
-    return 0 if ok else 1
+    announce()
+    inventory_ok = bench_inventory()
+    failover_ok, complete = bench_failover()
+    return exit_code(inventory_ok and failover_ok, checks_passed=complete)
 
 
 if __name__ == "__main__":
