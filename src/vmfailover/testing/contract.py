@@ -191,9 +191,7 @@ class BackendContract:
             assert point.created_at >= replica.created_at
         assert first.created_at <= second.created_at
 
-    def test_sync_accepts_a_throttle_and_pays_for_what_it_moves(
-        self, scene: ContractScene
-    ) -> None:
+    def test_sync_accepts_a_throttle_and_pays_for_what_it_moves(self, scene: ContractScene) -> None:
         """A data path of ours pays for every byte it moves, in chunks; a backend whose
         hypervisor moves the data itself says so (``hypervisor_moves_data``) and pays for none,
         and a replication job then says its limit is not enforced there."""
