@@ -66,6 +66,12 @@ whose recovery points count the blocks they moved offers ``block_size: int`` (by
 reports can say how many blocks a sync (a failback's, for one) moved; the memory backend has it.
 
 The memory backend honours ``throttle`` too: it pays for each block before copying it.
+
+Optional capability: a backend whose hypervisor moves the replication data itself (so a sync's
+``throttle`` is accepted and never called) says so with a true ``hypervisor_moves_data``
+attribute. A replication job with a bandwidth limit then reports the limit as not enforced for
+each of its VMs, even when the backend's points do not say how many bytes moved (Hyper-V's do
+not, so a job could not tell from the bytes). Hyper-V is such a backend.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ MUTATING_OPERATIONS = CHANGING_CALLS
 
 #: Attributes of the wrapped backend besides the protocol that are safe to pass through: its
 #: clock (the runner reads it) and read-only optional capabilities.
-_PASSED_THROUGH = frozenset({"clock", "data_loss_blocks", "block_size", "guest_ips_at_test_copy"})
+_PASSED_THROUGH = frozenset(
+    {"clock", "data_loss_blocks", "block_size", "guest_ips_at_test_copy", "hypervisor_moves_data"}
+)
 
 
 class FencedBackend:

@@ -157,6 +157,9 @@ class HyperVBackend:
     name = "hyperv"
     #: A test VM takes its failover addresses from its replica when it is made (backends.base).
     guest_ips_at_test_copy = True
+    #: Hyper-V Replica moves the data: a sync's throttle is not called, and the points do not
+    #: say how many bytes moved, so a limited job is told its limit is not enforced.
+    hypervisor_moves_data = True
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ mover, :class:`FullCopyMover`, whose cost is stated plainly below.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,6 +21,8 @@ from vmfailover.backends.vsphere.tasks import wait_for_tasks
 from vmfailover.errors import PermanentBackendError
 
 __all__ = ["CHUNK", "DataMover", "DiskPair", "FullCopyMover", "TransferJob", "pay"]
+
+_log = logging.getLogger("vmfailover.backends.vsphere")
 
 
 @attrs.frozen
@@ -86,24 +89,28 @@ class FullCopyMover:
                 "a data_mover that moves data between vCenters"
             )
         manager = job.target.content.virtualDiskManager
-        tasks = []
-        whats = []
-        for pair in job.disks:
-            what = f"{job.what}: copying {pair.source_file} onto {pair.replica_file}"
-            if job.throttle is not None:
-                pay(job.throttle, pair.capacity_bytes)
-            tasks.append(
-                job.target.invoke(
-                    what,
-                    manager.CopyVirtualDisk_Task,
-                    sourceName=pair.source_file,
-                    sourceDatacenter=job.source_datacenter,
-                    destName=pair.replica_file,
-                    destDatacenter=job.target_datacenter,
-                    force=True,
+        tasks: list[Any] = []
+        whats: list[str] = []
+        try:
+            for pair in job.disks:
+                what = f"{job.what}: copying {pair.source_file} onto {pair.replica_file}"
+                if job.throttle is not None:
+                    pay(job.throttle, pair.capacity_bytes)
+                tasks.append(
+                    job.target.invoke(
+                        what,
+                        manager.CopyVirtualDisk_Task,
+                        sourceName=pair.source_file,
+                        sourceDatacenter=job.source_datacenter,
+                        destName=pair.replica_file,
+                        destDatacenter=job.target_datacenter,
+                        force=True,
+                    )
                 )
-            )
-            whats.append(what)
+                whats.append(what)
+        except BaseException:
+            _let_copies_end(job, tasks, whats)
+            raise
         for outcome in wait_for_tasks(job.target, tasks, whats):
             outcome.unwrap()
         return sum(pair.capacity_bytes for pair in job.disks)
@@ -120,6 +127,19 @@ def pay(throttle: Throttle, nbytes: int) -> None:
         chunk = min(CHUNK, left)
         throttle.consume(chunk)
         left -= chunk
+
+
+def _let_copies_end(job: TransferJob, tasks: Sequence[Any], whats: Sequence[str]) -> None:
+    """A later disk could not start (its bandwidth wait too long, vCenter refusing the copy):
+    the copies already started read the source's frozen disks, so they must end before the
+    caller releases the snapshot that froze them. What they did no longer matters; the error
+    that stopped the transfer is the one reported."""
+    if not tasks:
+        return
+    try:
+        wait_for_tasks(job.target, tasks, whats)
+    except Exception as error:  # a wait that fails too must not hide the first error
+        _log.warning("%s: started copies not seen to end: %s", job.what, error)
 
 
 def _same_vcenter(a: VCenterConnection, b: VCenterConnection) -> bool:

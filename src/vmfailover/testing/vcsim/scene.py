@@ -12,6 +12,7 @@ from typing import Any
 from pyVim.connect import Disconnect, SmartConnect
 from pyVmomi import vim
 
+from vmfailover.errors import ValidationError
 from vmfailover.testing.vcsim.launcher import VCSim
 
 __all__ = ["SceneBuilder"]
@@ -110,6 +111,34 @@ class SceneBuilder:
         _done(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[add])))
         added = [d for d in vm.config.hardware.device if d.key not in before]
         return str(added[0].macAddress)
+
+    def add_disk(self, vm_name: str, label: str, capacity_bytes: int) -> str:
+        """Give the VM another disk of ``capacity_bytes`` (whole KiB), a new file ``label.vmdk``
+        in the VM's folder on its first disk's controller; returns the disk's file name."""
+        if capacity_bytes <= 0 or capacity_bytes % 1024:
+            raise ValidationError.of(
+                f"disk {label!r} of {vm_name!r}",
+                f"a capacity is whole KiB > 0, got {capacity_bytes} bytes",
+            )
+        vm = self.vm(vm_name)
+        devices = vm.config.hardware.device
+        first: Any = next(d for d in devices if isinstance(d, vim.vm.device.VirtualDisk))
+        datastore = str(first.backing.fileName).split("]")[0] + "]"
+        file_name = f"{datastore} {vm_name}/{label}.vmdk"
+        used = {d.unitNumber for d in devices if d.controllerKey == first.controllerKey}
+        unit = next(n for n in range(16) if n not in used and n != 7)  # 7: the SCSI controller
+        disk = vim.vm.device.VirtualDisk(
+            key=-1,
+            controllerKey=first.controllerKey,
+            unitNumber=unit,
+            capacityInKB=capacity_bytes // 1024,
+            backing=vim.vm.device.VirtualDisk.FlatVer2BackingInfo(
+                diskMode="persistent", fileName=file_name
+            ),
+        )
+        add = vim.vm.device.VirtualDeviceSpec(operation="add", fileOperation="create", device=disk)
+        _done(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[add])))
+        return file_name
 
     def address_guest(self, vm_name: str, addresses: list[str], gateway: str) -> None:
         """Give the guest static IPv4 addresses (``a.b.c.d/len``, one per NIC in device order),
