@@ -64,7 +64,8 @@ def resume(
     background: bool,
     takeover: bool,
 ) -> Run:
-    """Continue what was in flight for run ``run_id`` (see :meth:`Runner.resume`)."""
+    """Continue what was in flight for run ``run_id``
+    (:meth:`~vmfailover.engine.runner.Runner.resume`)."""
     loaded = _load(runner, run_id, "resume", takeover=takeover)
     summary = loaded.summary
     if summary.interrupted:
@@ -84,7 +85,8 @@ def resume(
 
 
 def attach(runner: Runner, run_id: str, *, plan: FailoverPlan | None) -> Run:
-    """The journaled run ``run_id`` as a Run of ``runner`` (see :meth:`Runner.attach`)."""
+    """The journaled run ``run_id`` as a Run of ``runner``
+    (:meth:`~vmfailover.engine.runner.Runner.attach`)."""
     with runner._runs_lock:
         known = runner._runs.get(run_id) if isinstance(run_id, str) else None
         if known is not None:
@@ -99,7 +101,8 @@ def attach(runner: Runner, run_id: str, *, plan: FailoverPlan | None) -> Run:
 
 
 def cleanup_journaled(runner: Runner, run_id: str, *, plan: FailoverPlan | None) -> RunReport:
-    """Clean up test run ``run_id`` of the journal (see :meth:`Runner.cleanup_journaled`)."""
+    """Clean up test run ``run_id`` of the journal
+    (:meth:`~vmfailover.engine.runner.Runner.cleanup_journaled`)."""
     journal, _writer = _journal_of(runner)
     if not isinstance(run_id, str) or not run_id:
         raise ValidationError.of("cleanup_journaled", f"needs a run id, got {run_id!r}")

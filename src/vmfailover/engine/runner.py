@@ -11,10 +11,12 @@ failure policy decides what happens to the rest.
 One plan serves the three kinds (:class:`~vmfailover.model.FailoverKind`): ``test`` (isolated
 copies, production untouched, :meth:`Runner.cleanup` removes them and proves it), ``planned`` (the
 sources shut down, a final sync, no data lost) and ``regular`` (the source site is gone; the plan
-picks the recovery point). A run's own life is the transition table in
-:mod:`vmfailover.engine.run_state`; what follows a production run (:meth:`Runner.commit`,
-:meth:`Runner.undo`, the plan's deadline, :meth:`Runner.failback`) is
-:mod:`vmfailover.engine.aftercare`.
+picks the recovery point). The :class:`~vmfailover.engine.run.Run` a start returns is
+:mod:`vmfailover.engine.run`, its life the transition table in :mod:`vmfailover.engine.run_state`;
+what follows a production run (:meth:`Runner.commit`, :meth:`Runner.undo`, the plan's deadline,
+:meth:`Runner.failback`) is :mod:`vmfailover.engine.aftercare`; taking a journaled run up again
+(:meth:`Runner.resume`, :meth:`Runner.attach`, :meth:`Runner.cleanup_journaled`) is
+:mod:`vmfailover.engine.resumption`.
 """
 
 from __future__ import annotations
