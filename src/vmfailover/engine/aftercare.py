@@ -53,7 +53,8 @@ from vmfailover.policy.sequencer import Sequencer, StartOrder
 
 if TYPE_CHECKING:
     from vmfailover.engine.results import RunReport
-    from vmfailover.engine.runner import Run, Runner
+    from vmfailover.engine.run import Run
+    from vmfailover.engine.runner import Runner
 
 __all__ = ["commit", "failback", "schedule_deadline", "start_waves", "undo"]
 
@@ -541,7 +542,7 @@ def _replica_state(inventory: Inventory, work: VMRecovery) -> ReplicaState | Non
 
 
 def _check(runner: Runner, run: object, what: str) -> None:
-    from vmfailover.engine.runner import Run
+    from vmfailover.engine.run import Run
 
     if not isinstance(run, Run):
         raise ValidationError.of(what, f"needs a Run, got {run!r}")

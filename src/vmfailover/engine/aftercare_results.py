@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from vmfailover._jsonable import jsonable_fields
+
 __all__ = [
     "BY_DEADLINE",
     "CommitResult",
@@ -76,7 +78,7 @@ class CommitResult:
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return _dict(self)
+        return jsonable_fields(self)
 
 
 @attrs.frozen
@@ -108,7 +110,7 @@ class UndoResult:
         return "; ".join(parts) + " (undo again to finish)"
 
     def as_dict(self) -> dict[str, Any]:
-        return _dict(self)
+        return jsonable_fields(self)
 
 
 @attrs.frozen
@@ -168,28 +170,11 @@ class FailbackResult:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        data = _dict(self)
+        data = jsonable_fields(self)
         data["moved_bytes"] = self.moved_bytes
         data["blocks_moved"] = self.blocks_moved
         data["disk_bytes"] = self.disk_bytes
         return data
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    def plain(item: object) -> object:
-        if isinstance(item, datetime):
-            return item.isoformat()
-        if isinstance(item, enum.Enum):
-            return item.value
-        if isinstance(item, dict):
-            return {k: plain(v) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [plain(v) for v in item]
-        return item
-
-    result = plain(attrs.asdict(value))
-    assert isinstance(result, dict)
-    return result
 
 
 def _bytes(count: int) -> str:

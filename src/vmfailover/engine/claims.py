@@ -12,11 +12,15 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from vmfailover._render import listing
 from vmfailover.errors import ConflictError
 
-__all__ = ["Claims", "claims_for"]
+if TYPE_CHECKING:
+    from vmfailover.plan import CompiledPlan
+
+__all__ = ["Claims", "claims_for", "touched_ids"]
 
 
 class Claims:
@@ -68,3 +72,11 @@ def claims_for(backend: object) -> Claims:
         except TypeError:  # not weak-referenceable or not hashable: keep it by identity
             found = _by_id.setdefault(id(backend), Claims())
         return found
+
+
+def touched_ids(compiled: CompiledPlan) -> list[str]:
+    """What a run of ``compiled`` touches, so claims: each VM's source, replica and replica VM."""
+    ids: list[str] = []
+    for vm in compiled.vms:
+        ids += [vm.source.id, vm.replica.id, vm.replica_vm.id]
+    return ids

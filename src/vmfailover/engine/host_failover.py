@@ -402,7 +402,7 @@ def _execute(
 ) -> RunReport:
     """Run the work items through a :class:`Run`, as :meth:`Runner.start` runs a plan (no work:
     an empty report, nothing run)."""
-    from vmfailover.engine.runner import Run
+    from vmfailover.engine.run import Run
 
     run_id = f"run-{runner.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     if not work:

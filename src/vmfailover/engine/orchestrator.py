@@ -49,7 +49,8 @@ from vmfailover.engine.lease import (
     default_holder,
 )
 from vmfailover.engine.lease_keeper import LeaseKeeper
-from vmfailover.engine.runner import Run, Runner
+from vmfailover.engine.run import Run
+from vmfailover.engine.runner import Runner
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError, VMFailoverError
 from vmfailover.model import FailoverKind, as_enum, is_finite_number
 from vmfailover.plan import FailoverPlan

@@ -11,13 +11,13 @@ from __future__ import annotations
 import enum
 import html
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from vmfailover import _svg
+from vmfailover._jsonable import jsonable_fields
 from vmfailover._render import format_duration, html_table, in_words, text_table
 from vmfailover.engine.aftercare_results import (
     CommitResult,
@@ -111,7 +111,7 @@ class VMResult:
         return (self.ready_at - self.started_at).total_seconds()
 
     def as_dict(self) -> dict[str, Any]:
-        return {key: _jsonable(value) for key, value in attrs.asdict(self).items()}
+        return jsonable_fields(self)
 
 
 @attrs.frozen
@@ -219,11 +219,11 @@ class RunReport:
             "ideal_rto_seconds": self.ideal_rto_seconds,
             "warnings": list(self.warnings),
             "decisions": list(self.decisions),
-            "cleanup": None if self.cleanup is None else _jsonable(attrs.asdict(self.cleanup)),
+            "cleanup": None if self.cleanup is None else jsonable_fields(self.cleanup),
             "commit": None if self.commit is None else self.commit.as_dict(),
             "undo": None if self.undo is None else self.undo.as_dict(),
             "failback": None if self.failback is None else self.failback.as_dict(),
-            "deadline": None if self.deadline is None else _jsonable(attrs.asdict(self.deadline)),
+            "deadline": None if self.deadline is None else jsonable_fields(self.deadline),
             "vms": [result.as_dict() for result in self.vms],
         }
 
@@ -400,18 +400,6 @@ _OUTCOME_COLOURS = {
     Outcome.FAILED: _FAILED,
     Outcome.TIMED_OUT: _TIMED_OUT,
 }
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _clock(moment: datetime | None) -> str:

@@ -11,20 +11,19 @@ failure policy decides what happens to the rest.
 One plan serves the three kinds (:class:`~vmfailover.model.FailoverKind`): ``test`` (isolated
 copies, production untouched, :meth:`Runner.cleanup` removes them and proves it), ``planned`` (the
 sources shut down, a final sync, no data lost) and ``regular`` (the source site is gone; the plan
-picks the recovery point). A run's own life is the transition table in
-:mod:`vmfailover.engine.run_state`; what follows a production run (:meth:`Runner.commit`,
-:meth:`Runner.undo`, the plan's deadline, :meth:`Runner.failback`) is
-:mod:`vmfailover.engine.aftercare`.
+picks the recovery point). The :class:`~vmfailover.engine.run.Run` a start returns is
+:mod:`vmfailover.engine.run`, its life the transition table in :mod:`vmfailover.engine.run_state`;
+what follows a production run (:meth:`Runner.commit`, :meth:`Runner.undo`, the plan's deadline,
+:meth:`Runner.failback`) is :mod:`vmfailover.engine.aftercare`; taking a journaled run up again
+(:meth:`Runner.resume`, :meth:`Runner.attach`, :meth:`Runner.cleanup_journaled`) is
+:mod:`vmfailover.engine.resumption`.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import uuid
 import weakref
-from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -35,23 +34,22 @@ import tenacity
 
 from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock, full_clock
-from vmfailover.engine.claims import claims_for
-from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent, RunStateChanged
+from vmfailover.engine import resumption
+from vmfailover.engine.claims import claims_for, touched_ids
+from vmfailover.engine.events import CleanupFinished, EventBus, RunEvent
 from vmfailover.engine.execution import Execution
 from vmfailover.engine.host_failover_results import HostFailoverReport, MoveBackReport
-from vmfailover.engine.journal import EntryKind, Journal, JournaledRun, JournalEntry, RunSummary
-from vmfailover.engine.journal_codec import loads
+from vmfailover.engine.journal import Journal, RunSummary
 from vmfailover.engine.journal_writer import JournalWriter
-from vmfailover.engine.replay import Replay
-from vmfailover.engine.results import CleanupResult, RunReport, RunResult
+from vmfailover.engine.results import CleanupResult, RunReport
+from vmfailover.engine.run import Run, process_owner
 from vmfailover.engine.run_journal import RunJournal
-from vmfailover.engine.run_record import RunRecord, read_record, write_record
-from vmfailover.engine.run_state import RunAction, RunState, RunStateMachine
+from vmfailover.engine.run_record import write_record
+from vmfailover.engine.run_state import RunAction
 from vmfailover.errors import (
     ConflictError,
     Finding,
     Findings,
-    NotFoundError,
     TransientBackendError,
     ValidationError,
     VMFailoverError,
@@ -60,7 +58,6 @@ from vmfailover.model import (
     FailoverKind,
     Inventory,
     as_enum,
-    as_name,
     is_finite_number,
     parse_seconds,
 )
@@ -71,27 +68,11 @@ from vmfailover.policy.points import PointChoice
 from vmfailover.policy.sequencer import StartOrder
 
 if TYPE_CHECKING:
-    from vmfailover.engine.aftercare_results import Deadline, FailbackResult
+    from vmfailover.engine.aftercare_results import FailbackResult
 
 __all__ = ["RetryPolicy", "Run", "Runner"]
 
 _T = TypeVar("_T")
-
-#: Real seconds a finished run waits for its subscribers to catch up before it reports.
-OBSERVER_GRACE = 10.0
-
-#: The runs being executed in this process (a live run is not interrupted: it cannot be resumed),
-#: each with how many executions it has here: a run taken over in this process under a newer
-#: lease (``resume(takeover=True)``) runs beside its fenced-out predecessor until that one ends.
-_live_runs: Counter[str] = Counter()
-_live_lock = threading.Lock()
-
-_FINISH = {
-    RunResult.SUCCEEDED: RunAction.FINISH_ALL_READY,
-    RunResult.PARTIAL: RunAction.FINISH_SOME_READY,
-    RunResult.FAILED: RunAction.FINISH_NONE_READY,
-    RunResult.CANCELLED: RunAction.CANCEL,
-}
 
 
 def _attempts(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -116,190 +97,6 @@ class RetryPolicy:
     attempts: int = attrs.field(default=5, validator=_attempts)
     initial_wait: float = attrs.field(default=1.0, validator=_wait_seconds)
     max_wait: float = attrs.field(default=30.0, validator=_wait_seconds)
-
-
-class Run:
-    """A failover in progress, and afterwards its record.
-
-    :meth:`wait` returns the report once the recovery has ended; :attr:`report` is always the
-    latest (a test run's report gains its cleanup, a production run's its commit, undo or
-    failback). :meth:`cancel` starts nothing new (VMs in the middle of their recovery finish it;
-    the rest are left untouched); :meth:`approve` answers an approval gate the run is waiting at.
-    :meth:`commit`, :meth:`undo` and :meth:`failback` are :class:`Runner`'s, for this run.
-
-    ``failback_of`` is the run a failback run brings home; ``failback_run`` the failback of this
-    run while it is under way; ``deadline`` the plan's automatic commit or undo, while pending.
-    """
-
-    def __init__(
-        self,
-        runner: Runner,
-        run_id: str,
-        plan: FailoverPlan,
-        kind: FailoverKind,
-        state: RunState = RunState.PENDING,
-        *,
-        failback_of: Run | None = None,
-    ) -> None:
-        if not isinstance(runner, Runner):
-            raise ValidationError.of("Run", f"is made by a Runner (runner.start), not {runner!r}")
-        if not isinstance(plan, FailoverPlan):
-            raise ValidationError.of("Run plan", f"must be a FailoverPlan, got {plan!r}")
-        if failback_of is not None and not isinstance(failback_of, Run):
-            raise ValidationError.of("Run failback_of", f"must be a Run, got {failback_of!r}")
-        self._runner = runner
-        self.id = as_name(run_id, "Run run_id")
-        self.plan = plan
-        self.kind = kind = as_enum(FailoverKind, kind, "Run", field="kind")
-        state = as_enum(RunState, state, "Run", field="state")
-        self.failback_of = failback_of
-        self.failback_run: Run | None = None
-        self.failback_result: FailbackResult | None = None
-        self.deadline: Deadline | None = None
-        self._machine = RunStateMachine(self.id, kind, state, failback=failback_of is not None)
-        self._journal: RunJournal | None = None
-        self._execution: Execution | None = None
-        self._thread: threading.Thread | None = None
-        self._report: RunReport | None = None
-        self._error: BaseException | None = None
-        self._done = threading.Event()
-        self._executing = False
-        self._lock = threading.RLock()
-        self.inventory_before: Inventory | None = None
-        #: The interrupted commit, undo or failback's journal, replayed when it is called again
-        #: (set by Runner.resume, taken by the next aftercare action).
-        self._aftercare_replay: Replay | None = None
-        #: The id a failback of this run is (or was about to be) begun under.
-        self._failback_link: str | None = None
-
-    def __repr__(self) -> str:
-        return f"Run({self.id!r}, {self.kind.value}, plan={self.plan.name!r}, {self.state.value})"
-
-    @property
-    def state(self) -> RunState:
-        return self._machine.state
-
-    @property
-    def done(self) -> bool:
-        """The recovery has ended (a test's cleanup may still follow)."""
-        return self._done.is_set()
-
-    @property
-    def report(self) -> RunReport | None:
-        """The latest report, or None while the recovery runs."""
-        return self._report
-
-    @property
-    def test_copies(self) -> tuple[str, ...]:
-        """The ids of the test copies this run created and has not removed (a test run's; what
-        :meth:`Runner.cleanup` removes). Empty before the run has started its VMs."""
-        return () if self._execution is None else tuple(self._execution.running_copies())
-
-    @property
-    def waiting_approvals(self) -> tuple[str, ...]:
-        """The approval gates the run is waiting at now."""
-        return () if self._execution is None else self._execution.gates.waiting
-
-    def wait(self, timeout: float | None = None) -> RunReport:
-        """Block until the recovery ends (at most ``timeout`` real seconds) and return its report.
-
-        Raises :class:`~vmfailover.errors.ConflictError` if it is still running after
-        ``timeout``, and re-raises what stopped the run if it did not end normally.
-        """
-        if timeout is not None:
-            timeout = parse_seconds(timeout, "Run.wait timeout", allow_zero=True)
-        if self._thread is None:
-            with self._lock:  # a run started in the foreground executes once, in the first wait
-                first, self._executing = not self._executing, True
-            if first:
-                self._execute()
-        if not self._done.wait(timeout):
-            raise ConflictError(f"run {self.id} is still running after {timeout:g} s")
-        if self._error is not None:
-            raise self._error
-        assert self._report is not None
-        return self._report
-
-    def cancel(self) -> None:
-        """Start nothing new; VMs already in their recovery finish it; the rest end cancelled."""
-        if self._execution is not None:
-            self._execution.cancel()
-        elif self._machine.can(RunAction.CANCEL):
-            self._fire(RunAction.CANCEL)
-
-    def approve(self, name: str, approved: bool = True, *, by: str = "run.approve") -> None:
-        """Answer the approval gate ``name`` (``approved=False`` refuses it: the run is cancelled).
-
-        Raises our error naming the gate when no gate of that name is waiting.
-        """
-        as_name(name, "approve")
-        as_name(by, "approve by")
-        if not isinstance(approved, bool):
-            raise ValidationError.of("approve", f"approved must be True or False, got {approved!r}")
-        if self._execution is None:
-            raise ConflictError(f"run {self.id} is {self.state.value}: no approval is waiting")
-        self._execution.gates.answer(name, approved, by)
-
-    def commit(self) -> RunReport:
-        """Make this failover permanent (:meth:`Runner.commit`)."""
-        return self._runner.commit(self)
-
-    def undo(self) -> RunReport:
-        """Revert what this run touched (:meth:`Runner.undo`)."""
-        return self._runner.undo(self)
-
-    def failback(self, *, plan: FailoverPlan | None = None, background: bool = True) -> Run:
-        """Bring this run's VMs home (:meth:`Runner.failback`); returns the failback run."""
-        return self._runner.failback(self, plan=plan, background=background)
-
-    # --- life ------------------------------------------------------------------------------------
-
-    def _fire(self, action: RunAction) -> None:
-        old, new = self._machine.fire(action)
-        now = self._runner.clock.now()
-        if self._journal is not None:
-            self._journal.state(old.value, new.value, now)
-        self._runner._publish(RunStateChanged(self.id, old.value, new.value, now))
-
-    def _start_background(self) -> None:
-        self._thread = threading.Thread(
-            target=self._execute, name=f"vmfailover-{self.id}", daemon=True
-        )
-        self._thread.start()
-
-    def _execute(self) -> None:
-        assert self._execution is not None
-        try:
-            report = self._execution.execute()
-            self._fire(_FINISH[report.result])
-            self._runner._bus.flush(OBSERVER_GRACE)
-            late = (*report.warnings, *self._execution.warnings)
-            self._report = attrs.evolve(
-                report, state=self.state.value, warnings=tuple(dict.fromkeys(late))
-            )
-            if self._journal is not None:
-                try:
-                    self._journal.end(self._report, self.state.value)
-                except VMFailoverError as error:
-                    message = f"the journal could not record the run's end: {error}"
-                    self._report = attrs.evolve(
-                        self._report, warnings=(*self._report.warnings, message)
-                    )
-            # taken off the execution before it runs: it refers to this run, and a run left in a
-            # reference cycle would make everything it holds (per VM) cyclic garbage
-            after_end, self._execution.after_end = self._execution.after_end, None
-            if after_end is not None:
-                after_end()
-        except BaseException as error:  # handed to wait(), which re-raises it
-            self._error = error
-        finally:
-            if self.kind is not FailoverKind.TEST:
-                claims_for(self._runner.backend).release(self.id)
-            with _live_lock:
-                _live_runs[self.id] -= 1
-                if _live_runs[self.id] <= 0:
-                    del _live_runs[self.id]
-            self._done.set()
 
 
 class Runner:
@@ -503,7 +300,7 @@ class Runner:
                 force=force,
                 point_limit=facts.point_limit,
             )
-            claims_for(self.backend).claim(run_id, _touched(compiled))
+            claims_for(self.backend).claim(run_id, touched_ids(compiled))
         except BaseException:
             run._fire(RunAction.REFUSE)
             raise
@@ -528,8 +325,7 @@ class Runner:
             reachable_sources=reachable,
             journal=run._journal,
         )
-        with _live_lock:
-            _live_runs[run_id] += 1
+        run._go_live()
         run._fire(RunAction.START)
         if delay is not None:
             run._execution.after_end = lambda: self._cleanup_later(run, delay)
@@ -589,7 +385,7 @@ class Runner:
                 state=run.state.value,
                 backend=self.backend.name,
                 rto_target_seconds=run.plan.rto,
-                owner=_owner(),
+                owner=process_owner(),
             ),
             record,
         )
@@ -639,23 +435,12 @@ class Runner:
         is in flight (or it is running in this process or in another live process on this
         host), and :class:`~vmfailover.errors.NotFoundError` if the journal lacks it.
         """
-        background = _flag(background, "background")
-        takeover = _flag(takeover, "takeover")
-        loaded = self._load(run_id, "resume", takeover=takeover)
-        summary = loaded.summary
-        if summary.interrupted:
-            return self._resume_recovery(loaded, plan, background, takeover=takeover)
-        if summary.state in _IN_AFTERCARE:
-            if not takeover:
-                _check_owner(run_id, summary.owner)
-            run = self._attach_loaded(loaded, plan)
-            self._resume_aftercare(run, background)
-            return run
-        ended = f", ended {summary.ended_at:%Y-%m-%d %H:%M:%S}" if summary.ended_at else ""
-        raise ConflictError(
-            f"run {run_id} is {summary.state}{ended}: nothing of it is in flight (only a run "
-            "whose recovery, commit, undo or failback was interrupted can be resumed); attach "
-            "it to commit, undo or fail it back"
+        return resumption.resume(
+            self,
+            run_id,
+            plan=plan,
+            background=_flag(background, "background"),
+            takeover=_flag(takeover, "takeover"),
         )
 
     def attach(self, run_id: str, *, plan: FailoverPlan | None = None) -> Run:
@@ -670,194 +455,7 @@ class Runner:
         :class:`~vmfailover.errors.ConflictError` for an interrupted run (:meth:`resume` it)
         and :class:`~vmfailover.errors.NotFoundError` if the journal lacks it.
         """
-        with self._runs_lock:
-            known = self._runs.get(run_id) if isinstance(run_id, str) else None
-            if known is not None:
-                return known
-            loaded = self._load(run_id, "attach")
-            if loaded.summary.interrupted:
-                raise ConflictError(
-                    f"run {run_id} was interrupted in its recovery ({loaded.summary.state}): "
-                    "resume it (runner.resume) to finish it first"
-                )
-            return self._attach_loaded(loaded, plan)
-
-    def _load(self, run_id: object, what: str, *, takeover: bool = False) -> JournaledRun:
-        """The journaled run ``run_id``, checked as one this runner may take over."""
-        if self.journal is None or self._writer is None:
-            raise ConflictError(
-                "this runner has no journal: give Runner(backend, journal=...) the journal "
-                "the run was written to"
-            )
-        if not isinstance(run_id, str) or not run_id:
-            raise ValidationError.of(what, f"needs a run id, got {run_id!r}")
-        with _live_lock:
-            if run_id in _live_runs and not takeover:
-                raise ConflictError(
-                    f"run {run_id} is running in this process: it is not interrupted"
-                )
-        return self.journal.load(run_id)
-
-    def _record(self, loaded: JournaledRun, plan: FailoverPlan | None) -> RunRecord:
-        record = read_record(loaded.record, plan)
-        if record.backend != self.backend.name:
-            raise ConflictError(
-                f"run {loaded.summary.run_id} ran on a {record.backend} backend, not on this "
-                f"{self.backend.name} one"
-            )
-        return record
-
-    def _failback_of(self, record: RunRecord) -> Run | None:
-        """The run a failback run's record names, attached (NotFoundError if the journal lost
-        it)."""
-        if record.failback_of is None:
-            return None
-        return self.attach(record.failback_of)
-
-    def _resume_recovery(
-        self,
-        loaded: JournaledRun,
-        plan: FailoverPlan | None,
-        background: bool,
-        *,
-        takeover: bool = False,
-    ) -> Run:
-        summary = loaded.summary
-        run_id = summary.run_id
-        if not takeover:
-            _check_owner(run_id, summary.owner)
-        assert self._writer is not None
-        record = self._record(loaded, plan)
-        original = self._failback_of(record)
-        compiled = record.compiled
-        replay = Replay(summary.started_at, loaded.entries)
-        claims_for(self.backend).claim(run_id, _touched(compiled))
-        run = Run(
-            self,
-            run_id,
-            compiled.plan,
-            compiled.kind,
-            RunState(summary.state),
-            failback_of=original,
-        )
-        run.inventory_before = record.inventory_before
-        run.failback_result = record.failback
-        if original is not None:
-            original.failback_run = run
-        run._journal = RunJournal(
-            self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
-        )
-        run._journal.resumed(_owner())
-        if run.state is RunState.VALIDATING:
-            run._fire(RunAction.START)
-        run._execution = Execution(
-            self,
-            run_id,
-            compiled,
-            weights=record.weights,
-            reachable_sources=record.reachable_sources,
-            journal=run._journal,
-            replay=replay,
-        )
-        if compiled.kind is not FailoverKind.TEST:
-            run._execution.after_end = lambda: self._after_production(run)
-        with _live_lock:
-            _live_runs[run_id] += 1
-        self._runs[run_id] = run
-        if background:
-            run._start_background()
-        return run
-
-    def _attach_loaded(self, loaded: JournaledRun, plan: FailoverPlan | None) -> Run:
-        """A Run for a journaled run whose recovery ended (see :meth:`attach`)."""
-        assert self.journal is not None
-        assert self._writer is not None
-        summary = loaded.summary
-        run_id = summary.run_id
-        with self._runs_lock:
-            record = self._record(loaded, plan)
-            original = self._failback_of(record)
-            known = self._runs.get(run_id)  # attaching the original attached this one
-            if known is not None:
-                return known
-            compiled = record.compiled
-            replay = Replay(summary.started_at, loaded.entries)
-            run = Run(
-                self,
-                run_id,
-                compiled.plan,
-                compiled.kind,
-                RunState(summary.state),
-                failback_of=original,
-            )
-            run.inventory_before = record.inventory_before
-            run.failback_result = record.failback
-            run._journal = RunJournal(
-                self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
-            )
-            run._execution = Execution(
-                self,
-                run_id,
-                compiled,
-                weights=record.weights,
-                reachable_sources=record.reachable_sources,
-                journal=run._journal,
-            )
-            for name, (_state, progress) in replay.finished.items():
-                if name in run._execution.progress:
-                    run._execution.progress[name] = progress
-            stored = self.journal.stored_report(run_id)
-            if stored is not None:
-                report = loads(stored)
-                if isinstance(report, RunReport):
-                    run._report = report
-                    run.failback_result = report.failback or run.failback_result
-            run._aftercare_replay = _aftercare_replay(run.state, summary.started_at, loaded.entries)
-            run._done.set()
-            self._runs[run_id] = run
-            run._failback_link = _failback_link(loaded.entries)
-            link = run._failback_link
-            if link is not None and run.state in (RunState.FAILING_BACK, RunState.FAILED_BACK):
-                try:
-                    back = self.journal.load(link, ()).summary
-                except NotFoundError:
-                    back = None  # the failback was about to begin: resuming begins it
-                if back is not None and back.ended_at is not None:  # it ran (not refused)
-                    run.failback_run = self.attach(link)
-            return run
-
-    def _resume_aftercare(self, run: Run, background: bool) -> None:
-        """Finish the commit, undo or failback of ``run`` that was in flight."""
-        from vmfailover.engine import aftercare
-
-        by = "runner.resume"
-        if run.state is RunState.COMMITTING:
-            aftercare.commit(self, run, by=by)
-        elif run.state is RunState.UNDOING:
-            aftercare.undo(self, run, by=by)
-        elif run.failback_run is not None:
-            back = run.failback_run
-            if back.state in (RunState.COMMITTING, RunState.UNDOING):
-                self._resume_aftercare(back, background)
-                return
-            raise ConflictError(
-                f"run {run.id} is failing back: its failback run {back.id} is "
-                f"{back.state.value}, nothing is in flight (commit or undo it)"
-            )
-        else:
-            link = run._failback_link
-            assert self.journal is not None
-            if link is not None:
-                try:
-                    back_summary = self.journal.load(link, ()).summary
-                except NotFoundError:
-                    back_summary = None
-                if back_summary is not None and back_summary.interrupted:
-                    back = self._resume_recovery(self.journal.load(link), None, background)
-                    if not background:
-                        back.wait()
-                    return
-            aftercare.failback(self, run, background=background)
+        return resumption.attach(self, run_id, plan=plan)
 
     def _cleanup_later(self, run: Run, delay: float) -> None:
         def later() -> None:
@@ -896,33 +494,7 @@ class Runner:
         backend, is interrupted (resume it first), or is not a test run that has ended;
         NotFoundError if the journal lacks it.
         """
-        if self.journal is None or self._writer is None:
-            raise ConflictError(
-                "this runner has no journal: give Runner(backend, journal=...) the journal "
-                "the run was written to"
-            )
-        if not isinstance(run_id, str) or not run_id:
-            raise ValidationError.of("cleanup_journaled", f"needs a run id, got {run_id!r}")
-        loaded = self.journal.load(run_id)
-        summary = loaded.summary
-        if summary.interrupted:
-            raise ConflictError(
-                f"run {run_id} is interrupted ({summary.state}): resume it before cleaning it up"
-            )
-        record = read_record(loaded.record, plan)
-        if record.backend != self.backend.name:
-            raise ConflictError(
-                f"run {run_id} ran on a {record.backend} backend, not on this "
-                f"{self.backend.name} one"
-            )
-        run = Run(self, run_id, record.compiled.plan, record.compiled.kind, RunState(summary.state))
-        run.inventory_before = record.inventory_before
-        run._report = self.journal.report(run_id).report
-        replay = Replay(summary.started_at, loaded.entries)
-        run._journal = RunJournal(
-            self._writer, run_id, self.clock.now, first_seq=replay.last_seq + 1
-        )
-        return self._clean_up(run, _journaled_copies(loaded.entries))
+        return resumption.cleanup_journaled(self, run_id, plan=plan)
 
     def _clean_up(self, run: Run, copies: Iterable[str]) -> RunReport:
         with run._lock:
@@ -1109,31 +681,6 @@ class Runner:
             )
 
 
-def _owner() -> str:
-    """Who runs a run: this host and process."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _check_owner(run_id: str, owner: str) -> None:
-    """Refuse to resume a run another live process on this host still holds."""
-    host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
-        return
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return  # this process: the live-run table decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return
-    except PermissionError:
-        pass
-    raise ConflictError(
-        f"run {run_id} is held by process {pid} on this host, which is still alive: "
-        "resume it once that process has ended"
-    )
-
-
 def _enlisted(clock: Clock, fn: Callable[[str], _T]) -> Callable[[str], _T]:
     """``fn`` as enlisted work of ``clock``, so virtual time waits for it."""
 
@@ -1263,69 +810,16 @@ def _weights(weights: object, plan: FailoverPlan) -> Mapping[str, float] | None:
     return checked
 
 
-_IN_AFTERCARE = (
-    RunState.COMMITTING.value,
-    RunState.UNDOING.value,
-    RunState.FAILING_BACK.value,
-)
-
-
-def _aftercare_replay(
-    state: RunState, started_at: datetime, entries: Iterable[JournalEntry]
-) -> Replay | None:
-    """The journal of the last commit, undo or failback attempt that ``state`` says is in
-    flight: the entries since the run last entered that state."""
-    if state.value not in _IN_AFTERCARE:
-        return None
-    listed = list(entries)
-    begin = 0
-    for index, entry in enumerate(listed):
-        if entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value:
-            begin = index + 1
-    if begin == 0:
-        return None
-    return Replay(started_at, listed[begin:])
-
-
-def _failback_link(entries: Iterable[JournalEntry]) -> str | None:
-    """The failback run the journal last linked to this run, if any."""
-    link = None
-    for entry in entries:
-        if entry.kind is EntryKind.AFTERCARE:
-            payload = entry.payload()
-            if "failback_run" in payload:
-                link = str(payload["failback_run"])
-    return link
-
-
 def _touched_inventory(inventory: Inventory, compiled: CompiledPlan) -> Inventory:
     """The part of ``inventory`` a production run touches (its sources, replicas and replica
     VMs, with the sites, hosts, datastores and networks they name): what its undo restores and
     proves."""
-    keys = set(_touched(compiled))
+    keys = set(touched_ids(compiled))
     return attrs.evolve(
         inventory,
         vms=tuple(vm for vm in inventory.vms if vm.id in keys),
         replicas=tuple(replica for replica in inventory.replicas if replica.id in keys),
     )
-
-
-def _touched(compiled: Any) -> list[str]:
-    ids: list[str] = []
-    for vm in compiled.vms:
-        ids += [vm.source.id, vm.replica.id, vm.replica_vm.id]
-    return ids
-
-
-def _journaled_copies(entries: Iterable[JournalEntry]) -> list[str]:
-    """The test copies a run's journal says it created, in the order it created them."""
-    copies: dict[str, None] = {}
-    for entry in entries:
-        if entry.kind is EntryKind.OUTCOME and entry.operation == "create_test_copy":
-            result = entry.payload().get("result")
-            if isinstance(result, str):
-                copies[result] = None
-    return list(copies)
 
 
 def inventory_differences(
