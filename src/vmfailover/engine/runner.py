@@ -73,7 +73,7 @@ from vmfailover.policy.sequencer import StartOrder
 if TYPE_CHECKING:
     from vmfailover.engine.aftercare_results import Deadline, FailbackResult
 
-__all__ = ["RetryPolicy", "Run", "Runner"]
+__all__ = ["RetryPolicy", "Run", "Runner", "live_holder"]
 
 _T = TypeVar("_T")
 
@@ -1116,22 +1116,31 @@ def _owner() -> str:
 
 def _check_owner(run_id: str, owner: str) -> None:
     """Refuse to resume a run another live process on this host still holds."""
+    pid = live_holder(owner)
+    if pid is not None:
+        raise ConflictError(
+            f"run {run_id} is held by process {pid} on this host, which is still alive: "
+            "resume it once that process has ended"
+        )
+
+
+def live_holder(owner: str) -> int | None:
+    """The id of the process ``owner`` (a run's ``host:pid``) names, when that is another
+    process on this host that is still alive; None otherwise (another host, this process, an
+    ended process, or a platform where it cannot be told)."""
     host, _, pid_text = owner.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
-        return
+        return None
     pid = int(pid_text)
     if pid == os.getpid():
-        return  # this process: the live-run table decides
+        return None  # this process: the live-run table decides
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return
+        return None
     except PermissionError:
-        pass
-    raise ConflictError(
-        f"run {run_id} is held by process {pid} on this host, which is still alive: "
-        "resume it once that process has ended"
-    )
+        pass  # alive, and someone else's
+    return pid
 
 
 def _enlisted(clock: Clock, fn: Callable[[str], _T]) -> Callable[[str], _T]:
@@ -1274,13 +1283,17 @@ def _aftercare_replay(
     state: RunState, started_at: datetime, entries: Iterable[JournalEntry]
 ) -> Replay | None:
     """The journal of the last commit, undo or failback attempt that ``state`` says is in
-    flight: the entries since the run last entered that state."""
+    flight: the entries since the run last entered that state, or since the last attempt that
+    ended (it journaled its report, for instance on a backend error), whichever is later. An
+    attempt that ended is not replayed: its failed calls are tried again, not raised again."""
     if state.value not in _IN_AFTERCARE:
         return None
     listed = list(entries)
     begin = 0
     for index, entry in enumerate(listed):
         if entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value:
+            begin = index + 1
+        elif begin and entry.kind is EntryKind.AFTERCARE and "report" in entry.payload():
             begin = index + 1
     if begin == 0:
         return None
