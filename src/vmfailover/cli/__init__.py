@@ -1,20 +1,23 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
-the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or
-a backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes
-a test run's copies in a later process; ``report [RUN]`` shows the run journal's history or one
-run; ``resume RUN`` continues an interrupted run; ``serve`` runs an orchestrator that takes over
-interrupted runs under their plans' leases; ``lab reset`` starts the lab over; ``demo`` plays
-the whole story on the lab. On a terminal
-with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without
-rich, it is plain text. ``--json`` prints one JSON document for machines.
+the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or a
+backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes a
+test run's copies in a later process; ``commit RUN``, ``undo RUN`` and ``failback RUN`` decide what
+follows a planned or regular run (:mod:`vmfailover.cli.aftercare`); ``report [RUN]`` shows the run
+journal's history or one run; ``resume RUN`` continues an interrupted run; ``serve`` runs an
+orchestrator that takes over interrupted runs under their plans' leases; ``lab reset`` starts the
+lab over; ``demo`` plays the whole story on the lab. On a terminal with the ``cli`` extra (rich) the
+output has tables, colour and progress bars; piped, or without rich, it is plain text. ``--json``
+prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
-partial (or a cleanup left something behind), 5 a run failed, 6 a run was cancelled, 1 anything
-unexpected. A run that cannot be resumed (it is not interrupted) or cleaned up (it is no test, or
-is interrupted), and a lab file another command holds, are refused with 3.
+partial (or a cleanup, commit, undo or failback could not finish: run it again), 5 a run failed,
+6 a run was cancelled, 1 anything unexpected. A run that cannot be resumed (it is not
+interrupted), cleaned up (it is no test, or is interrupted), committed, undone or failed back (its
+state rules it out: the message names the run and what to do instead), and a lab file another
+command holds, are refused with 3; an unknown run id exits 2.
 """
 
 from __future__ import annotations
@@ -82,8 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmfailover",
         description="Protect virtual machines and fail them over.",
-        epilog="Exit codes: 0 success, 2 usage error, 3 refused (validation), 4 partial run, "
-        "5 failed run, 6 cancelled run.",
+        epilog="Exit codes: 0 success, 2 usage error (or an unknown run id), 3 refused "
+        "(validation, or a run whose state rules the command out), 4 partial run (or a cleanup, "
+        "commit, undo or failback that could not finish: run it again), 5 failed run, "
+        "6 cancelled run.",
     )
     parser.add_argument("--version", action="version", version=f"vmfailover {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

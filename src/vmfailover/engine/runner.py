@@ -1291,9 +1291,9 @@ def _aftercare_replay(
     listed = list(entries)
     begin = 0
     for index, entry in enumerate(listed):
-        if entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value:
-            begin = index + 1
-        elif begin and entry.kind is EntryKind.AFTERCARE and "report" in entry.payload():
+        entered = entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value
+        ended = begin and entry.kind is EntryKind.AFTERCARE and "report" in entry.payload()
+        if entered or ended:
             begin = index + 1
     if begin == 0:
         return None
