@@ -1,20 +1,23 @@
 """The command line: ``vmfailover`` (or ``python -m vmfailover``).
 
 ``validate PLAN`` and ``simulate PLAN`` check a plan file and predict its RTO (``--lab``: against
-the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or
-a backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes
-a test run's copies in a later process; ``report [RUN]`` shows the run journal's history or one
-run; ``resume RUN`` continues an interrupted run; ``serve`` runs an orchestrator that takes over
-interrupted runs under their plans' leases; ``lab reset`` starts the lab over; ``demo`` plays
-the whole story on the lab. On a terminal
-with the ``cli`` extra (rich) the output has tables, colour and progress bars; piped, or without
-rich, it is plain text. ``--json`` prints one JSON document for machines.
+the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or a
+backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes a
+test run's copies in a later process; ``commit RUN``, ``undo RUN`` and ``failback RUN`` decide what
+follows a planned or regular run (:mod:`vmfailover.cli.aftercare`); ``report [RUN]`` shows the run
+journal's history or one run; ``resume RUN`` continues an interrupted run; ``serve`` runs an
+orchestrator that takes over interrupted runs under their plans' leases; ``lab reset`` starts the
+lab over; ``demo`` plays the whole story on the lab. On a terminal with the ``cli`` extra (rich) the
+output has tables, colour and progress bars; piped, or without rich, it is plain text. ``--json``
+prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
-partial (or a cleanup left something behind), 5 a run failed, 6 a run was cancelled, 1 anything
-unexpected. A run that cannot be resumed (it is not interrupted) or cleaned up (it is no test, or
-is interrupted), and a lab file another command holds, are refused with 3.
+partial (or a cleanup, commit, undo or failback could not finish: run it again), 5 a run failed,
+6 a run was cancelled, 1 anything unexpected. A run that cannot be resumed (it is not
+interrupted), cleaned up (it is no test, or is interrupted), committed, undone or failed back (its
+state rules it out: the message names the run and what to do instead), and a lab file another
+command holds, are refused with 3; an unknown run id exits 2.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vmfailover import __version__
+from vmfailover.cli.aftercare import (
+    EXIT_UNFINISHED,
+    commit_command,
+    failback_command,
+    undo_command,
+)
 from vmfailover.cli.backends import DEFAULT_LAB, LAB_BACKEND, reset_lab
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.demo import run_demo
@@ -34,7 +43,13 @@ from vmfailover.cli.output import Output
 from vmfailover.cli.runs import cleanup_command, run_command
 from vmfailover.cli.serve import serve_command
 from vmfailover.engine.results import RunResult
-from vmfailover.errors import ConflictError, MissingExtraError, NotFoundError, ValidationError
+from vmfailover.errors import (
+    BackendError,
+    ConflictError,
+    MissingExtraError,
+    NotFoundError,
+    ValidationError,
+)
 
 __all__ = ["EXIT_CODES", "EXIT_INVALID", "EXIT_USAGE", "main"]
 
@@ -70,8 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vmfailover",
         description="Protect virtual machines and fail them over.",
-        epilog="Exit codes: 0 success, 2 usage error, 3 refused (validation), 4 partial run, "
-        "5 failed run, 6 cancelled run.",
+        epilog="Exit codes: 0 success, 2 usage error (or an unknown run id), 3 refused "
+        "(validation, or a run whose state rules the command out), 4 partial run (or a cleanup, "
+        "commit, undo or failback that could not finish: run it again), 5 failed run, "
+        "6 cancelled run.",
     )
     parser.add_argument("--version", action="version", version=f"vmfailover {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -247,6 +264,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the plan file again (needed only when the plan had Python callables)",
     )
     cleanup.add_argument("--json", action="store_true", help="print the cleanup as JSON")
+    _aftercare_parsers(commands, backend_help, lab_help, journal_help)
 
     lab_command = commands.add_parser(
         "lab",
@@ -257,6 +275,71 @@ def _parser() -> argparse.ArgumentParser:
     lab_command.add_argument("action", choices=("reset",), help="reset: start the lab over")
     lab_command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
     return parser
+
+
+def _aftercare_parsers(
+    commands: argparse._SubParsersAction[Any], backend_help: str, lab_help: str, journal_help: str
+) -> None:
+    """``commit``, ``undo`` and ``failback``: after a planned or regular run."""
+    commit = commands.add_parser(
+        "commit",
+        help="make a planned or regular failover permanent (it can no longer be undone)",
+        description="Commits every replica the run failed over, on the backend it ran on "
+        "(--backend and --lab as for run), and journals it: the failover can no longer be "
+        "undone, and `vmfailover failback RUN` brings it home later. Committing a failback run "
+        "also resumes replication in its first direction. Exit 0: committed; 4: something "
+        "could not be committed (shown; run it again); 3: refused (a test run, a run still "
+        "running or interrupted, one undone or committed already); 2: no such run.",
+    )
+    undo = commands.add_parser(
+        "undo",
+        help="roll back a planned or regular failover that is not committed",
+        description="Reverts what the run touched, on the backend it ran on: its replicas "
+        "replicate again with the disks they had, their NICs and addresses as before, the "
+        "sources it stopped start again in start order; then proves every VM and replica it "
+        "touched is as the journal recorded them before the run, and journals the undo. "
+        "Undoing a failback run gives production back to the recovery site. Exit 0: restored; "
+        "4: something differs (shown; run it again); 3: refused (a test run, a run still "
+        "running or interrupted, a committed one); 2: no such run.",
+    )
+    failback = commands.add_parser(
+        "failback",
+        help="bring a committed failover home: only the changed data moves",
+        description="Reverses replication (the recovered VMs replicate to the original ones, "
+        "moving only the blocks that differ), then runs a planned failover back: the recovered "
+        "VMs shut down, a final sync, the originals started in the plan's order on their own "
+        "networks and addresses. The failback is a run of its own (its id is printed), which "
+        "you then commit (replication resumes in its first direction) or undo (production goes "
+        "back to the recovery site). Exit codes as for run (0, 4, 5, 6); 3: refused (a test "
+        "run, a run not committed yet, one failed back already); 2: no such run.",
+    )
+    for command in (commit, undo, failback):
+        command.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
+        command.add_argument(
+            "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+        )
+        command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+        command.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    for command in (commit, undo):
+        command.add_argument(
+            "--plan",
+            type=Path,
+            metavar="PLAN",
+            help="the run's plan file again (needed only when the plan had Python callables)",
+        )
+        command.add_argument("--json", action="store_true", help="print the run's report as JSON")
+    failback.add_argument(
+        "--plan",
+        type=Path,
+        metavar="PLAN",
+        help="the plan for the way back (default: the run's plan turned around)",
+    )
+    failback.add_argument(
+        "--workers", type=_positive_int, default=8, help="VMs brought home at once (default 8)"
+    )
+    failback.add_argument(
+        "--json", action="store_true", help="print the failback run's report as JSON only"
+    )
 
 
 def _serve_parser(commands: argparse._SubParsersAction[Any]) -> None:
@@ -352,6 +435,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 plan_path=args.plan,
                 as_json=args.json,
             )
+        if args.command in ("commit", "undo", "failback"):
+            return _aftercare(args, output, errors)
         if args.command == "lab":
             path = reset_lab(args.lab)
             output.say(f"{path}: a fresh two-site lab")
@@ -392,6 +477,32 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         errors.say(f"vmfailover: {error}", style="bold red")
         return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
+
+
+def _aftercare(args: argparse.Namespace, output: Output, errors: Output) -> int:
+    """``commit``, ``undo`` or ``failback`` RUN; a backend that fails on the way leaves the run
+    committing, undoing or failing back, which the same command finishes: exit 4."""
+    where = {"backend": args.backend, "lab_file": args.lab, "journal_file": args.journal}
+    try:
+        if args.command == "failback":
+            result = failback_command(
+                output,
+                args.run,
+                **where,
+                plan_path=args.plan,
+                max_parallel=args.workers,
+                as_json=args.json,
+            )
+            return EXIT_CODES[result]
+        command = commit_command if args.command == "commit" else undo_command
+        return command(output, args.run, **where, plan_path=args.plan, as_json=args.json)
+    except BackendError as error:
+        errors.say(
+            f"vmfailover: run {args.run}: the {args.command} could not finish: {error}; run "
+            f"`vmfailover {args.command} {args.run}` again once the backend answers",
+            style="bold red",
+        )
+        return EXIT_UNFINISHED
 
 
 def _refused(errors: Output, error: ValidationError, where: str) -> None:

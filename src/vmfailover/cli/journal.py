@@ -25,7 +25,7 @@ from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.errors import NotFoundError
 from vmfailover.plan import FailoverPlan
 
-__all__ = ["DEFAULT_JOURNAL", "journal_path", "report_command", "resume_command"]
+__all__ = ["DEFAULT_JOURNAL", "journal_path", "open_journal", "report_command", "resume_command"]
 
 DEFAULT_JOURNAL = "vmfailover-journal.db"
 """The journal file in the working directory when neither --journal nor the environment says."""
@@ -40,7 +40,7 @@ def journal_path(given: Path | None) -> Path:
     return Path(os.environ.get(ENVIRONMENT) or DEFAULT_JOURNAL)
 
 
-def _open(path: Path) -> SQLiteJournal:
+def open_journal(path: Path) -> SQLiteJournal:
     """The existing journal at ``path`` (the command line never creates one by reading)."""
     if not path.is_file():
         raise NotFoundError(
@@ -53,7 +53,7 @@ def report_command(
     output: Output, run_id: str | None, path: Path | None, *, as_json: bool = False
 ) -> int:
     """Show run ``run_id`` of the journal, or every run when ``run_id`` is None. Exit 0."""
-    with _open(journal_path(path)) as journal:
+    with open_journal(journal_path(path)) as journal:
         if run_id is None:
             runs = journal.runs()
             if as_json:
@@ -122,7 +122,7 @@ def resume_command(
     plan = FailoverPlan.load(plan_path) if plan_path is not None else None
     with (
         opened_backend(backend_spec, lab_file) as backend,
-        _open(journal_path(path)) as journal,
+        open_journal(journal_path(path)) as journal,
     ):
         runner = Runner(backend, journal=journal)
         if not as_json:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from vmfailover.engine.journal_writer import JournalWriter
     from vmfailover.engine.runner import Runner
 
-__all__ = ["attach", "cleanup_journaled", "resume"]
+__all__ = ["attach", "cleanup_journaled", "live_holder", "resume"]
 
 #: The states of a run whose commit, undo or failback is under way.
 _IN_AFTERCARE = (
@@ -311,35 +311,48 @@ def _resume_aftercare(runner: Runner, run: Run, background: bool) -> None:
 
 def _check_owner(run_id: str, owner: str) -> None:
     """Refuse to resume a run another live process on this host still holds."""
+    pid = live_holder(owner)
+    if pid is not None:
+        raise ConflictError(
+            f"run {run_id} is held by process {pid} on this host, which is still alive: "
+            "resume it once that process has ended"
+        )
+
+
+def live_holder(owner: str) -> int | None:
+    """The id of the process ``owner`` (a run's ``host:pid``) names, when that is another
+    process on this host that is still alive; None otherwise (another host, this process, an
+    ended process, or a platform where it cannot be told)."""
     host, _, pid_text = owner.rpartition(":")
     if host != socket.gethostname() or not pid_text.isdigit() or os.name != "posix":
-        return
+        return None
     pid = int(pid_text)
     if pid == os.getpid():
-        return  # this process: the live-run table decides
+        return None  # this process: the live-run table decides
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return
+        return None
     except PermissionError:
-        pass
-    raise ConflictError(
-        f"run {run_id} is held by process {pid} on this host, which is still alive: "
-        "resume it once that process has ended"
-    )
+        pass  # alive, and someone else's
+    return pid
 
 
 def _aftercare_replay(
     state: RunState, started_at: datetime, entries: Iterable[JournalEntry]
 ) -> Replay | None:
     """The journal of the last commit, undo or failback attempt that ``state`` says is in
-    flight: the entries since the run last entered that state."""
+    flight: the entries since the run last entered that state, or since the last attempt that
+    ended (it journaled its report, for instance on a backend error), whichever is later. An
+    attempt that ended is not replayed: its failed calls are tried again, not raised again."""
     if state.value not in _IN_AFTERCARE:
         return None
     listed = list(entries)
     begin = 0
     for index, entry in enumerate(listed):
-        if entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value:
+        entered = entry.kind is EntryKind.STATE and entry.payload().get("to") == state.value
+        ended = begin and entry.kind is EntryKind.AFTERCARE and "report" in entry.payload()
+        if entered or ended:
             begin = index + 1
     if begin == 0:
         return None
