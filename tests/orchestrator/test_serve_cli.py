@@ -14,7 +14,8 @@ from orchestrator.stores import database_uri
 from test_postgres_journal import entry, summary
 from vmfailover import PostgresJournal, PostgresLease, SQLiteJournal, SQLiteLease
 from vmfailover.cli import EXIT_INVALID, EXIT_USAGE, main
-from vmfailover.cli.serve import is_database, journal_spec, open_lease, open_stores
+from vmfailover.cli.journal import is_database, journal_spec
+from vmfailover.cli.serve import open_lease, open_stores
 from vmfailover.engine.lease import LeaseLostError
 from vmfailover.errors import ValidationError
 

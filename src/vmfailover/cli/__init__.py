@@ -14,15 +14,21 @@ prints one JSON document for machines.
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
 partial (or a cleanup, commit, undo or failback could not finish: run it again), 5 a run failed,
-6 a run was cancelled, 1 anything unexpected. A run that cannot be resumed (it is not
-interrupted), cleaned up (it is no test, or is interrupted), committed, undone or failed back (its
-state rules it out: the message names the run and what to do instead), and a lab file another
-command holds, are refused with 3; an unknown run id exits 2.
+6 a run was cancelled, 141 the reader of the output went away (``| head``), 1 anything
+unexpected. A run that cannot be resumed (it is not interrupted), cleaned up (it is no test, or
+is interrupted), committed, undone or failed back (its state rules it out: the message names the
+run and what to do instead), a lab file another command holds, and a PostgreSQL journal that does
+not answer are refused with 3; an unknown run id or a missing journal exits 2.
+
+Every command that takes ``--journal`` (else ``$VMFAILOVER_JOURNAL``) takes an SQLite file or a
+``postgresql://`` connection string (:mod:`vmfailover.cli.journal`); only ``run`` and ``serve``
+make a journal, the others read an existing one.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,12 +52,13 @@ from vmfailover.engine.results import RunResult
 from vmfailover.errors import (
     BackendError,
     ConflictError,
+    Finding,
     MissingExtraError,
     NotFoundError,
     ValidationError,
 )
 
-__all__ = ["EXIT_CODES", "EXIT_INVALID", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_CODES", "EXIT_INVALID", "EXIT_USAGE", "main"]
 
 EXIT_CODES = {
     RunResult.SUCCEEDED: 0,
@@ -60,6 +67,8 @@ EXIT_CODES = {
     RunResult.CANCELLED: 6,
 }
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13
+"""The reader of the output went away (128 + SIGPIPE, as a shell reports a tool it stopped)."""
 
 _KINDS = ("test", "planned", "regular")
 
@@ -177,7 +186,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the lab's workload")
     demo.add_argument("--json", action="store_true", help="print the report as JSON only")
 
-    journal_help = f"the run journal (default: $VMFAILOVER_JOURNAL, else ./{DEFAULT_JOURNAL})"
+    journal_help = (
+        f"the run journal: an SQLite file, or postgresql://... (default: $VMFAILOVER_JOURNAL, "
+        f"else ./{DEFAULT_JOURNAL})"
+    )
     report = commands.add_parser(
         "report",
         help="the run journal: every run (kind, plan, result, RTO), or one run in full",
@@ -186,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         "made and its last report. Reads only.",
     )
     report.add_argument("run", nargs="?", metavar="RUN", help="a run id (default: all runs)")
-    report.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    report.add_argument("--journal", metavar="STORE", help=journal_help)
     report.add_argument("--json", action="store_true", help="print JSON")
 
     resume = commands.add_parser(
@@ -213,7 +225,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PLAN",
         help="the plan file again (needed only when the plan had Python callables)",
     )
-    resume.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    resume.add_argument("--journal", metavar="STORE", help=journal_help)
     resume.add_argument("--json", action="store_true", help="print the report as JSON only")
     _serve_parser(commands)
 
@@ -237,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
         "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
     )
     run.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
-    run.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    run.add_argument("--journal", metavar="STORE", help=journal_help)
     run.add_argument(
         "--workers", type=_positive_int, default=8, help="VMs recovered at once (default 8)"
     )
@@ -256,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
         "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
     )
     cleanup.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
-    cleanup.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+    cleanup.add_argument("--journal", metavar="STORE", help=journal_help)
     cleanup.add_argument(
         "--plan",
         type=Path,
@@ -319,7 +331,7 @@ def _aftercare_parsers(
             "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
         )
         command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
-        command.add_argument("--journal", type=Path, metavar="PATH", help=journal_help)
+        command.add_argument("--journal", metavar="STORE", help=journal_help)
     for command in (commit, undo):
         command.add_argument(
             "--plan",
@@ -379,8 +391,42 @@ def _serve_parser(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the command line; returns the exit code. ``out`` replaces standard output."""
+    """Run the command line; returns the exit code. ``out`` replaces standard output.
+
+    When whoever reads the output stops reading (``vmfailover report | head -1``), the command
+    ends quietly with 141 (128 + SIGPIPE, what a shell reports for a tool the closed pipe
+    stopped), as Unix tools do, instead of a BrokenPipeError traceback.
+    """
     stream = out or sys.stdout
+    try:
+        try:
+            code = _command(argv, stream)
+        except SystemExit:  # --help, --version and usage errors: argparse wrote to sys.stdout
+            sys.stdout.flush()
+            raise
+        stream.flush()  # what is still buffered meets a closed pipe here, not at exit
+    except BrokenPipeError:
+        _silence(stream)
+        _silence(sys.stdout)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _silence(stream: TextIO) -> None:
+    """Point ``stream``'s file at /dev/null, so that Python's own flush at exit does not fail
+    on the closed pipe again (the Python docs' recipe for SIGPIPE)."""
+    try:
+        descriptor = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.StringIO and the like: nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, descriptor)
+    finally:
+        os.close(devnull)
+
+
+def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "validate" and args.site_lost is not None and not args.lab:
@@ -420,7 +466,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 kind=args.kind,
                 backend=args.backend,
                 lab_file=args.lab,
-                journal_file=args.journal,
+                journal=args.journal,
                 max_parallel=args.workers,
                 as_json=args.json,
             )
@@ -431,7 +477,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
                 args.run,
                 backend=args.backend,
                 lab_file=args.lab,
-                journal_file=args.journal,
+                journal=args.journal,
                 plan_path=args.plan,
                 as_json=args.json,
             )
@@ -471,7 +517,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_INVALID
     except ValidationError as error:
         plan = getattr(args, "plan", None)
-        _refused(errors, error, f"{plan}: " if plan is not None else "")
+        about_plan = plan is not None and not all(_names_a_store(f) for f in error.findings)
+        _refused(errors, error, f"{plan}: " if about_plan else "")
         return EXIT_INVALID
     except (NotFoundError, MissingExtraError) as error:
         errors.say(f"vmfailover: {error}", style="bold red")
@@ -482,7 +529,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 def _aftercare(args: argparse.Namespace, output: Output, errors: Output) -> int:
     """``commit``, ``undo`` or ``failback`` RUN; a backend that fails on the way leaves the run
     committing, undoing or failing back, which the same command finishes: exit 4."""
-    where = {"backend": args.backend, "lab_file": args.lab, "journal_file": args.journal}
+    where = {"backend": args.backend, "lab_file": args.lab, "journal": args.journal}
     try:
         if args.command == "failback":
             result = failback_command(
@@ -503,6 +550,11 @@ def _aftercare(args: argparse.Namespace, output: Output, errors: Output) -> int:
             style="bold red",
         )
         return EXIT_UNFINISHED
+
+
+def _names_a_store(finding: Finding) -> bool:
+    """Whether a finding is about the journal or lease store (not the plan file)."""
+    return finding.item.startswith(("--journal", "--lease", "journal "))
 
 
 def _refused(errors: Output, error: ValidationError, where: str) -> None:

@@ -19,20 +19,20 @@ failback before it. Exit 0 when the action finished; 4 when a commit or undo cou
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from vmfailover.cli.backends import LAB_BACKEND, opened_backend
 from vmfailover.cli.commands import load_plan
-from vmfailover.cli.journal import journal_path, open_journal
+from vmfailover.cli.journal import journal_spec, open_journal
 from vmfailover.cli.output import Output
 from vmfailover.cli.show import show_report
-from vmfailover.engine.journal import RunSummary
+from vmfailover.engine.journal import Journal, RunSummary
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.resumption import live_holder
 from vmfailover.engine.run_state import RunState
 from vmfailover.engine.runner import Run, Runner
-from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.errors import ConflictError
 from vmfailover.model import FailoverKind
 from vmfailover.plan import FailoverPlan
@@ -92,7 +92,7 @@ def commit_command(
     *,
     backend: str = LAB_BACKEND,
     lab_file: Path | None = None,
-    journal_file: Path | None = None,
+    journal: str | os.PathLike[str] | None = None,
     plan_path: Path | None = None,
     as_json: bool = False,
 ) -> int:
@@ -100,10 +100,10 @@ def commit_command(
     over is committed (a failback run's replication resumed in its first direction too); 4 when
     something is left (shown: run it again)."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    with open_journal(journal_path(journal_file)) as journal:
-        _refuse_journaled(journal, run_id, "commit", backend)
+    with open_journal(journal_spec(journal)) as journaled:
+        _refuse_journaled(journaled, run_id, "commit", backend)
         with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, journal=journal)
+            runner = Runner(opened, journal=journaled)
             try:
                 run = _attached(runner, run_id, "commit", plan)
                 report = run.commit()
@@ -135,17 +135,17 @@ def undo_command(
     *,
     backend: str = LAB_BACKEND,
     lab_file: Path | None = None,
-    journal_file: Path | None = None,
+    journal: str | os.PathLike[str] | None = None,
     plan_path: Path | None = None,
     as_json: bool = False,
 ) -> int:
     """Revert journaled run ``run_id`` (not committed). Exit 0 when every VM and replica it
     touched is as the journal recorded them before the run; 4 when not (shown: run it again)."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    with open_journal(journal_path(journal_file)) as journal:
-        _refuse_journaled(journal, run_id, "undo", backend)
+    with open_journal(journal_spec(journal)) as journaled:
+        _refuse_journaled(journaled, run_id, "undo", backend)
         with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, journal=journal)
+            runner = Runner(opened, journal=journaled)
             try:
                 run = _attached(runner, run_id, "undo", plan)
                 report = run.undo()
@@ -173,7 +173,7 @@ def failback_command(
     *,
     backend: str = LAB_BACKEND,
     lab_file: Path | None = None,
-    journal_file: Path | None = None,
+    journal: str | os.PathLike[str] | None = None,
     plan_path: Path | None = None,
     max_parallel: int = 8,
     as_json: bool = False,
@@ -182,10 +182,10 @@ def failback_command(
     moved, then a planned failover back (the run's plan turned around, or the plan in
     ``plan_path``) under a run id of its own, shown with its report."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    with open_journal(journal_path(journal_file)) as journal:
-        _refuse_journaled(journal, run_id, "failback", backend)
+    with open_journal(journal_spec(journal)) as journaled:
+        _refuse_journaled(journaled, run_id, "failback", backend)
         with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, max_parallel=max_parallel, poll_interval=2.0, journal=journal)
+            runner = Runner(opened, max_parallel=max_parallel, poll_interval=2.0, journal=journaled)
             try:
                 run = _attached(runner, run_id, "failback")
                 if not as_json:
@@ -211,7 +211,7 @@ def failback_command(
     return report.result
 
 
-def _refuse_journaled(journal: SQLiteJournal, run_id: str, action: str, backend: str) -> None:
+def _refuse_journaled(journal: Journal, run_id: str, action: str, backend: str) -> None:
     """Refuse, before the backend is opened, what the journal's summary already rules out: an
     unknown run (NotFoundError), a test run, a run whose recovery has not ended."""
     summary = journal.load(run_id, ()).summary

@@ -1,59 +1,127 @@
-"""``vmfailover report`` and ``vmfailover resume``: the run journal from the command line.
+"""``vmfailover report`` and ``vmfailover resume``: the run journal from the command line, and the
+one way every command turns ``--journal`` into a journal.
 
 ``report RUN`` shows a journaled run (its kind, plan, state changes, result, RTO and last report);
 without RUN it lists every run of the journal, for RTO trends. ``resume RUN`` continues an
 interrupted run: it needs the backend the run ran on, which the journal does not hold (it stores
 no credentials), so ``--backend MODULE:FACTORY`` names a function of yours that connects and
-returns it, the same one your scripts use. The journal is ``--journal PATH``, else
-``$VMFAILOVER_JOURNAL``, else ``vmfailover-journal.db`` in the working directory.
+returns it, the same one your scripts use.
+
+The journal is ``--journal``, else ``$VMFAILOVER_JOURNAL``, else ``vmfailover-journal.db`` in the
+working directory: an SQLite file, or a ``postgresql://`` connection string (the journal in a
+PostgreSQL database, as ``serve`` shares it). A connection string may hold a password; it is never
+shown (the journal is named by its host and database). Only ``run`` makes a journal; the commands
+that read one refuse a missing file or a database without the journal's tables (NotFoundError),
+and a database that does not answer is refused naming the journal (ValidationError).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from vmfailover._render import format_duration
 from vmfailover.cli.backends import opened_backend
 from vmfailover.cli.output import Output
 from vmfailover.cli.show import show_report
-from vmfailover.engine.journal import RunHistory
+from vmfailover.engine.journal import Journal, JournalUnavailableError, RunHistory
+from vmfailover.engine.lease import LeaseUnavailableError
+from vmfailover.engine.postgres_connection import describe_dsn, first_line, import_psycopg
+from vmfailover.engine.postgres_journal import PostgresJournal
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.runner import Runner
 from vmfailover.engine.sqlite_journal import SQLiteJournal
-from vmfailover.errors import NotFoundError
+from vmfailover.errors import NotFoundError, ValidationError
 from vmfailover.plan import FailoverPlan
 
-__all__ = ["DEFAULT_JOURNAL", "journal_path", "open_journal", "report_command", "resume_command"]
+__all__ = [
+    "DEFAULT_JOURNAL",
+    "ENVIRONMENT",
+    "describe_store",
+    "is_database",
+    "journal_spec",
+    "open_journal",
+    "reached",
+    "report_command",
+    "resume_command",
+]
 
 DEFAULT_JOURNAL = "vmfailover-journal.db"
 """The journal file in the working directory when neither --journal nor the environment says."""
 
 ENVIRONMENT = "VMFAILOVER_JOURNAL"
 
+_POSTGRES = ("postgresql://", "postgres://")
+_T = TypeVar("_T")
 
-def journal_path(given: Path | None) -> Path:
+
+def is_database(spec: str) -> bool:
+    """Whether a store given on the command line is a PostgreSQL connection string (a URI)."""
+    return spec.startswith(_POSTGRES)
+
+
+def journal_spec(given: str | os.PathLike[str] | None) -> str:
     """--journal, else $VMFAILOVER_JOURNAL, else the default file in the working directory."""
-    if given is not None:
-        return given
-    return Path(os.environ.get(ENVIRONMENT) or DEFAULT_JOURNAL)
-
-
-def open_journal(path: Path) -> SQLiteJournal:
-    """The existing journal at ``path`` (the command line never creates one by reading)."""
-    if not path.is_file():
-        raise NotFoundError(
-            f"no journal at {str(path)!r} (give --journal PATH or set ${ENVIRONMENT})"
+    spec = os.fspath(given) if given is not None else os.environ.get(ENVIRONMENT) or DEFAULT_JOURNAL
+    if not spec.strip():
+        raise ValidationError.of(
+            "--journal", "must name an SQLite file or a postgresql:// database, got ''"
         )
-    return SQLiteJournal(path)
+    return spec
+
+
+def describe_store(option: str, spec: str) -> str:
+    """What may be shown of the store ``spec`` names: an SQLite file's path, a database's host
+    and database (never its password). ValidationError naming ``option`` for a connection string
+    that is not one."""
+    if not is_database(spec):
+        return spec
+    where, _ = describe_dsn(import_psycopg(option), spec, option)
+    return where
+
+
+def reached(option: str, spec: str, open_store: Callable[[], _T]) -> _T:
+    """``open_store()`` on the database ``spec`` names; a string that is not a connection string,
+    or a database that does not answer, is refused naming ``option`` and the host and database
+    (never the password)."""
+    where = describe_store(option, spec)
+    try:
+        return open_store()
+    except (LeaseUnavailableError, JournalUnavailableError) as error:
+        cause = error.__cause__ if error.__cause__ is not None else error
+        raise ValidationError.of(
+            option,
+            f"cannot reach the database {where!r}: {first_line(cause)}",
+            "is the database up, and the connection string right?",
+        ) from error
+
+
+def open_journal(spec: str, *, create: bool = False) -> Journal:
+    """The journal ``spec`` (from :func:`journal_spec`) names, opened. Without ``create`` (every
+    command but ``run``) only an existing one: NotFoundError for a missing file, or a database
+    whose schema holds no journal."""
+    if is_database(spec):
+        return reached("--journal", spec, lambda: PostgresJournal(spec, create=create))
+    if not create and not Path(spec).is_file():
+        raise NotFoundError(
+            f"no journal at {spec!r} (give --journal PATH|postgresql://... or set ${ENVIRONMENT})"
+        )
+    return SQLiteJournal(Path(spec))
 
 
 def report_command(
-    output: Output, run_id: str | None, path: Path | None, *, as_json: bool = False
+    output: Output,
+    run_id: str | None,
+    journal_given: str | os.PathLike[str] | None,
+    *,
+    as_json: bool = False,
 ) -> int:
     """Show run ``run_id`` of the journal, or every run when ``run_id`` is None. Exit 0."""
-    with open_journal(journal_path(path)) as journal:
+    spec = journal_spec(journal_given)
+    with open_journal(spec) as journal:
         if run_id is None:
             runs = journal.runs()
             if as_json:
@@ -76,7 +144,7 @@ def report_command(
                     )
                     for run in runs
                 ],
-                title=f"{len(runs)} runs in {journal.path}",
+                title=f"{len(runs)} runs in {describe_store('--journal', spec)}",
             )
             return 0
         history = journal.report(run_id)
@@ -110,7 +178,7 @@ def _show_history(output: Output, history: RunHistory) -> None:
 def resume_command(
     output: Output,
     run_id: str,
-    path: Path | None,
+    journal_given: str | os.PathLike[str] | None,
     *,
     backend_spec: str,
     lab_file: Path | None = None,
@@ -121,8 +189,8 @@ def resume_command(
     ``lab_file``, or MODULE:FACTORY, see :mod:`vmfailover.cli.backends`); shows its report."""
     plan = FailoverPlan.load(plan_path) if plan_path is not None else None
     with (
+        open_journal(journal_spec(journal_given)) as journal,
         opened_backend(backend_spec, lab_file) as backend,
-        open_journal(journal_path(path)) as journal,
     ):
         runner = Runner(backend, journal=journal)
         if not as_json:

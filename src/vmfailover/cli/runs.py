@@ -3,7 +3,8 @@ later processes can report it, resume it and clean it up.
 
 ``run PLAN --kind test|planned|regular`` fails the plan over on the chosen backend (the lab kept
 in a file by default, see :mod:`vmfailover.cli.backends`), with the run journal
-(``--journal``, else ``$VMFAILOVER_JOURNAL``, else ``vmfailover-journal.db``) written as it goes;
+(``--journal``: an SQLite file or a ``postgresql://`` database, else ``$VMFAILOVER_JOURNAL``, else
+``vmfailover-journal.db``; see :mod:`vmfailover.cli.journal`) written as it goes;
 it shows the progress and the report and prints the run id. ``cleanup RUN`` removes a test run's
 copies in a later process, on the same backend, and proves the inventory is as the journal
 recorded it before the test. ``vmfailover report RUN`` (:mod:`vmfailover.cli.journal`) reads the
@@ -13,17 +14,16 @@ same journal.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from vmfailover.cli.backends import LAB_BACKEND, opened_backend
 from vmfailover.cli.commands import load_plan
-from vmfailover.cli.journal import journal_path
+from vmfailover.cli.journal import journal_spec, open_journal
 from vmfailover.cli.output import Output
 from vmfailover.cli.show import show_report
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.runner import Runner
-from vmfailover.engine.sqlite_journal import SQLiteJournal
-from vmfailover.errors import NotFoundError
 from vmfailover.model import FailoverKind, as_enum
 
 __all__ = ["EXIT_CLEANUP_INCOMPLETE", "cleanup_command", "run_command"]
@@ -39,7 +39,7 @@ def run_command(
     kind: str,
     backend: str = LAB_BACKEND,
     lab_file: Path | None = None,
-    journal_file: Path | None = None,
+    journal: str | os.PathLike[str] | None = None,
     max_parallel: int = 8,
     as_json: bool = False,
 ) -> RunResult:
@@ -47,10 +47,10 @@ def run_command(
     failover_kind = as_enum(FailoverKind, kind, "--kind")
     plan = load_plan(plan_path)
     with (
+        open_journal(journal_spec(journal), create=True) as journaled,
         opened_backend(backend, lab_file) as opened,
-        SQLiteJournal(journal_path(journal_file)) as journal,
     ):
-        runner = Runner(opened, max_parallel=max_parallel, poll_interval=2.0, journal=journal)
+        runner = Runner(opened, max_parallel=max_parallel, poll_interval=2.0, journal=journaled)
         try:
             if not as_json:
                 runner.subscribe(output.run_progress())
@@ -74,18 +74,18 @@ def cleanup_command(
     *,
     backend: str = LAB_BACKEND,
     lab_file: Path | None = None,
-    journal_file: Path | None = None,
+    journal: str | os.PathLike[str] | None = None,
     plan_path: Path | None = None,
     as_json: bool = False,
 ) -> int:
     """Clean up journaled test run ``run_id`` on the backend it ran on. Exit 0 when the inventory
     is restored; 4 when something is left (shown: run it again)."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    path = journal_path(journal_file)
-    if not path.is_file():
-        raise NotFoundError(f"no journal at {str(path)!r} (give --journal PATH)")
-    with opened_backend(backend, lab_file) as opened, SQLiteJournal(path) as journal:
-        runner = Runner(opened, journal=journal)
+    with (
+        open_journal(journal_spec(journal)) as journaled,
+        opened_backend(backend, lab_file) as opened,
+    ):
+        runner = Runner(opened, journal=journaled)
         try:
             report = runner.cleanup_journaled(run_id, plan=plan)
         finally:

@@ -3,7 +3,8 @@ to stop.
 
 The service shares its journal and lease store with the other orchestrators. ``--journal`` is an
 SQLite file (orchestrators on one machine; as for ``report`` and ``resume``) or a
-``postgresql://`` connection string (orchestrators at several sites, sharing one database). With
+``postgresql://`` connection string (orchestrators at several sites, sharing one database), read
+as every command reads it (:func:`vmfailover.cli.journal.journal_spec`). With
 a PostgreSQL journal the leases live in the same database (``--lease`` may be left out) and each
 run writes through a journal of its own that carries the run's fencing token in every write's
 own statement, so a holder that lost its lease cannot write even a row it had already checked.
@@ -19,51 +20,29 @@ stop it cleanly: its runs are handed over (fenced off, their leases released), e
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
 
 import attrs
 
 from vmfailover.backends.base import Backend
 from vmfailover.cli.backends import backend_from_factory
-from vmfailover.cli.journal import DEFAULT_JOURNAL, ENVIRONMENT
+from vmfailover.cli.journal import is_database, journal_spec, open_journal, reached
 from vmfailover.cli.output import Output
-from vmfailover.engine.journal import Journal, JournalUnavailableError
-from vmfailover.engine.lease import FencingToken, Lease, LeaseUnavailableError
+from vmfailover.engine.journal import Journal
+from vmfailover.engine.lease import FencingToken, Lease
 from vmfailover.engine.lease_postgres import PostgresLease
 from vmfailover.engine.lease_sqlite import SQLiteLease
 from vmfailover.engine.orchestrator import Orchestrator
-from vmfailover.engine.postgres_connection import describe_dsn, first_line, import_psycopg
 from vmfailover.engine.postgres_journal import PostgresJournal
-from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.errors import ConflictError, ValidationError
 from vmfailover.plan import FailoverPlan
 
-__all__ = ["Stores", "is_database", "journal_spec", "open_lease", "open_stores", "serve_command"]
-
-_POSTGRES = ("postgresql://", "postgres://")
-_T = TypeVar("_T")
-
-
-def is_database(spec: str) -> bool:
-    """Whether a store given on the command line is a PostgreSQL connection string (a URI)."""
-    return spec.startswith(_POSTGRES)
-
-
-def journal_spec(given: str | None) -> str:
-    """--journal, else $VMFAILOVER_JOURNAL, else the default file in the working directory."""
-    spec = given if given is not None else os.environ.get(ENVIRONMENT) or DEFAULT_JOURNAL
-    if not spec.strip():
-        raise ValidationError.of(
-            "--journal", "must name an SQLite file or a postgresql:// database, got ''"
-        )
-    return spec
+__all__ = ["Stores", "open_lease", "open_stores", "serve_command"]
 
 
 def open_lease(spec: str) -> Lease:
@@ -71,7 +50,7 @@ def open_lease(spec: str) -> Lease:
     if not isinstance(spec, str) or not spec:
         raise ValidationError.of("--lease", f"must name an SQLite file or a database, got {spec!r}")
     if is_database(spec):
-        return _reached("--lease", spec, lambda: PostgresLease(spec))
+        return reached("--lease", spec, lambda: PostgresLease(spec))
     return SQLiteLease(Path(spec))
 
 
@@ -106,9 +85,9 @@ def open_stores(journal: str, lease: str | None) -> Stores:
                 "(every journal write is fenced against them in its own statement)",
                 "leave --lease out, or give the journal's connection string",
             )
-        shared = _reached("--journal", journal, lambda: PostgresJournal(journal))
+        shared = open_journal(journal, create=True)
         try:
-            leases = _reached("--journal", journal, lambda: PostgresLease(journal))
+            leases = reached("--journal", journal, lambda: PostgresLease(journal))
         except BaseException:
             shared.close()
             raise
@@ -125,26 +104,10 @@ def open_stores(journal: str, lease: str | None) -> Stores:
         )
     leases_store = open_lease(lease)
     try:
-        return Stores(SQLiteJournal(Path(journal)), leases_store, None)
+        return Stores(open_journal(journal, create=True), leases_store, None)
     except BaseException:
         leases_store.close()
         raise
-
-
-def _reached(option: str, spec: str, open_store: Callable[[], _T]) -> _T:
-    """``open_store()`` on the database ``spec`` names; a string that is not a connection string,
-    or a database that does not answer, is refused naming ``option`` and the host and database
-    (never the password)."""
-    where, _ = describe_dsn(import_psycopg(option), spec, option)
-    try:
-        return open_store()
-    except (LeaseUnavailableError, JournalUnavailableError) as error:
-        cause = error.__cause__ if error.__cause__ is not None else error
-        raise ValidationError.of(
-            option,
-            f"cannot reach the database {where!r}: {first_line(cause)}",
-            "is the database up, and the connection string right?",
-        ) from error
 
 
 @contextmanager

@@ -100,7 +100,9 @@ class PostgresJournal(Journal):
     server. ``lease`` and ``token`` (both or neither) fence every write with a holder's token
     (see the module). One connection per journal, shared by its threads under a lock. The
     connection string may hold a password: it is kept, never shown (``repr`` and errors name
-    the host, database and schema only).
+    the host, database and schema only). ``create=False`` opens only a journal that exists: a
+    schema without the journal's tables (or a ``schema`` that does not exist) raises
+    :class:`~vmfailover.errors.NotFoundError` and nothing is made, as a reader wants.
 
     Opening a schema whose journal is newer than this vmfailover raises
     :class:`~vmfailover.errors.ConflictError` naming both versions; a schema holding journal
@@ -115,6 +117,7 @@ class PostgresJournal(Journal):
         timeout: float = 10.0,
         lease: PostgresLease | None = None,
         token: FencingToken | None = None,
+        create: bool = True,
     ) -> None:
         self._psycopg = import_psycopg("the PostgreSQL journal")
         where, options = describe_dsn(self._psycopg, dsn, "PostgresJournal dsn")
@@ -137,7 +140,12 @@ class PostgresJournal(Journal):
         self._lock = threading.RLock()
         self._closed = False
         self._connection: psycopg.Connection[Any] | None = None
-        self._run("open", self._prepare, repeatable=True)
+        self._create = create
+        try:
+            self._run("open", self._prepare, repeatable=True)
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self) -> str:
         fenced = "" if self._token is None else f", fenced by token {self._token.number}"
@@ -153,7 +161,7 @@ class PostgresJournal(Journal):
     def _prepare(self, connection: psycopg.Connection[Any]) -> None:
         with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            if self._schema is not None:
+            if self._schema is not None and self._create:
                 connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
             tables = {
                 row[0]
@@ -164,6 +172,11 @@ class PostgresJournal(Journal):
                 )
             }
             if not tables:
+                if not self._create:
+                    raise NotFoundError(
+                        f"no journal in {self._where!r}: it holds no vmfailover tables "
+                        "(a run journals there first)"
+                    )
                 if connection.execute("SELECT current_schema()").fetchone() == (None,):
                     raise ValidationError.of(
                         f"journal {self._where!r}",
