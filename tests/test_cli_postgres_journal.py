@@ -1,8 +1,8 @@
 """``--journal postgresql://...`` on every command that takes a journal, against a real PostgreSQL
-server over TCP with a password: ``run``, ``report``, ``cleanup``, ``undo`` and the environment
-variable work as with an SQLite file; the commands that read never make the journal's tables; a
-database that does not answer (or refuses the password) is our error naming the journal by host
-and database, exit 3; and the password appears in no output."""
+server over TCP with a password: ``run``, ``report``, ``cleanup``, ``undo``, ``resume`` and the
+environment variable work as with an SQLite file; the commands that read never make the
+journal's tables; a database that does not answer (or refuses the password) is our error naming
+the journal by host and database, exit 3; and the password appears in no output."""
 
 from __future__ import annotations
 
@@ -18,8 +18,13 @@ from urllib.parse import quote, urlencode
 import attrs
 import pytest
 
+from journal_support import scene, small_plan
 from test_cli_new_user import _plan_from_docs
+from vmfailover.backends.memory import MemoryBackend
 from vmfailover.cli import main
+from vmfailover.engine.postgres_journal import PostgresJournal
+from vmfailover.engine.runner import Runner
+from vmfailover.testing import SimulatedCrash
 from vmfailover.testing.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -220,3 +225,43 @@ def test_a_connection_string_that_is_no_connection_string_is_refused(
     code, out, err = vmfailover("report", "--journal", "postgresql://dr:pw@127.0.0.1:99999/x")
     assert code == 3, out + err
     assert "--journal" in err and "port" in err and "pw" not in err.replace("postgresql", "")
+
+
+#: The backend the crashed run ran on; ``--backend test_cli_postgres_journal:crashed_backend``
+#: finds it, as a site's own factory would connect to its vCenter.
+CRASHED: list[MemoryBackend] = []
+
+
+def crashed_backend() -> MemoryBackend:
+    return CRASHED[-1]
+
+
+def test_an_interrupted_run_is_resumed_from_the_postgres_journal(
+    folder: Path, database: Database, vmfailover: Said
+) -> None:
+    backend = scene("planned")
+    backend.faults.crash_at(backend.faults.calls + 25)
+    runner = Runner(backend, journal=PostgresJournal(database.uri), poll_interval=15)
+    with pytest.raises(SimulatedCrash):
+        runner.failover(small_plan(), kind="planned")
+    runner.close()
+    backend.faults.crash_at(None)
+    CRASHED.append(backend)
+    try:
+        code, out, err = vmfailover("report", "--journal", database.uri)
+        assert code == 0 and "running (interrupted)" in out, out + err
+        run_id = re.findall(r"^(run-\S+)", out, re.M)[0]
+        code, out, err = vmfailover(
+            "resume",
+            run_id,
+            "--journal",
+            database.uri,
+            "--backend",
+            "test_cli_postgres_journal:crashed_backend",
+        )
+        assert code == 0, out + err
+        code, out, err = vmfailover("report", run_id, "--journal", database.uri, "--json")
+        assert json.loads(out)["result"] == "succeeded", out + err
+    finally:
+        CRASHED.clear()
+    assert database.password not in vmfailover.shown()

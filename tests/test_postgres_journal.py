@@ -8,6 +8,7 @@ on both stores in test_journal.py and test_resume_crash_points.py."""
 from __future__ import annotations
 
 import re
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from vmfailover import (
 )
 from vmfailover.engine.journal import SCHEMA_VERSION, EntryKind, JournalEntry, RunSummary
 from vmfailover.engine.results import RunResult
-from vmfailover.errors import ConflictError, TransientBackendError, ValidationError
+from vmfailover.errors import ConflictError, NotFoundError, TransientBackendError, ValidationError
 from vmfailover.model import FailoverKind
 from vmfailover.testing.postgres import PostgresServer, postgres_dsn, postgres_server
 
@@ -195,3 +196,17 @@ def test_a_fenced_journal_runs_a_whole_failover(postgres_dsn: str) -> None:
             assert journal.report(report.run_id).calls == 3 * 4  # revert, address, power on
     finally:
         lease.close()
+
+
+def test_a_reader_opens_only_a_journal_that_exists(postgres_dsn: str) -> None:
+    """``create=False`` (the command line's reading commands): a schema without the journal's
+    tables, or one that does not exist, is NotFoundError, and nothing is made."""
+    schema = f"reader_{secrets.token_hex(4)}"
+    with pytest.raises(NotFoundError, match="no journal in"):
+        PostgresJournal(postgres_dsn, create=False)
+    with pytest.raises(NotFoundError, match="no journal in"):
+        PostgresJournal(postgres_dsn, schema=schema, create=False)
+    with PostgresJournal(postgres_dsn, schema=schema) as made:  # a writer makes it
+        made.begin(summary("run-1"), "{}")
+    with PostgresJournal(postgres_dsn, schema=schema, create=False) as read:
+        assert [run.run_id for run in read.runs()] == ["run-1"]
