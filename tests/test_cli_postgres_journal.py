@@ -265,3 +265,95 @@ def test_an_interrupted_run_is_resumed_from_the_postgres_journal(
     finally:
         CRASHED.clear()
     assert database.password not in vmfailover.shown()
+
+
+DYING: list[tuple[MemoryBackend, PostgresServer]] = []
+
+
+def backend_whose_journal_dies() -> MemoryBackend:
+    """The lab, whose first power-on stops the journal's database (immediately, as a crash)."""
+    backend, dying = DYING[-1]
+    power_on = backend.power_on
+
+    def stop_the_journal_then_power_on(vm_id: str) -> None:
+        dying.stop(mode="immediate")
+        power_on(vm_id)
+
+    backend.power_on = stop_the_journal_then_power_on  # type: ignore[method-assign]
+    return backend
+
+
+def test_a_journal_that_dies_mid_run_leaves_the_run_unfinished_not_a_traceback(
+    folder: Path, vmfailover: Said
+) -> None:
+    """The database goes away after ``run`` reached it: exit 4 with what to do, no traceback;
+    once it is back, the journal shows the run interrupted and ``resume`` finishes it."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    from vmfailover.testing import lab
+
+    with PostgresServer(tcp=True, durable=True) as own:  # its commits survive its crash
+        settings = {key: str(value) for key, value in conninfo_to_dict(own.tcp_dsn).items()}
+        password = settings["password"]
+        uri = (
+            f"postgresql://{settings['user']}:{quote(password, safe='')}@{settings['host']}:"
+            f"{settings['port']}/{settings['dbname']}"
+        )
+        backend = lab()
+        DYING.append((backend, own))
+        try:
+            code, out, err = vmfailover(
+                "run",
+                "lab-app.toml",
+                "--kind",
+                "planned",
+                "--journal",
+                uri,
+                "--backend",
+                "test_cli_postgres_journal:backend_whose_journal_dies",
+            )
+            # The VMs whose steps the journal could not record failed (none acted unrecorded)
+            # and the report says how to finish: the run is partial (exit 4), not a traceback.
+            assert code == 4, out + err
+            assert "Traceback" not in err
+            run_id = run_id_of(out)
+            assert f"resume run {run_id} once the journal answers" in out, out + err
+            own.start()
+            del backend.power_on  # the lab's own power-on again
+            code, out, err = vmfailover("report", "--journal", uri)
+            assert code == 0 and "(interrupted)" in out, out + err
+            assert run_id in out
+            CRASHED.append(backend)
+            code, out, err = vmfailover(
+                "resume",
+                run_id,
+                "--journal",
+                uri,
+                "--backend",
+                "test_cli_postgres_journal:crashed_backend",
+            )
+            assert code == 0, out + err
+            code, out, err = vmfailover("report", run_id, "--journal", uri, "--json")
+            assert json.loads(out)["result"] == "succeeded", out + err
+        finally:
+            DYING.clear()
+            CRASHED.clear()
+    assert password not in vmfailover.shown()
+
+
+def test_a_journal_lost_while_a_command_reads_it_is_an_unfinished_command_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, vmfailover: Said
+) -> None:
+    """The command line's own seam: a JournalUnavailableError that reaches it (the database went
+    away after the command had opened the journal) is said in one line with what to do, exit 4."""
+    from vmfailover.engine.journal import JournalUnavailableError
+
+    def lost(*args: object, **kwargs: object) -> int:
+        raise JournalUnavailableError("127.0.0.1/db", "read", "connection refused")
+
+    monkeypatch.setattr("vmfailover.cli.report_command", lost)
+    code, _, err = vmfailover("report", "--journal", "postgresql://u:secret@127.0.0.1/db")
+    assert code == 4
+    assert "cannot read journal '127.0.0.1/db': connection refused" in err
+    assert "vmfailover resume RUN" in err and "Traceback" not in err
+    assert "secret" not in vmfailover.shown()

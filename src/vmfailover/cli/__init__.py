@@ -48,6 +48,7 @@ from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_comma
 from vmfailover.cli.output import Output
 from vmfailover.cli.runs import cleanup_command, run_command
 from vmfailover.cli.serve import serve_command
+from vmfailover.engine.journal import JournalUnavailableError
 from vmfailover.engine.results import RunResult
 from vmfailover.errors import (
     BackendError,
@@ -515,6 +516,16 @@ def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
     except ConflictError as error:
         errors.say(f"vmfailover: {error}", style="bold red")
         return EXIT_INVALID
+    except JournalUnavailableError as error:
+        # The database went away after the command had reached it: whatever acted is in the
+        # journal (its intent was written first), so the command is unfinished, not lost.
+        errors.say(
+            f"vmfailover: {error}; what was done is in the journal: once it answers, "
+            "`vmfailover report` shows where each run stands and `vmfailover resume RUN` "
+            "finishes an interrupted one",
+            style="bold red",
+        )
+        return EXIT_UNFINISHED
     except ValidationError as error:
         plan = getattr(args, "plan", None)
         about_plan = plan is not None and not all(_names_a_store(f) for f in error.findings)

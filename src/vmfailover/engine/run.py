@@ -235,7 +235,11 @@ class Run:
                 try:
                     self._journal.end(self._report, self.state.value)
                 except VMFailoverError as error:
-                    message = f"the journal could not record the run's end: {error}"
+                    message = (
+                        f"the journal could not record the run's end: {error}; it keeps the "
+                        f"run interrupted: resume run {self.id} once the journal answers, to "
+                        "finish what it could not record"
+                    )
                     self._report = attrs.evolve(
                         self._report, warnings=(*self._report.warnings, message)
                     )
