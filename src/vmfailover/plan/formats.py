@@ -34,7 +34,16 @@ from yaml.scanner import Scanner
 from vmfailover.errors import ValidationError
 from vmfailover.plan.convert import Path, describe, format_path
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "FileFormat", "Located", "read", "sniff", "write"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "FileFormat",
+    "Located",
+    "read",
+    "sniff",
+    "toml_locator",
+    "write",
+]
 
 #: A plan file larger than this is refused before it is parsed.
 MAX_BYTES = 16 * 1024 * 1024
@@ -131,6 +140,36 @@ def _read_toml(text: str) -> dict[str, Any]:
 
 
 _LONG_NUMBER = re.compile(r"[0-9_]{4000,}")
+
+_TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]")
+_TOML_KEY = re.compile(r"""^\s*(?:([A-Za-z0-9_-]+)|"([^"\\]*)"|'([^']*)')\s*=""")
+
+
+def toml_locator(text: str) -> Located:
+    """How to locate findings about a TOML file's content, which :mod:`tomllib` does not say:
+    the line and column of each table header (``[[vcenter]]`` counted as ``vcenter[0]``,
+    ``vcenter[1]``...) and of each key assigned on a line of its own (``vcenter[1].port``).
+    Dotted keys and values spanning lines are located by the table they are in."""
+    places: dict[str, tuple[int, int]] = {}
+    counts: dict[Path, int] = {}
+    table: Path = ()
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _TOML_HEADER.match(line)
+        if header is not None:
+            brackets, name = header.groups()
+            table = tuple(name.split("."))
+            if brackets == "[[":
+                index = counts.get(table, 0)
+                counts[table] = index + 1
+                table = (*table, index)
+            places.setdefault(format_path(table), (number, header.start(1) + 1))
+            continue
+        key = _TOML_KEY.match(line)
+        if key is not None:
+            name = next(group for group in key.groups() if group is not None)
+            column = line.index(name) + 1 if name else 1
+            places.setdefault(format_path((*table, name)), (number, column))
+    return lambda item: _locate(places, item)
 
 
 def write_toml(data: dict[str, Any]) -> str:
@@ -255,18 +294,23 @@ class _Values:
         return table
 
     def locate(self, item: str) -> str:
-        best = ""
-        for known in self.places:
-            if (
-                len(known) > len(best)
-                and item.startswith(known)
-                and item[len(known) : len(known) + 1] in ("", ".", "[")
-            ):
-                best = known
-        if not best and item != "plan file":
-            return item
-        line, column = self.places[best or "plan file"]
-        return f"{item} ({_at(line, column)})"
+        return _locate(self.places, item)
+
+
+def _locate(places: dict[str, tuple[int, int]], item: str) -> str:
+    """``item`` with the line and column of the longest known path it starts with."""
+    best = ""
+    for known in places:
+        if (
+            len(known) > len(best)
+            and item.startswith(known)
+            and item[len(known) : len(known) + 1] in ("", ".", "[")
+        ):
+            best = known
+    if not best and (item != "plan file" or item not in places):
+        return item
+    line, column = places[best or "plan file"]
+    return f"{item} ({_at(line, column)})"
 
 
 def _scalar(node: ScalarNode) -> Any:

@@ -1,0 +1,395 @@
+"""A backend described in a file: ``--backend FILE.toml`` (or ``.yaml``/``.yml``).
+
+The file says which backend (``backend = "vsphere"`` or ``"hyperv"``) and how to reach it: one
+``[[vcenter]]`` table per site's vCenter (the keys of
+:class:`~vmfailover.backends.vsphere.settings.VCenter`), or one ``[[host]]`` table per Hyper-V
+host (the keys of :class:`~vmfailover.backends.hyperv.config.HostConnection`), with the Hyper-V
+backend's own settings (``replication_frequency``...) at the top. The backend is then made by the
+registry (:func:`vmfailover.backends.open_backend`), so the settings classes and the backend check
+the values as they do for code; this module checks only what a file adds: which keys exist, the
+type of each value, and where the password comes from.
+
+A password is never written in the file: ``password_env = "NAME"`` reads it from the environment,
+``password_file = "PATH"`` from a file of its own (stripped of surrounding whitespace); a
+``password`` key is refused. Relative paths (``password_file``, ``ca_bundle``, ``ca_file``) are
+relative to the backend file's folder. TLS verification stays on unless the file says
+``insecure = true`` (vSphere) or ``verify_tls = false`` (Hyper-V).
+
+Every problem is a :class:`~vmfailover.errors.ValidationError` finding that names the file, the
+key and its line and column (``dr.toml, vcenter[1].timeout (line 12, column 1)``); no finding
+shows a secret, only the name of the variable or file it was to come from.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import os
+import re
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from vmfailover.backends import backend_class, open_backend
+from vmfailover.backends.base import Backend
+from vmfailover.errors import Finding, NotFoundError, ValidationError
+from vmfailover.model import Credentials
+from vmfailover.plan.convert import describe
+from vmfailover.plan.formats import FileFormat, Located, read, toml_locator
+
+__all__ = ["BACKEND_FILE_SUFFIXES", "backend_file_options", "is_backend_file", "open_backend_file"]
+
+BACKEND_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
+
+#: Keys that say where a connection's password comes from; ``password`` itself is refused.
+_SECRET_SOURCES = ("password_env", "password_file")
+#: Keys naming files, read relative to the backend file's folder.
+_PATH_KEYS = frozenset({"ca_bundle", "ca_file", "password_file"})
+
+
+@attrs.frozen
+class _Shape:
+    """What a backend file for one backend holds."""
+
+    backend: str  # its name in the registry
+    table: str  # the key of the list of connections
+    argument: str  # the backend's parameter the connections are given to
+    settings: str  # module:class of one connection's settings
+    needs_credentials: bool
+    options: tuple[str, ...]  # the backend's own settings, at the top of the file
+    example: str  # how one connection starts
+
+
+_SHAPES = {
+    "vsphere": _Shape(
+        "vsphere",
+        "vcenter",
+        "vcenters",
+        "vmfailover.backends.vsphere.settings:VCenter",
+        needs_credentials=True,
+        options=(),
+        example='[[vcenter]] with site, host, username and password_env = "NAME"',
+    ),
+    "hyperv": _Shape(
+        "hyperv",
+        "host",
+        "hosts",
+        "vmfailover.backends.hyperv.config:HostConnection",
+        needs_credentials=False,
+        options=(
+            "replication_frequency",
+            "recovery_history",
+            "sync_poll_interval",
+            "sync_timeout",
+            "attempts",
+            "retry_wait",
+        ),
+        example="[[host]] with name and site (username and password_env for NTLM or Basic)",
+    ),
+}
+
+
+def is_backend_file(spec: str) -> bool:
+    """Whether ``--backend`` names a backend file (by its suffix), not lab or MODULE:FACTORY."""
+    return spec.lower().endswith(BACKEND_FILE_SUFFIXES)
+
+
+def open_backend_file(path: Path) -> Backend:
+    """The backend ``path`` describes, made by the registry; our errors naming file, key and
+    line for anything wrong in it."""
+    reader, name, options = _read(Path(path))
+    try:
+        return open_backend(name, **options)
+    except ValidationError as error:
+        # The backend's own checks (a site given twice, replication_frequency 60...).
+        reader.findings.placed(error, "", dict.fromkeys(options))
+        raise AssertionError("placed raises") from None  # pragma: no cover
+
+
+def backend_file_options(path: Path) -> tuple[str, dict[str, Any]]:
+    """The backend's registry name and the options to construct it with, read from ``path``."""
+    _, name, options = _read(Path(path))
+    return name, options
+
+
+def _read(path: Path) -> tuple[_Reader, str, dict[str, Any]]:
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFoundError(f"--backend: the backend file {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise ValidationError.of(str(path), f"cannot be read: {error.strerror or error}") from None
+    file_format = FileFormat.TOML if path.suffix.lower() == ".toml" else FileFormat.YAML
+    try:
+        data, locate = read(content, file_format)
+    except ValidationError as error:
+        raise _in_file(path, error) from None
+    if file_format is FileFormat.TOML:
+        locate = toml_locator(content.decode("utf-8-sig", errors="replace"))
+    reader = _Reader(path, locate)
+    name, options = reader.options(data)
+    return reader, name, options
+
+
+def _in_file(path: Path, error: ValidationError) -> ValidationError:
+    """The format reader's findings (about "plan file", or a line) as findings about ``path``."""
+    return ValidationError(
+        Finding(
+            str(path) if f.item == "plan file" else f"{path}, {f.item}",
+            f.message.replace("plan file", "backend file"),
+            f.severity,
+            f.hint,
+        )
+        for f in error.findings
+    )
+
+
+class _Findings(list[Finding]):
+    """Findings about one file, each naming its key and place."""
+
+    def __init__(self, path: Path, locate: Located) -> None:
+        super().__init__()
+        self.path = path
+        self.locate = locate
+
+    def add(self, key: str, message: str, hint: str | None = None) -> None:
+        self.append(Finding(f"{self.path}, {self.locate(key)}", message, hint=hint))
+
+    def placed(self, error: ValidationError, where: str, values: dict[str, Any]) -> None:
+        """Raise ``error`` of a settings class or the backend as findings about the file, each
+        placed at the key its text names (else at ``where``), and with the findings so far."""
+        for finding in error.findings:
+            self.add(_key_named(finding, where, values), str(finding))
+        self.check()
+
+    def check(self) -> None:
+        if self:
+            raise ValidationError(self)
+
+
+class _Reader:
+    def __init__(self, path: Path, locate: Located) -> None:
+        self.path = path
+        self.folder = path.parent
+        self.findings = _Findings(path, locate)
+
+    def options(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        shape = self._shape(data)
+        # The registry says which extra is missing before the settings class is imported.
+        backend = backend_class(shape.backend)
+        module_name, _, class_name = shape.settings.partition(":")
+        settings_class: type[Any] = getattr(importlib.import_module(module_name), class_name)
+        option_types = _parameter_types(backend)
+        known = {"backend", shape.table, *shape.options}
+        for key in data:
+            if key not in known:
+                self._unknown(key, sorted(known))
+        options: dict[str, Any] = {}
+        for key in shape.options:
+            if key in data:
+                options[key] = self._typed(key, data[key], option_types.get(key))
+        connections = self._connections(shape, settings_class, data.get(shape.table))
+        self.findings.check()
+        return shape.backend, {shape.argument: connections, **options}
+
+    def _shape(self, data: dict[str, Any]) -> _Shape:
+        name = data.get("backend")
+        choices = " or ".join(f'"{known}"' for known in _SHAPES)
+        if name is None:
+            self.findings.add(
+                "backend", "says no backend", f"start the file with backend = {choices}"
+            )
+        elif name not in _SHAPES:
+            self.findings.add(
+                "backend", f"{describe(name)} is not a backend a file describes", f"use {choices}"
+            )
+        self.findings.check()
+        return _SHAPES[str(name)]
+
+    def _unknown(self, key: str, known: list[str], hint: str | None = None) -> None:
+        self.findings.add(
+            key, "is not a setting of this file", hint or f"the keys are: {', '.join(known)}"
+        )
+
+    def _connections(self, shape: _Shape, settings_class: type[Any], given: Any) -> list[Any]:
+        if not isinstance(given, list) or not given or not all(isinstance(t, dict) for t in given):
+            self.findings.add(
+                shape.table,
+                "is missing"
+                if given is None
+                else f"must be a list of tables, got {describe(given)}",
+                f"give one {shape.example}",
+            )
+            return []
+        fields = {
+            field.name: field.type
+            for field in attrs.fields(attrs.resolve_types(settings_class))
+            if field.name != "credentials"
+        }
+        known = sorted({*fields, "username", *_SECRET_SOURCES})
+        made = []
+        for index, table in enumerate(given):
+            where = f"{shape.table}[{index}]"
+            before = len(self.findings)
+            values: dict[str, Any] = {}
+            for key, value in table.items():
+                place = f"{where}.{key}"
+                if key == "password":
+                    # The value is never shown: it is the secret.
+                    self.findings.add(
+                        place,
+                        "a password is not kept in the backend file",
+                        'give password_env = "NAME" (an environment variable holding it) or '
+                        'password_file = "PATH" (a file holding only it)',
+                    )
+                elif key not in known:
+                    self._unknown(place, known)
+                elif key not in fields:
+                    values[key] = self._typed(place, value, str)
+                elif value is not None:
+                    values[key] = self._typed(place, value, fields[key])
+            credentials = self._credentials(
+                where, values, required=shape.needs_credentials, refused="password" in table
+            )
+            if len(self.findings) > before:
+                continue
+            for key in _PATH_KEYS & set(values) - {"password_file"}:
+                values[key] = str(self.folder / values[key])
+            if credentials is not None:
+                values["credentials"] = credentials
+            try:
+                made.append(settings_class(**values))
+            except ValidationError as error:
+                self.findings.placed(error, where, values)
+        return made
+
+    def _credentials(
+        self, where: str, values: dict[str, Any], *, required: bool, refused: bool
+    ) -> Credentials | None:
+        """The connection's credentials (None when it needs none); ``refused`` when its literal
+        password was refused already."""
+        username = values.pop("username", None)
+        sources = [key for key in _SECRET_SOURCES if key in values]
+        secret_from = {key: values.pop(key) for key in sources}
+        if username is None and not sources:
+            if required and not refused:
+                self.findings.add(
+                    where, "says no username", 'give username and password_env = "NAME"'
+                )
+            return None
+        if username is None:
+            self.findings.add(f"{where}.{sources[0]}", "is given without a username")
+            return None
+        if not sources and refused:
+            return None
+        if len(sources) != 1:
+            self.findings.add(
+                f"{where}.{sources[1] if sources else 'username'}",
+                "needs one place the password comes from"
+                if not sources
+                else "give password_env or password_file, not both",
+                None if sources else 'give password_env = "NAME" or password_file = "PATH"',
+            )
+            return None
+        secret = self._secret(f"{where}.{sources[0]}", sources[0], secret_from[sources[0]])
+        if secret is None or not isinstance(username, str) or not username.strip():
+            return None
+        return Credentials(username, secret)
+
+    def _secret(self, place: str, source: str, name: Any) -> str | None:
+        if not isinstance(name, str) or not name.strip():
+            return None  # its type was refused already, or it is empty: below
+        if source == "password_env":
+            text = os.environ.get(name)
+            if not text:
+                self.findings.add(
+                    place,
+                    f"the environment variable {name} is {'empty' if text == '' else 'not set'}",
+                    "set it to the password before running the command",
+                )
+                return None
+            return text
+        path = self.folder / name
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            self.findings.add(place, f"the password file {str(path)!r} does not exist")
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            self.findings.add(place, f"the password file {str(path)!r} cannot be read: {reason}")
+            return None
+        if not text:
+            self.findings.add(place, f"the password file {str(path)!r} is empty")
+            return None
+        return text
+
+    def _typed(self, place: str, value: Any, wanted: Any) -> Any:
+        """``value`` if it is what ``wanted`` (a settings field's type) takes from a file."""
+        kinds = _kinds(wanted)
+        if not kinds:  # a type no file value stands for: the settings class decides
+            return value
+        for kind in kinds:
+            accepted, converted = _accepts(kind, value)
+            if accepted:
+                if isinstance(converted, float) and not math.isfinite(converted):
+                    self.findings.add(place, f"must be a finite number, got {converted!r}")
+                return converted
+        self.findings.add(
+            place, f"must be {' or '.join(_DESCRIPTIONS[k] for k in kinds)}, got {describe(value)}"
+        )
+        return value
+
+
+_DESCRIPTIONS = {
+    str: "text",
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    frozenset: "a list of text",
+}
+
+
+def _kinds(wanted: Any) -> tuple[type, ...]:
+    """The file value kinds a field's type takes: ``float | None`` -> ``(float,)``."""
+    if isinstance(wanted, types.UnionType) or typing.get_origin(wanted) is typing.Union:
+        return tuple(k for arg in typing.get_args(wanted) for k in _kinds(arg))
+    origin = typing.get_origin(wanted) or wanted
+    return (origin,) if origin in _DESCRIPTIONS else ()
+
+
+def _accepts(kind: type, value: Any) -> tuple[bool, Any]:
+    if kind is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):
+        return False, value
+    if kind is float:
+        return isinstance(value, int | float), value
+    if kind is frozenset:
+        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        return ok, frozenset(value) if ok else value
+    return isinstance(value, kind), value
+
+
+def _parameter_types(backend: type[Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(backend.__init__)
+    except NameError:  # an annotation that does not resolve: the backend checks those values
+        return dict.fromkeys(inspect.signature(backend).parameters, Any)
+
+
+_WORD = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
+
+
+def _key_named(finding: Finding, where: str, values: dict[str, Any]) -> str:
+    """The key a settings class's finding is about: the longest given key its text names,
+    else the connection's table."""
+    text = f"{finding.item} {finding.message}"
+    for key in sorted(values, key=len, reverse=True):
+        if re.search(_WORD.format(re.escape(key)), text):
+            return f"{where}.{key}" if where else key
+    return where or "backend"
