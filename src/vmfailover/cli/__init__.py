@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the failover kind to check for with --lab (default: test)",
     )
     validate.add_argument(
+        "--backend",
+        metavar="FILE|MODULE:FACTORY",
+        help="check against this backend instead (a backend file or a function that returns "
+        "it): the read-only pre-flight of a failover of --kind; nothing is changed",
+    )
+    validate.add_argument(
         "--site-lost",
         metavar="SITE",
         help="with --lab: lose this lab site first (site-a), as before a regular failover",
@@ -207,17 +213,19 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an interrupted run from the journal",
         description="Continues a run whose process died: VMs that finished are not touched "
         "again, calls the journal holds are replayed or reconciled with the backend first, the "
-        "rest start in order. The journal holds no credentials: --backend names a function of "
-        "yours (MODULE:FACTORY) that connects and returns the backend. Exit codes as for a run; "
+        "rest start in order. The journal holds no credentials: --backend names a backend file "
+        "(FILE.toml or FILE.yaml, passwords from the environment or a file of their own) or a "
+        "function of yours (MODULE:FACTORY) that connects and returns the backend. Exit codes "
+        "as for a run; "
         "3 if the run is not interrupted.",
     )
     resume.add_argument("run", metavar="RUN", help="the run id (see vmfailover report)")
     resume.add_argument(
         "--backend",
         required=True,
-        metavar="lab|MODULE:FACTORY",
-        help="the backend the run ran on: lab (the lab kept in --lab FILE) or a function that "
-        "returns it, e.g. mysite.dr:backend",
+        metavar="lab|FILE|MODULE:FACTORY",
+        help="the backend the run ran on: lab (the lab kept in --lab FILE), a backend file "
+        "(dr.toml, dr.yaml) or a function that returns it, e.g. mysite.dr:backend",
     )
     resume.add_argument("--lab", type=Path, metavar="FILE", help="with --backend lab: its file")
     resume.add_argument(
@@ -232,7 +240,8 @@ def _parser() -> argparse.ArgumentParser:
 
     lab_help = f"the lab's file (default: $VMFAILOVER_LAB, else ./{DEFAULT_LAB})"
     backend_help = (
-        "lab (default: the two-site lab kept in --lab FILE, created on first use) or "
+        "lab (default: the two-site lab kept in --lab FILE, created on first use), a backend "
+        "file (FILE.toml or FILE.yaml: vSphere vCenters or Hyper-V hosts, see docs/cli.md) or "
         "MODULE:FACTORY, a function of yours that connects and returns a backend"
     )
     run = commands.add_parser(
@@ -247,7 +256,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
     run.add_argument("--kind", choices=_KINDS, required=True, help="the failover kind")
     run.add_argument(
-        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+        "--backend", default=LAB_BACKEND, metavar="lab|FILE|MODULE:FACTORY", help=backend_help
     )
     run.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
     run.add_argument("--journal", metavar="STORE", help=journal_help)
@@ -266,7 +275,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cleanup.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
     cleanup.add_argument(
-        "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+        "--backend", default=LAB_BACKEND, metavar="lab|FILE|MODULE:FACTORY", help=backend_help
     )
     cleanup.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
     cleanup.add_argument("--journal", metavar="STORE", help=journal_help)
@@ -329,7 +338,7 @@ def _aftercare_parsers(
     for command in (commit, undo, failback):
         command.add_argument("run", metavar="RUN", help="the run id `vmfailover run` printed")
         command.add_argument(
-            "--backend", default=LAB_BACKEND, metavar="lab|MODULE:FACTORY", help=backend_help
+            "--backend", default=LAB_BACKEND, metavar="lab|FILE|MODULE:FACTORY", help=backend_help
         )
         command.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
         command.add_argument("--journal", metavar="STORE", help=journal_help)
@@ -379,8 +388,9 @@ def _serve_parser(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument(
         "--backend",
         required=True,
-        metavar="MODULE:FACTORY",
-        help="a function that returns the backend, e.g. mysite.dr:backend",
+        metavar="FILE|MODULE:FACTORY",
+        help="a backend file (dr.toml, dr.yaml) or a function that returns the backend, "
+        "e.g. mysite.dr:backend",
     )
     serve.add_argument("--name", required=True, help="this orchestrator's name, e.g. site-b")
     serve.add_argument(
@@ -432,6 +442,8 @@ def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
     args = parser.parse_args(argv)
     if args.command == "validate" and args.site_lost is not None and not args.lab:
         parser.error("--site-lost needs --lab")
+    if args.command == "validate" and args.lab and args.backend is not None:
+        parser.error("give --lab or --backend, not both")
     output = Output(stream, plain=getattr(args, "json", False))
     errors = Output(sys.stderr)
     try:
@@ -442,6 +454,7 @@ def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
                 kind=args.kind,
                 use_lab=args.lab,
                 site_lost=args.site_lost,
+                backend=args.backend,
                 as_json=args.json,
             )
         if args.command == "simulate":
@@ -528,7 +541,10 @@ def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
         return EXIT_UNFINISHED
     except ValidationError as error:
         plan = getattr(args, "plan", None)
-        about_plan = plan is not None and not all(_names_a_store(f) for f in error.findings)
+        backend = getattr(args, "backend", None)
+        about_plan = plan is not None and not all(
+            _names_a_store(f) or _names_the_backend(f, backend) for f in error.findings
+        )
         _refused(errors, error, f"{plan}: " if about_plan else "")
         return EXIT_INVALID
     except (NotFoundError, MissingExtraError) as error:
@@ -566,6 +582,13 @@ def _aftercare(args: argparse.Namespace, output: Output, errors: Output) -> int:
 def _names_a_store(finding: Finding) -> bool:
     """Whether a finding is about the journal or lease store (not the plan file)."""
     return finding.item.startswith(("--journal", "--lease", "journal "))
+
+
+def _names_the_backend(finding: Finding, backend: str | None) -> bool:
+    """Whether a finding is about --backend or the backend file (not the plan file)."""
+    return finding.item.startswith("--backend") or (
+        backend is not None and finding.item.startswith(backend)
+    )
 
 
 def _refused(errors: Output, error: ValidationError, where: str) -> None:

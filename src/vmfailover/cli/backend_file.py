@@ -243,8 +243,8 @@ class _Reader:
                     self.findings.add(
                         place,
                         "a password is not kept in the backend file",
-                        'give password_env = "NAME" (an environment variable holding it) or '
-                        'password_file = "PATH" (a file holding only it)',
+                        'give password_env = "NAME" to read it from an environment variable, '
+                        'or password_file = "PATH" to read it from a file holding only it',
                     )
                 elif key not in known:
                     self._unknown(place, known)

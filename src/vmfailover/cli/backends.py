@@ -1,10 +1,15 @@
-"""Which backend a command works on: the lab in a file, or one a function of yours returns.
+"""Which backend a command works on: the lab in a file, a backend file, or one a function of
+yours returns.
 
 Each command is a process of its own, so the in-memory lab lives in a file between commands:
 ``--lab FILE``, else ``$VMFAILOVER_LAB``, else ``vmfailover-lab.json`` in the working directory,
 created from the built-in two-site lab on first use (``vmfailover lab reset`` starts it over).
 A command holds the file alone while it works (another one waits, at most 30 seconds) and
 writes the lab back when it ends.
+
+``--backend FILE.toml`` (or ``.yaml``/``.yml``) names a backend file: which backend (vSphere or
+Hyper-V) and how to reach it, with passwords read from the environment or a file of their own
+(:mod:`vmfailover.cli.backend_file`); the command logs out when it ends.
 
 ``--backend MODULE:FACTORY`` names a function that connects and returns a backend (vSphere,
 Hyper-V, or one of yours): the command line keeps no credentials, your function reads them where
@@ -23,6 +28,7 @@ from vmfailover.backends.base import Backend
 from vmfailover.backends.memory.lab import lab
 from vmfailover.backends.memory.lab_file import held_lab
 from vmfailover.backends.memory.world_file import world_lock
+from vmfailover.cli.backend_file import is_backend_file, open_backend_file
 from vmfailover.errors import NotFoundError, ValidationError
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "LAB_BACKEND",
     "LAB_ENVIRONMENT",
     "backend_from_factory",
+    "backend_from_spec",
     "lab_path",
     "opened_backend",
     "reset_lab",
@@ -54,8 +61,9 @@ def backend_from_factory(spec: str) -> Backend:
     if not module_name or not attribute:
         raise ValidationError.of(
             "--backend",
-            f"{spec!r} is not MODULE:FACTORY (nor lab, the lab in a file)",
-            "name a function that connects and returns the backend, e.g. mysite.dr:backend",
+            f"{spec!r} is not MODULE:FACTORY (nor lab, the lab in a file, nor a backend file)",
+            "name a backend file (dr.toml, dr.yaml) or a function that connects and returns "
+            "the backend, e.g. mysite.dr:backend",
         )
     try:
         module = importlib.import_module(module_name)
@@ -74,13 +82,29 @@ def backend_from_factory(spec: str) -> Backend:
     return backend
 
 
+def backend_from_spec(spec: str) -> Backend:
+    """The backend a backend file describes, or the one ``MODULE:FACTORY()`` returns."""
+    if is_backend_file(spec):
+        return open_backend_file(Path(spec))
+    return backend_from_factory(spec)
+
+
 @contextlib.contextmanager
 def opened_backend(spec: str, lab_file: Path | None, *, save: bool = True) -> Iterator[Backend]:
     """The backend ``spec`` names, for one command: the lab (held alone, saved afterwards unless
-    ``save`` is False) or what a factory returns."""
+    ``save`` is False), a backend file's (closed afterwards: it logs out) or what a factory
+    returns (yours to close)."""
     if spec == LAB_BACKEND:
         with held_lab(lab_path(lab_file), timeout=LOCK_TIMEOUT, save=save) as backend:
             yield backend
+    elif is_backend_file(spec):
+        backend = open_backend_file(Path(spec))
+        try:
+            yield backend
+        finally:
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
     else:
         yield backend_from_factory(spec)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from vmfailover._render import format_duration
 from vmfailover.backends.memory.lab import LAB_VMS, lab
+from vmfailover.cli.backends import opened_backend
 from vmfailover.cli.output import Output
 from vmfailover.cli.show import show_findings, show_simulation
 from vmfailover.engine.simulate import DurationSpec, LogNormal, SimulationResult, simulate
@@ -43,10 +44,12 @@ def validate_command(
     kind: str = "test",
     use_lab: bool = False,
     site_lost: str | None = None,
+    backend: str | None = None,
     as_json: bool = False,
 ) -> int:
     """Check the plan file; with ``use_lab`` also the pre-flight of a ``kind`` failover on the
-    lab (``site_lost`` first fails that site, as a disaster would)."""
+    lab (``site_lost`` first fails that site, as a disaster would), with ``backend`` (a backend
+    file, ``lab`` or ``MODULE:FACTORY``) on that backend. Reads only."""
     failover_kind = as_enum(FailoverKind, kind, "--kind")
     plan = load_plan(path)
     findings = Findings(plan.start_order().validate())
@@ -62,6 +65,10 @@ def validate_command(
         lost = f" with {site_lost} lost" if site_lost else ""
         against = f"a {failover_kind.value} failover on the lab{lost}"
         findings = Findings(_unique([*findings, *plan.validate(backend, failover_kind)]))
+    elif backend is not None:
+        with opened_backend(backend, None, save=False) as opened:
+            against = f"a {failover_kind.value} failover on {backend}"
+            findings = Findings(_unique([*findings, *plan.validate(opened, failover_kind)]))
     code = EXIT_INVALID if findings.blocking else EXIT_OK
     if as_json:
         output.say(
@@ -70,7 +77,7 @@ def validate_command(
                     "plan": plan.name,
                     "file": str(path),
                     "checked": against,
-                    "kind": failover_kind.value if use_lab else None,
+                    "kind": failover_kind.value if use_lab or backend is not None else None,
                     "valid": not findings.blocking,
                     "findings": [_finding_json(f) for f in findings],
                 },

@@ -30,7 +30,7 @@ from types import FrameType
 import attrs
 
 from vmfailover.backends.base import Backend
-from vmfailover.cli.backends import backend_from_factory
+from vmfailover.cli.backends import backend_from_spec
 from vmfailover.cli.journal import is_database, journal_spec, open_journal, reached
 from vmfailover.cli.output import Output
 from vmfailover.engine.journal import Journal
@@ -160,7 +160,7 @@ def serve_command(
     logger.addHandler(said)
     logger.setLevel(logging.INFO)
     try:
-        backend = backend_from_factory(backend_spec)
+        backend = backend_from_spec(backend_spec)
         with _stopped_by_signals(stop):
             orchestrator = Orchestrator(
                 stores.journal,
