@@ -98,11 +98,11 @@ def opened_backend(spec: str, lab_file: Path | None, *, save: bool = True) -> It
         with held_lab(lab_path(lab_file), timeout=LOCK_TIMEOUT, save=save) as backend:
             yield backend
     elif is_backend_file(spec):
-        backend = open_backend_file(Path(spec))
+        from_file = open_backend_file(Path(spec))
         try:
-            yield backend
+            yield from_file
         finally:
-            close = getattr(backend, "close", None)
+            close = getattr(from_file, "close", None)
             if callable(close):
                 close()
     else:

@@ -55,16 +55,16 @@ def validate_command(
     findings = Findings(plan.start_order().validate())
     against = "the file alone"
     if use_lab:
-        backend = lab()
+        the_lab = lab()
         if site_lost is not None:
-            if site_lost not in {site.name for site in backend.inventory().sites}:
+            if site_lost not in {site.name for site in the_lab.inventory().sites}:
                 raise ValidationError.of(
                     "--site-lost", f"the lab has no site {site_lost!r}", "name site-a or site-b"
                 )
-            backend.fail_site(site_lost)
+            the_lab.fail_site(site_lost)
         lost = f" with {site_lost} lost" if site_lost else ""
         against = f"a {failover_kind.value} failover on the lab{lost}"
-        findings = Findings(_unique([*findings, *plan.validate(backend, failover_kind)]))
+        findings = Findings(_unique([*findings, *plan.validate(the_lab, failover_kind)]))
     elif backend is not None:
         with opened_backend(backend, None, save=False) as opened:
             against = f"a {failover_kind.value} failover on {backend}"
