@@ -93,6 +93,9 @@ _SHAPES = {
 }
 
 
+_SHAPES_TABLES = frozenset(shape.table for shape in _SHAPES.values())
+
+
 def is_backend_file(spec: str) -> bool:
     """Whether ``--backend`` names a backend file (by its suffix), not lab or MODULE:FACTORY."""
     return spec.lower().endswith(BACKEND_FILE_SUFFIXES)
@@ -106,7 +109,7 @@ def open_backend_file(path: Path) -> Backend:
         return open_backend(name, **options)
     except ValidationError as error:
         # The backend's own checks (a site given twice, replication_frequency 60...).
-        reader.findings.placed(error, "", dict.fromkeys(options))
+        reader.findings.placed(error, reader.table, dict.fromkeys(options))
         raise AssertionError("placed raises") from None  # pragma: no cover
 
 
@@ -176,9 +179,11 @@ class _Reader:
         self.path = path
         self.folder = path.parent
         self.findings = _Findings(path, locate)
+        self.table = "backend"  # the key of the connections, once the backend is known
 
     def options(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         shape = self._shape(data)
+        self.table = shape.table
         # The registry says which extra is missing before the settings class is imported.
         backend = backend_class(shape.backend)
         module_name, _, class_name = shape.settings.partition(":")
@@ -386,10 +391,16 @@ _WORD = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 
 
 def _key_named(finding: Finding, where: str, values: dict[str, Any]) -> str:
-    """The key a settings class's finding is about: the longest given key its text names,
-    else the connection's table."""
-    text = f"{finding.item} {finding.message}"
-    for key in sorted(values, key=len, reverse=True):
-        if re.search(_WORD.format(re.escape(key)), text):
-            return f"{where}.{key}" if where else key
-    return where or "backend"
+    """The key a settings class's finding is about: the given key its text names first, else
+    the connection's table (or, for the backend's own findings, the connections' key)."""
+    # Quoted values ('site-a') are no key names.
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "", f"{finding.item} {finding.message}")
+    named = [
+        (found.start(), key)
+        for key in values
+        if (found := re.search(_WORD.format(re.escape(key)), text)) is not None
+    ]
+    if not named:
+        return where
+    key = min(named)[1]
+    return key if where in _SHAPES_TABLES else f"{where}.{key}"

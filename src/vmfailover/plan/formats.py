@@ -159,6 +159,7 @@ def toml_locator(text: str) -> Located:
             brackets, name = header.groups()
             table = tuple(name.split("."))
             if brackets == "[[":
+                places.setdefault(format_path(table), (number, header.start(1) + 1))
                 index = counts.get(table, 0)
                 counts[table] = index + 1
                 table = (*table, index)

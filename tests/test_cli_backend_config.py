@@ -1,0 +1,349 @@
+"""Backend files (``--backend dr.toml``): what they become, and every way one is refused.
+
+The loader is checked here on its own (no vCenter or Hyper-V host is reached: the backends connect
+on first use); tests/vsphere/test_cli_backend_file_vsphere.py and
+tests/hyperv_backend/test_cli_backend_file_hyperv.py run the command line on a backend file
+against the simulated vCenter and Hyper-V hosts.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from vmfailover.backends.hyperv import HostConnection, HyperVBackend
+from vmfailover.backends.vsphere import VCenter, VSphereBackend
+from vmfailover.cli import main
+from vmfailover.cli.backend_file import backend_file_options, is_backend_file, open_backend_file
+from vmfailover.errors import ValidationError
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_PLAN = ROOT / "examples" / "lab-plan.toml"
+SECRET = "s3cret-Value!"
+THUMBPRINT = ":".join(["ab"] * 32)
+
+VSPHERE = """\
+backend = "vsphere"
+
+[[vcenter]]
+site = "site-a"
+host = "vcenter-a.example.com"
+datacenter = "DC-A"
+username = "dr@vsphere.local"
+password_env = "DR_VCENTER_PASSWORD"
+ca_bundle = "certs/vcenter-a.pem"
+
+[[vcenter]]
+site = "site-b"
+host = "vcenter-b.example.com"
+port = 8443
+username = "dr@vsphere.local"
+password_file = "vcenter-b.password"
+thumbprint = "{thumbprint}"
+timeout = 30
+task_timeout = 1800.5
+isolated_networks = ["Test-Net", "Test-App"]
+"""
+
+VSPHERE_YAML = """\
+backend: vsphere
+vcenter:
+  - site: site-a
+    host: vcenter-a.example.com
+    datacenter: DC-A
+    username: dr@vsphere.local
+    password_env: DR_VCENTER_PASSWORD
+    ca_bundle: certs/vcenter-a.pem
+  - site: site-b
+    host: vcenter-b.example.com
+    port: 8443
+    username: dr@vsphere.local
+    password_file: vcenter-b.password
+    thumbprint: "{thumbprint}"
+    timeout: 30
+    task_timeout: 1800.5
+    isolated_networks: [Test-Net, Test-App]
+"""
+
+HYPERV = """\
+backend = "hyperv"
+replication_frequency = 30
+sync_timeout = 120.0
+
+[[host]]
+name = "HV-A1"
+site = "site-a"
+address = "hv-a1.corp.example.com"
+ca_file = "hv-a1.pem"
+
+[[host]]
+name = "HV-B1"
+site = "site-b"
+auth = "ntlm"
+username = "CORP\\\\dr"
+password_env = "DR_HYPERV_PASSWORD"
+isolated_networks = ["Isolated"]
+"""
+
+
+@pytest.fixture
+def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DR_VCENTER_PASSWORD", SECRET)
+    monkeypatch.setenv("DR_HYPERV_PASSWORD", SECRET)
+    (tmp_path / "vcenter-b.password").write_text(f"  {SECRET}-b\n", encoding="utf-8")
+    return tmp_path
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def refused(path: Path) -> list[str]:
+    """Each finding of the refusal, as text; none may show a secret."""
+    with pytest.raises(ValidationError) as error:
+        open_backend_file(path)
+    texts = [str(finding) for finding in error.value.findings]
+    assert not any(SECRET in text for text in texts)
+    assert SECRET not in str(error.value)
+    return texts
+
+
+def test_a_vsphere_file_becomes_vcenter_settings(secrets: Path) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    name, options = backend_file_options(path)
+    assert name == "vsphere"
+    site_a, site_b = options["vcenters"]
+    assert site_a == VCenter(
+        site="site-a",
+        host="vcenter-a.example.com",
+        datacenter="DC-A",
+        credentials=site_a.credentials,
+        ca_bundle=str(secrets / "certs" / "vcenter-a.pem"),  # relative to the file
+    )
+    assert site_a.credentials.username == "dr@vsphere.local"
+    assert site_a.credentials.secret.reveal() == SECRET
+    assert site_b.credentials.secret.reveal() == f"{SECRET}-b"  # stripped
+    assert (site_b.port, site_b.timeout, site_b.task_timeout) == (8443, 30, 1800.5)
+    assert site_b.thumbprint == "ab" * 32
+    assert site_b.isolated_networks == {"Test-Net", "Test-App"}
+    assert not site_a.insecure and not site_b.insecure  # verification on unless asked
+    backend = open_backend_file(path)
+    assert isinstance(backend, VSphereBackend)
+    assert backend.sites == ("site-a", "site-b")
+    for shown in (repr(backend), repr(site_a), str(site_b), repr(options)):
+        assert SECRET not in shown
+
+
+def test_the_same_file_in_yaml_reads_the_same(secrets: Path) -> None:
+    toml = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    yaml = write(secrets, "dr.yaml", VSPHERE_YAML.format(thumbprint=THUMBPRINT))
+    assert backend_file_options(yaml) == backend_file_options(toml)
+    assert is_backend_file(str(yaml)) and is_backend_file("DR.YML") and is_backend_file("a.toml")
+    assert not is_backend_file("mysite.dr:backend") and not is_backend_file("lab")
+
+
+def test_a_hyperv_file_becomes_host_connections(secrets: Path) -> None:
+    path = write(secrets, "hv.toml", HYPERV)
+    name, options = backend_file_options(path)
+    assert name == "hyperv"
+    assert (options["replication_frequency"], options["sync_timeout"]) == (30, 120.0)
+    a1, b1 = options["hosts"]
+    assert a1 == HostConnection(
+        name="HV-A1",
+        site="site-a",
+        address="hv-a1.corp.example.com",
+        ca_file=str(secrets / "hv-a1.pem"),
+    )
+    assert a1.credentials is None  # Kerberos from the ticket cache
+    assert a1.verify_tls and a1.tls
+    assert b1.credentials is not None and b1.credentials.username == "CORP\\dr"
+    assert b1.credentials.secret.reveal() == SECRET
+    backend = open_backend_file(path)
+    assert isinstance(backend, HyperVBackend)
+    assert backend.replication_frequency == 30
+    assert SECRET not in repr(backend) and SECRET not in repr(b1)
+
+
+def test_a_literal_password_is_refused_and_never_shown(secrets: Path) -> None:
+    text = VSPHERE.format(thumbprint=THUMBPRINT).replace(
+        'password_env = "DR_VCENTER_PASSWORD"', f'password = "{SECRET}"'
+    )
+    path = write(secrets, "dr.toml", text)
+    (finding,) = refused(path)
+    assert finding.startswith(f"{path}, vcenter[0].password (line 8, column 1): ")
+    assert "a password is not kept in the backend file" in finding
+    assert "password_env" in finding and "password_file" in finding
+
+
+def test_unknown_keys_are_named_with_their_lines(secrets: Path) -> None:
+    text = (
+        VSPHERE.format(thumbprint=THUMBPRINT).replace(
+            "[[vcenter]]\nsite", "verify = true\n\n[[vcenter]]\nsite", 1
+        )
+        + 'hostname = "x"\n'
+    )
+    path = write(secrets, "dr.toml", text)
+    first, second = refused(path)
+    assert first.startswith(f"{path}, verify (line 3, column 1): is not a setting of this file")
+    assert second.startswith(f"{path}, vcenter[1].hostname (line 23, column 1): is not a setting")
+    assert "host" in second and "isolated_networks" in second  # the keys it takes
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            'port = "443"',
+            'vcenter[0].port (line 10, column 1): must be a whole number, got text "443"',
+        ),
+        ("insecure = 1", "vcenter[0].insecure (line 10, column 1): must be true or false, got 1"),
+        (
+            "timeout = nan",
+            "vcenter[0].timeout (line 10, column 1): must be a finite number, got nan",
+        ),
+        ("read_max_age = inf", "vcenter[0].read_max_age (line 10, column 1): must be a finite"),
+        ("task_timeout = -inf", "vcenter[0].task_timeout (line 10, column 1): must be a finite"),
+        (
+            'isolated_networks = "Test"',
+            "vcenter[0].isolated_networks (line 10, column 1): must be a list of text",
+        ),
+        ("path = 3", "vcenter[0].path (line 10, column 1): must be text, got 3"),
+        ("timeout = 0", "vcenter[0].timeout (line 10, column 1): VCenter timeout: must be > 0"),
+        ('thumbprint = "ab:cd"', "vcenter[0].thumbprint (line 10, column 1): VCenter thumbprint:"),
+    ],
+)
+def test_wrong_values_name_key_and_line(secrets: Path, line: str, expected: str) -> None:
+    text = VSPHERE.format(thumbprint=THUMBPRINT).replace(
+        'ca_bundle = "certs/vcenter-a.pem"\n', f'ca_bundle = "certs/vcenter-a.pem"\n{line}\n'
+    )
+    if "thumbprint" in line:
+        text = text.replace('ca_bundle = "certs/vcenter-a.pem"\n', "", 1)
+        expected = expected.replace("line 10", "line 9")
+    (finding,) = refused(write(secrets, "dr.toml", text))
+    assert finding.startswith(f"{secrets / 'dr.toml'}, {expected}"), finding
+
+
+def test_yaml_places_come_from_the_yaml_reader(secrets: Path) -> None:
+    text = VSPHERE_YAML.format(thumbprint=THUMBPRINT).replace("timeout: 30", "timeout: .nan")
+    path = write(secrets, "dr.yaml", text)
+    (finding,) = refused(path)
+    assert finding.startswith(f"{path}, vcenter[1].timeout (line 15, column 5): must be a finite")
+
+
+def test_a_missing_environment_variable_is_named_not_its_value(
+    secrets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    monkeypatch.delenv("DR_VCENTER_PASSWORD")
+    (finding,) = refused(path)
+    assert finding.startswith(f"{path}, vcenter[0].password_env (line 8, column 1): ")
+    assert "the environment variable DR_VCENTER_PASSWORD is not set" in finding
+    monkeypatch.setenv("DR_VCENTER_PASSWORD", "")
+    (finding,) = refused(path)
+    assert "the environment variable DR_VCENTER_PASSWORD is empty" in finding
+
+
+def test_password_files_that_are_missing_or_empty(secrets: Path) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    (secrets / "vcenter-b.password").write_text(" \n", encoding="utf-8")
+    (finding,) = refused(path)
+    password_file = str(secrets / "vcenter-b.password")
+    place = "vcenter[1].password_file (line 16, column 1)"
+    assert f"{place}: the password file {password_file!r} is empty" in finding
+    (secrets / "vcenter-b.password").unlink()
+    (finding,) = refused(path)
+    assert "does not exist" in finding
+
+
+def test_credentials_are_needed_once(secrets: Path) -> None:
+    both = VSPHERE.format(thumbprint=THUMBPRINT).replace(
+        'password_env = "DR_VCENTER_PASSWORD"\n',
+        'password_env = "DR_VCENTER_PASSWORD"\npassword_file = "vcenter-b.password"\n',
+    )
+    (finding,) = refused(write(secrets, "both.toml", both))
+    assert (
+        "vcenter[0].password_file (line 9, column 1): give password_env or password_file" in finding
+    )
+    no_user = VSPHERE.format(thumbprint=THUMBPRINT).replace(
+        'username = "dr@vsphere.local"\n', "", 1
+    )
+    (finding,) = refused(write(secrets, "nouser.toml", no_user))
+    assert "vcenter[0].password_env (line 7, column 1): is given without a username" in finding
+    nothing = no_user.replace('password_env = "DR_VCENTER_PASSWORD"\n', "")
+    (finding,) = refused(write(secrets, "nothing.toml", nothing))
+    assert "vcenter[0] (line 3, column 1): says no username" in finding
+    no_password = HYPERV.replace('password_env = "DR_HYPERV_PASSWORD"\n', "")
+    (finding,) = refused(write(secrets, "hv.toml", no_password))
+    assert (
+        "host[1].username (line 15, column 1): needs one place the password comes from" in finding
+    )
+
+
+def test_the_backends_own_checks_are_placed_in_the_file(secrets: Path) -> None:
+    frequency = HYPERV.replace("replication_frequency = 30", "replication_frequency = 60")
+    (finding,) = refused(write(secrets, "hv.toml", frequency))
+    assert finding.startswith(f"{secrets / 'hv.toml'}, replication_frequency (line 2, column 1): ")
+    assert "60 is not 30, 300 or 900" in finding
+    timeouts = HYPERV.replace('site = "site-a"\n', 'site = "site-a"\nread_timeout = 5\n')
+    (finding,) = refused(write(secrets, "hv.toml", timeouts))
+    assert "host[0].read_timeout (line 8, column 1): " in finding and "must exceed" in finding
+    insecure = VSPHERE.format(thumbprint=THUMBPRINT).replace(
+        'datacenter = "DC-A"', 'datacenter = "DC-A"\ninsecure = true'
+    )
+    (finding,) = refused(write(secrets, "dr.toml", insecure))
+    assert "vcenter[0].insecure (line 7, column 1): " in finding and "cannot be combined" in finding
+    twice = VSPHERE.format(thumbprint=THUMBPRINT).replace('site = "site-b"', 'site = "site-a"')
+    (finding,) = refused(write(secrets, "dr.toml", twice))
+    assert "vcenter (line 3, column 1): site 'site-a': has two VCenter settings" in finding
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[[vcenter]]\nsite = 'a'\n", 'backend: says no backend (start the file with backend = "'),
+        ('backend = "esx"\n', 'backend (line 1, column 1): text "esx" is not a backend'),
+        ('backend = "vsphere"\n', "vcenter: is missing"),
+        (
+            'backend = "vsphere"\nvcenter = 3\n',
+            "vcenter (line 2, column 1): must be a list of tables",
+        ),
+        (
+            'backend = "vsphere"\n[vcenter]\nsite = "a"\n',
+            "vcenter (line 2, column 1): must be a list",
+        ),
+        ('backend = "vsphere"\n[[vcenter]\n', "line 2, column 10: is not valid TOML"),
+    ],
+)
+def test_the_shape_of_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, "dr.toml", text)
+    texts = refused(path)
+    assert any(t.startswith(f"{path}, {expected}") for t in texts), texts
+
+
+def test_on_the_command_line(
+    secrets: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = VSPHERE.format(thumbprint=THUMBPRINT).replace("timeout = 30", "timeout = nan")
+    path = write(secrets, "dr.toml", text)
+    journal = str(secrets / "journal.db")
+    for argv in (
+        ["run", str(LAB_PLAN), "--kind", "test", "--backend", str(path), "--journal", journal],
+        ["validate", str(LAB_PLAN), "--backend", str(path)],
+        ["cleanup", "no-such-run", "--backend", str(path), "--journal", journal],
+    ):
+        assert main(argv, out=io.StringIO()) == 3, argv
+        err = capsys.readouterr().err
+        # about the backend file, not the plan file
+        assert re.search(
+            rf"^vmfailover: {re.escape(str(path))}, vcenter\[1\]\.timeout \(line 18", err
+        ), err
+        assert SECRET not in err
+    assert main(["validate", str(LAB_PLAN), "--backend", str(secrets / "none.toml")]) == 2
+    assert "the backend file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["validate", str(LAB_PLAN), "--backend", str(path), "--lab"])
