@@ -347,3 +347,25 @@ def test_on_the_command_line(
     assert "the backend file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["validate", str(LAB_PLAN), "--backend", str(path), "--lab"])
+
+
+def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = docs.split("### Backend files")[1].split("\n## ")[0]
+    (toml,) = re.findall(r"```toml\n(.*?)\n```", section, flags=re.DOTALL)
+    (yaml,) = re.findall(r"```yaml\n(.*?)\n```", section, flags=re.DOTALL)
+    monkeypatch.setenv("VCENTER_A_PASSWORD", SECRET)
+    monkeypatch.setenv("HYPERV_PASSWORD", SECRET)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "vc-b").write_text(SECRET, encoding="utf-8")
+    name, options = backend_file_options(write(tmp_path, "dr.toml", toml))
+    assert name == "vsphere" and [v.site for v in options["vcenters"]] == ["site-a", "site-b"]
+    name, options = backend_file_options(write(tmp_path, "hv.yaml", yaml))
+    assert name == "hyperv" and [h.name for h in options["hosts"]] == ["HV-A1", "HV-B1"]
+    assert options["hosts"][1].credentials.username == "CORP\\svc-dr"
+    # the refusal the section shows is what a file with those two mistakes gets
+    broken = toml.replace('password_env = "VCENTER_A_PASSWORD"', f'password = "{SECRET}"')
+    broken = broken.replace("timeout = 60", "timeout = nan")
+    path = write(tmp_path, "dr.toml", broken)
+    shown = [f"\n    {finding.replace(str(path), 'dr.toml')}\n" for finding in refused(path)]
+    assert len(shown) == 2 and all(line in section for line in shown)
