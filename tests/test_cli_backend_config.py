@@ -369,3 +369,21 @@ def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.Monkey
     path = write(tmp_path, "dr.toml", broken)
     shown = [f"\n    {finding.replace(str(path), 'dr.toml')}\n" for finding in refused(path)]
     assert len(shown) == 2 and all(line in section for line in shown)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "dr.yaml: is empty"),
+        ("- backend\n", "dr.yaml: must be a table of keys (backend, vcenter or host), got a list"),
+        (
+            "backend: &b vsphere\n",
+            "dr.yaml, line 1, column 10: the anchor &b is not allowed in a backend file",
+        ),
+    ],
+)
+def test_yaml_the_reader_refuses(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, "dr.yaml", text)
+    (finding,) = refused(path)
+    assert finding.replace(f"{tmp_path}/", "").startswith(expected), finding
+    assert "plan" not in finding

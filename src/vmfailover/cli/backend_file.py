@@ -143,9 +143,12 @@ def _in_file(path: Path, error: ValidationError) -> ValidationError:
     return ValidationError(
         Finding(
             str(path) if f.item == "plan file" else f"{path}, {f.item}",
-            f.message.replace("plan file", "backend file"),
+            re.sub(r"\(name, vms, \.\.\.\)", "(backend, vcenter or host)", f.message).replace(
+                "plan file", "backend file"
+            ),
             f.severity,
-            f.hint,
+            # The reader's hints speak of plans ("a plan needs at least name and vms").
+            None if f.hint is None or "plan" in f.hint else f.hint,
         )
         for f in error.findings
     )
