@@ -159,7 +159,7 @@ def test_a_host_run_has_no_commit_undo_or_failback_and_resume_says_why(tmp_path:
         other = Runner(backend, journal=journal, poll_interval=2.0)
         run = other.attach(report.run_id)
         for action in (other.commit, other.undo, other.failback):
-            with pytest.raises(ConflictError, match="host failover of esx-a1.*move_back"):
+            with pytest.raises(ConflictError, match=r"host failover of esx-a1.*move_back"):
                 action(run)
         with pytest.raises(ConflictError, match="nothing of it is in flight"):
             other.resume(report.run_id)
@@ -186,7 +186,7 @@ def test_the_report_of_a_run_that_is_not_a_finished_host_failover_is_refused(
         runner.resume(summary.run_id, background=False).wait()
         backend.restore_host(FAILED)
         back = runner.move_back(runner.host_failover_report(summary.run_id))
-        with pytest.raises(ConflictError, match="is the move back after .*not a host failover"):
+        with pytest.raises(ConflictError, match=r"is the move back after .*not a host failover"):
             runner.host_failover_report(back.run_id)
         with pytest.raises(ConflictError, match="has no journal"):
             Runner(backend).host_failover_report(summary.run_id)
