@@ -548,6 +548,14 @@ def _check(runner: Runner, run: object, what: str) -> None:
         raise ValidationError.of(what, f"needs a Run, got {run!r}")
     if run._runner.backend is not runner.backend:
         raise ConflictError(f"run {run.id} ran on another backend: {what} it with its runner")
+    if run.host_run is not None:
+        from vmfailover.engine.host_run import describe
+
+        raise ConflictError(
+            f"run {run.id} is {describe(run.host_run)}, which has no {what}: its VMs restarted "
+            "from shared storage, no replica failed over; bring them home with "
+            "runner.move_back(runner.host_failover_report(run_id))"
+        )
 
 
 def _settled(run: Run) -> None:

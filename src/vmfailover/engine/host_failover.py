@@ -25,10 +25,9 @@ of that item reaches the backend but the VM's id.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vmfailover.engine.claims import claims_for
 from vmfailover.engine.events import VMStep
@@ -37,6 +36,7 @@ from vmfailover.engine.host_failover_results import (
     HostFailoverReport,
     HostRestart,
 )
+from vmfailover.engine.journal_codec import encode
 from vmfailover.engine.recovery import VMProgress, vm_step, wait_ready
 from vmfailover.engine.results import RunReport, RunResult, VMResult
 from vmfailover.engine.run_state import RunAction
@@ -59,13 +59,13 @@ from vmfailover.model import (
 from vmfailover.plan import CompiledPlan, FailoverPlan, PowerOffSource, VMRecovery
 from vmfailover.policy.cluster import Cluster, ClusterPolicy, RestartPriority
 from vmfailover.policy.host_health import HostDecision
-from vmfailover.policy.placement import PlacedVM, UnplacedVM, place
+from vmfailover.policy.placement import PlacedVM, Placement, UnplacedVM, place
 from vmfailover.policy.sequencer import GroupMode, StartOrder, VMState
 
 if TYPE_CHECKING:
     from vmfailover.engine.runner import Runner
 
-__all__ = ["HostFailoverResponse", "host_failover"]
+__all__ = ["HostFailoverResponse", "failover_report", "host_failover"]
 
 _NOT_FAILED_OVER = (ReplicaState.INITIALIZING, ReplicaState.READY, ReplicaState.TEST_FAILOVER)
 
@@ -125,6 +125,8 @@ def host_failover(
     work = tuple(
         _work_item(vm, targets[vm.name], site[vm.host], restart_order, decided_at) for vm in victims
     )
+    origin = when if when is not None else decided_at
+    downtime_from = "host failure" if when is not None else "decision"
     report = _execute(
         runner,
         f"host failover of {', '.join(failed)}",
@@ -133,23 +135,62 @@ def host_failover(
         work,
         _restart_with(targets),
         weights,
+        {
+            "operation": "host_failover",
+            "cluster": the_cluster.name,
+            "failed_hosts": list(failed),
+            "failed_at": encode(origin),
+            "downtime_from": downtime_from,
+            "placement": encode(placement),
+            "warnings": warnings,
+        },
     )
-    origin = when if when is not None else decided_at
-    restarts = _restarts(report, victims, targets, origin)
-    return HostFailoverReport(
-        run_id=report.run_id,
+    return failover_report(
+        report,
         cluster=the_cluster.name,
         failed_hosts=failed,
         failed_at=origin,
-        downtime_from="host failure" if when is not None else "decision",
+        downtime_from=downtime_from,
+        victims=victims,
+        placement=placement,
+        warnings=warnings,
+        order=restart_order,
+    )
+
+
+def failover_report(
+    report: RunReport,
+    *,
+    cluster: str,
+    failed_hosts: tuple[str, ...],
+    failed_at: datetime,
+    downtime_from: str,
+    victims: list[VM],
+    placement: Placement,
+    warnings: Iterable[str],
+    order: StartOrder,
+) -> HostFailoverReport:
+    """The host failover's report from its run's report and what it decided before it ran
+    (also what :func:`~vmfailover.engine.host_run.host_failover_report` rebuilds from a
+    journal)."""
+    targets: dict[str, PlacedVM | UnplacedVM] = {
+        **{entry.name: entry for entry in placement.unplaced},
+        **{entry.name: entry for entry in placement.placed},
+    }
+    return HostFailoverReport(
+        run_id=report.run_id,
+        cluster=cluster,
+        failed_hosts=failed_hosts,
+        failed_at=failed_at,
+        downtime_from=downtime_from,
         started_at=report.started_at,
         finished_at=report.finished_at,
         result=report.result,
-        vms=restarts,
+        vms=_restarts(report, victims, targets, failed_at),
         placement=placement,
         run=report,
-        warnings=(*warnings, *report.warnings),
-        order=restart_order,
+        warnings=tuple(dict.fromkeys((*warnings, *report.warnings))),
+        order=order,
     )
 
 
@@ -399,12 +440,19 @@ def _execute(
     work: tuple[VMRecovery, ...],
     recover_vm: Callable[[Execution, VMRecovery], VMState],
     weights: Mapping[str, float] | None,
+    host_run: Mapping[str, Any],
 ) -> RunReport:
     """Run the work items through a :class:`Run`, as :meth:`Runner.start` runs a plan (no work:
-    an empty report, nothing run)."""
+    an empty report, nothing run).
+
+    With a journal the run is journaled as a plan's run is: its record (the work items and
+    ``host_run``, what the run is) durable before anything acts, every changing backend call's
+    intent and outcome, each VM's end, the run's end with its report; so it is in the journal's
+    history and :meth:`Runner.resume` finishes it when its process died.
+    """
     from vmfailover.engine.run import Run
 
-    run_id = f"run-{runner.clock.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    run_id = runner.new_run_id()
     if not work:
         now = runner.clock.now()
         return RunReport(
@@ -415,20 +463,32 @@ def _execute(
     )
     compiled = CompiledPlan(plan=plan, kind=FailoverKind.REGULAR, order=order, vms=work)
     run = Run(runner, run_id, plan, compiled.kind)
+    run.host_run = host_run
+    checked = _weights(weights, plan)
     run._fire(RunAction.VALIDATE)
     try:
         claims_for(runner.backend).claim(run_id, [item.source.id for item in work])
     except BaseException:
         run._fire(RunAction.REFUSE)
         raise
+    if runner._writer is not None:
+        try:
+            run._journal = runner._begin(run, compiled, frozenset(), checked, None)
+            runner._runs[run_id] = run
+        except BaseException:
+            claims_for(runner.backend).release(run_id)
+            run._fire(RunAction.REFUSE)
+            raise
     run._execution = Execution(
         runner,
         run_id,
         compiled,
-        weights=_weights(weights, plan),
+        weights=checked,
         reachable_sources=frozenset(),
         recover_vm=recover_vm,
+        journal=run._journal,
     )
+    run._go_live()
     run._fire(RunAction.START)
     return run.wait()
 

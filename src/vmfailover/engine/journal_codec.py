@@ -63,6 +63,8 @@ from vmfailover.model import (
     Site,
 )
 from vmfailover.plan import Approval, NicChange, PowerOffSource, Step, StepFailure, VMRecovery, When
+from vmfailover.policy.cluster import RestartPriority
+from vmfailover.policy.placement import HostLoad, PlacedVM, Placement, UnplacedReason, UnplacedVM
 from vmfailover.policy.probes import (
     CallableProbe,
     HTTPStatus,
@@ -117,6 +119,10 @@ _CLASSES: dict[str, type] = {
         FailbackVM,
         FailbackResult,
         Deadline,
+        Placement,
+        PlacedVM,
+        UnplacedVM,
+        HostLoad,
     )
 }
 _ENUMS: dict[str, type[enum.Enum]] = {
@@ -137,6 +143,8 @@ _ENUMS: dict[str, type[enum.Enum]] = {
         Outcome,
         RunResult,
         DeadlineAction,
+        RestartPriority,
+        UnplacedReason,
     )
 }
 

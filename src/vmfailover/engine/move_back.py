@@ -96,6 +96,13 @@ def move_back(runner: Runner, failover: HostFailoverReport) -> MoveBackReport:
         work,
         _move_home_with(homes, where, moves),
         None,
+        {
+            "operation": "move_back",
+            "failover_run": failover.run_id,
+            "cluster": failover.cluster,
+            "homes": {r.vm: homes[r.vm] for r in back},
+            "where": where,
+        },
     )
     after = runner._call(runner.backend.inventory)
     differences = [

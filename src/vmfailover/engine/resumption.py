@@ -180,6 +180,7 @@ def _taken_up(
     )
     run.inventory_before = record.inventory_before
     run.failback_result = record.failback
+    run.host_run = record.host_run
     run._journal = RunJournal(
         writer, summary.run_id, runner.clock.now, first_seq=replay.last_seq + 1
     )
@@ -187,13 +188,27 @@ def _taken_up(
 
 
 def _execution(runner: Runner, run: Run, record: RunRecord, replay: Replay | None) -> Execution:
-    """The execution of a journaled run's recovery (replaying ``replay``'s calls, if given)."""
+    """The execution of a journaled run's recovery (replaying ``replay``'s calls, if given):
+    a plan's recovery, or a host failover's restarts or a move back's moves."""
+    if record.host_run is None:
+        return Execution(
+            runner,
+            run.id,
+            record.compiled,
+            weights=record.weights,
+            reachable_sources=record.reachable_sources,
+            journal=run._journal,
+            replay=replay,
+        )
+    from vmfailover.engine.host_run import recover_vm_of  # it imports the host failover
+
     return Execution(
         runner,
         run.id,
         record.compiled,
         weights=record.weights,
         reachable_sources=record.reachable_sources,
+        recover_vm=recover_vm_of(record.host_run),
         journal=run._journal,
         replay=replay,
     )
@@ -227,7 +242,7 @@ def _resume_recovery(
     if run.state is RunState.VALIDATING:
         run._fire(RunAction.START)
     run._execution = _execution(runner, run, record, replay)
-    if record.compiled.kind is not FailoverKind.TEST:
+    if record.compiled.kind is not FailoverKind.TEST and record.host_run is None:
         run._execution.after_end = lambda: runner._after_production(run)
     run._go_live()
     runner._runs[run_id] = run

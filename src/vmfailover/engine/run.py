@@ -13,7 +13,8 @@ import os
 import socket
 import threading
 from collections import Counter
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -118,6 +119,9 @@ class Run:
         self._aftercare_replay: Replay | None = None
         #: The id a failback of this run is (or was about to be) begun under.
         self._failback_link: str | None = None
+        #: What a host failover or move back run is (its record's ``host_run``); None for a
+        #: plan's run. Such a run has no commit, undo or failback.
+        self.host_run: Mapping[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, {self.kind.value}, plan={self.plan.name!r}, {self.state.value})"

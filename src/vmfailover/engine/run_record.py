@@ -5,7 +5,10 @@ compiled plan (VM names and ids, replicas and recovery points, NIC changes, expe
 the start order with its probes and limits, the steps), which sources answered at pre-flight,
 the expected durations, and the inventory before it: all of it for a test (its cleanup proves it
 back), what the run touches for a production run (its undo restores that and proves it back).
-A failback run's record names the run it fails back and what reversing replication did.
+A failback run's record names the run it fails back and what reversing replication did; a
+host failover's or a move back's names what it was (``host_run``: the cluster, the failed hosts
+and the placement; or the host failover it undoes and each VM's home), so that resuming it
+restarts or moves its VMs as the interrupted process would have.
 The plan itself is kept as far as the run uses it (name, VMs, objectives, shutdown timeout);
 its network mapping and re-IP rules are already resolved into each VM's NIC changes.
 
@@ -54,6 +57,10 @@ class RunRecord:
     failback: Any = None
     """The failback's :class:`~vmfailover.engine.aftercare_results.FailbackResult` as the
     reversal left it, for a failback run."""
+    host_run: Mapping[str, Any] | None = None
+    """For a host failover or a move back: what :mod:`vmfailover.engine.host_run` needs to
+    resume it and report it (``{"operation": "host_failover" | "move_back", ...}``, JSON as
+    stored); None for a plan's run."""
 
 
 def write_record(
@@ -65,6 +72,7 @@ def write_record(
     backend: str,
     failback_of: str | None = None,
     failback: object = None,
+    host_run: Mapping[str, Any] | None = None,
 ) -> str:
     """The record of a run of ``compiled`` as journal text."""
     plan = compiled.plan
@@ -95,6 +103,8 @@ def write_record(
     if failback_of is not None:
         data["failback_of"] = failback_of
         data["failback"] = encode(failback)
+    if host_run is not None:
+        data["host_run"] = dict(host_run)
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
@@ -175,6 +185,11 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
     )
     weights = data["weights"]
     inventory = decode(data["inventory_before"])
+    host_run = data.get("host_run")
+    if host_run is not None and not (
+        isinstance(host_run, dict) and host_run.get("operation") in ("host_failover", "move_back")
+    ):
+        raise ValidationError.of("run record", f"has an unknown host_run {host_run!r}")
     return RunRecord(
         compiled=compiled,
         reachable_sources=frozenset(data["reachable_sources"]),
@@ -183,6 +198,7 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
         backend=str(data["backend"]),
         failback_of=data.get("failback_of"),
         failback=decode(data.get("failback")),
+        host_run=host_run,
     )
 
 

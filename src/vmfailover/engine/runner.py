@@ -360,20 +360,22 @@ class Runner:
         compiled: CompiledPlan,
         reachable: frozenset[str],
         weights: Mapping[str, float] | None,
-        inventory: Inventory,
+        inventory: Inventory | None,
     ) -> RunJournal:
-        """Journal the run (durable) before anything of it acts."""
+        """Journal the run (durable) before anything of it acts (``inventory`` None: the run
+        has no undo, so nothing of it is kept; a host failover's)."""
         assert self._writer is not None
+        if inventory is not None and run.kind is not FailoverKind.TEST:
+            inventory = _touched_inventory(inventory, compiled)
         record = write_record(
             compiled,
             reachable_sources=reachable,
             weights=weights,
-            inventory_before=inventory
-            if run.kind is FailoverKind.TEST
-            else _touched_inventory(inventory, compiled),
+            inventory_before=inventory,
             backend=self.backend.name,
             failback_of=None if run.failback_of is None else run.failback_of.id,
             failback=run.failback_result,
+            host_run=run.host_run,
         )
         journal = RunJournal(self._writer, run.id, self.clock.now)
         journal.begin(
@@ -559,6 +561,18 @@ class Runner:
             failed_at=failed_at,
             weights=weights,
         )
+
+    def host_failover_report(self, run_id: str) -> HostFailoverReport:
+        """The report of host failover ``run_id`` as the runner's journal holds it (in this
+        process or another one): what :meth:`move_back` needs, for a host failover that was
+        resumed (:meth:`resume`) or ran in a process that is gone.
+
+        ConflictError if this runner has no journal, the run is not a host failover, or it was
+        interrupted (resume it first); NotFoundError if the journal lacks it.
+        """
+        from vmfailover.engine.host_run import host_failover_report
+
+        return host_failover_report(self, run_id)
 
     def move_back(self, run: HostFailoverReport) -> MoveBackReport:
         """Move the VMs of a host failover back to their original hosts once those answer again
