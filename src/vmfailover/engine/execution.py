@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -367,7 +367,11 @@ class Execution:
                     sequencer.withdraw(name)
                     continue
                 work_ticket = self.clock.enlist()
-                pool.submit(self._work, self.compiled.vm(name), work_ticket)
+                queued = pool.submit(self._work, self.compiled.vm(name), work_ticket)
+                # Work the pool never starts (cancelled when a crash shuts it down) must stop
+                # holding virtual time back, or the workers still in a clock wait never wake
+                # and the shutdown waits for them forever.
+                queued.add_done_callback(_release_if_cancelled(work_ticket))
                 running += 1
             with self._lock:
                 finished = list(self._finished)
@@ -685,3 +689,13 @@ class Execution:
     def running_copies(self) -> list[str]:
         """Test copies this run created (for cleanup)."""
         return [p.test_copy for p in self.progress.values() if p.test_copy is not None]
+
+
+def _release_if_cancelled(ticket: Ticket) -> Callable[[Future[None]], None]:
+    """A done-callback releasing ``ticket`` when its work was cancelled before it started."""
+
+    def done(future: Future[None]) -> None:
+        if future.cancelled():
+            ticket.release()
+
+    return done
