@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from journal_support import STORES, JournalStore, journal_store
-from vmfailover import ConflictError, PowerState, Runner, RunResult, StartOrder
+from vmfailover import ConflictError, PowerState, Runner, RunResult
 from vmfailover.backends.memory import MemoryBackend
 from vmfailover.engine.journal import EntryKind
 from vmfailover.engine.run_journal import MUTATING
 from vmfailover.engine.sqlite_journal import SQLiteJournal
-from vmfailover.testing import LAB_DEPENDENCIES, SimulatedCrash, lab
+from vmfailover.testing import SimulatedCrash, lab
 from vmfailover.testing.postgres import postgres_server
 
 __all__ = ["postgres_server"]  # the fixture, for the PostgreSQL store
@@ -70,18 +70,6 @@ class Watched:
             return result
 
         return call
-
-
-def chain() -> StartOrder:
-    """The lab's dependencies among the restarted VMs: dc01, db01, app01, web01 one by one.
-
-    One VM at a time, as the site crash-point test's chain: a crash in one worker while
-    another sleeps in its readiness wait on the virtual clock can hang the crashed run's pool
-    shutdown (seen under pytest; see the report), which is not what this test is about."""
-    order = StartOrder()
-    for name, after in LAB_DEPENDENCIES.items():
-        order.add(name, after=after)
-    return order
 
 
 def failed_lab() -> tuple[MemoryBackend, Watched]:
@@ -198,7 +186,7 @@ def _uninterrupted(store: JournalStore) -> tuple[dict[str, Any], dict[str, Any],
     before = backend.faults.calls
     with store.open("host-clean") as journal:
         runner = Runner(watched, journal=journal, poll_interval=2.0)
-        report = runner.host_failover("prod-cluster", [FAILED], order=chain())
+        report = runner.host_failover("prod-cluster", [FAILED])
         assert report.result is RunResult.SUCCEEDED
         calls, changes = backend.faults.calls - before, watched.changing_calls
         after_failover = placement(backend)
@@ -221,7 +209,7 @@ def _crash_and_resume(
     journal = store.open(name)
     crashed = Runner(watched, journal=journal, poll_interval=2.0)
     with pytest.raises(SimulatedCrash):
-        crashed.host_failover("prod-cluster", [FAILED], order=chain())
+        crashed.host_failover("prod-cluster", [FAILED])
     assert crashed._writer is not None
     crashed._writer.abandon()  # the process is gone: what it had not committed is lost
     journal.close()
@@ -239,7 +227,7 @@ def _crash_and_resume(
                 problems.append(f"the resumed run ended {resumed.result.value}: {resumed}")
         else:  # crashed in its pre-flight, before anything was journaled or touched
             how = "restarted"
-            run_id = runner.host_failover("prod-cluster", [FAILED], order=chain()).run_id
+            run_id = runner.host_failover("prod-cluster", [FAILED]).run_id
         summary = reopened.report(run_id).summary
         if summary.interrupted or summary.result is not RunResult.SUCCEEDED:
             problems.append(f"the journal says {summary}")
