@@ -19,9 +19,11 @@ failback before it. Exit 0 when the action finished; 4 when a commit or undo cou
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from vmfailover.cli.backends import LAB_BACKEND, opened_backend
 from vmfailover.cli.commands import load_plan
@@ -100,15 +102,8 @@ def commit_command(
     over is committed (a failback run's replication resumed in its first direction too); 4 when
     something is left (shown: run it again)."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    with open_journal(journal_spec(journal)) as journaled:
-        _refuse_journaled(journaled, run_id, "commit", backend)
-        with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, journal=journaled)
-            try:
-                run = _attached(runner, run_id, "commit", plan)
-                report = run.commit()
-            finally:
-                runner.close()
+    with _attached_run(run_id, "commit", backend, lab_file, journal, plan) as (_, run):
+        report = run.commit()
     commit = report.commit
     assert commit is not None
     done = commit.done and run.state is RunState.COMMITTED
@@ -142,15 +137,8 @@ def undo_command(
     """Revert journaled run ``run_id`` (not committed). Exit 0 when every VM and replica it
     touched is as the journal recorded them before the run; 4 when not (shown: run it again)."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    with open_journal(journal_spec(journal)) as journaled:
-        _refuse_journaled(journaled, run_id, "undo", backend)
-        with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, journal=journaled)
-            try:
-                run = _attached(runner, run_id, "undo", plan)
-                report = run.undo()
-            finally:
-                runner.close()
+    with _attached_run(run_id, "undo", backend, lab_file, journal, plan) as (_, run):
+        report = run.undo()
     undo = report.undo
     assert undo is not None
     done = undo.restored and run.state is RunState.UNDONE
@@ -182,18 +170,13 @@ def failback_command(
     moved, then a planned failover back (the run's plan turned around, or the plan in
     ``plan_path``) under a run id of its own, shown with its report."""
     plan = load_plan(plan_path) if plan_path is not None else None
-    with open_journal(journal_spec(journal)) as journaled:
-        _refuse_journaled(journaled, run_id, "failback", backend)
-        with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, max_parallel=max_parallel, poll_interval=2.0, journal=journaled)
-            try:
-                run = _attached(runner, run_id, "failback")
-                if not as_json:
-                    runner.subscribe(output.run_progress())
-                back = run.failback(plan=plan, background=False)
-                report = back.wait()
-            finally:
-                runner.close()
+    with _attached_run(
+        run_id, "failback", backend, lab_file, journal, max_parallel=max_parallel, poll_interval=2.0
+    ) as (runner, run):
+        if not as_json:
+            runner.subscribe(output.run_progress())
+        back = run.failback(plan=plan, background=False)
+        report = back.wait()
     if as_json:
         output.say(report.to_json(indent=2))
         return report.result
@@ -209,6 +192,29 @@ def failback_command(
     else:
         output.say(f"to give production back to the recovery site: vmfailover undo {back.id}")
     return report.result
+
+
+@contextlib.contextmanager
+def _attached_run(
+    run_id: str,
+    action: str,
+    backend: str,
+    lab_file: Path | None,
+    journal: str | os.PathLike[str] | None,
+    plan: FailoverPlan | None = None,
+    **runner_options: Any,
+) -> Iterator[tuple[Runner, Run]]:
+    """The journaled run ``run_id`` attached to a runner on the backend, once the journal and
+    the run's state allow ``action`` (refused before the backend is opened where the journal
+    alone rules it out); the runner is closed when the block ends."""
+    with open_journal(journal_spec(journal)) as journaled:
+        _refuse_journaled(journaled, run_id, action, backend)
+        with opened_backend(backend, lab_file) as opened:
+            runner = Runner(opened, journal=journaled, **runner_options)
+            try:
+                yield runner, _attached(runner, run_id, action, plan)
+            finally:
+                runner.close()
 
 
 def _refuse_journaled(journal: Journal, run_id: str, action: str, backend: str) -> None:
