@@ -101,7 +101,8 @@ class Service:
         self.pid = self.process.pid
         self.lines: list[str] = []
         self._said = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -134,15 +135,19 @@ class Service:
         os.kill(self.pid, number)
 
     def stop(self) -> int:
-        """SIGTERM, and the exit code (bounded)."""
+        """SIGTERM, and the exit code (bounded), once every line it wrote has been read."""
         if self.process.poll() is None:
             self.signal(signal.SIGTERM)
         try:
-            return self.process.wait(30)
+            code = self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(10)
             raise
+        # The process may exit before the reader has taken its last lines off the pipe.
+        self._reader.join(10)
+        assert not self._reader.is_alive(), f"{self.name}: output still open after exit"
+        return code
 
     def kill(self) -> None:
         if self.process.poll() is None:
