@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from vmfailover._jsonable import jsonable_fields
 from vmfailover._render import html_table, text_table
 from vmfailover.errors import NotFoundError, ValidationError
 
@@ -75,7 +76,7 @@ class VMSyncResult:
         return 0 if self.point_id is None else 1
 
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, value_serializer=_jsonable)
+        return jsonable_fields(self)
 
 
 @attrs.frozen
@@ -123,7 +124,7 @@ class JobResult:
         raise NotFoundError(f"job {self.job!r} run at {self.started_at} has no VM {name!r}")
 
     def as_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self, value_serializer=_jsonable)
+        data = jsonable_fields(self)
         data["outcome"] = self.outcome.value
         return data
 
@@ -243,14 +244,6 @@ def _vm_result(data: Any) -> VMSyncResult:
         reason=_optional(data.get("reason")),
         warnings=tuple(_string(warning) for warning in data.get("warnings", ())),
     )
-
-
-def _jsonable(instance: object, attribute: object, value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
 
 
 def _size(nbytes: int) -> str:

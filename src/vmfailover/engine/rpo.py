@@ -18,6 +18,7 @@ from typing import Any
 
 import attrs
 
+from vmfailover._jsonable import jsonable_fields
 from vmfailover._render import html_table, text_table
 from vmfailover.backends.base import Backend
 from vmfailover.clock import SystemClock
@@ -57,7 +58,7 @@ class RPOEntry:
     reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self, value_serializer=_jsonable)
+        return jsonable_fields(self)
 
 
 @attrs.frozen
@@ -304,11 +305,3 @@ def _age(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h"
-
-
-def _jsonable(instance: object, attribute: object, value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, RPOState):
-        return value.value
-    return value
