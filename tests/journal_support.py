@@ -32,9 +32,9 @@ from vmfailover.backends.memory import MemoryBackend
 from vmfailover.engine.journal import Journal
 from vmfailover.engine.postgres_journal import PostgresJournal
 from vmfailover.engine.run_journal import MUTATING
-from vmfailover.engine.runner import inventory_differences
 from vmfailover.engine.sqlite_journal import SQLiteJournal
 from vmfailover.model import Inventory, PowerState
+from vmfailover.policy.inventory_diff import inventory_differences
 from vmfailover.testing import LAB_NETWORK_MAP, LAB_TEST_NETWORK_MAP, SimulatedCrash, lab
 
 #: The plan the crash tests fail over: a chain with a branch (dc01 -> db01 -> app01, dc01 ->

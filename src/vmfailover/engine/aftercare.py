@@ -49,6 +49,7 @@ from vmfailover.errors import ConflictError, NotFoundError, ValidationError, VMF
 from vmfailover.model import FailoverKind, Inventory, PowerState, ReplicaState
 from vmfailover.plan import CompiledPlan, FailoverPlan, VMRecovery
 from vmfailover.plan.reverse import reverse_plan
+from vmfailover.policy.inventory_diff import inventory_differences
 from vmfailover.policy.sequencer import Sequencer, StartOrder
 
 if TYPE_CHECKING:
@@ -211,8 +212,6 @@ def _undo(runner: Runner, run: Run, before: Inventory) -> UndoResult:
                 errors.append(f"VM {name!r}: its source did not start again: {error}")
         warnings.extend(_wait_ready(runner, run, starting))
     after = _act(runner, run, None, backend.inventory)
-    from vmfailover.engine.runner import inventory_differences
-
     keys: set[str] = set()
     for work in works:
         keys.update((work.source.id, work.replica_vm.id, work.replica.id))

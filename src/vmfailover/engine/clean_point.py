@@ -46,7 +46,7 @@ from vmfailover.engine.point_checks import (
     run_check,
 )
 from vmfailover.engine.results import CleanupResult, Outcome, RunReport
-from vmfailover.engine.runner import Runner, inventory_differences
+from vmfailover.engine.runner import Runner
 from vmfailover.errors import ConflictError, ValidationError, VMFailoverError
 from vmfailover.model import FailoverKind, Inventory, aware_utc, parse_seconds
 from vmfailover.plan import CompiledPlan, FailoverPlan
@@ -59,6 +59,7 @@ from vmfailover.policy.clean_point import (
     Verdict,
     recovery_moments,
 )
+from vmfailover.policy.inventory_diff import inventory_differences
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.probes import PROBE_TYPES, Probe
 from vmfailover.policy.reip import ReIPRules

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -64,6 +64,7 @@ from vmfailover.model import (
 from vmfailover.plan import CompiledPlan, FailoverPlan, gather
 from vmfailover.plan.check import Facts
 from vmfailover.policy.cluster import Cluster, ClusterPolicy
+from vmfailover.policy.inventory_diff import inventory_differences
 from vmfailover.policy.points import PointChoice
 from vmfailover.policy.sequencer import StartOrder
 
@@ -834,38 +835,3 @@ def _touched_inventory(inventory: Inventory, compiled: CompiledPlan) -> Inventor
         vms=tuple(vm for vm in inventory.vms if vm.id in keys),
         replicas=tuple(replica for replica in inventory.replicas if replica.id in keys),
     )
-
-
-def inventory_differences(
-    before: Inventory, after: Inventory, *, only: Collection[str] | None = None
-) -> list[str]:
-    """Every site, host, datastore, network, VM and replica that differs between two inventories
-    (those whose key is in ``only``, when given)."""
-    differences: list[str] = []
-    tables = (
-        ("site", lambda i: {s.name: s for s in i.sites}),
-        ("host", lambda i: {h.name: h for h in i.hosts}),
-        ("datastore", lambda i: {d.name: d for d in i.datastores}),
-        ("network", lambda i: {f"{n.site}/{n.name}": n for n in i.networks}),
-        ("VM", lambda i: {v.id: v for v in i.vms}),
-        ("replica", lambda i: {r.id: r for r in i.replicas}),
-    )
-    for what, index in tables:
-        old, new = index(before), index(after)
-        if only is not None:
-            old = {key: value for key, value in old.items() if key in only}
-            new = {key: value for key, value in new.items() if key in only}
-        for key in sorted(old.keys() - new.keys()):
-            differences.append(f"{what} {key!r} is gone")
-        for key in sorted(new.keys() - old.keys()):
-            differences.append(f"{what} {key!r} is new")
-        for key in sorted(old.keys() & new.keys()):
-            if old[key] != new[key]:
-                changed = [
-                    f"{field.name} {getattr(old[key], field.name)!r} -> "
-                    f"{getattr(new[key], field.name)!r}"
-                    for field in attrs.fields(type(old[key]))
-                    if getattr(old[key], field.name) != getattr(new[key], field.name)
-                ]
-                differences.append(f"{what} {key!r} changed: {'; '.join(changed)}")
-    return differences
