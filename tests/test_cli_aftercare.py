@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from test_cli_new_user import ROOT, _plan_from_docs
+from cli_support import ROOT, vmfailover
+from test_cli_new_user import _plan_from_docs
 from vmfailover.backends.memory.lab import lab
 from vmfailover.backends.memory.lab_file import held_lab
 from vmfailover.engine.runner import Runner
@@ -25,22 +26,6 @@ pytestmark = pytest.mark.slow
 
 LAB = "vmfailover-lab.json"
 JOURNAL = "vmfailover-journal.db"
-
-
-def vmfailover(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("VMFAILOVER_")
-    }
-    environment["PYTHONPATH"] = os.pathsep.join((str(ROOT / "src"), str(ROOT / "tests")))
-    return subprocess.run(
-        [sys.executable, "-m", "vmfailover", *args],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def run_id_of(done: subprocess.CompletedProcess[str]) -> str:

@@ -10,15 +10,13 @@ between the processes.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from cli_support import ROOT, vmfailover
+
 QUICKSTART = ROOT / "docs" / "quickstart.md"
 SECTION = "## Run a test failover from the command line"
 
@@ -40,22 +38,6 @@ def _commands_from_docs() -> list[list[str]]:
     assert match, "the quickstart shows no commands"
     lines = [line.split("#")[0].split() for line in match.group(1).splitlines()]
     return [line[1:] for line in lines if line and line[0] == "vmfailover"]
-
-
-def vmfailover(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("VMFAILOVER_")
-    }
-    environment["PYTHONPATH"] = str(ROOT / "src")
-    return subprocess.run(
-        [sys.executable, "-m", "vmfailover", *args],
-        cwd=folder,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_a_new_user_runs_a_test_failover_on_the_lab_from_the_command_line(tmp_path: Path) -> None:
