@@ -39,7 +39,10 @@ from vmfailover.engine.host_failover_results import (
 from vmfailover.engine.journal_codec import encode
 from vmfailover.engine.recovery import VMProgress, vm_step, wait_ready
 from vmfailover.engine.results import RunReport, RunResult, VMResult
-from vmfailover.engine.run_state import RunAction
+from vmfailover.engine.journal import RunSummary
+from vmfailover.engine.run_journal import RunJournal
+from vmfailover.engine.run_record import write_decision_record
+from vmfailover.engine.run_state import RunAction, RunState
 from vmfailover.errors import (
     ConflictError,
     Finding,
@@ -63,6 +66,7 @@ from vmfailover.policy.placement import PlacedVM, Placement, UnplacedVM, place
 from vmfailover.policy.sequencer import GroupMode, StartOrder, VMState
 
 if TYPE_CHECKING:
+    from vmfailover.engine.run import Run
     from vmfailover.engine.runner import Runner
 
 __all__ = ["HostFailoverResponse", "failover_report", "host_failover"]
@@ -441,6 +445,7 @@ def _execute(
     recover_vm: Callable[[Execution, VMRecovery], VMState],
     weights: Mapping[str, float] | None,
     host_run: Mapping[str, Any],
+    after: Callable[[Run], None] | None = None,
 ) -> RunReport:
     """Run the work items through a :class:`Run`, as :meth:`Runner.start` runs a plan (no work:
     an empty report, nothing run).
@@ -448,16 +453,14 @@ def _execute(
     With a journal the run is journaled as a plan's run is: its record (the work items and
     ``host_run``, what the run is) durable before anything acts, every changing backend call's
     intent and outcome, each VM's end, the run's end with its report; so it is in the journal's
-    history and :meth:`Runner.resume` finishes it when its process died.
+    history and :meth:`Runner.resume` finishes it when its process died. ``after`` runs once
+    the run's end is journaled (a move back proves its end state there).
     """
     from vmfailover.engine.run import Run
 
     run_id = runner.new_run_id()
     if not work:
-        now = runner.clock.now()
-        return RunReport(
-            run_id, FailoverKind.REGULAR, now, now, (), RunResult.SUCCEEDED, plan=title
-        )
+        return _decided(runner, run_id, title, description, host_run)
     plan = FailoverPlan(
         name=title, vms=[item.name for item in work], order=order, description=description
     )
@@ -488,9 +491,57 @@ def _execute(
         recover_vm=recover_vm,
         journal=run._journal,
     )
+    if after is not None:
+        run._execution.after_end = lambda: after(run)
     run._go_live()
     run._fire(RunAction.START)
     return run.wait()
+
+
+def _decided(
+    runner: Runner, run_id: str, title: str, description: str, host_run: Mapping[str, Any]
+) -> RunReport:
+    """A host run with nothing to do (no VM to restart): it ends as it is decided. With a
+    journal it is journaled all the same, begun and ended at once with what it decided (the
+    placement, the warnings), so the audit trail shows the decision."""
+    from vmfailover.engine.run import process_owner
+
+    now = runner.clock.now()
+    state = RunState.FAILED_OVER.value
+    report = RunReport(
+        run_id,
+        FailoverKind.REGULAR,
+        now,
+        now,
+        (),
+        RunResult.SUCCEEDED,
+        plan=title,
+        state=state,
+        decisions=("no VM to restart: nothing was done",),
+    )
+    if runner._writer is None:
+        return report
+    journal = RunJournal(runner._writer, run_id, runner.clock.now)
+    journal.begin(
+        RunSummary(
+            run_id=run_id,
+            kind=FailoverKind.REGULAR,
+            plan=title,
+            started_at=now,
+            state=state,
+            backend=runner.backend.name,
+            owner=process_owner(),
+        ),
+        write_decision_record(
+            name=title,
+            description=description,
+            kind=FailoverKind.REGULAR,
+            backend=runner.backend.name,
+            host_run=host_run,
+        ),
+    )
+    journal.end(report, state)
+    return report
 
 
 def _weights(weights: object, plan: FailoverPlan) -> Mapping[str, float] | None:

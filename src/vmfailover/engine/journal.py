@@ -103,6 +103,9 @@ class EntryKind(enum.StrEnum):
     """A test run's cleanup: ``{"restored": ..., "report": ...}``."""
     RESUMED = "resumed"
     """Another process took the run over to resume it: ``{"owner": "host:pid"}``."""
+    CHECKED = "checked"
+    """A move back's end state proved against the inventory once its run ended:
+    ``{"restored": ..., "differences": [...]}`` (each VM that is not home and running)."""
     AFTERCARE = "aftercare"
     """A commit, undo or failback of the run: ``{"action", "state", "report"}`` when it ended
     (the report holding its result), ``{"action": "failback", "failback_run": id}`` before a

@@ -9,8 +9,9 @@ failover's start order, and proves the result against the inventory afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from vmfailover.engine.events import VMStep
 from vmfailover.engine.execution import Execution
@@ -22,8 +23,8 @@ from vmfailover.engine.host_failover_results import (
     MoveBackReport,
     MovedBack,
 )
-from vmfailover.engine.recovery import vm_step
-from vmfailover.engine.results import Outcome, VMResult
+from vmfailover.engine.recovery import VMProgress, vm_step
+from vmfailover.engine.results import RunReport, RunResult, VMResult
 from vmfailover.errors import (
     ConflictError,
     NotFoundError,
@@ -31,16 +32,18 @@ from vmfailover.errors import (
     ValidationError,
     VMFailoverError,
 )
-from vmfailover.model import Inventory, PowerState
+from vmfailover.model import FailoverKind, Inventory, PowerState
 from vmfailover.plan import VMRecovery
 from vmfailover.policy.cluster import ClusterPolicy
 from vmfailover.policy.placement import PlacedVM, UnplacedReason
 from vmfailover.policy.sequencer import VMState
 
 if TYPE_CHECKING:
+    from vmfailover.engine.run import Run
+    from vmfailover.engine.run_journal import RunJournal
     from vmfailover.engine.runner import Runner
 
-__all__ = ["move_back"]
+__all__ = ["move_back", "moved_back_report", "prove_home"]
 
 
 def move_back(runner: Runner, failover: HostFailoverReport) -> MoveBackReport:
@@ -78,6 +81,8 @@ def move_back(runner: Runner, failover: HostFailoverReport) -> MoveBackReport:
             f"host {', '.join(repr(h) for h in absent)} is not back (not connected or powered "
             "off): nothing was moved"
         )
+    if not back:
+        return _nothing_to_move(runner, failover)
     order = _restart_order(failover.order, [inventory.vm(r.vm) for r in back], ClusterPolicy())
     now = runner.clock.now()
     work = tuple(
@@ -86,36 +91,119 @@ def move_back(runner: Runner, failover: HostFailoverReport) -> MoveBackReport:
         )
         for r in back
     )
-    moves: dict[str, MovedBack] = {}
     where = {r.vm: inventory.vm(r.vm).host for r in back}
+    home_of = {r.vm: homes[r.vm] for r in back}
+    names = {r.name: r.vm for r in back}
+    ended: dict[str, Any] = {}
+
+    def prove(run: Run) -> None:
+        assert run._execution is not None
+        ended["progress"] = dict(run._execution.progress)
+        ended["differences"] = prove_home(runner, run._journal, names, home_of)
+
     report = _execute(
         runner,
         f"move back after {failover.run_id}",
         f"cluster {failover.cluster!r}",
         order,
         work,
-        _move_home_with(homes, where, moves),
+        _move_home_with(home_of, where),
         None,
         {
             "operation": "move_back",
             "failover_run": failover.run_id,
             "cluster": failover.cluster,
-            "homes": {r.vm: homes[r.vm] for r in back},
+            "homes": home_of,
             "where": where,
         },
+        after=prove,
     )
+    return moved_back_report(
+        report,
+        failover_run=failover.run_id,
+        names=names,
+        homes=home_of,
+        where=where,
+        progress=ended["progress"],
+        differences=ended["differences"],
+    )
+
+
+def _nothing_to_move(runner: Runner, failover: HostFailoverReport) -> MoveBackReport:
+    """The move back of a host failover that restarted nothing: a report that says so."""
+    now = runner.clock.now()
+    note = (
+        f"host failover {failover.run_id} restarted no VM (its failed hosts ran none it could "
+        "restart): nothing to move back"
+    )
+    run = RunReport(
+        runner.new_run_id(),
+        FailoverKind.REGULAR,
+        now,
+        now,
+        (),
+        RunResult.SUCCEEDED,
+        warnings=(note,),
+        plan=f"move back after {failover.run_id}",
+    )
+    return MoveBackReport(
+        run_id=run.run_id,
+        failover_run_id=failover.run_id,
+        started_at=now,
+        finished_at=now,
+        result=RunResult.SUCCEEDED,
+        vms=(),
+        restored=True,
+        differences=(),
+        run=run,
+        warnings=(note,),
+    )
+
+
+def prove_home(
+    runner: Runner,
+    journal: RunJournal | None,
+    names: Mapping[str, str],
+    homes: Mapping[str, str],
+) -> tuple[str, ...]:
+    """Each VM (name -> id) that does not run on its home host now, in words; journaled (a
+    ``checked`` entry) when ``journal`` is given, so the report read back says the same."""
     after = runner._call(runner.backend.inventory)
-    differences = [
-        f"VM {r.name!r} runs on {after.vm(r.vm).host!r}, not {homes[r.vm]!r}"
-        if after.vm(r.vm).host != homes[r.vm]
-        else f"VM {r.name!r} is on {homes[r.vm]!r} but not running"
-        for r in back
-        if after.vm(r.vm).host != homes[r.vm] or after.vm(r.vm).power_state is not PowerState.ON
-    ]
-    moved = tuple(_moved(result, moves.get(result.vm), homes, back, after) for result in report.vms)
+    differences: list[str] = []
+    for name, vm_id in names.items():
+        if not _has_vm(after, vm_id):
+            differences.append(f"VM {name!r} is no longer in the inventory")
+            continue
+        vm = after.vm(vm_id)
+        if vm.host != homes[vm_id]:
+            differences.append(f"VM {name!r} runs on {vm.host!r}, not {homes[vm_id]!r}")
+        elif vm.power_state is not PowerState.ON:
+            differences.append(f"VM {name!r} is on {homes[vm_id]!r} but not running")
+    if journal is not None:
+        journal.checked(differences)
+    return tuple(differences)
+
+
+def moved_back_report(
+    report: RunReport,
+    *,
+    failover_run: str,
+    names: Mapping[str, str],
+    homes: Mapping[str, str],
+    where: Mapping[str, str],
+    progress: Mapping[str, VMProgress],
+    differences: Sequence[str],
+) -> MoveBackReport:
+    """The move back's report from its run's report, each VM's progress (how it moved) and the
+    proof of its end state (also what :func:`~vmfailover.engine.host_run.move_back_report`
+    rebuilds from a journal)."""
+    moved = tuple(
+        _moved(result, names[result.vm], homes, where, progress.get(result.vm))
+        for result in report.vms
+    )
     return MoveBackReport(
         run_id=report.run_id,
-        failover_run_id=failover.run_id,
+        failover_run_id=failover_run,
         started_at=report.started_at,
         finished_at=report.finished_at,
         result=report.result,
@@ -147,11 +235,14 @@ def _home(restart: HostRestart, home: str) -> PlacedVM:
 
 
 def _move_home_with(
-    homes: Mapping[str, str], where: Mapping[str, str], moves: dict[str, MovedBack]
+    homes: Mapping[str, str], where: Mapping[str, str]
 ) -> Callable[[Execution, VMRecovery], VMState]:
     """One VM's way home: live if it can, else shut down, move, start; or just start there.
 
-    ``where`` is the host each VM was on when the move back began.
+    ``where`` is the host each VM was on when the move back began. How it went is in its
+    progress (``moved``), which the journal keeps with the VM's end. Resumed, a VM the journal
+    shows shut down for its move was running when the move back began, one it shows started was
+    not: resumed, each is reported as it began (cold, started), not as the backend shows it now.
     """
 
     def move_home(execution: Execution, work: VMRecovery) -> VMState:
@@ -162,14 +253,17 @@ def _move_home_with(
         progress = execution.progress[name]
         progress.runs_as = vm_id
         progress.started_at = clock.now()
+        stopped = _journaled_at(execution, name, ("shutdown_guest", "power_off"))
+        started = _journaled_at(execution, name, ("power_on",))
+        running = stopped is not None
         try:
-            running = execution.call(name, backend.readiness, vm_id).powered_on
+            if stopped is None and started is None:
+                running = execution.call(name, backend.readiness, vm_id).powered_on
             if running and current != home:
                 _migrate(execution, work, home)
             if running:
                 progress.ready_at = progress.ended_at = clock.now()
-                how = MoveBack.HOME if current == home else MoveBack.LIVE
-                moves[name] = MovedBack(vm_id, name, current, home, Outcome.READY, how, 0.0)
+                progress.moved = (MoveBack.HOME if current == home else MoveBack.LIVE).value
                 return VMState.READY
         except ConflictError as error:
             execution.warn(f"{name} cannot move live ({error}): shutting it down to move it", name)
@@ -177,7 +271,7 @@ def _move_home_with(
             progress.reason = str(error)
             progress.ended_at = clock.now()
             return VMState.FAILED
-        stopped_at = clock.now()
+        stopped_at = stopped or clock.now()
 
         def act() -> None:
             if running:
@@ -187,15 +281,21 @@ def _move_home_with(
             vm_step(execution, name, VMStep.POWER_ON, execution.call, name, backend.power_on, vm_id)
 
         state = _started(execution, work, progress, act)
-        progress.started_at = stopped_at
-        ready = progress.ready_at
-        downtime = None if ready is None or not running else (ready - stopped_at).total_seconds()
-        outcome = Outcome.READY if state is VMState.READY else Outcome.FAILED
-        how = MoveBack.COLD if running else MoveBack.STARTED
-        moves[name] = MovedBack(vm_id, name, current, home, outcome, how, downtime)
+        if running:
+            progress.started_at = stopped_at
+        progress.moved = (MoveBack.COLD if running else MoveBack.STARTED).value
         return state
 
     return move_home
+
+
+def _journaled_at(execution: Execution, name: str, operations: tuple[str, ...]) -> datetime | None:
+    """When a resumed VM's journal shows one of ``operations`` (None: it shows none): a VM
+    shut down for its move was running when the move back began, one started was not."""
+    replay = execution.replay
+    if replay is None:
+        return None
+    return replay.first_at(name, operations)
 
 
 def _migrate(execution: Execution, work: VMRecovery, host: str) -> None:
@@ -232,30 +332,31 @@ def _stop(execution: Execution, work: VMRecovery) -> None:
 
 def _moved(
     result: VMResult,
-    moved: MovedBack | None,
+    vm_id: str,
     homes: Mapping[str, str],
-    back: list[HostRestart],
-    after: Inventory,
+    where: Mapping[str, str],
+    progress: VMProgress | None,
 ) -> MovedBack:
-    restart = next(r for r in back if r.name == result.vm)
-    if moved is None:
-        return MovedBack(
-            restart.vm,
-            restart.name,
-            after.vm(restart.vm).host,
-            homes[restart.vm],
-            result.outcome,
-            reason=result.reason,
-            steps=result.steps,
-        )
+    how = None if progress is None or progress.moved is None else MoveBack(progress.moved)
     return MovedBack(
-        moved.vm,
-        moved.name,
-        moved.from_host,
-        moved.to_host,
+        vm_id,
+        result.vm,
+        where[vm_id],
+        homes[vm_id],
         result.outcome,
-        moved.how,
-        moved.downtime_seconds,
+        how,
+        _downtime(how, progress),
         result.reason,
         result.steps,
     )
+
+
+def _downtime(how: MoveBack | None, progress: VMProgress | None) -> float | None:
+    """0 for a VM that kept running; from its shutdown until ready for a cold move."""
+    if how in (MoveBack.LIVE, MoveBack.HOME):
+        return 0.0
+    if how is not MoveBack.COLD or progress is None:
+        return None
+    if progress.ready_at is None or progress.started_at is None:
+        return None
+    return (progress.ready_at - progress.started_at).total_seconds()

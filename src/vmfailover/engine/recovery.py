@@ -61,6 +61,9 @@ class VMProgress:
     source: str | None = None
     addresses_verified: bool | None = None
     steps: list[StepRecord] = attrs.field(factory=list)
+    moved: str | None = None
+    """How a move back brought the VM home (a :class:`~vmfailover.engine.host_failover_results.
+    MoveBack` value), journaled with the VM's end so that a resumed run reports it too."""
 
 
 def recover(execution: Execution, work: VMRecovery) -> VMState:

@@ -176,6 +176,13 @@ class Replay:
         with self._lock:
             return any(record.operation in wanted for record in self._calls.get(vm, ()))
 
+    def first_at(self, vm: str, operations: Iterable[str]) -> datetime | None:
+        """When ``vm``'s first remaining record of one of ``operations`` was journaled, if any
+        (a resumed move back's downtime runs from its journaled shutdown)."""
+        wanted = set(operations)
+        with self._lock:
+            return next((r.at for r in self._calls.get(vm, ()) if r.operation in wanted), None)
+
     def remaining(self, vm: str | None) -> bool:
         """Whether ``vm`` still has journaled calls to replay."""
         with self._lock:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -63,13 +63,16 @@ def resume(
     plan: FailoverPlan | None,
     background: bool,
     takeover: bool,
+    probes: Mapping[str, object] | None = None,
 ) -> Run:
     """Continue what was in flight for run ``run_id``
     (:meth:`~vmfailover.engine.runner.Runner.resume`)."""
     loaded = _load(runner, run_id, "resume", takeover=takeover)
     summary = loaded.summary
     if summary.interrupted:
-        return _resume_recovery(runner, loaded, plan, background, takeover=takeover)
+        return _resume_recovery(
+            runner, loaded, plan, background, takeover=takeover, probes=probes
+        )
     if summary.state in _IN_AFTERCARE:
         if not takeover:
             _check_owner(run_id, summary.owner)
@@ -141,9 +144,14 @@ def _load(runner: Runner, run_id: object, what: str, *, takeover: bool = False) 
     return journal.load(run_id)
 
 
-def _record(runner: Runner, loaded: JournaledRun, plan: FailoverPlan | None) -> RunRecord:
+def _record(
+    runner: Runner,
+    loaded: JournaledRun,
+    plan: FailoverPlan | None,
+    probes: Mapping[str, object] | None = None,
+) -> RunRecord:
     """The run's record, checked as one of ``runner``'s kind of backend."""
-    record = read_record(loaded.record, plan)
+    record = read_record(loaded.record, plan, probes=probes)
     if record.backend != runner.backend.name:
         raise ConflictError(
             f"run {loaded.summary.run_id} ran on a {record.backend} backend, not on this "
@@ -224,13 +232,14 @@ def _resume_recovery(
     background: bool,
     *,
     takeover: bool = False,
+    probes: Mapping[str, object] | None = None,
 ) -> Run:
     """Go on with an interrupted recovery."""
     summary = loaded.summary
     run_id = summary.run_id
     if not takeover:
         _check_owner(run_id, summary.owner)
-    record = _record(runner, loaded, plan)
+    record = _record(runner, loaded, plan, probes)
     original = _failback_of(runner, record)
     replay = Replay(summary.started_at, loaded.entries)
     claims_for(runner.backend).claim(run_id, touched_ids(record.compiled))
@@ -244,6 +253,10 @@ def _resume_recovery(
     run._execution = _execution(runner, run, record, replay)
     if record.compiled.kind is not FailoverKind.TEST and record.host_run is None:
         run._execution.after_end = lambda: runner._after_production(run)
+    elif record.host_run is not None and record.host_run["operation"] == "move_back":
+        from vmfailover.engine.host_run import prove_resumed_move_back
+
+        run._execution.after_end = lambda: prove_resumed_move_back(runner, run, record)
     run._go_live()
     runner._runs[run_id] = run
     if background:

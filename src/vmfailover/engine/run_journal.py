@@ -128,6 +128,14 @@ class RunJournal:
         entry = self._entry(EntryKind.CLEANUP, {"restored": restored, "report": dumps(report)})
         self.writer.write([entry], durable=True)
 
+    def checked(self, differences: Sequence[str]) -> None:
+        """A move back's end state as the inventory showed it after the run (durable on
+        return): restored when ``differences`` is empty."""
+        entry = self._entry(
+            EntryKind.CHECKED, {"restored": not differences, "differences": list(differences)}
+        )
+        self.writer.write([entry], durable=True)
+
     def aftercare(self, action: str, report: RunReport, state: str) -> None:
         """A commit, undo or failback ended (or stopped): the report holding its result and the
         run's state (durable on return)."""

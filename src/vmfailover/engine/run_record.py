@@ -32,12 +32,20 @@ from vmfailover.engine.journal_codec import (
     encode,
     holds_callable,
 )
-from vmfailover.errors import Finding, ValidationError
-from vmfailover.model import Inventory
+from vmfailover.errors import ConflictError, Finding, ValidationError
+from vmfailover.model import FailoverKind, Inventory
 from vmfailover.plan import Approval, CompiledPlan, FailoverPlan, Step
+from vmfailover.policy.probes import PROBE_TYPES, CallableProbe
 from vmfailover.policy.sequencer import StartEntry
 
-__all__ = ["RECORD_FORMAT", "RunRecord", "read_record", "write_record"]
+__all__ = [
+    "RECORD_FORMAT",
+    "RunRecord",
+    "read_host_run",
+    "read_record",
+    "write_decision_record",
+    "write_record",
+]
 
 RECORD_FORMAT = 1
 """The version of the record layout inside the journal's schema."""
@@ -108,12 +116,35 @@ def write_record(
     return json.dumps(data, separators=(",", ":"), allow_nan=False)
 
 
-def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
-    """The run record in ``text``; ``plan`` supplies what could not be stored (callables).
+def read_host_run(text: str) -> Mapping[str, Any] | None:
+    """What a host failover's or move back's record says the run is (its ``host_run``), or
+    None for a plan's run; needs none of the record's callables."""
+    host_run = _data(text).get("host_run")
+    if host_run is not None and not (
+        isinstance(host_run, dict) and host_run.get("operation") in ("host_failover", "move_back")
+    ):
+        raise ValidationError.of("run record", f"has an unknown host_run {host_run!r}")
+    return host_run
 
-    Raises :class:`~vmfailover.errors.ValidationError` naming each callable the record lacks
-    when ``plan`` is not given, or how ``plan`` differs from the journaled one.
-    """
+
+def write_decision_record(
+    *, name: str, description: str, kind: FailoverKind, backend: str, host_run: Mapping[str, Any]
+) -> str:
+    """The record of a host run that decided there was nothing to do (no VM to restart): what
+    it decided, for the journal's history; there is no plan to run, so it cannot be taken up
+    (:func:`read_record` says so)."""
+    data: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "backend": backend,
+        "kind": encode(kind),
+        "plan": {"name": name, "description": description, "vms": []},
+        "vms": [],
+        "host_run": {**host_run, "empty": True},
+    }
+    return json.dumps(data, separators=(",", ":"), allow_nan=False)
+
+
+def _data(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except ValueError as error:
@@ -123,14 +154,47 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
         raise ValidationError.of(
             "run record", f"has format {found!r}; this vmfailover reads format {RECORD_FORMAT}"
         )
+    return data
+
+
+def read_record(
+    text: str,
+    plan: FailoverPlan | None = None,
+    *,
+    probes: Mapping[str, object] | None = None,
+    stand_ins: bool = False,
+) -> RunRecord:
+    """The run record in ``text``; ``plan`` supplies what could not be stored (callables), or
+    ``probes`` (VM name -> probe) the callable readiness probes alone. With ``stand_ins`` a
+    callable given by neither stays a stand-in that refuses to be called (for reading a report,
+    which calls none).
+
+    Raises :class:`~vmfailover.errors.ValidationError` naming each callable the record lacks
+    when neither is given, or how ``plan`` differs from the journaled one;
+    :class:`~vmfailover.errors.ConflictError` for a host run that decided there was nothing to
+    do (it has no plan to take up).
+    """
+    data = _data(text)
+    host_run = read_host_run(text)
+    if host_run is not None and host_run.get("empty"):
+        raise ConflictError(
+            f"{data['plan']['name']} had nothing to restart: its run ended when it was "
+            "decided, there is nothing of it to take up"
+        )
     kind = decode(data["kind"])
     stored = data["plan"]
     order_record: OrderRecord = decode(data["order"])
     steps: tuple[Step | Approval, ...] = decode(data["steps"])
-    missing = [
-        f"probe of VM {entry.name!r} ({probe_name})"
+    callable_probes = {
+        entry.name: probe_name
         for entry in order_record.entries
         if (probe_name := _stored_name(entry.probe)) is not None
+    }
+    given = _given_probes(probes, callable_probes, plan)
+    missing = [
+        f"probe of VM {vm!r} ({probe_name})"
+        for vm, probe_name in callable_probes.items()
+        if vm not in given
     ] + [f"{type(item).__name__.lower()} {item.name!r}" for item in steps if holds_callable(item)]
     if plan is not None:
         _check_same_plan(plan, stored)
@@ -142,21 +206,26 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
                 return given_order.entry(entry.name).probe
             return entry.probe
 
-    elif missing:
-        raise ValidationError(
-            [
-                Finding(
-                    item,
-                    "is a Python callable, which the journal cannot store",
-                    hint="resume with the plan given again: runner.resume(run_id, plan=plan)",
-                )
-                for item in missing
-            ]
-        )
     else:
+        if missing and not stand_ins:
+            hint = (
+                "resume with the plan given again: runner.resume(run_id, plan=plan)"
+                if host_run is None
+                else "resume with its probes given again: "
+                "runner.resume(run_id, probes={vm_name: probe})"
+            )
+            raise ValidationError(
+                [
+                    Finding(item, "is a Python callable, which the journal cannot store", hint=hint)
+                    for item in missing
+                ]
+            )
 
         def probe(entry: StartEntry) -> object:
-            return entry.probe
+            if entry.name in given:
+                return given[entry.name]
+            name = _stored_name(entry.probe)
+            return entry.probe if name is None else CallableProbe(StoredCallable(name))
 
     order = build_order(order_record, probe)
     if plan is None:
@@ -185,11 +254,6 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
     )
     weights = data["weights"]
     inventory = decode(data["inventory_before"])
-    host_run = data.get("host_run")
-    if host_run is not None and not (
-        isinstance(host_run, dict) and host_run.get("operation") in ("host_failover", "move_back")
-    ):
-        raise ValidationError.of("run record", f"has an unknown host_run {host_run!r}")
     return RunRecord(
         compiled=compiled,
         reachable_sources=frozenset(data["reachable_sources"]),
@@ -205,6 +269,42 @@ def read_record(text: str, plan: FailoverPlan | None = None) -> RunRecord:
 def _stored_name(probe: object) -> str | None:
     """The name of a callable probe the journal stored by name only, or None."""
     return probe.name if isinstance(probe, StoredCallable) else None
+
+
+def _given_probes(
+    probes: object, callable_probes: Mapping[str, str], plan: object
+) -> dict[str, object]:
+    """The probes given to resume a run, checked: one per VM whose probe was a callable."""
+    if probes is None:
+        return {}
+    if plan is not None:
+        raise ValidationError.of("resume probes", "give the plan or the probes, not both")
+    if not isinstance(probes, Mapping):
+        raise ValidationError.of("resume probes", f"must map VM names to probes, got {probes!r}")
+    findings = [
+        Finding(
+            f"probe of VM {name!r}",
+            "is not needed: the journal stored this VM's probe (or it has none)"
+            if isinstance(name, str)
+            else "is keyed by something that is not a VM name",
+            hint=f"the VMs whose probe was a Python callable: {', '.join(callable_probes)}"
+            if callable_probes
+            else "this run held no callable probe",
+        )
+        for name in probes
+        if name not in callable_probes
+    ]
+    findings += [
+        Finding(f"probe of VM {name!r}", f"must be a readiness probe or a function, got {probe!r}")
+        for name, probe in probes.items()
+        if name in callable_probes and not isinstance(probe, PROBE_TYPES) and not callable(probe)
+    ]
+    if findings:
+        raise ValidationError(findings)
+    return {
+        name: probe if isinstance(probe, PROBE_TYPES) else CallableProbe(probe)
+        for name, probe in probes.items()
+    }
 
 
 def _check_same_plan(plan: object, stored: Mapping[str, Any]) -> None:

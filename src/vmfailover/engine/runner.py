@@ -403,6 +403,7 @@ class Runner:
         plan: FailoverPlan | None = None,
         background: bool = True,
         takeover: bool = False,
+        probes: Mapping[str, object] | None = None,
     ) -> Run:
         """Continue what was in flight for run ``run_id`` when its process stopped; returns its
         :class:`Run`.
@@ -431,8 +432,11 @@ class Runner:
         always finishes before this returns.
 
         ``plan`` is needed only when the plan held Python callables (callable steps, probes or
-        approvers), which a journal cannot store. To commit, undo or fail back a run that ended
-        in another process, :meth:`attach` it.
+        approvers), which a journal cannot store. A host failover or move back has no plan to
+        give: ``probes`` gives its callable readiness probes again (VM name -> probe or
+        function), as the start order it was called with held them; a ValidationError names
+        each VM whose probe is missing. To commit, undo or fail back a run that ended in
+        another process, :meth:`attach` it.
 
         Raises :class:`~vmfailover.errors.ConflictError` naming the run's state if nothing of it
         is in flight (or it is running in this process or in another live process on this
@@ -444,6 +448,7 @@ class Runner:
             plan=plan,
             background=_flag(background, "background"),
             takeover=_flag(takeover, "takeover"),
+            probes=probes,
         )
 
     def attach(self, run_id: str, *, plan: FailoverPlan | None = None) -> Run:
@@ -574,6 +579,22 @@ class Runner:
         from vmfailover.engine.host_run import host_failover_report
 
         return host_failover_report(self, run_id)
+
+    def move_back_report(self, run_id: str) -> MoveBackReport:
+        """The report of move back ``run_id`` as the runner's journal holds it (in this process
+        or another one), the same one the move back returned: how each VM went home (live,
+        cold, started, already home) and whether the original placement was restored, as
+        proved against the inventory when the run ended. For a move back that was resumed
+        (:meth:`resume`) or ran in a process that is gone.
+
+        A move back whose process died after its run ended but before its proof was journaled
+        is proved now, once, and journaled. ConflictError if this runner has no journal, the
+        run is not a move back, or it was interrupted (resume it first); NotFoundError if the
+        journal lacks it.
+        """
+        from vmfailover.engine.host_run import move_back_report
+
+        return move_back_report(self, run_id)
 
     def move_back(self, run: HostFailoverReport) -> MoveBackReport:
         """Move the VMs of a host failover back to their original hosts once those answer again
