@@ -58,7 +58,11 @@ def cluster() -> MemoryBackend:
     backend.add_site("a")
     backend.add_datastore("shared", "a")
     backend.add_network("lan", "a")
-    for name, family, memory in (("h1", "intel", 65536), ("h2", "intel", 16384), ("h3", "amd", 16384)):
+    for name, family, memory in (
+        ("h1", "intel", 65536),
+        ("h2", "intel", 16384),
+        ("h3", "amd", 16384),
+    ):
         backend.add_host(
             name,
             "a",
@@ -145,7 +149,9 @@ def test_the_move_back_report_reads_back_from_the_journal(tmp_path: Any) -> None
         other.close()
 
 
-def _uninterrupted(store: JournalStore) -> tuple[MoveBackReport, Counter[str], dict[str, Any], int, int]:
+def _uninterrupted(
+    store: JournalStore,
+) -> tuple[MoveBackReport, Counter[str], dict[str, Any], int, int]:
     with store.open("back-clean") as journal:
         backend, watched, failover = failed_over(journal)
         before = backend.faults.calls
@@ -154,7 +160,13 @@ def _uninterrupted(store: JournalStore) -> tuple[MoveBackReport, Counter[str], d
         assert back.restored, back.differences
         assert runner.move_back_report(back.run_id) == back
         runner.close()
-    return back, watched.started, placement(backend), backend.faults.calls - before, watched.changing_calls
+    return (
+        back,
+        watched.started,
+        placement(backend),
+        backend.faults.calls - before,
+        watched.changing_calls,
+    )
 
 
 def _crash_and_resume(
@@ -237,3 +249,72 @@ def test_crash_at_every_point_of_a_move_back_then_resume(store: JournalStore, ca
             + ", ".join(f"{n} {how}" for how, n in sorted(counted.items()))
             + "; each report read back equals the uninterrupted one"
         )
+
+
+def test_an_empty_host_failover_is_journaled_as_its_decision(tmp_path: Any) -> None:
+    backend = cluster()
+    for vm in ("vm-1", "vm-2", "vm-3"):
+        backend.power_off(vm)
+    backend.fail_host("h1")
+    with SQLiteJournal(tmp_path / "journal.db") as journal:
+        runner = Runner(backend, journal=journal, poll_interval=1.0)
+        report = runner.host_failover("c", "h1", vms=[])  # nothing of h1 to restart
+        assert report.vms == () and report.result is RunResult.SUCCEEDED
+        (summary,) = journal.runs()
+        assert (summary.run_id, summary.plan) == (report.run_id, "host failover of h1")
+        assert (summary.state, summary.result) == ("failed_over", RunResult.SUCCEEDED)
+        assert not summary.interrupted and summary.ended_at == summary.started_at
+        other = Runner(backend, journal=journal, poll_interval=1.0)
+        read = other.host_failover_report(report.run_id)
+        assert read == report
+        assert read.placement == report.placement and read.failed_hosts == ("h1",)
+        assert "nothing was done" in " ".join(read.run.decisions)
+        with pytest.raises(ConflictError, match="nothing of it is in flight"):
+            other.resume(report.run_id)
+        with pytest.raises(ConflictError, match="had nothing to restart"):
+            other.attach(report.run_id)
+        backend.restore_host("h1")
+        back = other.move_back(read)
+        assert back.restored and back.vms == ()
+        assert "nothing to move back" in str(back)
+        runner.close()
+        other.close()
+
+
+def _up(*_args: object) -> bool:
+    return True
+
+
+def test_a_host_failover_with_callable_probes_resumes_with_them_given_again(
+    tmp_path: Any,
+) -> None:
+    from test_host_failover_journal import FAILED, failed_lab
+    from vmfailover import CallableProbe, StartOrder, ValidationError
+
+    order = StartOrder()
+    order.add("dc01", probe=CallableProbe(_up))
+    order.add("db01", after=["dc01"])
+    _backend, watched = failed_lab()
+    with SQLiteJournal(tmp_path / "journal.db") as journal:
+        watched.crash_after = 1
+        crashed = Runner(watched, journal=journal, poll_interval=2.0)
+        with pytest.raises(SimulatedCrash):
+            crashed.host_failover("prod-cluster", [FAILED], order=order)
+        assert crashed._writer is not None
+        crashed._writer.abandon()
+        watched.crash_after = None
+        (summary,) = journal.runs()
+        runner = Runner(watched, journal=journal, poll_interval=2.0)
+        with pytest.raises(ValidationError, match=r"probe of VM 'dc01'.*probes=") as refused:
+            runner.resume(summary.run_id)
+        assert "db01" not in str(refused.value)
+        with pytest.raises(ValidationError, match=r"probe of VM 'web01'.*not needed"):
+            runner.resume(summary.run_id, probes={"dc01": _up, "web01": _up})
+        with pytest.raises(ValidationError, match=r"probe of VM 'dc01'.*readiness probe"):
+            runner.resume(summary.run_id, probes={"dc01": 42})
+        run = runner.resume(summary.run_id, probes={"dc01": _up}, background=False)
+        assert run.wait().result is RunResult.SUCCEEDED
+        report = runner.host_failover_report(summary.run_id)  # reads back with stand-ins
+        assert {r.name for r in report.vms if r.restarted} == {"dc01", "db01", "app01", "web01"}
+        assert watched.started == dict.fromkeys(["dc01", "db01", "app01", "web01"], 1)
+        runner.close()

@@ -36,10 +36,10 @@ from vmfailover.engine.host_failover_results import (
     HostFailoverReport,
     HostRestart,
 )
+from vmfailover.engine.journal import RunSummary
 from vmfailover.engine.journal_codec import encode
 from vmfailover.engine.recovery import VMProgress, vm_step, wait_ready
 from vmfailover.engine.results import RunReport, RunResult, VMResult
-from vmfailover.engine.journal import RunSummary
 from vmfailover.engine.run_journal import RunJournal
 from vmfailover.engine.run_record import write_decision_record
 from vmfailover.engine.run_state import RunAction, RunState

@@ -70,9 +70,7 @@ def resume(
     loaded = _load(runner, run_id, "resume", takeover=takeover)
     summary = loaded.summary
     if summary.interrupted:
-        return _resume_recovery(
-            runner, loaded, plan, background, takeover=takeover, probes=probes
-        )
+        return _resume_recovery(runner, loaded, plan, background, takeover=takeover, probes=probes)
     if summary.state in _IN_AFTERCARE:
         if not takeover:
             _check_owner(run_id, summary.owner)
