@@ -8,6 +8,7 @@ against the simulated vCenter and Hyper-V hosts.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ from vmfailover.backends.vsphere import VCenter, VSphereBackend
 from vmfailover.cli import main
 from vmfailover.cli.backend_file import backend_file_options, is_backend_file, open_backend_file
 from vmfailover.errors import ValidationError
+from vmfailover.testing.hyperv._tls import make_certificate
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_PLAN = ROOT / "examples" / "lab-plan.toml"
@@ -89,11 +91,32 @@ isolated_networks = ["Isolated"]
 """
 
 
+@functools.cache
+def certificate_pem() -> str:
+    """A real PEM certificate, for the CA bundles the files name."""
+    return make_certificate("vmfailover test CA").certificate_pem
+
+
+def write_ca_bundle(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(certificate_pem(), encoding="ascii")
+    return path
+
+
+def write_password_file(path: Path, text: str, mode: int = 0o600) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return path
+
+
 @pytest.fixture
 def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DR_VCENTER_PASSWORD", SECRET)
     monkeypatch.setenv("DR_HYPERV_PASSWORD", SECRET)
-    (tmp_path / "vcenter-b.password").write_text(f"  {SECRET}-b\n", encoding="utf-8")
+    write_password_file(tmp_path / "vcenter-b.password", f"  {SECRET}-b\n")
+    write_ca_bundle(tmp_path / "certs" / "vcenter-a.pem")
+    write_ca_bundle(tmp_path / "hv-a1.pem")
     return tmp_path
 
 
@@ -306,7 +329,10 @@ def test_the_backends_own_checks_are_placed_in_the_file(secrets: Path) -> None:
     ("text", "expected"),
     [
         ("[[vcenter]]\nsite = 'a'\n", 'backend: says no backend (start the file with backend = "'),
-        ('backend = "esx"\n', 'backend (line 1, column 1): text "esx" is not a backend'),
+        (
+            'backend = "esx"\n',
+            'backend (line 1, column 1): text "esx" is not an installed backend',
+        ),
         ('backend = "vsphere"\n', "vcenter: is missing"),
         (
             'backend = "vsphere"\nvcenter = 3\n',
@@ -356,8 +382,9 @@ def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.Monkey
     (yaml,) = re.findall(r"```yaml\n(.*?)\n```", section, flags=re.DOTALL)
     monkeypatch.setenv("VCENTER_A_PASSWORD", SECRET)
     monkeypatch.setenv("HYPERV_PASSWORD", SECRET)
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "vc-b").write_text(SECRET, encoding="utf-8")
+    write_password_file(tmp_path / "secrets" / "vc-b", SECRET)
+    write_ca_bundle(tmp_path / "certs" / "vc-a.pem")
+    write_ca_bundle(tmp_path / "certs" / "vc-b.pem")
     name, options = backend_file_options(write(tmp_path, "dr.toml", toml))
     assert name == "vsphere" and [v.site for v in options["vcenters"]] == ["site-a", "site-b"]
     name, options = backend_file_options(write(tmp_path, "hv.yaml", yaml))
@@ -375,7 +402,7 @@ def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.Monkey
     ("text", "expected"),
     [
         ("", "dr.yaml: is empty"),
-        ("- backend\n", "dr.yaml: must be a table of keys (backend, vcenter or host), got a list"),
+        ("- backend\n", "dr.yaml: must be a table of keys (backend, vcenter, host or options), got a list"),
         (
             "backend: &b vsphere\n",
             "dr.yaml, line 1, column 10: the anchor &b is not allowed in a backend file",
