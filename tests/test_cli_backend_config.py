@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import re
 from pathlib import Path
 
@@ -402,7 +403,10 @@ def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.Monkey
     ("text", "expected"),
     [
         ("", "dr.yaml: is empty"),
-        ("- backend\n", "dr.yaml: must be a table of keys (backend, vcenter, host or options), got a list"),
+        (
+            "- backend\n",
+            "dr.yaml: must be a table of keys (backend, vcenter, host or options), got a list",
+        ),
         (
             "backend: &b vsphere\n",
             "dr.yaml, line 1, column 10: the anchor &b is not allowed in a backend file",
@@ -414,3 +418,121 @@ def test_yaml_the_reader_refuses(tmp_path: Path, text: str, expected: str) -> No
     (finding,) = refused(path)
     assert finding.replace(f"{tmp_path}/", "").startswith(expected), finding
     assert "plan" not in finding
+
+
+PASSWORD_PLACE = "vcenter[1].password_file (line 16, column 1)"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o700 | 0o001])
+def test_a_password_file_others_may_use_is_refused_like_an_ssh_key(
+    secrets: Path, mode: int
+) -> None:
+    """POSIX only by its nature: on Windows the mode bits say nothing and are not checked."""
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.chmod(mode)
+    with pytest.raises(ValidationError) as error:
+        open_backend_file(path)
+    (finding,) = error.value.findings
+    assert str(finding.item) == f"{path}, {PASSWORD_PLACE}"
+    assert finding.message == (
+        f"the password file {str(password_file)!r} is open to group or others "
+        f"(mode {mode:04o}); like an SSH private key, it must be readable by its owner alone"
+    )
+    assert finding.hint == f"chmod 600 {password_file}"
+    assert SECRET not in str(error.value)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_password_file_its_owner_alone_may_read_is_read(secrets: Path, mode: int) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    (secrets / "vcenter-b.password").chmod(mode)
+    _, options = backend_file_options(path)
+    assert options["vcenters"][1].credentials.secret.reveal() == f"{SECRET}-b"
+
+
+def test_a_password_file_that_is_a_folder_or_no_text_or_unreadable(
+    secrets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.unlink()
+    password_file.mkdir()
+    (finding,) = refused(path)
+    assert f"{PASSWORD_PLACE}: the password file {str(password_file)!r} is a directory" in finding
+    password_file.rmdir()
+    write_password_file(password_file, "")
+    password_file.write_bytes(b"\xff\xfe" + SECRET.encode())
+    (finding,) = refused(path)
+    assert f"{PASSWORD_PLACE}: the password file {str(password_file)!r} is not UTF-8 text" in (
+        finding
+    )
+    password_file.write_text("\n\n", encoding="utf-8")
+    (finding,) = refused(path)
+    assert "is empty (write the password into it, and only it)" in finding
+    # An unreadable file: the suite runs as root too, whom mode 000 does not stop, so the
+    # operating system's refusal is given at the one read.
+    password_file.write_text(SECRET, encoding="utf-8")
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == password_file:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    (finding,) = refused(path)
+    assert f"the password file {str(password_file)!r} cannot be read: Permission denied" in (
+        finding
+    )
+
+
+def test_a_password_fifo_is_refused_without_blocking(secrets: Path) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.unlink()
+    os.mkfifo(password_file, 0o600)
+    (finding,) = refused(path)
+    assert f"the password file {str(password_file)!r} is not a regular file" in finding
+
+
+CA_PLACE = "vcenter[0].ca_bundle (line 9, column 1)"
+
+
+def test_a_ca_bundle_is_checked_when_the_file_is_read(secrets: Path) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    bundle = secrets / "certs" / "vcenter-a.pem"
+    shown = repr(str(bundle))
+    bundle.unlink()
+    (finding,) = refused(path)
+    assert finding.startswith(f"{path}, {CA_PLACE}: the CA bundle {shown} does not exist")
+    bundle.mkdir()
+    (finding,) = refused(path)
+    assert f"{CA_PLACE}: the CA bundle {shown} is a directory, not a file" in finding
+    bundle.rmdir()
+    bundle.write_text("not a certificate\n", encoding="ascii")
+    (finding,) = refused(path)
+    assert f"{CA_PLACE}: the CA bundle {shown} holds no PEM certificate" in finding
+    assert "-----BEGIN CERTIFICATE-----" in finding  # the hint says what one looks like
+    bundle.write_text(
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        encoding="ascii",
+    )
+    (finding,) = refused(path)
+    assert f"{CA_PLACE}: the CA bundle {shown} cannot be loaded: " in finding
+    write_ca_bundle(bundle)  # a real certificate, after text: a bundle as ssl reads it
+    bundle.write_text("# the site's CA\n" + certificate_pem(), encoding="ascii")
+    _, options = backend_file_options(path)
+    assert options["vcenters"][0].ca_bundle == str(bundle)
+
+
+def test_a_hyperv_ca_file_is_checked_with_the_other_problems(secrets: Path) -> None:
+    (secrets / "hv-a1.pem").unlink()
+    text = HYPERV.replace("replication_frequency = 30", "replication_frequency = nan")
+    path = write(secrets, "hv.toml", text)
+    first, second = refused(path)
+    assert first.startswith(f"{path}, replication_frequency (line 2, column 1): must be a whole")
+    assert second.startswith(
+        f"{path}, host[0].ca_file (line 10, column 1): "
+        f"the CA bundle {str(secrets / 'hv-a1.pem')!r} does not exist"
+    )
