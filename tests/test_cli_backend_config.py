@@ -533,6 +533,6 @@ def test_a_hyperv_ca_file_is_checked_with_the_other_problems(secrets: Path) -> N
     first, second = refused(path)
     assert first.startswith(f"{path}, replication_frequency (line 2, column 1): must be a whole")
     assert second.startswith(
-        f"{path}, host[0].ca_file (line 10, column 1): "
+        f"{path}, host[0].ca_file (line 9, column 1): "
         f"the CA bundle {str(secrets / 'hv-a1.pem')!r} does not exist"
     )
