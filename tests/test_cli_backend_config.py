@@ -8,7 +8,6 @@ against the simulated vCenter and Hyper-V hosts.
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import re
@@ -16,16 +15,21 @@ from pathlib import Path
 
 import pytest
 
+from backend_file_support import (
+    SECRET,
+    certificate_pem,
+    write,
+    write_ca_bundle,
+    write_password_file,
+)
 from vmfailover.backends.hyperv import HostConnection, HyperVBackend
 from vmfailover.backends.vsphere import VCenter, VSphereBackend
 from vmfailover.cli import main
 from vmfailover.cli.backend_file import backend_file_options, is_backend_file, open_backend_file
 from vmfailover.errors import ValidationError
-from vmfailover.testing.hyperv._tls import make_certificate
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_PLAN = ROOT / "examples" / "lab-plan.toml"
-SECRET = "s3cret-Value!"
 THUMBPRINT = ":".join(["ab"] * 32)
 
 VSPHERE = """\
@@ -92,25 +96,6 @@ isolated_networks = ["Isolated"]
 """
 
 
-@functools.cache
-def certificate_pem() -> str:
-    """A real PEM certificate, for the CA bundles the files name."""
-    return make_certificate("vmfailover test CA").certificate_pem
-
-
-def write_ca_bundle(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(certificate_pem(), encoding="ascii")
-    return path
-
-
-def write_password_file(path: Path, text: str, mode: int = 0o600) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
-    return path
-
-
 @pytest.fixture
 def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DR_VCENTER_PASSWORD", SECRET)
@@ -119,12 +104,6 @@ def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_ca_bundle(tmp_path / "certs" / "vcenter-a.pem")
     write_ca_bundle(tmp_path / "hv-a1.pem")
     return tmp_path
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def refused(path: Path) -> list[str]:

@@ -256,7 +256,8 @@ class _Reader:
         given = data.get(_OPTIONS, {})
         if not isinstance(given, dict):
             self.findings.add(
-                _OPTIONS, f"must be a table of backend {name!r}'s settings, got {describe(given)}"
+                _OPTIONS,
+                f"must be a table of the settings of backend {name!r}, got {describe(given)}",
             )
             self.findings.check()
         takes = _FactorySignature.of(factory)
