@@ -357,7 +357,7 @@ def test_on_the_command_line(
 
 def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    section = docs.split("### Backend files")[1].split("\n## ")[0]
+    section = docs.split("### Backend files")[1].split("\n## ")[0].split("\n### ")[0]
     (toml,) = re.findall(r"```toml\n(.*?)\n```", section, flags=re.DOTALL)
     (yaml,) = re.findall(r"```yaml\n(.*?)\n```", section, flags=re.DOTALL)
     monkeypatch.setenv("VCENTER_A_PASSWORD", SECRET)

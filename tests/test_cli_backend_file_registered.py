@@ -9,6 +9,7 @@ The fake package is installed for real: a module and its ``.dist-info`` (METADAT
 from __future__ import annotations
 
 import io
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -279,3 +280,15 @@ def test_the_factorys_own_refusal_is_placed_at_the_option_it_names(
     path = write(tmp_path, "acme.toml", ACME.replace("port = 8443", "port = 70000"))
     (finding,) = refused(path)
     assert finding == f"{path}, options.port (line 5, column 1): acme: port 70000 is not a TCP port"
+
+
+def test_the_documented_example_loads(acme: Any, tmp_path: Path) -> None:
+    docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = docs.split("### Backends of other packages in a backend file")[1].split("\n## ")[0]
+    (toml,) = re.findall(r"```toml\n(.*?)\n```", section, flags=re.DOTALL)
+    write_ca_bundle(tmp_path / "certs" / "acme.pem")
+    write_password_file(tmp_path / "secrets" / "acme", SECRET)
+    name, options = backend_file_options(write(tmp_path, "acme.toml", toml))
+    assert name == "acme" and options["regions"] == ("eu", "us")
+    assert options["credentials"].secret.reveal() == SECRET
+    assert isinstance(open_backend_file(tmp_path / "acme.toml"), MemoryBackend)
