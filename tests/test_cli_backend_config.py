@@ -515,3 +515,16 @@ def test_a_hyperv_ca_file_is_checked_with_the_other_problems(secrets: Path) -> N
         f"{path}, host[0].ca_file (line 9, column 1): "
         f"the CA bundle {str(secrets / 'hv-a1.pem')!r} does not exist"
     )
+
+
+def test_validate_refuses_a_shared_password_file_with_the_fix(
+    secrets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.chmod(0o644)
+    assert main(["validate", str(LAB_PLAN), "--backend", str(path)], out=io.StringIO()) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"vmfailover: {path}, {PASSWORD_PLACE}: the password file ")
+    assert "(mode 0644)" in err and f"(chmod 600 {password_file})" in err
+    assert SECRET not in err
