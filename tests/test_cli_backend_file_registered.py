@@ -292,3 +292,11 @@ def test_the_documented_example_loads(acme: Any, tmp_path: Path) -> None:
     assert name == "acme" and options["regions"] == ("eu", "us")
     assert options["credentials"].secret.reveal() == SECRET
     assert isinstance(open_backend_file(tmp_path / "acme.toml"), MemoryBackend)
+
+
+def test_yaml_null_is_given_where_the_annotation_takes_none(acme: Any, tmp_path: Path) -> None:
+    text = "backend: acme\noptions:\n  endpoint: x\n  username: u\n  password_env: ACME_PASSWORD\n"
+    _, options = backend_file_options(write(tmp_path, "a.yaml", text + "  state_dir: null\n"))
+    assert options["state_dir"] is None
+    (finding,) = refused(write(tmp_path, "a.yaml", text + "  port: null\n"))
+    assert "options.port (line 6, column 3): must be a whole number, got nothing (null)" in finding

@@ -304,6 +304,8 @@ class _Reader:
         relative to the file's folder, a CA bundle checked."""
         if key in _CA_KEYS and isinstance(value, str) and value.strip():
             return self._ca_bundle(place, value)
+        if value is None and type(None) in typing.get_args(wanted):
+            return None  # YAML's null, for a parameter that takes None
         typed = self._typed(place, value, wanted)
         return self.folder / typed if isinstance(typed, Path) else typed
 
