@@ -528,3 +528,14 @@ def test_validate_refuses_a_shared_password_file_with_the_fix(
     assert err.startswith(f"vmfailover: {path}, {PASSWORD_PLACE}: the password file ")
     assert "(mode 0644)" in err and f"(chmod 600 {password_file})" in err
     assert SECRET not in err
+
+
+def test_paths_with_a_nul_character_are_refused_as_no_path(secrets: Path) -> None:
+    text = (
+        VSPHERE.format(thumbprint=THUMBPRINT)
+        .replace('"certs/vcenter-a.pem"', '"certs/a\\u0000.pem"')
+        .replace('"vcenter-b.password"', '"b\\u0000.password"')
+    )
+    first, second = refused(write(secrets, "dr.toml", text))
+    assert CA_PLACE in first and "is no path: it holds a NUL character" in first
+    assert PASSWORD_PLACE in second and "is no path: it holds a NUL character" in second

@@ -89,6 +89,8 @@ def _regular_file_mode(path: Path, what: str) -> int:
         raise NamedFileProblem(f"{what} does not exist") from None
     except OSError as error:
         raise NamedFileProblem(f"{what} cannot be read: {error.strerror or error}") from None
+    except ValueError:  # a NUL character, which no path holds
+        raise NamedFileProblem(f"{what} is no path: it holds a NUL character") from None
     if stat.S_ISDIR(status.st_mode):
         raise NamedFileProblem(f"{what} is a directory, not a file")
     if not stat.S_ISREG(status.st_mode):
