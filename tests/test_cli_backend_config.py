@@ -9,11 +9,19 @@ against the simulated vCenter and Hyper-V hosts.
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
 import pytest
 
+from backend_file_support import (
+    SECRET,
+    certificate_pem,
+    write,
+    write_ca_bundle,
+    write_password_file,
+)
 from vmfailover.backends.hyperv import HostConnection, HyperVBackend
 from vmfailover.backends.vsphere import VCenter, VSphereBackend
 from vmfailover.cli import main
@@ -22,7 +30,6 @@ from vmfailover.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_PLAN = ROOT / "examples" / "lab-plan.toml"
-SECRET = "s3cret-Value!"
 THUMBPRINT = ":".join(["ab"] * 32)
 
 VSPHERE = """\
@@ -93,14 +100,10 @@ isolated_networks = ["Isolated"]
 def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DR_VCENTER_PASSWORD", SECRET)
     monkeypatch.setenv("DR_HYPERV_PASSWORD", SECRET)
-    (tmp_path / "vcenter-b.password").write_text(f"  {SECRET}-b\n", encoding="utf-8")
+    write_password_file(tmp_path / "vcenter-b.password", f"  {SECRET}-b\n")
+    write_ca_bundle(tmp_path / "certs" / "vcenter-a.pem")
+    write_ca_bundle(tmp_path / "hv-a1.pem")
     return tmp_path
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def refused(path: Path) -> list[str]:
@@ -306,7 +309,10 @@ def test_the_backends_own_checks_are_placed_in_the_file(secrets: Path) -> None:
     ("text", "expected"),
     [
         ("[[vcenter]]\nsite = 'a'\n", 'backend: says no backend (start the file with backend = "'),
-        ('backend = "esx"\n', 'backend (line 1, column 1): text "esx" is not a backend'),
+        (
+            'backend = "esx"\n',
+            'backend (line 1, column 1): text "esx" is not an installed backend',
+        ),
         ('backend = "vsphere"\n', "vcenter: is missing"),
         (
             'backend = "vsphere"\nvcenter = 3\n',
@@ -351,13 +357,14 @@ def test_on_the_command_line(
 
 def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    section = docs.split("### Backend files")[1].split("\n## ")[0]
+    section = docs.split("### Backend files")[1].split("\n## ")[0].split("\n### ")[0]
     (toml,) = re.findall(r"```toml\n(.*?)\n```", section, flags=re.DOTALL)
     (yaml,) = re.findall(r"```yaml\n(.*?)\n```", section, flags=re.DOTALL)
     monkeypatch.setenv("VCENTER_A_PASSWORD", SECRET)
     monkeypatch.setenv("HYPERV_PASSWORD", SECRET)
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "vc-b").write_text(SECRET, encoding="utf-8")
+    write_password_file(tmp_path / "secrets" / "vc-b", SECRET)
+    write_ca_bundle(tmp_path / "certs" / "vc-a.pem")
+    write_ca_bundle(tmp_path / "certs" / "vc-b.pem")
     name, options = backend_file_options(write(tmp_path, "dr.toml", toml))
     assert name == "vsphere" and [v.site for v in options["vcenters"]] == ["site-a", "site-b"]
     name, options = backend_file_options(write(tmp_path, "hv.yaml", yaml))
@@ -375,7 +382,10 @@ def test_the_documented_examples_load(tmp_path: Path, monkeypatch: pytest.Monkey
     ("text", "expected"),
     [
         ("", "dr.yaml: is empty"),
-        ("- backend\n", "dr.yaml: must be a table of keys (backend, vcenter or host), got a list"),
+        (
+            "- backend\n",
+            "dr.yaml: must be a table of keys (backend, vcenter, host or options), got a list",
+        ),
         (
             "backend: &b vsphere\n",
             "dr.yaml, line 1, column 10: the anchor &b is not allowed in a backend file",
@@ -387,3 +397,145 @@ def test_yaml_the_reader_refuses(tmp_path: Path, text: str, expected: str) -> No
     (finding,) = refused(path)
     assert finding.replace(f"{tmp_path}/", "").startswith(expected), finding
     assert "plan" not in finding
+
+
+PASSWORD_PLACE = "vcenter[1].password_file (line 16, column 1)"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o700 | 0o001])
+def test_a_password_file_others_may_use_is_refused_like_an_ssh_key(
+    secrets: Path, mode: int
+) -> None:
+    """POSIX only by its nature: on Windows the mode bits say nothing and are not checked."""
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.chmod(mode)
+    with pytest.raises(ValidationError) as error:
+        open_backend_file(path)
+    (finding,) = error.value.findings
+    assert str(finding.item) == f"{path}, {PASSWORD_PLACE}"
+    assert finding.message == (
+        f"the password file {str(password_file)!r} is open to group or others "
+        f"(mode {mode:04o}); like an SSH private key, it must be readable by its owner alone"
+    )
+    assert finding.hint == f"chmod 600 {password_file}"
+    assert SECRET not in str(error.value)
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_password_file_its_owner_alone_may_read_is_read(secrets: Path, mode: int) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    (secrets / "vcenter-b.password").chmod(mode)
+    _, options = backend_file_options(path)
+    assert options["vcenters"][1].credentials.secret.reveal() == f"{SECRET}-b"
+
+
+def test_a_password_file_that_is_a_folder_or_no_text_or_unreadable(
+    secrets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.unlink()
+    password_file.mkdir()
+    (finding,) = refused(path)
+    assert f"{PASSWORD_PLACE}: the password file {str(password_file)!r} is a directory" in finding
+    password_file.rmdir()
+    write_password_file(password_file, "")
+    password_file.write_bytes(b"\xff\xfe" + SECRET.encode())
+    (finding,) = refused(path)
+    assert f"{PASSWORD_PLACE}: the password file {str(password_file)!r} is not UTF-8 text" in (
+        finding
+    )
+    password_file.write_text("\n\n", encoding="utf-8")
+    (finding,) = refused(path)
+    assert "is empty (write the password into it, and only it)" in finding
+    # An unreadable file: the suite runs as root too, whom mode 000 does not stop, so the
+    # operating system's refusal is given at the one read.
+    password_file.write_text(SECRET, encoding="utf-8")
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == password_file:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    (finding,) = refused(path)
+    assert f"the password file {str(password_file)!r} cannot be read: Permission denied" in (
+        finding
+    )
+
+
+def test_a_password_fifo_is_refused_without_blocking(secrets: Path) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.unlink()
+    os.mkfifo(password_file, 0o600)
+    (finding,) = refused(path)
+    assert f"the password file {str(password_file)!r} is not a regular file" in finding
+
+
+CA_PLACE = "vcenter[0].ca_bundle (line 9, column 1)"
+
+
+def test_a_ca_bundle_is_checked_when_the_file_is_read(secrets: Path) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    bundle = secrets / "certs" / "vcenter-a.pem"
+    shown = repr(str(bundle))
+    bundle.unlink()
+    (finding,) = refused(path)
+    assert finding.startswith(f"{path}, {CA_PLACE}: the CA bundle {shown} does not exist")
+    bundle.mkdir()
+    (finding,) = refused(path)
+    assert f"{CA_PLACE}: the CA bundle {shown} is a directory, not a file" in finding
+    bundle.rmdir()
+    bundle.write_text("not a certificate\n", encoding="ascii")
+    (finding,) = refused(path)
+    assert f"{CA_PLACE}: the CA bundle {shown} holds no PEM certificate" in finding
+    assert "-----BEGIN CERTIFICATE-----" in finding  # the hint says what one looks like
+    bundle.write_text(
+        "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        encoding="ascii",
+    )
+    (finding,) = refused(path)
+    assert f"{CA_PLACE}: the CA bundle {shown} cannot be loaded: " in finding
+    write_ca_bundle(bundle)  # a real certificate, after text: a bundle as ssl reads it
+    bundle.write_text("# the site's CA\n" + certificate_pem(), encoding="ascii")
+    _, options = backend_file_options(path)
+    assert options["vcenters"][0].ca_bundle == str(bundle)
+
+
+def test_a_hyperv_ca_file_is_checked_with_the_other_problems(secrets: Path) -> None:
+    (secrets / "hv-a1.pem").unlink()
+    text = HYPERV.replace("replication_frequency = 30", "replication_frequency = nan")
+    path = write(secrets, "hv.toml", text)
+    first, second = refused(path)
+    assert first.startswith(f"{path}, replication_frequency (line 2, column 1): must be a whole")
+    assert second.startswith(
+        f"{path}, host[0].ca_file (line 9, column 1): "
+        f"the CA bundle {str(secrets / 'hv-a1.pem')!r} does not exist"
+    )
+
+
+def test_validate_refuses_a_shared_password_file_with_the_fix(
+    secrets: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(secrets, "dr.toml", VSPHERE.format(thumbprint=THUMBPRINT))
+    password_file = secrets / "vcenter-b.password"
+    password_file.chmod(0o644)
+    assert main(["validate", str(LAB_PLAN), "--backend", str(path)], out=io.StringIO()) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"vmfailover: {path}, {PASSWORD_PLACE}: the password file ")
+    assert "(mode 0644)" in err and f"(chmod 600 {password_file})" in err
+    assert SECRET not in err
+
+
+def test_paths_with_a_nul_character_are_refused_as_no_path(secrets: Path) -> None:
+    text = (
+        VSPHERE.format(thumbprint=THUMBPRINT)
+        .replace('"certs/vcenter-a.pem"', '"certs/a\\u0000.pem"')
+        .replace('"vcenter-b.password"', '"b\\u0000.password"')
+    )
+    first, second = refused(write(secrets, "dr.toml", text))
+    assert CA_PLACE in first and "is no path: it holds a NUL character" in first
+    assert PASSWORD_PLACE in second and "is no path: it holds a NUL character" in second

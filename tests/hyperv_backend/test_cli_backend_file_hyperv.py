@@ -77,7 +77,9 @@ def crm(hyperv_host_factory: Callable[..., HyperVHost], tmp_path: Path) -> World
         text += "\n" + HOST.format(
             name=host.name, site=site, port=host.port, username=host.username
         )
-        (tmp_path / f"{host.name}.password").write_text(f"{host.password}\n", encoding="utf-8")
+        password_file = tmp_path / f"{host.name}.password"
+        password_file.write_text(f"{host.password}\n", encoding="utf-8")
+        password_file.chmod(0o600)  # a password file others may read is refused
     (tmp_path / "hv.toml").write_text(text, encoding="utf-8")
     (tmp_path / "crm.toml").write_text(PLAN_FILE, encoding="utf-8")
     return world

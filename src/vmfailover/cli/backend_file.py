@@ -4,16 +4,23 @@ The file says which backend (``backend = "vsphere"`` or ``"hyperv"``) and how to
 ``[[vcenter]]`` table per site's vCenter (the keys of
 :class:`~vmfailover.backends.vsphere.settings.VCenter`), or one ``[[host]]`` table per Hyper-V
 host (the keys of :class:`~vmfailover.backends.hyperv.config.HostConnection`), with the Hyper-V
-backend's own settings (``replication_frequency``...) at the top. The backend is then made by the
-registry (:func:`vmfailover.backends.open_backend`), so the settings classes and the backend check
-the values as they do for code; this module checks only what a file adds: which keys exist, the
-type of each value, and where the password comes from.
+backend's own settings (``replication_frequency``...) at the top. Any other installed backend
+(one another package registers under the ``vmfailover.backends`` entry points) is named the same
+way, ``backend = "acme"``, with an ``[options]`` table: the keyword arguments of its factory,
+checked against the factory's signature (names, required ones, and the types its annotations
+tell). The backend is then made by the registry (:func:`vmfailover.backends.open_backend`), so
+the settings classes and the backend check the values as they do for code; this module checks
+only what a file adds: which keys exist, the type of each value, where the password comes from
+and the files it names.
 
 A password is never written in the file: ``password_env = "NAME"`` reads it from the environment,
-``password_file = "PATH"`` from a file of its own (stripped of surrounding whitespace); a
-``password`` key is refused. Relative paths (``password_file``, ``ca_bundle``, ``ca_file``) are
-relative to the backend file's folder. TLS verification stays on unless the file says
-``insecure = true`` (vSphere) or ``verify_tls = false`` (Hyper-V).
+``password_file = "PATH"`` from a file of its own (stripped of surrounding whitespace; refused
+when group or others may use it, see :mod:`vmfailover.cli.named_files`); a ``password`` key is
+refused. Another package's backend gets them as the ``Credentials`` of its factory's
+``credentials`` parameter, and only if it has one. Relative paths (``password_file``,
+``ca_bundle``, ``ca_file``, and options annotated ``Path``) are relative to the backend file's
+folder; a CA bundle must hold a PEM certificate that loads. TLS verification stays on unless the
+file says ``insecure = true`` (vSphere) or ``verify_tls = false`` (Hyper-V).
 
 Every problem is a :class:`~vmfailover.errors.ValidationError` finding that names the file, the
 key and its line and column (``dr.toml, vcenter[1].timeout (line 12, column 1)``); no finding
@@ -34,8 +41,9 @@ from typing import Any
 
 import attrs
 
-from vmfailover.backends import backend_class, open_backend
+from vmfailover.backends import available_backends, backend_class, open_backend
 from vmfailover.backends.base import Backend
+from vmfailover.cli.named_files import NamedFileProblem, ca_bundle_problem, read_password_file
 from vmfailover.errors import Finding, NotFoundError, ValidationError
 from vmfailover.model import Credentials
 from vmfailover.plan.convert import describe
@@ -47,8 +55,14 @@ BACKEND_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
 
 #: Keys that say where a connection's password comes from; ``password`` itself is refused.
 _SECRET_SOURCES = ("password_env", "password_file")
-#: Keys naming files, read relative to the backend file's folder.
-_PATH_KEYS = frozenset({"ca_bundle", "ca_file", "password_file"})
+#: Keys naming a CA bundle, read relative to the backend file's folder and checked when read.
+_CA_KEYS = frozenset({"ca_bundle", "ca_file"})
+#: The table holding the options of a backend another package registers.
+_OPTIONS = "options"
+_PASSWORD_HINT = (
+    'give password_env = "NAME" to read it from an environment variable, '
+    'or password_file = "PATH" to read it from a file holding only it'
+)
 
 
 @attrs.frozen
@@ -143,9 +157,9 @@ def _in_file(path: Path, error: ValidationError) -> ValidationError:
     return ValidationError(
         Finding(
             str(path) if f.item == "plan file" else f"{path}, {f.item}",
-            re.sub(r"\(name, vms, \.\.\.\)", "(backend, vcenter or host)", f.message).replace(
-                "plan file", "backend file"
-            ),
+            re.sub(
+                r"\(name, vms, \.\.\.\)", "(backend, vcenter, host or options)", f.message
+            ).replace("plan file", "backend file"),
             f.severity,
             # The reader's hints speak of plans ("a plan needs at least name and vms").
             None if f.hint is None or "plan" in f.hint else f.hint,
@@ -185,10 +199,14 @@ class _Reader:
         self.table = "backend"  # the key of the connections, once the backend is known
 
     def options(self, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        shape = self._shape(data)
-        self.table = shape.table
+        name = self._backend_name(data)
         # The registry says which extra is missing before the settings class is imported.
-        backend = backend_class(shape.backend)
+        backend = backend_class(name)
+        shape = _SHAPES.get(name)
+        if shape is None:
+            self.table = _OPTIONS
+            return name, self._registered_options(name, backend, data)
+        self.table = shape.table
         module_name, _, class_name = shape.settings.partition(":")
         settings_class: type[Any] = getattr(importlib.import_module(module_name), class_name)
         option_types = _parameter_types(backend)
@@ -204,19 +222,103 @@ class _Reader:
         self.findings.check()
         return shape.backend, {shape.argument: connections, **options}
 
-    def _shape(self, data: dict[str, Any]) -> _Shape:
+    def _backend_name(self, data: dict[str, Any]) -> str:
         name = data.get("backend")
-        choices = " or ".join(f'"{known}"' for known in _SHAPES)
+        installed = available_backends()
+        choices = ", ".join(f'"{known}"' for known in installed)
         if name is None:
             self.findings.add(
-                "backend", "says no backend", f"start the file with backend = {choices}"
+                "backend",
+                "says no backend",
+                f'start the file with backend = "vsphere" or "hyperv" (installed: {choices})',
             )
-        elif name not in _SHAPES:
+        elif not isinstance(name, str) or name not in installed:
             self.findings.add(
-                "backend", f"{describe(name)} is not a backend a file describes", f"use {choices}"
+                "backend",
+                f"{describe(name)} is not an installed backend",
+                f"the installed backends are {choices}; another package's backend is there once "
+                "that package is installed (it registers under the vmfailover.backends entry "
+                "points)",
             )
         self.findings.check()
-        return _SHAPES[str(name)]
+        return str(name)
+
+    def _registered_options(self, name: str, factory: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of ``factory`` (another package's backend) its file's
+        ``[options]`` table gives, checked against the factory's signature."""
+        for key in data:
+            if key not in ("backend", _OPTIONS):
+                self._unknown(
+                    key,
+                    ["backend", _OPTIONS],
+                    f"the settings of backend {name!r} go in its [{_OPTIONS}] table",
+                )
+        given = data.get(_OPTIONS, {})
+        if not isinstance(given, dict):
+            self.findings.add(
+                _OPTIONS,
+                f"must be a table of the settings of backend {name!r}, got {describe(given)}",
+            )
+            self.findings.check()
+        takes = _FactorySignature.of(factory)
+        secret_keys = ("username", *_SECRET_SOURCES) if takes.credentials else ()
+        known = sorted({*(takes.names or ()), *secret_keys} - {takes.credentials or ""})
+        hint = f"backend {name!r} takes: {', '.join(known) or 'no options'}"
+        values: dict[str, Any] = {}
+        for key, value in given.items():
+            place = f"{_OPTIONS}.{key}"
+            if key == "password":
+                self._refuse_password(place)
+            elif key in secret_keys:
+                values[key] = self._typed(place, value, str)
+            elif key in _SECRET_SOURCES:
+                self.findings.add(
+                    place,
+                    f"backend {name!r} takes no credentials, so no password is read for it",
+                    hint,
+                )
+            elif key == takes.credentials:
+                self.findings.add(
+                    place,
+                    "credentials are not written in the backend file",
+                    f"give username, and {_PASSWORD_HINT}",
+                )
+            elif takes.names is not None and key not in takes.names:
+                self.findings.add(place, f"is not an option of backend {name!r}", hint)
+            else:
+                values[key] = self._option(place, key, value, takes.types.get(key))
+        if takes.credentials:
+            credentials = self._credentials(
+                _OPTIONS, values, required=takes.credentials_required, refused="password" in given
+            )
+            if credentials is not None:
+                values[takes.credentials] = credentials
+        for key in takes.required:
+            if key not in given and key != takes.credentials:
+                self.findings.add(_OPTIONS, f"backend {name!r} needs the option {key}", hint)
+        self.findings.check()
+        return values
+
+    def _option(self, place: str, key: str, value: Any, wanted: Any) -> Any:
+        """One option of another package's backend: typed as its annotation tells, paths
+        relative to the file's folder, a CA bundle checked."""
+        if key in _CA_KEYS and isinstance(value, str) and value.strip():
+            return self._ca_bundle(place, value)
+        if value is None and type(None) in typing.get_args(wanted):
+            return None  # YAML's null, for a parameter that takes None
+        typed = self._typed(place, value, wanted)
+        return self.folder / typed if isinstance(typed, Path) else typed
+
+    def _ca_bundle(self, place: str, name: str) -> str:
+        path = self.folder / name
+        problem = ca_bundle_problem(path)
+        if problem is not None:
+            self.findings.add(place, problem.message, problem.hint)
+        return str(path)
+
+    def _refuse_password(self, place: str) -> None:
+        # The value is never shown: it is the secret.
+        self.findings.add(place, "a password is not kept in the backend file", _PASSWORD_HINT)
 
     def _unknown(self, key: str, known: list[str], hint: str | None = None) -> None:
         self.findings.add(
@@ -247,17 +349,13 @@ class _Reader:
             for key, value in table.items():
                 place = f"{where}.{key}"
                 if key == "password":
-                    # The value is never shown: it is the secret.
-                    self.findings.add(
-                        place,
-                        "a password is not kept in the backend file",
-                        'give password_env = "NAME" to read it from an environment variable, '
-                        'or password_file = "PATH" to read it from a file holding only it',
-                    )
+                    self._refuse_password(place)
                 elif key not in known:
                     self._unknown(place, known)
                 elif key not in fields:
                     values[key] = self._typed(place, value, str)
+                elif key in _CA_KEYS and isinstance(value, str) and value.strip():
+                    values[key] = self._ca_bundle(place, value)
                 elif value is not None:
                     values[key] = self._typed(place, value, fields[key])
             credentials = self._credentials(
@@ -265,8 +363,6 @@ class _Reader:
             )
             if len(self.findings) > before:
                 continue
-            for key in _PATH_KEYS & set(values) - {"password_file"}:
-                values[key] = str(self.folder / values[key])
             if credentials is not None:
                 values["credentials"] = credentials
             try:
@@ -321,25 +417,18 @@ class _Reader:
                 )
                 return None
             return text
-        path = self.folder / name
         try:
-            text = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            self.findings.add(place, f"the password file {str(path)!r} does not exist")
+            return read_password_file(self.folder / name)
+        except NamedFileProblem as problem:
+            self.findings.add(place, problem.message, problem.hint)
             return None
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or type(error).__name__
-            self.findings.add(place, f"the password file {str(path)!r} cannot be read: {reason}")
-            return None
-        if not text:
-            self.findings.add(place, f"the password file {str(path)!r} is empty")
-            return None
-        return text
 
     def _typed(self, place: str, value: Any, wanted: Any) -> Any:
         """``value`` if it is what ``wanted`` (a settings field's type) takes from a file."""
         kinds = _kinds(wanted)
         if not kinds:  # a type no file value stands for: the settings class decides
+            if isinstance(value, float) and not math.isfinite(value):
+                self.findings.add(place, f"must be a finite number, got {value!r}")
             return value
         for kind in kinds:
             accepted, converted = _accepts(kind, value)
@@ -348,7 +437,7 @@ class _Reader:
                     self.findings.add(place, f"must be a finite number, got {converted!r}")
                 return converted
         self.findings.add(
-            place, f"must be {' or '.join(_DESCRIPTIONS[k] for k in kinds)}, got {describe(value)}"
+            place, f"must be {' or '.join(_description(k) for k in kinds)}, got {describe(value)}"
         )
         return value
 
@@ -358,36 +447,100 @@ _DESCRIPTIONS = {
     bool: "true or false",
     int: "a whole number",
     float: "a number",
-    frozenset: "a list of text",
 }
+#: Collections a file gives as a list.
+_COLLECTIONS = (frozenset, set, tuple, list)
 
 
-def _kinds(wanted: Any) -> tuple[type, ...]:
-    """The file value kinds a field's type takes: ``float | None`` -> ``(float,)``."""
+def _kinds(wanted: Any) -> tuple[Any, ...]:
+    """The file value kinds a field's type takes: ``float | None`` -> ``(float,)``; a path
+    first, so text given for ``str | Path`` is read as the path."""
     if isinstance(wanted, types.UnionType) or typing.get_origin(wanted) is typing.Union:
-        return tuple(k for arg in typing.get_args(wanted) for k in _kinds(arg))
+        found = tuple(k for arg in typing.get_args(wanted) for k in _kinds(arg))
+        return tuple(sorted(found, key=lambda kind: kind is not Path))
+    if wanted is Path:
+        return (Path,)
     origin = typing.get_origin(wanted) or wanted
-    return (origin,) if origin in _DESCRIPTIONS else ()
+    return (wanted,) if origin in _DESCRIPTIONS or origin in _COLLECTIONS else ()
 
 
-def _accepts(kind: type, value: Any) -> tuple[bool, Any]:
-    if kind is bool:
+def _description(kind: Any) -> str:
+    if kind is Path:
+        return "a path (text)"
+    origin = typing.get_origin(kind) or kind
+    if origin in _COLLECTIONS:
+        return "a list of text" if _of_text(kind) else "a list"
+    return _DESCRIPTIONS[origin]
+
+
+def _of_text(kind: Any) -> bool:
+    """Whether a collection type holds text (``frozenset[str]``, ``tuple[str, ...]``)."""
+    items = [arg for arg in typing.get_args(kind) if arg is not Ellipsis]
+    bare_frozenset = (typing.get_origin(kind) or kind) is frozenset and not items
+    return bare_frozenset or items == [str]
+
+
+def _accepts(kind: Any, value: Any) -> tuple[bool, Any]:
+    if kind is Path:
+        return isinstance(value, str), Path(value) if isinstance(value, str) else value
+    origin = typing.get_origin(kind) or kind
+    if origin in _COLLECTIONS:
+        ok = isinstance(value, list) and (
+            not _of_text(kind) or all(isinstance(item, str) for item in value)
+        )
+        return ok, origin(value) if ok else value
+    if origin is bool:
         return isinstance(value, bool), value
     if isinstance(value, bool):
         return False, value
-    if kind is float:
+    if origin is float:
         return isinstance(value, int | float), value
-    if kind is frozenset:
-        ok = isinstance(value, list) and all(isinstance(item, str) for item in value)
-        return ok, frozenset(value) if ok else value
-    return isinstance(value, kind), value
+    return isinstance(value, origin), value
 
 
-def _parameter_types(backend: type[Any]) -> dict[str, Any]:
+def _parameter_types(factory: Any) -> dict[str, Any]:
+    """The annotations of a backend class's ``__init__`` or of a factory function."""
     try:
-        return typing.get_type_hints(backend.__init__)
-    except NameError:  # an annotation that does not resolve: the backend checks those values
-        return dict.fromkeys(inspect.signature(backend).parameters, Any)
+        return typing.get_type_hints(factory.__init__ if inspect.isclass(factory) else factory)
+    except (NameError, TypeError):  # annotations that do not resolve: the backend checks those
+        return {}
+
+
+@attrs.frozen
+class _FactorySignature:
+    """What the factory of another package's backend takes, as far as its signature tells."""
+
+    names: frozenset[str] | None  # its keyword parameters; None: any key (**options)
+    required: tuple[str, ...]
+    types: dict[str, Any]
+    credentials: str | None  # the parameter taking Credentials, if any
+    credentials_required: bool
+
+    @classmethod
+    def of(cls, factory: Any) -> _FactorySignature:
+        try:
+            parameters = list(inspect.signature(factory).parameters.values())
+        except (TypeError, ValueError):  # no signature to read: the factory checks its options
+            return cls(None, (), {}, None, credentials_required=False)
+        hints = _parameter_types(factory)
+        keyword = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+        credentials = next(
+            (p for p in keyword if p.name == "credentials" or _is_credentials(hints.get(p.name))),
+            None,
+        )
+        return cls(
+            None if takes_any else frozenset(p.name for p in keyword),
+            tuple(p.name for p in keyword if p.default is p.empty),
+            hints,
+            credentials.name if credentials else None,
+            credentials_required=credentials is not None
+            and credentials.default is inspect.Parameter.empty,
+        )
+
+
+def _is_credentials(annotation: Any) -> bool:
+    return annotation is Credentials or Credentials in typing.get_args(annotation)
 
 
 _WORD = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"

@@ -7,9 +7,10 @@ created from the built-in two-site lab on first use (``vmfailover lab reset`` st
 A command holds the file alone while it works (another one waits, at most 30 seconds) and
 writes the lab back when it ends.
 
-``--backend FILE.toml`` (or ``.yaml``/``.yml``) names a backend file: which backend (vSphere or
-Hyper-V) and how to reach it, with passwords read from the environment or a file of their own
-(:mod:`vmfailover.cli.backend_file`); the command logs out when it ends.
+``--backend FILE.toml`` (or ``.yaml``/``.yml``) names a backend file: which backend (vSphere,
+Hyper-V or one another package registers) and how to reach it, with passwords read from the
+environment or a file of their own (:mod:`vmfailover.cli.backend_file`); the command logs out
+when it ends.
 
 ``--backend MODULE:FACTORY`` names a function that connects and returns a backend (vSphere,
 Hyper-V, or one of yours): the command line keeps no credentials, your function reads them where
