@@ -34,6 +34,7 @@ from vmfailover.engine.host_monitor import (
     MonitorMode,
     MonitorNote,
     RestartObservation,
+    VMPowerWitness,
     Witness,
 )
 from vmfailover.engine.journal import (
@@ -155,6 +156,7 @@ from vmfailover.policy.host_health import (
     HostState,
     WitnessVerdict,
 )
+from vmfailover.policy.isolation import IsolationVerdict, isolation_restarts
 from vmfailover.policy.netmap import NetworkMapping
 from vmfailover.policy.placement import (
     HostLoad,
@@ -267,6 +269,7 @@ __all__ = [
     "IPConfig",
     "Inventory",
     "IsolationResponse",
+    "IsolationVerdict",
     "JobFinished",
     "JobOutcome",
     "JobResult",
@@ -366,6 +369,7 @@ __all__ = [
     "UnplacedReason",
     "UnplacedVM",
     "VMFailoverError",
+    "VMPowerWitness",
     "VMResult",
     "VMState",
     "VMSyncResult",
@@ -380,6 +384,7 @@ __all__ = [
     "choose_point",
     "classify_rpo",
     "find_clean_point",
+    "isolation_restarts",
     "place",
     "reverse_plan",
     "rpo_compliance",

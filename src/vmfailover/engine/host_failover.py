@@ -609,7 +609,9 @@ class HostFailoverResponse:
     monitor declares failed gets a host failover on ``cluster``.
 
     The VMs restarted are those the monitor last saw running on the host (its decision's
-    evidence; every VM registered there when the monitor never saw the host answer), and their
+    evidence; every VM registered there when the monitor never saw the host answer) or, for a
+    partitioned host whose isolation response stopped VMs (a ``vms_stopped`` decision), exactly
+    the VMs the witness saw powered off (:attr:`~vmfailover.HostDecision.restart_vms`); their
     downtime runs from the first poll that found the host silent. The failover runs in the
     monitor's poll, which waits for it; what it reported is in :attr:`reports`, and a failover
     that could not run is in :attr:`errors` (the monitor goes on either way).
@@ -651,7 +653,7 @@ class HostFailoverResponse:
             raise ValidationError.of(
                 "HostFailoverResponse", f"is called with a HostDecision, got {decision!r}"
             )
-        lost = decision.evidence.lost_vms
+        lost = decision.restart_vms
         silent_since = decision.at - timedelta(seconds=decision.silent_for)
         if lost == ():
             return  # the host ran no VMs when it was last seen: nothing to restart

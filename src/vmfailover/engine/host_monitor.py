@@ -8,6 +8,13 @@ running on a silent host among it). A host declared failed calls ``on_failure``:
 :class:`~vmfailover.engine.host_failover.HostFailoverResponse` there restarts its VMs on the
 other hosts of the cluster (``runner.host_failover``).
 
+A host the witness still sees running is partitioned, and nothing restarts its VMs, unless the
+cluster's isolation response (``power_off``, ``shutdown``) makes the host stop them itself: then
+the monitor asks the witness which of the host's VMs it sees powered off (a witness with
+``vm_power_states``, see :class:`VMPowerWitness`) and a ``vms_stopped`` decision calls
+``on_failure`` for exactly those; VMs still seen running are named and never restarted. A
+witness without ``vm_power_states`` gives no such evidence, so nothing restarts (as before).
+
 Where the hypervisor's own HA restarts VMs (vSphere HA, Hyper-V failover clustering), the
 monitor observes instead of competing (``mode="observe"``: ``on_failure`` is never called): it
 notices when the VMs of a lost host run again, on another host or on the same one once it is
@@ -26,9 +33,9 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -36,7 +43,7 @@ from vmfailover.backends.base import Backend
 from vmfailover.clock import Clock, SystemClock
 from vmfailover.errors import BackendError, ValidationError, VMFailoverError
 from vmfailover.model import ConnectionState, Host, Inventory, PowerState, is_finite_number
-from vmfailover.policy.cluster import Cluster
+from vmfailover.policy.cluster import Cluster, ClusterPolicy, IsolationResponse
 from vmfailover.policy.host_health import (
     HostDecision,
     HostHealth,
@@ -44,6 +51,7 @@ from vmfailover.policy.host_health import (
     HostState,
     WitnessVerdict,
 )
+from vmfailover.policy.isolation import vm_power_table
 
 __all__ = [
     "BackendWitness",
@@ -51,12 +59,33 @@ __all__ = [
     "MonitorMode",
     "MonitorNote",
     "RestartObservation",
+    "VMPowerWitness",
     "Witness",
 ]
 
 Witness = Callable[[str], bool | None]
 """Asked about a silent host by name: True if it sees the host running, False if it sees it down
-(or cannot reach it either), None if it cannot tell."""
+(or cannot reach it either), None if it cannot tell.
+
+A witness may also be a :class:`VMPowerWitness`: then it is the evidence an isolation response
+(``power_off``, ``shutdown``) acts on."""
+
+
+@runtime_checkable
+class VMPowerWitness(Protocol):
+    """A :data:`Witness` that also sees the power of a host's VMs (datastore heartbeating, the
+    host's own inventory through a second path), so that the VMs an isolated host has stopped
+    can restart elsewhere.
+
+    ``vm_power_states(host)`` maps the ids of the VMs registered on the host (the ids the
+    monitored backend uses) to their power state (a :class:`~vmfailover.model.PowerState` or
+    its value), or returns None when it cannot tell. A VM it leaves out is not restarted.
+    """
+
+    def __call__(self, host: str) -> bool | None: ...
+
+    def vm_power_states(self, host: str) -> Mapping[str, PowerState | str] | None: ...
+
 
 _T = TypeVar("_T")
 
@@ -129,7 +158,9 @@ class BackendWitness:
     network, a direct connection to the hosts, a vCenter in another site).
 
     It sees a host alive when its own inventory shows it connected, down when it cannot reach
-    the host either, and cannot tell when its inventory fails or does not know the host.
+    the host either, and cannot tell when its inventory fails or does not know the host. It is a
+    :class:`VMPowerWitness`: when it reaches the host, its inventory shows the power of the
+    host's VMs (by id: the second path must name VMs as the monitored backend does).
     """
 
     def __init__(self, backend: Backend) -> None:
@@ -146,6 +177,20 @@ class BackendWitness:
             if candidate.name == host:
                 return candidate.connection is ConnectionState.CONNECTED
         return None
+
+    def vm_power_states(self, host: str) -> dict[str, PowerState] | None:
+        """The power state of each VM on ``host``, if this vantage point reaches the host."""
+        try:
+            inventory = self.backend.inventory()
+        except VMFailoverError:
+            return None
+        reached = any(
+            candidate.name == host and candidate.connection is ConnectionState.CONNECTED
+            for candidate in inventory.hosts
+        )
+        if not reached:
+            return None
+        return {vm.id: vm.power_state for vm in inventory.vms if vm.host == host}
 
     def __repr__(self) -> str:
         return f"BackendWitness({getattr(self.backend, 'name', self.backend)!r})"
@@ -206,7 +251,10 @@ class HostMonitor:
     ``hosts`` limits the watch to some hosts (names, or a :class:`~vmfailover.Cluster`); by
     default every host of the inventory is watched. ``witness`` is a :data:`Witness` callable or
     a :class:`BackendWitness`. ``clock`` defaults to the backend's clock (the memory backend's
-    virtual clock), else real time.
+    virtual clock), else real time. ``isolation_response`` is the cluster's (default: the
+    policy of ``on_failure`` when it has one, as a
+    :class:`~vmfailover.engine.host_failover.HostFailoverResponse` does, else
+    ``leave_powered_on``).
     """
 
     def __init__(
@@ -224,6 +272,7 @@ class HostMonitor:
         on_restart: Callable[[RestartObservation], None] | None = None,
         call_timeout: float = 30.0,
         restart_timeout: float = 600.0,
+        isolation_response: IsolationResponse | str | None = None,
     ) -> None:
         if not callable(getattr(backend, "inventory", None)):
             raise ValidationError.of("HostMonitor backend", f"has no inventory(): {backend!r}")
@@ -245,7 +294,14 @@ class HostMonitor:
             ) from None
         self.backend = backend
         self.interval = _seconds(interval, "interval")
-        self.health = HostHealth(_seconds(grace, "grace", zero=True))
+        if isolation_response is None:
+            policy = getattr(on_failure, "policy", None)
+            isolation_response = (
+                policy.isolation_response
+                if isinstance(policy, ClusterPolicy)
+                else IsolationResponse.LEAVE_POWERED_ON
+            )
+        self.health = HostHealth(_seconds(grace, "grace", zero=True), isolation_response)
         self.witness = witness
         self.clock: Clock = clock or getattr(backend, "clock", None) or SystemClock()
         self.on_failure = on_failure
@@ -255,6 +311,7 @@ class HostMonitor:
         timeout = _seconds(call_timeout, "call_timeout")
         self._inventory_call = _Bounded("inventory", timeout)
         self._witness_call = _Bounded("witness", timeout)
+        self._vm_power_call = _Bounded("witness vm_power_states", timeout)
         self._watched = self._watch_list(hosts)
         self._lock = threading.Lock()  # guards the records below, held briefly
         self._polling = threading.Lock()  # one poll at a time
@@ -287,7 +344,8 @@ class HostMonitor:
     def __repr__(self) -> str:
         return (
             f"HostMonitor({getattr(self.backend, 'name', '?')!r}, interval={self.interval:g}, "
-            f"grace={self.health.grace:g}, witness={self.witness!r}, mode={self.mode.value!r})"
+            f"grace={self.health.grace:g}, witness={self.witness!r}, mode={self.mode.value!r}, "
+            f"isolation_response={self.health.isolation_response.value!r})"
         )
 
     # --- what it found ---------------------------------------------------------------------------
@@ -422,7 +480,8 @@ class HostMonitor:
             with self._lock:
                 self._decisions.append(decision)
             self._call("on_decision", self.on_decision, decision)
-            if decision.declared_failed and self.mode is MonitorMode.RESPOND:
+            releases = decision.declared_failed or bool(decision.restart_vms)
+            if releases and self.mode is MonitorMode.RESPOND:
                 self._call("on_failure", self.on_failure, decision)
         return tuple(found)
 
@@ -443,8 +502,11 @@ class HostMonitor:
             self._answered.add(name)
         else:
             lost = self._lost_on(name) if name in self._answered else None
+        vm_power: dict[str, PowerState] | None = None
         if not answered and self.witness is not None and self.health.needs_witness(name, monotonic):
             verdict, detail = self._ask_witness(name)
+            if verdict is WitnessVerdict.ALIVE and self.health.isolation_acts:
+                vm_power = self._ask_vm_power(name)
         return HostObservation(
             host=name,
             at=at,
@@ -455,6 +517,7 @@ class HostMonitor:
             witness_detail=detail,
             running_vms=tuple(sorted(running.get(name, ()))),
             lost_vms=lost,
+            vm_power=vm_power,
         )
 
     def _lost_on(self, host: str) -> tuple[str, ...]:
@@ -481,6 +544,36 @@ class HostMonitor:
         if answer is None:
             return WitnessVerdict.UNKNOWN, f"{who} cannot tell"
         return WitnessVerdict.UNKNOWN, f"{who} answered {answer!r}, not True, False or None"
+
+    def _ask_vm_power(self, host: str) -> dict[str, PowerState] | None:
+        """What the witness sees of the host's VMs' power; None when it cannot say (no
+        ``vm_power_states``, a hang, a failure or an answer that is no map of power states:
+        no evidence, so nothing restarts)."""
+        witness = self.witness
+        assert witness is not None
+        ask = getattr(witness, "vm_power_states", None)
+        if not callable(ask):
+            return None
+        try:
+            answer: object = self._vm_power_call(lambda: ask(host))
+        except Exception as error:  # a witness is user code: its failure is "cannot tell"
+            with self._lock:
+                self._notes.append(
+                    MonitorNote(
+                        self.clock.now(),
+                        f"{_witness_name(witness)} could not show the VMs of {host!r}: "
+                        f"{type(error).__name__}: {error}",
+                    )
+                )
+            return None
+        if answer is None:
+            return None
+        try:
+            return dict(vm_power_table(answer, f"vm_power_states of {host!r}"))
+        except ValidationError as error:
+            with self._lock:
+                self._notes.append(MonitorNote(self.clock.now(), f"ignored: {error}"))
+            return None
 
     def _call(self, what: str, callback: Callable[[_T], object] | None, value: _T) -> None:
         if callback is None:

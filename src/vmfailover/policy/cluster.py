@@ -81,7 +81,8 @@ class IsolationResponse(enum.StrEnum):
 
     ``leave_powered_on``: keep them running (the safe default when a witness can tell a partition
     from a failure). ``shutdown`` / ``power_off``: stop them so that the survivors may restart
-    them (vSphere HA's isolation responses).
+    them (vSphere HA's isolation responses), once a witness sees them powered off
+    (:func:`~vmfailover.policy.isolation.isolation_restarts`).
     """
 
     LEAVE_POWERED_ON = "leave_powered_on"
@@ -235,8 +236,10 @@ class ClusterPolicy:
     :class:`RestartPriority` (others get ``default_priority``); it is kept as sorted
     ``(VM, priority)`` pairs so that the policy stays hashable. ``vcpus_per_core`` is how far CPU
     may be overcommitted (1: a vCPU needs a physical core). ``isolation_response`` is what a host
-    cut off from the management network is expected to do with its VMs; it is recorded for host
-    failover (the runner's ``host_failover``, coming with the runner's plan API).
+    cut off from the management network does with its VMs: with ``power_off`` or ``shutdown``,
+    a :class:`~vmfailover.engine.host_monitor.HostMonitor` restarts on the survivors the VMs its
+    witness sees that host has stopped, and only those; with ``leave_powered_on`` nothing of a
+    partitioned host is restarted.
     """
 
     admission: AdmissionControl = attrs.field(

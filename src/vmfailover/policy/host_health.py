@@ -5,7 +5,11 @@ management link: in both cases the host is "not responding". Restarting the VMs 
 still runs them starts each VM twice (two copies writing one disk). So a host is declared failed
 only when it has been silent for a grace period and, when a witness is configured (a datastore
 heartbeat, a second network, another vantage point), only when the witness agrees it is down. A
-host the witness still sees running is *partitioned*: its VMs run, nothing restarts them.
+host the witness still sees running is *partitioned*: its VMs run, nothing restarts them, unless
+the cluster's isolation response (``power_off``, ``shutdown``) makes the host stop them itself:
+then the VMs the witness sees powered off may restart elsewhere, and only those
+(:func:`~vmfailover.policy.isolation.isolation_restarts`; the decision's event is
+``vms_stopped``).
 
 :class:`HostHealth` is the decision, written sans-IO like h11: the driver
 (:class:`vmfailover.engine.host_monitor.HostMonitor`) polls the inventory on a clock, asks the
@@ -38,6 +42,8 @@ from vmfailover.model import (
     check_flag,
     is_finite_number,
 )
+from vmfailover.policy.cluster import IsolationResponse
+from vmfailover.policy.isolation import IsolationVerdict, isolation_restarts, vm_power_table
 
 __all__ = [
     "TRANSITIONS",
@@ -75,6 +81,9 @@ class HealthEvent(enum.StrEnum):
     """Silent for the grace period, and the witness cannot tell."""
     REMOVED = "removed"
     """The host left the inventory."""
+    VMS_STOPPED = "vms_stopped"
+    """Silent for the grace period, the witness sees it running, and sees VMs it last ran
+    powered off by the isolation response (``power_off``/``shutdown``): those may restart."""
 
 
 class WitnessVerdict(enum.StrEnum):
@@ -99,6 +108,7 @@ TRANSITIONS: Final[Mapping[HostState, Mapping[HealthEvent, HostState]]] = {
         # With a grace period of 0 the first silent poll is already past it.
         HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
         HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.VMS_STOPPED: HostState.PARTITIONED,
         HealthEvent.UNCONFIRMED: HostState.SUSPECT,
     },
     HostState.SUSPECT: {
@@ -106,12 +116,14 @@ TRANSITIONS: Final[Mapping[HostState, Mapping[HealthEvent, HostState]]] = {
         HealthEvent.SILENT: HostState.SUSPECT,
         HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
         HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.VMS_STOPPED: HostState.PARTITIONED,
         HealthEvent.UNCONFIRMED: HostState.SUSPECT,
     },
     HostState.PARTITIONED: {
         **_ANSWER_OR_GONE,
         HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
         HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.VMS_STOPPED: HostState.PARTITIONED,
         HealthEvent.UNCONFIRMED: HostState.PARTITIONED,
     },
     HostState.FAILED: {
@@ -125,6 +137,7 @@ TRANSITIONS: Final[Mapping[HostState, Mapping[HealthEvent, HostState]]] = {
         HealthEvent.SILENT: HostState.SUSPECT,
         HealthEvent.CONFIRMED_DOWN: HostState.FAILED,
         HealthEvent.SEEN_ALIVE: HostState.PARTITIONED,
+        HealthEvent.VMS_STOPPED: HostState.PARTITIONED,
         HealthEvent.UNCONFIRMED: HostState.SUSPECT,
     },
 }
@@ -185,6 +198,10 @@ def _lost_vms(value: Iterable[str] | str | None) -> tuple[str, ...] | None:
     return None if value is None else as_items(value, str, "HostObservation lost_vms", "a VM id")
 
 
+def _vm_power(value: object) -> tuple[tuple[str, PowerState], ...] | None:
+    return None if value is None else vm_power_table(value, "HostObservation vm_power")
+
+
 @attrs.frozen
 class HostObservation:
     """One look at one host: what the inventory said, and the witness if it was asked.
@@ -192,8 +209,11 @@ class HostObservation:
     ``present`` is False when the host is not in the inventory. ``running_vms`` names the VMs the
     inventory shows powered on on the host. ``lost_vms`` are the ids of the VMs last seen running
     on it, for a host that does not answer (None when the observer never saw it answer, so
-    cannot tell): what a host failover should restart. ``monotonic`` is the driver's clock in
-    seconds (only differences matter); ``at`` is the same instant for the record.
+    cannot tell): what a host failover should restart. ``vm_power`` is what the witness sees of
+    the host's VMs (VM id -> power state, as sorted pairs; a mapping is accepted), None when it
+    was not asked or cannot tell: the evidence an isolation response acts on. ``monotonic`` is
+    the driver's clock in seconds (only differences matter); ``at`` is the same instant for the
+    record.
     """
 
     host: str = attrs.field(validator=_observed_host)
@@ -208,6 +228,9 @@ class HostObservation:
     witness_detail: str = attrs.field(default="", validator=_observed_text)
     running_vms: tuple[str, ...] = attrs.field(default=(), converter=_running_vms)
     lost_vms: tuple[str, ...] | None = attrs.field(default=(), converter=_lost_vms)
+    vm_power: tuple[tuple[str, PowerState], ...] | None = attrs.field(
+        default=None, converter=_vm_power
+    )
 
     @property
     def answered(self) -> bool:
@@ -217,7 +240,11 @@ class HostObservation:
 @attrs.frozen
 class HostDecision:
     """A recorded decision about a host: the event, the states before and after, the evidence
-    (the observation that decided it, and how long the host had been silent) and why."""
+    (the observation that decided it, and how long the host had been silent) and why.
+
+    ``isolation`` is the isolation response's verdict on a partitioned host's VMs (which may
+    restart, which still run), when the response acts and the witness showed their power.
+    """
 
     host: str
     at: datetime
@@ -228,11 +255,23 @@ class HostDecision:
     silent_for: float
     grace: float
     reason: str
+    isolation: IsolationVerdict | None = None
 
     @property
     def declared_failed(self) -> bool:
         """This decision declares the host failed (it was not before)."""
         return self.state is HostState.FAILED and self.previous is not HostState.FAILED
+
+    @property
+    def restart_vms(self) -> tuple[str, ...] | None:
+        """The ids of the VMs this decision lets restart elsewhere: the VMs last seen running
+        on a host declared failed (None: every VM registered there, when it was never seen
+        answering), the VMs its isolation response stopped, or none."""
+        if self.declared_failed:
+            return self.evidence.lost_vms
+        if self.event is HealthEvent.VMS_STOPPED and self.isolation is not None:
+            return self.isolation.restart
+        return ()
 
     def __str__(self) -> str:
         change = f"{self.previous} -> {self.state}"
@@ -244,6 +283,7 @@ class _Tracked:
     state: HostState = HostState.HEALTHY
     silent_since: float | None = None
     last_event: HealthEvent | None = None
+    released: frozenset[str] = frozenset()  # VMs the isolation response let restart
 
 
 def _grace(value: object) -> float:
@@ -258,11 +298,22 @@ class HostHealth:
     """The failure decision for every host of a cluster; see the module docstring.
 
     Pure and deterministic: the same observations give the same decisions. A host seen for the
-    first time starts ``healthy``.
+    first time starts ``healthy``. ``isolation_response`` is the cluster's
+    (:attr:`~vmfailover.policy.cluster.ClusterPolicy.isolation_response`): with ``power_off`` or
+    ``shutdown``, a partitioned host's VMs that the witness sees powered off are released for
+    restart, each once per partition (``vms_stopped``); with ``leave_powered_on`` (the default)
+    none ever is.
     """
 
-    def __init__(self, grace: float) -> None:
+    def __init__(
+        self,
+        grace: float,
+        isolation_response: IsolationResponse | str = IsolationResponse.LEAVE_POWERED_ON,
+    ) -> None:
         self.grace = _grace(grace)
+        self.isolation_response = as_enum(
+            IsolationResponse, isolation_response, "HostHealth isolation_response"
+        )
         self._hosts: dict[str, _Tracked] = {}
 
     def state(self, host: str) -> HostState:
@@ -297,6 +348,24 @@ class HostHealth:
             return self.grace == 0
         return monotonic - tracked.silent_since >= self.grace
 
+    @property
+    def isolation_acts(self) -> bool:
+        """The isolation response stops VMs, so a partitioned host's VM power is evidence."""
+        return self.isolation_response is not IsolationResponse.LEAVE_POWERED_ON
+
+    def isolation(self, observation: HostObservation) -> IsolationVerdict | None:
+        """The isolation response's verdict on the observed host's VMs not yet released (None
+        when the response does not act, the observation has no VM power or the VMs last seen
+        running are unknown); no state changes."""
+        observation = as_instance(observation, HostObservation, "isolation")
+        lost = observation.lost_vms
+        if not self.isolation_acts or observation.vm_power is None or lost is None:
+            return None
+        tracked = self._hosts.get(observation.host)
+        released = frozenset() if tracked is None else tracked.released
+        pending = [vm for vm in lost if vm not in released]
+        return isolation_restarts(self.isolation_response, pending, dict(observation.vm_power))
+
     def classify(self, observation: HostObservation) -> HealthEvent:
         """What the observation amounts to (no state changes)."""
         observation = as_instance(observation, HostObservation, "classify")
@@ -306,12 +375,17 @@ class HostHealth:
             return HealthEvent.ANSWERED
         if not self.needs_witness(observation.host, observation.monotonic):
             return HealthEvent.SILENT
-        return {
+        event = {
             WitnessVerdict.NONE: HealthEvent.CONFIRMED_DOWN,
             WitnessVerdict.DOWN: HealthEvent.CONFIRMED_DOWN,
             WitnessVerdict.ALIVE: HealthEvent.SEEN_ALIVE,
             WitnessVerdict.UNKNOWN: HealthEvent.UNCONFIRMED,
         }[observation.witness]
+        if event is HealthEvent.SEEN_ALIVE and self.state(observation.host) is not HostState.FAILED:
+            verdict = self.isolation(observation)
+            if verdict is not None and verdict.restart:
+                return HealthEvent.VMS_STOPPED
+        return event
 
     def observe(self, observation: HostObservation) -> HostDecision | None:
         """Move the host on this observation; the decision if something changed, else None.
@@ -325,12 +399,33 @@ class HostHealth:
         tracked = self._hosts.setdefault(host, _Tracked())
         event = self.classify(observation)
         previous = tracked.state
+        judged = event is HealthEvent.VMS_STOPPED or (
+            event is HealthEvent.SEEN_ALIVE and previous is not HostState.FAILED
+        )
+        verdict = self.isolation(observation) if judged else None
         silent_for = self.silent_for(host, observation.monotonic)
         tracked.state = transition(host, previous, event)
         if event in (HealthEvent.ANSWERED, HealthEvent.REMOVED):
             tracked.silent_since = None
+            tracked.released = frozenset()  # a new partition judges its VMs afresh
         elif tracked.silent_since is None:
             tracked.silent_since = observation.monotonic
+        if event is HealthEvent.VMS_STOPPED and verdict is not None:
+            tracked.released |= frozenset(verdict.restart)
+            # Later looks that find nothing new to release are no news.
+            tracked.last_event = HealthEvent.SEEN_ALIVE
+            return HostDecision(
+                host=host,
+                at=observation.at,
+                event=event,
+                previous=previous,
+                state=tracked.state,
+                evidence=observation,
+                silent_for=silent_for,
+                grace=self.grace,
+                reason=_isolation_reason(verdict, observation, silent_for, self.grace),
+                isolation=verdict,
+            )
         if tracked.state is previous and tracked.last_event is event:
             return None
         if previous is HostState.HEALTHY and event is HealthEvent.ANSWERED:
@@ -346,8 +441,25 @@ class HostHealth:
             evidence=observation,
             silent_for=silent_for,
             grace=self.grace,
-            reason=_reason(event, previous, observation, silent_for, self.grace),
+            reason=_reason(event, previous, observation, silent_for, self.grace, verdict),
+            isolation=verdict,
         )
+
+
+def _isolation_reason(
+    verdict: IsolationVerdict, observation: HostObservation, silent_for: float, grace: float
+) -> str:
+    who = observation.witness_detail or "the witness"
+    said = (
+        f"silent for {silent_for:.10g} s (grace {grace:.10g} s), {who} sees it running: "
+        f"isolated; its isolation response {verdict.response.value} stopped "
+        f"{', '.join(verdict.restart)}, which may restart elsewhere"
+    )
+    if verdict.running:
+        said += f"; still running, never restarted: {', '.join(verdict.running)}"
+    if verdict.unseen:
+        said += f"; not seen by {who}, not restarted: {', '.join(verdict.unseen)}"
+    return said
 
 
 def _reason(
@@ -356,6 +468,7 @@ def _reason(
     observation: HostObservation,
     silent_for: float,
     grace: float,
+    verdict: IsolationVerdict | None = None,
 ) -> str:
     who = observation.witness_detail or "the witness"
     silent = f"silent for {silent_for:.10g} s (grace {grace:.10g} s)"
@@ -375,10 +488,19 @@ def _reason(
     if event is HealthEvent.SEEN_ALIVE:
         if previous is HostState.FAILED:
             return f"{who} sees it running again; it stays failed until it answers"
-        return (
+        said = (
             f"{silent}, but {who} sees it running: a management partition, its VMs still run; "
             "nothing is restarted"
         )
+        if verdict is not None and (verdict.running or verdict.unseen):
+            said += f" (isolation response {verdict.response.value}: "
+            if verdict.running:
+                said += f"still running: {', '.join(verdict.running)}"
+            if verdict.unseen:
+                said += "; " if verdict.running else ""
+                said += f"not seen by {who}: {', '.join(verdict.unseen)}"
+            said += ")"
+        return said
     if event is HealthEvent.UNCONFIRMED:
         return f"{silent}, but {who}: not declared failed on the management network's word alone"
     return "left the inventory: no longer watched"

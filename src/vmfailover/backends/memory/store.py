@@ -156,6 +156,8 @@ class MemoryStore:
         self._failovers: dict[str, FailoverRecord] = {}
         self._inventory: Inventory | None = None
         self.split_brains: list[str] = []  # each moment both ends of a replica ran at once
+        # An isolated host's agent stopping its VMs: VM id -> (host, clock.monotonic() due).
+        self.due_stops: dict[str, tuple[str, float]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.summary()})"
@@ -303,7 +305,21 @@ class MemoryStore:
         return record
 
     def vm(self, vm_id: str) -> VMRecord:
+        if self.due_stops:
+            self.settle_stops()
         return lookup(self._vms, vm_id, "VM with id")
+
+    def settle_stops(self) -> None:
+        """Power off the VMs whose isolated host's agent has stopped them by now (a stop is
+        dropped when the VM has left that host or the host answers again)."""
+        now = self.clock.monotonic()
+        for vm_id, (host, due) in list(self.due_stops.items()):
+            record = self._vms.get(vm_id)
+            if record is None or record.vm.host != host or self._hosts[host].available:
+                del self.due_stops[vm_id]
+            elif due <= now:
+                del self.due_stops[vm_id]
+                self.set_power(record, PowerState.OFF)
 
     def find_vm(self, vm_id: str) -> VMRecord | None:
         return self._vms.get(vm_id)
@@ -483,6 +499,8 @@ class MemoryStore:
 
     def inventory(self) -> Inventory:
         """The inventory as it is now; built once per change, since building it is O(size)."""
+        if self.due_stops:
+            self.settle_stops()
         if self._inventory is None:
             self._inventory = self.build_inventory()
         return self._inventory

@@ -176,15 +176,52 @@ class WorldEvents:
             for record in store.vms_on(name):
                 store.set_power(record, PowerState.OFF)
 
-    def isolate_host(self, name: str) -> None:
-        """The management network loses the host: VMs keep running, but nothing reaches them."""
-        with self._store.lock:
+    def isolate_host(
+        self,
+        name: str,
+        response: str = "leave_powered_on",
+        *,
+        shutdown_timeout: float = 300.0,
+    ) -> None:
+        """The management network loses the host: nothing reaches it or its VMs, and the host's
+        HA agent applies its isolation ``response`` (vSphere HA's; an ``IsolationResponse`` or
+        its value).
+
+        ``leave_powered_on`` (the default): the VMs keep running. ``power_off``: the agent powers
+        them off at once. ``shutdown``: it shuts each guest down, which takes the VM's
+        ``shutdown_seconds``; a guest that is slower than ``shutdown_timeout`` seconds (vSphere's
+        ``das.isolationshutdowntimeout``, 300 s by default) or never shuts down (``set_boot(...,
+        boots=False)``: a guest that hangs) is powered off once the timeout has passed. Stops
+        that are due take effect on the next look at the world (the inventory, a VM); they are
+        dropped if the host answers again first. A stopped VM no longer holds its disks, so the
+        survivors may restart it.
+        """
+        chosen = _isolation_response(response)
+        timeout = parse_seconds(shutdown_timeout, "isolate_host shutdown_timeout", allow_zero=True)
+        store = self._store
+        with store.lock:
             self._change_host(name, connection=ConnectionState.NOT_RESPONDING)
+            if chosen == "leave_powered_on":
+                return
+            for record in store.vms_on(name):
+                if not record.running:
+                    continue
+                if chosen == "power_off":
+                    store.set_power(record, PowerState.OFF)
+                    continue
+                takes = record.shutdown_seconds if record.boots else float("inf")
+                store.due_stops[record.vm.id] = (
+                    name,
+                    store.clock.monotonic() + min(takes, timeout),
+                )
+            store.settle_stops()  # a shutdown that takes no time is done now
 
     def restore_host(self, name: str) -> None:
-        """Power and connection come back (VMs stay as they are: off after a power loss)."""
+        """Power and connection come back (VMs stay as they are: off after a power loss or an
+        isolation response; an isolation shutdown not yet done is abandoned)."""
         with self._store.lock:
             self._change_host(name, power=PowerState.ON, connection=ConnectionState.CONNECTED)
+            self._store.settle_stops()
 
     def _change_host(
         self, name: str, *, connection: ConnectionState, power: PowerState | None = None
@@ -199,11 +236,25 @@ class WorldEvents:
         """Every host of the site loses power (a disaster)."""
         self._each_host_at(site, self.fail_host)
 
-    def isolate_site(self, site: str) -> None:
-        """The site is cut off but still running (the split-brain scenario)."""
-        self._each_host_at(site, self.isolate_host)
+    def isolate_site(self, site: str, response: str = "leave_powered_on") -> None:
+        """The site is cut off but still running (the split-brain scenario); each host applies
+        the isolation ``response`` as :meth:`isolate_host` does."""
+        chosen = _isolation_response(response)
+        self._each_host_at(site, lambda host: self.isolate_host(host, chosen))
 
     def _each_host_at(self, site: str, action: Callable[[str], None]) -> None:
         with self._store.lock:
             for host in self._store.hosts_at(site):
                 action(host.name)
+
+
+_ISOLATION_RESPONSES = ("leave_powered_on", "shutdown", "power_off")
+
+
+def _isolation_response(value: object) -> str:
+    """An isolation response's value (the backend does not import the policy's enum, whose
+    members are these strings)."""
+    if isinstance(value, str) and value.strip().lower() in _ISOLATION_RESPONSES:
+        return value.strip().lower()
+    allowed = ", ".join(repr(choice) for choice in _ISOLATION_RESPONSES)
+    raise ValidationError.of("isolate_host response", f"{value!r} is not one of {allowed}")
