@@ -8,7 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vmfailover import Bandwidth, TokenBucket, ValidationError, VirtualClock
+from vmfailover import (
+    Bandwidth,
+    PermanentBackendError,
+    TokenBucket,
+    TransientBackendError,
+    ValidationError,
+    VirtualClock,
+)
 from vmfailover.backends.memory import BLOCK_SIZE
 from vmfailover.testing import lab
 
@@ -84,12 +91,43 @@ def test_an_idle_bucket_lets_one_burst_through_at_once() -> None:
     assert moves[-1][0] == pytest.approx(6.0)
 
 
-def test_a_wait_longer_than_max_wait_fails_fast() -> None:
+def test_a_limit_too_low_for_one_chunk_fails_for_good_once_the_burst_is_spent() -> None:
+    """At 100 B/s a 1 MiB chunk takes 10,486 s: the first passes on the full bucket's burst,
+    the next would wait that long, and so would every retry: a permanent error, at once."""
     clock = VirtualClock(datetime(2024, 1, 1, tzinfo=UTC))
-    bucket = TokenBucket(Bandwidth(1000.0), clock, max_wait=10)
-    with pytest.raises(Exception, match="would wait"):
-        bucket.consume(100 * MIB)
-    assert clock.monotonic() == 0.0
+    bucket = TokenBucket(Bandwidth(100.0), clock, max_wait=3600)
+    bucket.consume(MIB)
+    with pytest.raises(PermanentBackendError) as refused:
+        bucket.consume(MIB)
+    assert str(refused.value) == (
+        "bandwidth limit 100 B/s: a chunk of 1048576 bytes takes 10486 s at this limit, longer "
+        "than 3600 s: raise the limit or move smaller chunks"
+    )
+    assert (clock.monotonic(), bucket.consumed, bucket.waited) == (0.0, MIB, 0.0)
+
+
+class _GrantedStillWaiting(VirtualClock):
+    """A clock on which a granted chunk's wait never ends within the test: the grants pile up
+    as they do on a shared bucket whose transfers are all still waiting their turn."""
+
+    def sleep(self, seconds: float) -> None:
+        self.slept = getattr(self, "slept", 0.0) + seconds
+
+
+def test_a_chunk_queued_too_long_behind_others_fails_for_now() -> None:
+    """On a shared bucket a chunk that fits waits for the transfers granted before it; past
+    max_wait that is a transient failure (the queue drains), not a permanent one."""
+    clock = _GrantedStillWaiting(datetime(2024, 1, 1, tzinfo=UTC))
+    bucket = TokenBucket(Bandwidth(float(MIB), burst_bytes=MIB), clock, max_wait=10)
+    for _ in range(11):  # eleven transfers granted: 10 MiB more than the bucket held
+        bucket.consume(MIB)
+    with pytest.raises(TransientBackendError, match="behind transfers granted before them"):
+        bucket.consume(MIB)  # it would wait 11 s
+    assert bucket.consumed == 11 * MIB
+    clock.advance(5.0)  # half the debt has refilled: the same chunk now waits 6 s, and passes
+    bucket.consume(MIB)
+    assert bucket.consumed == 12 * MIB
+    assert bucket.waited == pytest.approx(sum(range(11)) + 6.0)
 
 
 def test_the_memory_backend_pays_for_each_block_it_moves() -> None:

@@ -231,15 +231,20 @@ def test_a_limit_too_low_fails_the_vm_clearly_after_its_started_copies_end(
     with backend_for(slow_tasks_sim, clock) as backend:
         lab = Lab(backend, clock, name, capacities)
         # 100 B/s: the 1 MiB burst pays for the first disk; the next chunk would wait 10,486 s,
-        # past the bucket's hour, so the sync fails (and its retries, on the same wait).
+        # past the bucket's hour, and so would any retry's: the sync fails at once, for good.
         job = lab.job(bandwidth="100B/s")
         result = job.run()
         assert result.outcome is JobOutcome.FAILED
         failed = result.vm(name)
         assert failed.outcome is SyncOutcome.FAILED
         assert failed.reason is not None
-        assert "bandwidth limit 100 B/s: 1048576 bytes would wait" in failed.reason
-        assert "longer than 3600 s" in failed.reason
+        assert (
+            "bandwidth limit 100 B/s: a chunk of 1048576 bytes takes 10486 s at this limit, "
+            "longer than 3600 s: raise the limit or move smaller chunks"
+        ) in failed.reason
+        # Its calls: the inventory, the replica, its points (room for one more) and one sync: no
+        # retry (with the retries of a transient error it made 8).
+        assert failed.attempts == 4
         assert failed.point_id is None
         assert failed.replica_id is not None
         assert backend.recovery_points(failed.replica_id) == ()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from vmfailover.clock import Clock
-from vmfailover.errors import TransientBackendError, ValidationError
+from vmfailover.errors import PermanentBackendError, TransientBackendError, ValidationError
 from vmfailover.policy.bandwidth import Bandwidth
 
 __all__ = ["TokenBucket"]
@@ -22,9 +22,13 @@ __all__ = ["TokenBucket"]
 class TokenBucket:
     """A :class:`~vmfailover.backends.base.Throttle` limiting bytes to ``bandwidth``.
 
-    ``max_wait`` bounds one wait, in the clock's seconds: a chunk that would have to wait longer
-    (a limit far too low for the data) raises :class:`TransientBackendError` instead of stalling
-    the job. Safe to share between threads: waiters are served in the order they asked.
+    ``max_wait`` bounds one wait, in the clock's seconds, instead of stalling the job. Two causes
+    are told apart, because only one of them passes: a chunk that waits behind the bytes already
+    granted to other transfers on a shared bucket raises :class:`TransientBackendError` (the queue
+    drains; trying again later is right), while a chunk that alone takes longer than ``max_wait``
+    at the limit raises :class:`PermanentBackendError`: once the burst is spent every chunk of
+    that size waits that long, so no retry can help (the limit or the chunk size must change).
+    Safe to share between threads: waiters are served in the order they asked.
     """
 
     def __init__(self, bandwidth: Bandwidth, clock: Clock, *, max_wait: float = 3600.0) -> None:
@@ -60,16 +64,29 @@ class TokenBucket:
             shortfall = nbytes - self._tokens
             wait = shortfall / self._rate if shortfall > 0 else 0.0
             if wait > self.max_wait:
-                raise TransientBackendError(
-                    f"bandwidth limit {self.bandwidth}: {nbytes} bytes would wait {wait:.0f} s, "
-                    f"longer than {self.max_wait:.0f} s"
-                )
+                raise self._too_long(nbytes, wait)
             # The tokens are taken now (the balance may go negative): later callers queue behind.
             self._tokens -= nbytes
             self.consumed += nbytes
             self.waited += wait
         if wait > 0:
             self.clock.sleep(wait)
+
+    def _too_long(self, nbytes: int, wait: float) -> TransientBackendError | PermanentBackendError:
+        """Why a chunk may not wait ``wait`` seconds: the limit is too low for the chunk itself
+        (once the burst is spent, every chunk of this size waits that long), or it queues behind
+        transfers granted before it (which drain)."""
+        steady = nbytes / self._rate
+        if steady > self.max_wait:
+            return PermanentBackendError(
+                f"bandwidth limit {self.bandwidth}: a chunk of {nbytes} bytes takes {steady:.0f} s "
+                f"at this limit, longer than {self.max_wait:.0f} s: raise the limit or move "
+                "smaller chunks"
+            )
+        return TransientBackendError(
+            f"bandwidth limit {self.bandwidth}: {nbytes} bytes would wait {wait:.0f} s behind "
+            f"transfers granted before them, longer than {self.max_wait:.0f} s"
+        )
 
     def __repr__(self) -> str:
         return f"TokenBucket({self.bandwidth}, burst {self.bandwidth.burst_bytes} bytes)"
