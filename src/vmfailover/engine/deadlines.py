@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from vmfailover.engine.runner import Runner
 
 __all__ = [
+    "DEADLINE_KINDS",
+    "DEADLINE_STATES",
     "DeadlineOutcome",
+    "act_on",
     "act_on_due",
     "due_deadlines",
     "fire",
@@ -64,6 +67,9 @@ _WAITING: dict[DeadlineAction, frozenset[str]] = {
         }
     ),
 }
+
+#: The states in which a run may have a pending deadline.
+DEADLINE_STATES = _WAITING[DeadlineAction.UNDO]
 
 #: The journal entries that say whether a run's deadline is pending.
 DEADLINE_KINDS = (EntryKind.DEADLINE, EntryKind.AFTERCARE)
@@ -120,7 +126,7 @@ def pending_deadlines(journal: Journal) -> dict[str, Deadline]:
     """Every pending deadline of the journal, by run id (oldest run first)."""
     found: dict[str, Deadline] = {}
     for summary in journal.runs():
-        if summary.state not in _WAITING[DeadlineAction.UNDO] or summary.interrupted:
+        if summary.state not in DEADLINE_STATES or summary.interrupted:
             continue  # decided, or never ended: no deadline can be pending
         try:
             loaded = journal.load(summary.run_id, DEADLINE_KINDS)
