@@ -177,8 +177,8 @@ def fire(runner: Runner, run: Run, deadline: Deadline) -> DeadlineOutcome:
         act = aftercare.commit if action is DeadlineAction.COMMIT else aftercare.undo
         try:
             report = act(runner, run, by=BY_DEADLINE)
-        except ConflictError as error:  # another process took the run's next entry first
-            return outcome(False, False, f"another process acted on the run meanwhile: {error}")
+        except ConflictError as error:  # decided here meanwhile, or another process wrote first
+            return outcome(False, False, f"decided meanwhile, here or elsewhere: {error}")
         except VMFailoverError as error:
             return outcome(True, False, f"failed: {error}")
         run.deadline = None

@@ -395,6 +395,14 @@ class Orchestrator:
         runner = Runner(backend, journal=journal, keep_deadlines=False, **self.runner_options)
         return runner, journal
 
+    def _leased_runner(self, keeper: LeaseKeeper) -> tuple[Runner, FencedJournal]:
+        """:meth:`_runner` for a lease just acquired, which is given back if that fails."""
+        try:
+            return self._runner(keeper)
+        except BaseException:
+            keeper.release()
+            raise
+
     def _hold(
         self, held: HeldRun, keeper: LeaseKeeper, runner: Runner, journal: FencedJournal
     ) -> None:
@@ -425,11 +433,7 @@ class Orchestrator:
             keeper.acquire()
         except ConflictError:
             return False  # another orchestrator was faster
-        try:
-            runner, journal = self._runner(keeper)
-        except BaseException:
-            keeper.release()
-            raise
+        runner, journal = self._leased_runner(keeper)
         try:
             run = runner.resume(summary.run_id, takeover=True)
         except VMFailoverError as error:
@@ -492,11 +496,7 @@ class Orchestrator:
                 error,
             )
             return None
-        try:
-            runner, journal = self._runner(keeper)
-        except BaseException:
-            keeper.release()
-            raise
+        runner, journal = self._leased_runner(keeper)
         try:
             outcome = act_on(runner, summary.run_id, deadline)
         finally:
