@@ -525,11 +525,16 @@ class Orchestrator:
             with self._lock:
                 self._held.pop(tenure.held.run_id, None)
             report = tenure.held.run.report
+            pending = tenure.held.run.deadline
             log.info(
-                "%s: run %s %s",
+                "%s: run %s %s%s",
                 self.name,
                 tenure.held.run_id,
                 f"ended {report.result.value}" if report is not None else "stopped",
+                ""
+                if pending is None
+                else f"; automatic {pending.action.value} due {pending.at:%Y-%m-%d %H:%M:%S} "
+                "UTC, kept by the active orchestrator",
             )
 
 
