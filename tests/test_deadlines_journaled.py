@@ -123,6 +123,14 @@ def test_a_later_process_acts_on_a_due_deadline_once(
     (outcome,) = deadlines.act_on_due(runner, deadline.at)
     assert (outcome.run_id, outcome.acted, outcome.finished) == (run_id, True, True)
     assert outcome.action is deadline.action and outcome.due == deadline.at
+    assert outcome.as_dict() == {
+        "run_id": run_id,
+        "action": deadline.action.value,
+        "due": deadline.at.isoformat(),
+        "acted": True,
+        "finished": True,
+        "message": outcome.message,
+    }
     runner.close()
     assert replica_states(backend) == replicas
     reader = open_journal()

@@ -53,17 +53,7 @@ def deadlines_command(
     unfinished = any(outcome.acted and not outcome.finished for outcome in outcomes)
     if as_json:
         data = {
-            "acted": [
-                {
-                    "run_id": o.run_id,
-                    "action": o.action.value,
-                    "due": o.due.isoformat(),
-                    "acted": o.acted,
-                    "finished": o.finished,
-                    "message": o.message,
-                }
-                for o in outcomes
-            ],
+            "acted": [outcome.as_dict() for outcome in outcomes],
             "pending": [
                 {"run_id": run_id, "action": d.action.value, "at": d.at.isoformat()}
                 for run_id, d in later.items()

@@ -26,10 +26,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from vmfailover._jsonable import jsonable_fields
 from vmfailover.engine.aftercare_results import BY_DEADLINE, Deadline, DeadlineAction
 from vmfailover.engine.journal import EntryKind, Journal, JournalEntry, RunSummary
 from vmfailover.engine.run import process_owner
@@ -93,6 +94,9 @@ class DeadlineOutcome:
             f"run {self.run_id}: automatic {self.action.value} due {self.due:%Y-%m-%d %H:%M:%S}"
             f" UTC: {self.message}"
         )
+
+    def as_dict(self) -> dict[str, Any]:
+        return jsonable_fields(self)
 
 
 # --- reading the journal --------------------------------------------------------------------------
