@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from vmfailover.engine.journal import EntryKind, Journal
 from vmfailover.engine.postgres_journal import PostgresJournal
 from vmfailover.engine.run_state import RunState
 from vmfailover.engine.sqlite_journal import SQLiteJournal
-from vmfailover.errors import ValidationError
+from vmfailover.errors import ConflictError, ValidationError
 from vmfailover.model import ReplicaState
 from vmfailover.testing import lab
 from vmfailover.testing.postgres import postgres_dsn, postgres_server
@@ -250,9 +250,23 @@ def test_two_processes_firing_at_the_same_moment_act_once(open_journal: OpenJour
         runner.close()
 
 
-def test_keep_deadlines_must_be_a_bool() -> None:
+def test_bad_arguments_are_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="Runner keep_deadlines"):
         Runner(lab(), keep_deadlines="no")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="pending_deadlines: needs a Journal"):
+        deadlines.pending_deadlines("journal.db")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="act_on_due: needs a Runner"):
+        deadlines.act_on_due(None)  # type: ignore[arg-type]
+    with SQLiteJournal(tmp_path / "journal.db") as journal:
+        runner = Runner(lab(), journal=journal)
+        naive = datetime(2026, 3, 2, 6, 0)  # the bad input under test: no time zone
+        with pytest.raises(ValidationError, match="act_on_due now: must be a datetime with a"):
+            deadlines.act_on_due(runner, naive)
+        with pytest.raises(ValidationError, match="due_deadlines now"):
+            deadlines.due_deadlines(journal, "now")  # type: ignore[arg-type]
+        runner.close()
+    with pytest.raises(ConflictError, match="needs a runner with a journal"):
+        deadlines.act_on_due(Runner(lab()))
 
 
 class _Stale:

@@ -35,7 +35,7 @@ from vmfailover.engine.aftercare_results import BY_DEADLINE, Deadline, DeadlineA
 from vmfailover.engine.journal import EntryKind, Journal, JournalEntry, RunSummary
 from vmfailover.engine.run import process_owner
 from vmfailover.engine.run_state import RunAction, RunState
-from vmfailover.errors import ConflictError, NotFoundError, VMFailoverError
+from vmfailover.errors import ConflictError, NotFoundError, ValidationError, VMFailoverError
 
 if TYPE_CHECKING:
     from vmfailover.engine.run import Run
@@ -128,6 +128,8 @@ def pending_deadline(summary: RunSummary, entries: Iterable[JournalEntry]) -> De
 
 def pending_deadlines(journal: Journal) -> dict[str, Deadline]:
     """Every pending deadline of the journal, by run id (oldest run first)."""
+    if not isinstance(journal, Journal):
+        raise ValidationError.of("pending_deadlines", f"needs a Journal, got {journal!r}")
     found: dict[str, Deadline] = {}
     for summary in journal.runs():
         if summary.state not in DEADLINE_STATES or summary.interrupted:
@@ -144,6 +146,7 @@ def pending_deadlines(journal: Journal) -> dict[str, Deadline]:
 
 def due_deadlines(journal: Journal, now: datetime) -> dict[str, Deadline]:
     """The pending deadlines that are due at ``now``, by run id."""
+    _moment(now, "due_deadlines now")
     return {run_id: d for run_id, d in pending_deadlines(journal).items() if d.at <= now}
 
 
@@ -196,6 +199,13 @@ def fire(runner: Runner, run: Run, deadline: Deadline) -> DeadlineOutcome:
     )
 
 
+def _moment(value: object, item: str) -> datetime:
+    """``value`` as a moment a deadline compares with: a datetime with its time zone."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValidationError.of(item, f"must be a datetime with a time zone, got {value!r}")
+    return value
+
+
 class _StandBack(Exception):
     """The deadline is not this process's to act on (decided meanwhile, or claimed)."""
 
@@ -224,10 +234,14 @@ def act_on_due(runner: Runner, now: datetime | None = None) -> tuple[DeadlineOut
     """Act on every deadline of ``runner``'s journal that is due at ``now`` (the runner's clock
     by default), one run after another: each run is attached (:meth:`Runner.attach`) and
     committed or undone (:func:`fire`). A run that cannot be attached is reported, not raised."""
+    from vmfailover.engine.runner import Runner  # it imports this module
+
+    if not isinstance(runner, Runner):
+        raise ValidationError.of("act_on_due", f"needs a Runner, got {runner!r}")
     journal = runner.journal
     if journal is None:
         raise ConflictError("acting on deadlines needs a runner with a journal")
-    moment = runner.clock.now() if now is None else now
+    moment = runner.clock.now() if now is None else _moment(now, "act_on_due now")
     outcomes = []
     for run_id, deadline in due_deadlines(journal, moment).items():
         outcomes.append(act_on(runner, run_id, deadline))
