@@ -18,6 +18,7 @@ from vmfailover.engine.aftercare_results import (
 )
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
+from vmfailover.engine.deadlines import DeadlineOutcome, act_on_due, pending_deadlines
 from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.fenced_journal import FencedJournal
 from vmfailover.engine.host_failover import HostFailoverResponse
@@ -237,6 +238,7 @@ __all__ = [
     "Datastore",
     "Deadline",
     "DeadlineAction",
+    "DeadlineOutcome",
     "Distribution",
     "FailbackResult",
     "FailbackVM",
@@ -379,12 +381,14 @@ __all__ = [
     "Witness",
     "WitnessVerdict",
     "__version__",
+    "act_on_due",
     "addresses_in_use",
     "check_cluster",
     "choose_point",
     "classify_rpo",
     "find_clean_point",
     "isolation_restarts",
+    "pending_deadlines",
     "place",
     "reverse_plan",
     "rpo_compliance",

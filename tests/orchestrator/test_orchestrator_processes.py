@@ -35,11 +35,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from killed_runner import plan_of
 from orchestrator.stores import SharedStores
 from test_resume_killed import check_end_state, guid, hosts, world
+from vmfailover.engine import deadlines
 from vmfailover.engine.journal import EntryKind
 from vmfailover.testing.hyperv import HyperVHost
 from vmfailover.testing.hyperv.fixtures import hyperv_host_factory
@@ -339,3 +341,34 @@ def test_the_active_orchestrator_paused_past_its_lease_does_nothing_after_waking
         assert journal.runs() == summary_before
     check_the_end(a, b, ids, versions, tmp_path, stores)
     assert [active.stop(), standby.stop()] == [0, 0]
+
+
+def test_a_deadline_outlives_the_orchestrator_that_ran_the_run(
+    hyperv_host_factory: Callable[..., HyperVHost],
+    tmp_path: Path,
+    services: list[Service],
+    shared_stores: SharedStores,
+) -> None:
+    stores = shared_stores
+    a, b, ids, versions = setup(hyperv_host_factory, tmp_path, stores)
+    attrs.evolve(plan_of({"vms": ids}), auto_commit=3.0).save(tmp_path / "plan.toml")
+    active = Service("site-a", tmp_path, stores, submit=True)
+    standby = Service("site-b", tmp_path, stores, submit=False)
+    services += [active, standby]
+    run_id = wait_until_ended(stores)
+    active.kill()  # before its deadline (three seconds after the run's end) fell due
+    with stores.journal() as journal:
+        assert journal.runs()[0].state == "failed_over"
+        assert list(deadlines.pending_deadlines(journal)) == [run_id]
+    said = standby.wait_for(f"run {run_id}: automatic commit due")
+    assert said.endswith("committed (under token killed#2)"), said
+    with stores.journal() as journal:
+        history = journal.report(run_id)
+        assert history.summary.state == "committed"
+        assert history.report is not None and history.report.commit is not None
+        assert history.report.commit.by == "deadline" and history.report.commit.done
+    commits = [call for call in wire(tmp_path) if call["call"] == "commit_failover"]
+    assert {call["pid"] for call in commits} == {standby.pid}
+    assert len([call for call in commits if call.get("done")]) == len(ids)
+    check_the_end(a, b, ids, versions, tmp_path, stores)
+    assert standby.stop() == 0

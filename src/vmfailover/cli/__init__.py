@@ -4,12 +4,13 @@
 the built-in two-site lab); ``run PLAN --kind KIND`` fails it over (on the lab kept in a file, or a
 backend your function returns) with the run journal written as it goes; ``cleanup RUN`` removes a
 test run's copies in a later process; ``commit RUN``, ``undo RUN`` and ``failback RUN`` decide what
-follows a planned or regular run (:mod:`vmfailover.cli.aftercare`); ``report [RUN]`` shows the run
-journal's history or one run; ``resume RUN`` continues an interrupted run; ``serve`` runs an
-orchestrator that takes over interrupted runs under their plans' leases; ``lab reset`` starts the
-lab over; ``demo`` plays the whole story on the lab. On a terminal with the ``cli`` extra (rich) the
-output has tables, colour and progress bars; piped, or without rich, it is plain text. ``--json``
-prints one JSON document for machines.
+follows a planned or regular run (:mod:`vmfailover.cli.aftercare`); ``deadlines`` commits or
+undoes every run whose plan deadline is due (:mod:`vmfailover.cli.deadlines`); ``report [RUN]``
+shows the run journal's history or one run; ``resume RUN`` continues an interrupted run;
+``serve`` runs an orchestrator that takes over interrupted runs under their plans' leases (and
+keeps their deadlines); ``lab reset`` starts the lab over; ``demo`` plays the whole story on the
+lab. On a terminal with the ``cli`` extra (rich) the output has tables, colour and progress bars;
+piped, or without rich, it is plain text. ``--json`` prints one JSON document for machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
@@ -43,6 +44,7 @@ from vmfailover.cli.aftercare import (
 )
 from vmfailover.cli.backends import DEFAULT_LAB, LAB_BACKEND, reset_lab
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
+from vmfailover.cli.deadlines import deadlines_command
 from vmfailover.cli.demo import run_demo
 from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_command
 from vmfailover.cli.output import Output
@@ -287,6 +289,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     cleanup.add_argument("--json", action="store_true", help="print the cleanup as JSON")
     _aftercare_parsers(commands, backend_help, lab_help, journal_help)
+    deadlines = commands.add_parser(
+        "deadlines",
+        help="commit or undo every run whose plan deadline (auto_commit, auto_undo) is due",
+        description="Plans with auto_commit or auto_undo journal their deadline when a run's "
+        "recovery ends; `vmfailover serve` keeps them while it runs. Without a server, run this "
+        "from cron: it commits or undoes each run whose deadline is due now (by the backend's "
+        "clock), as commit or undo would, and leaves alone a run decided meanwhile or acted on "
+        "by another process. Exit 0: nothing left unfinished; 4: a commit or undo could not "
+        "finish (shown: run commit or undo RUN).",
+    )
+    deadlines.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|FILE|MODULE:FACTORY", help=backend_help
+    )
+    deadlines.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    deadlines.add_argument("--journal", metavar="STORE", help=journal_help)
+    deadlines.add_argument("--json", action="store_true", help="print what was done as JSON")
 
     lab_command = commands.add_parser(
         "lab",
@@ -497,6 +515,14 @@ def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
             )
         if args.command in ("commit", "undo", "failback"):
             return _aftercare(args, output, errors)
+        if args.command == "deadlines":
+            return deadlines_command(
+                output,
+                backend=args.backend,
+                lab_file=args.lab,
+                journal=args.journal,
+                as_json=args.json,
+            )
         if args.command == "lab":
             path = reset_lab(args.lab)
             output.say(f"{path}: a fresh two-site lab")

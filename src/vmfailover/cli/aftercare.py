@@ -210,7 +210,8 @@ def _attached_run(
     with open_journal(journal_spec(journal)) as journaled:
         _refuse_journaled(journaled, run_id, action, backend)
         with opened_backend(backend, lab_file) as opened:
-            runner = Runner(opened, journal=journaled, **runner_options)
+            # a person decides here: the run's deadline is left to whoever keeps it
+            runner = Runner(opened, journal=journaled, keep_deadlines=False, **runner_options)
             try:
                 yield runner, _attached(runner, run_id, action, plan)
             finally:

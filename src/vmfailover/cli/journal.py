@@ -26,7 +26,9 @@ from typing import TypeVar
 from vmfailover._render import format_duration
 from vmfailover.cli.backends import opened_backend
 from vmfailover.cli.output import Output
-from vmfailover.cli.show import show_report
+from vmfailover.cli.show import say_deadline, show_report
+from vmfailover.engine.aftercare_results import Deadline
+from vmfailover.engine.deadlines import pending_deadlines
 from vmfailover.engine.journal import Journal, JournalUnavailableError, RunHistory
 from vmfailover.engine.lease import LeaseUnavailableError
 from vmfailover.engine.postgres_connection import describe_dsn, first_line, import_psycopg
@@ -124,11 +126,16 @@ def report_command(
     with open_journal(spec) as journal:
         if run_id is None:
             runs = journal.runs()
+            pending = pending_deadlines(journal)
             if as_json:
-                output.say(json.dumps([run.as_dict() for run in runs], indent=2))
+                listed = [
+                    {**run.as_dict(), "deadline": _deadline_dict(pending.get(run.run_id))}
+                    for run in runs
+                ]
+                output.say(json.dumps(listed, indent=2))
                 return 0
             output.table(
-                ("run", "kind", "plan", "started", "state", "result", "RTO", "target"),
+                ("run", "kind", "plan", "started", "state", "result", "RTO", "target", "deadline"),
                 [
                     (
                         run.run_id,
@@ -141,6 +148,7 @@ def report_command(
                         format_duration(run.rto_target_seconds)
                         if run.rto_target_seconds is not None
                         else "-",
+                        _deadline_text(pending.get(run.run_id)),
                     )
                     for run in runs
                 ],
@@ -153,6 +161,19 @@ def report_command(
     else:
         _show_history(output, history)
     return 0
+
+
+def _deadline_dict(deadline: Deadline | None) -> dict[str, str] | None:
+    if deadline is None:
+        return None
+    return {"action": deadline.action.value, "at": deadline.at.isoformat()}
+
+
+def _deadline_text(deadline: Deadline | None) -> str:
+    """A pending deadline for the table of runs: ``commit at 2026-03-02 10:00:00``."""
+    if deadline is None:
+        return "-"
+    return f"{deadline.action.value} at {deadline.at:%Y-%m-%d %H:%M:%S}"
 
 
 def _show_history(output: Output, history: RunHistory) -> None:
@@ -192,7 +213,7 @@ def resume_command(
         open_journal(journal_spec(journal_given)) as journal,
         opened_backend(backend_spec, lab_file) as backend,
     ):
-        runner = Runner(backend, journal=journal)
+        runner = Runner(backend, journal=journal, keep_deadlines=False)
         if not as_json:
             runner.subscribe(output.run_progress())
         try:
@@ -203,4 +224,6 @@ def resume_command(
         output.say(report.to_json(indent=2))
     else:
         show_report(output, report)
+        if report.deadline is not None and report.commit is None and report.undo is None:
+            say_deadline(output, report.run_id, report.deadline)
     return report.result

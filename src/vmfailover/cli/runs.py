@@ -21,7 +21,7 @@ from vmfailover.cli.backends import LAB_BACKEND, opened_backend
 from vmfailover.cli.commands import load_plan
 from vmfailover.cli.journal import journal_spec, open_journal
 from vmfailover.cli.output import Output
-from vmfailover.cli.show import show_report
+from vmfailover.cli.show import say_deadline, show_report
 from vmfailover.engine.results import RunResult
 from vmfailover.engine.runner import Runner
 from vmfailover.model import FailoverKind, as_enum
@@ -50,7 +50,14 @@ def run_command(
         open_journal(journal_spec(journal), create=True) as journaled,
         opened_backend(backend, lab_file) as opened,
     ):
-        runner = Runner(opened, max_parallel=max_parallel, poll_interval=2.0, journal=journaled)
+        # this process ends with the run: the plan's deadline is journaled for whoever keeps it
+        runner = Runner(
+            opened,
+            max_parallel=max_parallel,
+            poll_interval=2.0,
+            journal=journaled,
+            keep_deadlines=False,
+        )
         try:
             if not as_json:
                 runner.subscribe(output.run_progress())
@@ -65,6 +72,8 @@ def run_command(
     output.say(f"run id: {report.run_id}", style="bold")
     if failover_kind is FailoverKind.TEST:
         output.say(f"the test copies keep running until: vmfailover cleanup {report.run_id}")
+    elif report.deadline is not None:
+        say_deadline(output, report.run_id, report.deadline)
     return report.result
 
 
@@ -85,7 +94,7 @@ def cleanup_command(
         open_journal(journal_spec(journal)) as journaled,
         opened_backend(backend, lab_file) as opened,
     ):
-        runner = Runner(opened, journal=journaled)
+        runner = Runner(opened, journal=journaled, keep_deadlines=False)
         try:
             report = runner.cleanup_journaled(run_id, plan=plan)
         finally:

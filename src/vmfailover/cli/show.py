@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vmfailover.cli.output import Output
+from vmfailover.engine.aftercare_results import Deadline
 from vmfailover.engine.results import RunReport, RunResult
 from vmfailover.engine.rpo import RPOReport
 from vmfailover.engine.simulate import SimulationResult
 from vmfailover.errors import Finding
 
-__all__ = ["show_findings", "show_report", "show_rpo", "show_simulation"]
+__all__ = ["say_deadline", "show_findings", "show_report", "show_rpo", "show_simulation"]
 
 _RESULT_STYLES = {
     RunResult.SUCCEEDED: "bold green",
@@ -70,3 +71,14 @@ def show_simulation(output: Output, result: SimulationResult, rows: int = 40) ->
     hidden = len(result.starts) - len(table)
     if hidden > 0:
         output.say(f"... and {hidden} more VMs")
+
+
+def say_deadline(output: Output, run_id: str, deadline: Deadline) -> None:
+    """When a run's deadline falls due and who keeps it (this process does not)."""
+    action = deadline.action.value
+    output.say(
+        f"automatic {action} due {deadline.at:%Y-%m-%d %H:%M:%S} UTC, kept by `vmfailover serve` "
+        "on this journal (or by `vmfailover deadlines`, run from cron); or decide with "
+        f"`vmfailover commit {run_id}` / `vmfailover undo {run_id}`",
+        style="yellow",
+    )

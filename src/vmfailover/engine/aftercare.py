@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from vmfailover.engine.run import Run
     from vmfailover.engine.runner import Runner
 
-__all__ = ["commit", "failback", "schedule_deadline", "start_waves", "undo"]
+__all__ = ["arm_deadline", "commit", "failback", "schedule_deadline", "start_waves", "undo"]
 
 _T = TypeVar("_T")
 
@@ -73,6 +73,8 @@ def commit(runner: Runner, run: Run, *, by: str = "runner.commit") -> RunReport:
 
     ``by`` is who decided, for the report (the plan's deadline, or a call)."""
     _check(runner, run, "commit")
+    if by != BY_DEADLINE:
+        run.deadline = None  # a person decided: the deadline's thread stands back
     with run._lock:
         _settled(run)
         if not run._machine.can(RunAction.COMMIT):
@@ -138,6 +140,8 @@ def undo(runner: Runner, run: Run, *, by: str = "runner.undo") -> RunReport:
 
     ``by`` is who decided, for the report (the plan's deadline, or a call)."""
     _check(runner, run, "undo")
+    if by != BY_DEADLINE:
+        run.deadline = None  # a person decided: the deadline's thread stands back
     with run._lock:
         _settled(run)
         if not run._machine.can(RunAction.UNDO):
@@ -311,7 +315,9 @@ def deadline_of(plan: FailoverPlan) -> tuple[DeadlineAction, float] | None:
 
 def schedule_deadline(runner: Runner, run: Run) -> Deadline | None:
     """Start the plan's deadline for ``run`` (a production run whose recovery just ended); at it,
-    the run is committed or undone if that is still allowed. Returns the deadline, or None."""
+    the run is committed or undone if that is still allowed. The deadline is journaled (durable)
+    when the run is, so that another process keeps it once this one is gone
+    (:mod:`vmfailover.engine.deadlines`). Returns the deadline, or None."""
     policy = deadline_of(run.plan)
     if policy is None or run.kind is FailoverKind.TEST:
         return None
@@ -320,21 +326,39 @@ def schedule_deadline(runner: Runner, run: Run) -> Deadline | None:
     if not run._machine.can(wanted):
         return None
     deadline = Deadline(action, runner.clock.now() + timedelta(seconds=delay))
+    if run._journal is not None:
+        try:
+            run._journal.deadline(action.value, deadline.at)
+        except VMFailoverError as error:  # the journal is gone: this process keeps it alone
+            if run._execution is not None:
+                run._execution.warn(
+                    f"the {action.value} deadline could not be journaled: only this process "
+                    f"keeps it ({error})"
+                )
     run.deadline = deadline
+    arm_deadline(runner, run, deadline)
+    return deadline
+
+
+def arm_deadline(runner: Runner, run: Run, deadline: Deadline) -> None:
+    """Keep ``run``'s ``deadline`` in a thread of this process (if the runner keeps deadlines):
+    at its time (at once if it is past) the run is committed or undone, unless it was decided
+    meanwhile, here or in another process (:func:`vmfailover.engine.deadlines.fire`)."""
+    if not runner.keep_deadlines:
+        return
+    from vmfailover.engine.deadlines import fire
 
     def later() -> None:
-        runner.clock.sleep(delay)
+        left = (deadline.at - runner.clock.now()).total_seconds()
+        if left > 0:
+            runner.clock.sleep(left)
         run._done.wait(_REPORT_GRACE)
-        if run.deadline != deadline or not run._machine.can(wanted):
-            return  # decided meanwhile
-        try:
-            (commit if action is DeadlineAction.COMMIT else undo)(runner, run, by=BY_DEADLINE)
-        except VMFailoverError as error:
-            if run._execution is not None:
-                run._execution.warn(f"automatic {action.value} failed: {error}")
+        if run.deadline != deadline or runner.closed:
+            return  # decided meanwhile, or the runner was closed: others keep it
+        fire(runner, run, deadline)
 
-    threading.Thread(target=later, name=f"vmfailover-{action.value}-{run.id}", daemon=True).start()
-    return deadline
+    name = f"vmfailover-{deadline.action.value}-{run.id}"
+    threading.Thread(target=later, name=name, daemon=True).start()
 
 
 # --- failback -------------------------------------------------------------------------------------

@@ -110,6 +110,13 @@ class EntryKind(enum.StrEnum):
     """A commit, undo or failback of the run: ``{"action", "state", "report"}`` when it ended
     (the report holding its result), ``{"action": "failback", "failback_run": id}`` before a
     failback run is begun (its link, durable first)."""
+    DEADLINE = "deadline"
+    """The plan's commit policy for the run: ``{"action": "commit" | "undo", "at": ISO UTC}``
+    when its recovery ended (durable: whichever process keeps it acts at ``at``), and
+    ``{"action", "at", "fired_by": "host:pid"}`` written by the process that acts on it, right
+    before it commits or undoes the run (its claim: a second process finds it, and stands
+    back). The deadline is pending while the run's state still allows its action
+    (:mod:`vmfailover.engine.deadlines`)."""
 
 
 def _entry_kind(value: object) -> EntryKind:
@@ -309,16 +316,17 @@ class Journal(abc.ABC):
 
     def report(self, run_id: str) -> RunHistory:
         """The run's history: summary, state changes and last report (NotFoundError if none)."""
+        from vmfailover.engine.deadlines import DEADLINE_KINDS, pending_deadline
         from vmfailover.engine.journal_codec import loads
 
-        run = self.load(run_id, (EntryKind.STATE, EntryKind.INTENT))
+        run = self.load(run_id, (EntryKind.STATE, EntryKind.INTENT, *DEADLINE_KINDS))
         states = []
         calls = 0
         for entry in run.entries:
             if entry.kind is EntryKind.STATE:
                 payload = entry.payload()
                 states.append(StateChange(entry.at, payload["from"], payload["to"]))
-            else:
+            elif entry.kind is EntryKind.INTENT:
                 calls += 1
         text = self.stored_report(run_id)
         report = None
@@ -326,6 +334,9 @@ class Journal(abc.ABC):
             report = loads(text)
             if not isinstance(report, RunReport):
                 raise ValidationError.of(f"run {run_id}", "its stored report is not a report")
+            # the plan's deadline as the journal holds it now: pending, or none any more
+            deadline = pending_deadline(run.summary, run.entries)
+            report = attrs.evolve(report, deadline=deadline)
         return RunHistory(run.summary, tuple(states), report, calls)
 
     def __enter__(self) -> Self:

@@ -15,6 +15,12 @@ both fenced by the run's :class:`~vmfailover.engine.lease_keeper.LeaseKeeper`. S
 was paused past its lease and wakes after another took over makes no backend call and writes
 nothing more: its run fails where it stands, unrecorded, and the new holder's run goes on.
 
+Each pass also keeps the plans' deadlines (``auto_commit`` / ``auto_undo``) of every run in the
+journal (:mod:`vmfailover.engine.deadlines`): a run whose deadline is due is committed or undone
+under its plan's lease, taken for that action and given back after it; a plan whose lease
+another orchestrator holds is left to that one. So a deadline outlives the process that set it,
+and after a takeover the new active orchestrator keeps it.
+
 Only runs of plans that were leased before are taken over (a run a plain
 :class:`~vmfailover.engine.runner.Runner` started without a lease may still be running in a
 process nobody fences); run a plan either through orchestrators or without them.
@@ -35,6 +41,14 @@ from typing import Any
 import attrs
 
 from vmfailover.backends.base import Backend
+from vmfailover.engine.aftercare_results import Deadline
+from vmfailover.engine.deadlines import (
+    DEADLINE_KINDS,
+    DEADLINE_STATES,
+    DeadlineOutcome,
+    act_on,
+    pending_deadline,
+)
 from vmfailover.engine.events import RunEvent
 from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.fenced_journal import FencedJournal
@@ -140,7 +154,9 @@ class Orchestrator:
         self.poll = _seconds(poll, "Orchestrator poll")
         self.stop_timeout = _seconds(stop_timeout, "Orchestrator stop_timeout")
         self.runner_options = _runner_options(runner_options)
-        Runner(backend, **self.runner_options).close()  # bad options are refused here, not later
+        probe = Runner(backend, **self.runner_options)  # bad options are refused here, not later
+        probe.close()
+        self._clock = probe.clock  # the runs' clock: deadlines fall due by it
         self.journal = journal
         self.backend = backend
         self.lease = lease
@@ -276,7 +292,18 @@ class Orchestrator:
         for summary in runs:
             if summary.interrupted and self._take_over(summary):
                 taken.append(summary.run_id)
+        self._keep_deadlines(runs)
         return tuple(taken)
+
+    def keep_deadlines(self) -> tuple[DeadlineOutcome, ...]:
+        """Act on every plan deadline of the journal that is due now (each pass does it):
+        commit or undo each such run under its plan's lease. Returns what was done."""
+        try:
+            runs = self.journal.runs()
+        except VMFailoverError as error:
+            log.warning("%s: cannot read the journal: %s", self.name, error)
+            return ()
+        return self._keep_deadlines(runs)
 
     def serve(self, stop_event: threading.Event) -> None:
         """Pass after pass, :attr:`poll` seconds apart, until ``stop_event`` is set; then
@@ -364,8 +391,17 @@ class Orchestrator:
             )
         journal = FencedJournal(store, keeper, patience=self.lease_seconds, close_inner=own)
         backend = FencedBackend(self.backend, keeper, read_fence=keeper.check_local)
-        runner = Runner(backend, journal=journal, **self.runner_options)
+        # deadlines are kept by the passes, under the lease, not by a thread of each run's runner
+        runner = Runner(backend, journal=journal, keep_deadlines=False, **self.runner_options)
         return runner, journal
+
+    def _leased_runner(self, keeper: LeaseKeeper) -> tuple[Runner, FencedJournal]:
+        """:meth:`_runner` for a lease just acquired, which is given back if that fails."""
+        try:
+            return self._runner(keeper)
+        except BaseException:
+            keeper.release()
+            raise
 
     def _hold(
         self, held: HeldRun, keeper: LeaseKeeper, runner: Runner, journal: FencedJournal
@@ -397,11 +433,7 @@ class Orchestrator:
             keeper.acquire()
         except ConflictError:
             return False  # another orchestrator was faster
-        try:
-            runner, journal = self._runner(keeper)
-        except BaseException:
-            keeper.release()
-            raise
+        runner, journal = self._leased_runner(keeper)
         try:
             run = runner.resume(summary.run_id, takeover=True)
         except VMFailoverError as error:
@@ -425,6 +457,54 @@ class Orchestrator:
         )
         return True
 
+    def _keep_deadlines(self, runs: tuple[RunSummary, ...]) -> tuple[DeadlineOutcome, ...]:
+        """Act on the due deadlines among ``runs``, one run after another."""
+        now = self._clock.now()
+        outcomes = []
+        for summary in runs:
+            if summary.interrupted or summary.state not in DEADLINE_STATES:
+                continue  # cheap: most runs are decided or running
+            with self._lock:
+                if self._closed or summary.run_id in self._held:
+                    continue
+            try:
+                loaded = self.journal.load(summary.run_id, DEADLINE_KINDS)
+            except VMFailoverError as error:
+                log.warning("%s: cannot read run %s: %s", self.name, summary.run_id, error)
+                continue
+            deadline = pending_deadline(loaded.summary, loaded.entries)
+            if deadline is not None and deadline.at <= now:
+                outcome = self._act_on_deadline(summary, deadline)
+                if outcome is not None:
+                    outcomes.append(outcome)
+        return tuple(outcomes)
+
+    def _act_on_deadline(self, summary: RunSummary, deadline: Deadline) -> DeadlineOutcome | None:
+        """Commit or undo ``summary``'s run under its plan's lease; None when another
+        orchestrator holds the lease (it is that one's to act on) or runs the plan here."""
+        with self._lock:
+            if self._running(summary.plan) is not None:
+                return None  # this orchestrator runs the plan: next pass, once it ended
+        keeper = self._keeper(summary.plan)
+        try:
+            keeper.acquire()
+        except (ConflictError, LeaseUnavailableError) as error:
+            log.info(
+                "%s: the deadline of run %s is not this one's now: %s",
+                self.name,
+                summary.run_id,
+                error,
+            )
+            return None
+        runner, journal = self._leased_runner(keeper)
+        try:
+            outcome = act_on(runner, summary.run_id, deadline)
+        finally:
+            _close_quietly(runner, journal)
+            keeper.release()
+        log.warning("%s: %s (under token %s)", self.name, outcome.summary(), keeper.token)
+        return outcome
+
     def _reap(self) -> None:
         """Let go of runs that ended: flush their journal, give their lease back."""
         with self._lock:
@@ -445,11 +525,16 @@ class Orchestrator:
             with self._lock:
                 self._held.pop(tenure.held.run_id, None)
             report = tenure.held.run.report
+            pending = tenure.held.run.deadline
             log.info(
-                "%s: run %s %s",
+                "%s: run %s %s%s",
                 self.name,
                 tenure.held.run_id,
                 f"ended {report.result.value}" if report is not None else "stopped",
+                ""
+                if pending is None
+                else f"; automatic {pending.action.value} due {pending.at:%Y-%m-%d %H:%M:%S} "
+                "UTC, kept by the active orchestrator",
             )
 
 

@@ -21,8 +21,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import attrs
+
 from vmfailover.engine import aftercare
 from vmfailover.engine.claims import claims_for, touched_ids
+from vmfailover.engine.deadlines import pending_deadline
 from vmfailover.engine.execution import Execution
 from vmfailover.engine.journal import (
     EntryKind,
@@ -286,6 +289,12 @@ def _attach_loaded(runner: Runner, loaded: JournaledRun, plan: FailoverPlan | No
                 run._report = report
                 run.failback_result = report.failback or run.failback_result
         run._aftercare_replay = _aftercare_replay(run.state, summary.started_at, loaded.entries)
+        deadline = pending_deadline(summary, loaded.entries)
+        if deadline is not None:  # the plan's commit policy, kept again in this process
+            run.deadline = deadline
+            if run._report is not None:
+                run._report = attrs.evolve(run._report, deadline=deadline)
+            aftercare.arm_deadline(runner, run, deadline)
         run._done.set()
         runner._runs[run_id] = run
         run._failback_link = _failback_link(loaded.entries)

@@ -144,6 +144,23 @@ class RunJournal:
         )
         self.writer.write([entry], durable=True)
 
+    def deadline(self, action: str, at: datetime) -> None:
+        """The plan's deadline for this run: ``action`` at ``at`` (durable on return), so that
+        another process keeps it once this one is gone."""
+        entry = self._entry(EntryKind.DEADLINE, {"action": action, "at": at.isoformat()})
+        self.writer.write([entry], durable=True)
+
+    def deadline_claim(self, action: str, at: datetime, owner: str) -> None:
+        """Claim the run's deadline for process ``owner`` before acting on it: everything queued
+        is committed first, then the claim alone, straight to the journal, at the run's next
+        entry number. Raises (ConflictError) if that number is taken: another process wrote to
+        the run meanwhile, and this one must stand back. The writer stays usable either way."""
+        self.writer.flush()
+        entry = self._entry(
+            EntryKind.DEADLINE, {"action": action, "at": at.isoformat(), "fired_by": owner}
+        )
+        self.writer.journal.append([entry])
+
     def failback_link(self, failback_run: str) -> None:
         """The failback run about to be begun for this run (durable on return), so a resumed
         failback finds it, or begins it under the same id if it never was."""

@@ -113,6 +113,13 @@ class Runner:
     With a ``journal`` (:class:`~vmfailover.engine.sqlite_journal.SQLiteJournal`, say) every run
     is journaled: each change's intent is durable before it acts, and :meth:`resume` continues
     an interrupted run, in this process or another one, over the same journal and backend.
+
+    ``keep_deadlines`` (default True): this runner keeps the plan's deadline (``auto_commit`` /
+    ``auto_undo``) of each run it starts, resumes or attaches, in a thread, while the process
+    lives. A journaled deadline outlives the process: ``vmfailover serve`` (an
+    :class:`~vmfailover.engine.orchestrator.Orchestrator`) or ``vmfailover deadlines`` acts on
+    it (:mod:`vmfailover.engine.deadlines`). False leaves them to those (a command about to
+    decide the run itself, say).
     """
 
     def __init__(
@@ -125,6 +132,7 @@ class Runner:
         readiness_timeout: float = 600.0,
         poll_interval: float = 5.0,
         journal: Journal | None = None,
+        keep_deadlines: bool = True,
     ) -> None:
         chosen = clock if clock is not None else getattr(backend, "clock", None) or SystemClock()
         findings = _runner_findings(backend, chosen, max_parallel, retry)
@@ -138,10 +146,17 @@ class Runner:
             except ValidationError as error:
                 findings.extend(error.findings)
         findings.extend(_journal_findings(journal))
+        keep: object = keep_deadlines  # checked: a caller may give anything
+        if not isinstance(keep, bool):
+            findings.append(
+                Finding("Runner keep_deadlines", f"must be True or False, got {keep_deadlines!r}")
+            )
         if findings:
             raise ValidationError(findings)
         self.backend = backend
         self.journal = journal
+        self.keep_deadlines = keep_deadlines
+        self.closed = False
         self._writer = JournalWriter(journal) if journal is not None else None
         self.clock: Clock = full_clock(chosen)
         self.max_parallel = max_parallel
@@ -160,7 +175,9 @@ class Runner:
 
     def close(self) -> None:
         """Commit what the journal writer holds and stop it. The journal stays open (whoever
-        opened it closes it); a runner without a journal has nothing to close."""
+        opened it closes it); a runner without a journal has nothing to close. The deadlines
+        it kept are left to whoever else keeps them (they are journaled)."""
+        self.closed = True
         if self._writer is not None:
             self._writer.close()
 

@@ -206,6 +206,12 @@ class SQLiteJournal(Journal):
                 )
                 for statement, parameters in updates:
                     self._db.execute(statement, parameters)
+            except sqlite3.IntegrityError as error:  # another process wrote that number first
+                self._db.execute("ROLLBACK")
+                raise ConflictError(
+                    f"journal {str(self.path)!r} refused to append entries of run "
+                    f"{entries[0].run_id}: an entry with that number is stored already ({error})"
+                ) from None
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

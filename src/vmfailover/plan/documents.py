@@ -366,6 +366,17 @@ class PlanDocument:
     )
     rpo: Seconds | None = described("Recovery point objective.", default=None)
     rto: Seconds | None = described("Recovery time objective.", default=None)
+    auto_commit: Seconds | None = described(
+        "Commit a planned or regular failover this long after its recovery ended, unless "
+        "someone decided first (Zerto's commit policy); at most one of `auto_commit`, "
+        "`auto_undo`.",
+        default=None,
+    )
+    auto_undo: Seconds | None = described(
+        "Undo a planned or regular failover this long after its recovery ended, unless "
+        "someone decided first.",
+        default=None,
+    )
     order: OrderDocument | None = described(
         "The start order; left out: every VM starts at once.", default=None
     )
