@@ -103,11 +103,14 @@ def test_a_run_killed_mid_run_resumes_to_a_lab_that_agrees_with_its_report(
         child.communicate(timeout=30)
     run_id = run_id_in(tmp_path)
 
-    done = vmfailover(tmp_path, "resume", run_id)
+    done = vmfailover(tmp_path, "resume", run_id, "--backend", "lab", "--plan", "lab-app.toml")
     assert done.returncode == 0, done.stdout + done.stderr
     done = vmfailover(tmp_path, "report", run_id, "--json")
     assert done.returncode == 0, done.stdout + done.stderr
-    report: dict[str, Any] = json.loads(done.stdout)
+    history: dict[str, Any] = json.loads(done.stdout)
+    report = history["report"]
+    assert history["state"] == "failed_over", history["state"]
+    assert report["result"] == "succeeded", report["result"]
 
     world = MemoryBackend.load(tmp_path / LAB)
     inventory = world.inventory()
@@ -122,4 +125,4 @@ def test_a_run_killed_mid_run_resumes_to_a_lab_that_agrees_with_its_report(
         # a planned failover shuts the source down before it syncs a last time
         assert power[source] is PowerState.OFF, f"{moment}: {source} is {power[source]}"
         assert site[source] == "site-a"
-    assert world.split_brains == ()
+    assert world.split_brains() == ()
