@@ -15,6 +15,7 @@ from vmfailover.backends.memory import MemoryBackend
 from vmfailover.backends.memory.autosave import is_world_changing
 from vmfailover.backends.memory.lab import lab
 from vmfailover.backends.memory.lab_file import held_lab
+from vmfailover.backends.memory.saved import store_document
 from vmfailover.errors import ConflictError
 from vmfailover.model import PowerState
 
@@ -124,3 +125,34 @@ def test_calls_finishing_together_are_each_saved_before_they_return(tmp_path: Pa
     assert 1 <= backend.autosaves <= len(vm_ids)
     saved = MemoryBackend.load(path).inventory()
     assert all(saved.vm(vm_id).power_state is PowerState.OFF for vm_id in vm_ids)
+
+
+def test_parts_kept_between_saves_never_go_stale(tmp_path: Path) -> None:
+    """A save reuses what it wrote for unchanged parts (by identity); every kind of change makes
+    a new part, so the document equals one written from scratch."""
+    path = tmp_path / "lab.json"
+    backend = lab()
+    backend.autosave(path)
+    store = backend._store
+    replica = backend.inventory().replicas[0]
+    source = replica.source_vm
+    backend.write(source, 5)
+    backend.sync(replica.id)
+    first, *_, newest = backend.recovery_points(replica.id)
+    backend.delete_recovery_point(first.id)
+    backend.damage(source)  # reaches the replica's points: each becomes a new record
+    backend.power_off(source)
+    backend.revert(replica.id, newest.id)
+    backend.set_guest_ip(
+        replica.replica_vm, backend.inventory().vm(replica.replica_vm).nics[0].mac, None
+    )
+    backend.power_on(replica.replica_vm)
+    with store.lock:
+        reused = store_document(store)
+        store.saved_parts = {}
+        fresh = store_document(store)
+    assert reused == fresh
+    assert MemoryBackend.load(path).inventory() == backend.inventory()
+    loaded = MemoryBackend.load(path)
+    assert loaded.point_disk(newest.id) == backend.point_disk(newest.id)
+    assert loaded.disk(replica.replica_vm) == backend.disk(replica.replica_vm)
