@@ -67,6 +67,12 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         rf"journaled / not journaled = {_NUMBER} with SQLite \(target <= 2.0\), {_NUMBER} with "
         r"PostgreSQL",
     ),
+    "bench_lab_file.py": (
+        rf"^demo planned failover: {_NUMBER} s with the lab in a file, {_NUMBER} s without: "
+        rf"x{_NUMBER}; {_NUMBER} changing calls, {_NUMBER} ms each for the file$",
+        rf"^demo lab: per changing call / one save from scratch = {_NUMBER} ",
+        rf"^scaled_lab\({_NUMBER}\): per changing call / one save from scratch = {_NUMBER} ",
+    ),
     "bench_lease.py": (
         r"^server start \(test settings, initdb included\): median",
         r"^server start \(durable, initdb included\): median",

@@ -23,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Self
 
+from vmfailover.backends.memory.autosave import Autosave
 from vmfailover.backends.memory.builder import SceneBuilder
 from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.backends.memory.host_moves import HostMoves
@@ -76,6 +77,7 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
     ) -> None:
         _check_options(clock, recovery_point_limit, seed)
         self.faults = FaultInjector()
+        self._autosave: Autosave | None = None
         self._store = MemoryStore(
             clock if clock is not None else VirtualClock(),
             recovery_point_limit=recovery_point_limit,
@@ -106,15 +108,40 @@ class MemoryBackend(SceneBuilder, WorldEvents, MemoryProtocol, HostMoves):
         locked: a caller that shares the file with other processes holds
         :func:`~vmfailover.backends.memory.world_file.world_lock` around load, change and save.
         """
-        path = as_path(path)
+        write_world(as_path(path), self._document())
+
+    def autosave(self, path: str | Path | None) -> None:
+        """From now on, save the world to ``path`` after every changing protocol call, before
+        the call returns (``None`` stops it). Saves as :meth:`save` does.
+
+        For a world kept in a file while a journaled run changes it: the journal writes a call's
+        outcome only after the call returned, so the file is never behind the journal, even
+        when the process is killed (:mod:`~vmfailover.backends.memory.autosave`). Read-only calls
+        never save; the scene builder and world events (``fail_site``, ``write``...) do not
+        either: call :meth:`save` after them. Each save writes the whole world.
+        """
+        if path is None:
+            self._autosave = None
+            return
+        self._autosave = Autosave(as_path(path), self._store.lock, self._document, write_world)
+
+    @property
+    def autosaves(self) -> int:
+        """How many times :meth:`autosave` has written the file (0 when it is off)."""
+        return 0 if self._autosave is None else self._autosave.saves
+
+    def _world_changed(self) -> None:
+        if self._autosave is not None:
+            self._autosave.changed()
+
+    def _document(self) -> object:
         if self.faults.armed:
             raise ConflictError(
                 "cannot save a memory backend with faults armed: faults are not part of the "
                 "world (clear them first with backend.faults.clear())"
             )
         with self._store.lock:
-            document = store_document(self._store)
-        write_world(as_path(path), document)
+            return store_document(self._store)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vmfailover.backends.base import host_lacks
+from vmfailover.backends.memory.autosave import changes_world
 from vmfailover.backends.memory.store import MemoryStore, VMRecord
 from vmfailover.errors import ConflictError
 from vmfailover.model import VM, Host, PowerState, ReplicaState
@@ -30,6 +31,9 @@ class HostMoves:
 
         def _enter(self, operation: str, target: str | None) -> None: ...
 
+        def _world_changed(self) -> None: ...
+
+    @changes_world
     def restart_on_host(self, vm_id: str, host: str) -> None:
         self._enter("restart_on_host", vm_id)
         store = self._store
@@ -49,6 +53,7 @@ class HostMoves:
             store.move_vm(record, host)
             store.set_power(record, PowerState.ON)
 
+    @changes_world
     def migrate_vm(self, vm_id: str, host: str) -> None:
         self._enter("migrate_vm", vm_id)
         store = self._store

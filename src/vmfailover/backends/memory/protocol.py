@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
 from vmfailover.backends.base import Readiness, Throttle
+from vmfailover.backends.memory.autosave import changes_world
 from vmfailover.backends.memory.faults import FaultInjector
 from vmfailover.backends.memory.replica_states import ReplicaEvent, next_replica_state
 from vmfailover.backends.memory.store import (
@@ -50,11 +52,16 @@ class MemoryProtocol:
     _store: MemoryStore
     faults: FaultInjector
 
+    if TYPE_CHECKING:  # the backend's: saves the world after a change when it is kept in a file
+
+        def _world_changed(self) -> None: ...
+
     def inventory(self) -> Inventory:
         self._enter("inventory", None)
         with self._store.lock:
             return self._store.inventory()
 
+    @changes_world
     def create_replica(
         self,
         vm_id: str,
@@ -127,6 +134,7 @@ class MemoryProtocol:
             store.add_replica(replica)
             return replica
 
+    @changes_world
     def sync(
         self,
         replica_id: str,
@@ -204,6 +212,7 @@ class MemoryProtocol:
         with self._store.lock:
             return tuple(record.point for record in self._store.points_of(replica_id))
 
+    @changes_world
     def delete_recovery_point(self, point_id: str) -> None:
         self._enter("delete_recovery_point", point_id)
         with self._store.lock:
@@ -213,6 +222,7 @@ class MemoryProtocol:
         self._enter("recovery_point_limit", None)
         return self._store.recovery_point_limit
 
+    @changes_world
     def revert(self, replica_id: str, point_id: str) -> None:
         self._enter("revert", replica_id)
         store = self._store
@@ -230,6 +240,7 @@ class MemoryProtocol:
             target.disk = dict(point.disk)
             store.apply(replica, ReplicaEvent.REVERT)
 
+    @changes_world
     def commit_failover(self, replica_id: str) -> None:
         self._enter("commit_failover", replica_id)
         store = self._store
@@ -246,6 +257,7 @@ class MemoryProtocol:
             store.end_failover(replica_id)
             store.apply(replica, ReplicaEvent.COMMIT)
 
+    @changes_world
     def undo_failover(self, replica_id: str) -> None:
         self._enter("undo_failover", replica_id)
         store = self._store
@@ -263,6 +275,7 @@ class MemoryProtocol:
             store.end_failover(replica_id)
             store.apply(replica, ReplicaEvent.UNDO)
 
+    @changes_world
     def connect_nic(self, vm_id: str, mac: str, network: str) -> None:
         self._enter("connect_nic", vm_id)
         store = self._store
@@ -279,6 +292,7 @@ class MemoryProtocol:
                 )
                 store.replace_vm(record, attrs.evolve(record.vm, nics=nics))
 
+    @changes_world
     def set_guest_ip(self, vm_id: str, mac: str, configs: Sequence[IPConfig] | None) -> None:
         self._enter("set_guest_ip", vm_id)
         store = self._store
@@ -299,6 +313,7 @@ class MemoryProtocol:
                 ),
             )
 
+    @changes_world
     def power_on(self, vm_id: str) -> None:
         self._enter("power_on", vm_id)
         store = self._store
@@ -314,6 +329,7 @@ class MemoryProtocol:
                     )
             store.set_power(record, PowerState.ON)
 
+    @changes_world
     def shutdown_guest(self, vm_id: str, timeout: float) -> None:
         timeout = parse_seconds(timeout, "shutdown_guest timeout", allow_zero=True)
         self._enter("shutdown_guest", vm_id)
@@ -332,6 +348,7 @@ class MemoryProtocol:
         with store.lock:
             store.set_power(record, PowerState.OFF)
 
+    @changes_world
     def power_off(self, vm_id: str) -> None:
         self._enter("power_off", vm_id)
         store = self._store
@@ -353,6 +370,7 @@ class MemoryProtocol:
                 return Readiness(powered_on=True, heartbeat=True)
             return Readiness(True, True, _guest_addresses(record))
 
+    @changes_world
     def create_test_copy(self, replica_id: str, point_id: str, key: str) -> str:
         self._enter("create_test_copy", replica_id)
         store = self._store
@@ -382,6 +400,7 @@ class MemoryProtocol:
             store.apply(replica, ReplicaEvent.TEST)
             return copy_id
 
+    @changes_world
     def remove_test_copy(self, vm_id: str) -> None:
         self._enter("remove_test_copy", vm_id)
         store = self._store
@@ -401,6 +420,7 @@ class MemoryProtocol:
             if last:
                 store.apply(replica, ReplicaEvent.END_TEST)
 
+    @changes_world
     def reverse_replication(self, replica_id: str) -> Replica:
         self._enter("reverse_replication", replica_id)
         store = self._store

@@ -26,7 +26,7 @@ import math
 import random
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
@@ -64,6 +64,13 @@ WORLD_VERSION = 1
 """The document version this code writes; it reads this one and refuses newer ones."""
 
 _T = TypeVar("_T")
+_V = TypeVar("_V")
+
+
+class _Part(Protocol):
+    def __call__(self, holder: object, make: Callable[[_V], Json], value: _V) -> Json: ...
+
+
 Json = Any
 
 
@@ -81,7 +88,17 @@ def store_document(store: MemoryStore) -> dict[str, Json]:
         )
     version, internal, gauss = store.rng.getstate()
     hosts = store.all_hosts()
-    return {
+    earlier = store.saved_parts
+    kept: dict[int, tuple[object, object]] = {}
+
+    def part(holder: object, make: Callable[[_V], Json], value: _V) -> Json:
+        """``make(value)``, or what it made for ``holder`` (unchanged since) at the last save."""
+        cached = earlier.get(id(holder))
+        made = cached[1] if cached is not None and cached[0] is holder else make(value)
+        kept[id(holder)] = (holder, made)
+        return cast(Json, made)
+
+    document: dict[str, Json] = {
         "format": WORLD_FORMAT,
         "version": WORLD_VERSION,
         "clock": {
@@ -98,26 +115,34 @@ def store_document(store: MemoryStore) -> dict[str, Json]:
         "hosts": [_plain(host) for host in hosts],
         "datastores": [_plain(datastore) for datastore in store.all_datastores()],
         "networks": [_plain(network) for network in store.all_networks()],
-        "vms": [_vm_record(record) for record in store.vm_records()],
+        "vms": [_vm_record(record, part) for record in store.vm_records()],
         "vm_order": {
             host.name: list(order) for host in hosts if (order := store.vm_order_on(host.name))
         },
-        "replicas": [_plain(replica) for replica in store.all_replicas()],
+        "replicas": [part(replica, _plain, replica) for replica in store.all_replicas()],
         "points": [
-            {"point": _plain(record.point), "disk": disk_runs(record.disk)}
+            {
+                "point": part(record.point, _plain, record.point),
+                "disk": part(record, disk_runs, record.disk),
+            }
             for record in store.all_points()
         ],
         "failovers": {
-            replica: {"point": record.point, "disk_before": disk_runs(record.disk_before)}
+            replica: {
+                "point": record.point,
+                "disk_before": part(record, disk_runs, record.disk_before),
+            }
             for replica, record in store.all_failovers().items()
         },
         "split_brains": list(store.split_brains),
     }
+    store.saved_parts = kept  # what is gone since is forgotten
+    return document
 
 
-def _vm_record(record: VMRecord) -> dict[str, Json]:
+def _vm_record(record: VMRecord, part: _Part) -> Json:
     return {
-        "vm": _plain(record.vm),
+        "vm": part(record.vm, _plain, record.vm),  # frozen: a VM that changes is a new object
         "disk": disk_runs(record.disk),
         "boot_seconds": record.boot_seconds,
         "booted_at": record.booted_at,

@@ -156,6 +156,10 @@ class MemoryStore:
         self._failovers: dict[str, FailoverRecord] = {}
         self._inventory: Inventory | None = None
         self.split_brains: list[str] = []  # each moment both ends of a replica ran at once
+        #: Parts that never change once made (frozen model values, a point's disk, a failover's
+        #: disk before) as the saved world writes them, by the identity of what holds them: a
+        #: world kept in a file is saved after every change, and most of it did not change.
+        self.saved_parts: dict[int, tuple[object, object]] = {}
         # An isolated host's agent stopping its VMs: VM id -> (host, clock.monotonic() due).
         self.due_stops: dict[str, tuple[str, float]] = {}
 
