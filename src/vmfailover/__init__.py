@@ -18,6 +18,8 @@ from vmfailover.engine.aftercare_results import (
 )
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
+from vmfailover.engine.drill_results import DrillResult, VMReadiness
+from vmfailover.engine.drills import Drill, DrillDriver, run_drill
 from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.fenced_journal import FencedJournal
 from vmfailover.engine.host_failover import HostFailoverResponse
@@ -148,6 +150,7 @@ from vmfailover.policy.cluster import (
     RestartPriority,
 )
 from vmfailover.policy.cluster_check import check_cluster
+from vmfailover.policy.drills import DrillOutcome
 from vmfailover.policy.host_health import (
     HealthEvent,
     HostDecision,
@@ -238,6 +241,10 @@ __all__ = [
     "Deadline",
     "DeadlineAction",
     "Distribution",
+    "Drill",
+    "DrillDriver",
+    "DrillOutcome",
+    "DrillResult",
     "FailbackResult",
     "FailbackVM",
     "FailoverKind",
@@ -370,6 +377,7 @@ __all__ = [
     "UnplacedVM",
     "VMFailoverError",
     "VMPowerWitness",
+    "VMReadiness",
     "VMResult",
     "VMState",
     "VMSyncResult",
@@ -389,5 +397,6 @@ __all__ = [
     "reverse_plan",
     "rpo_compliance",
     "rpo_status",
+    "run_drill",
     "simulate",
 ]

@@ -111,6 +111,10 @@ class DrillResult:
             for vm in self.vms
         ]
 
+    def table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        """The per-VM table, its headers and one row per VM (none for a skipped drill)."""
+        return self._HEADERS, self._rows()
+
     def summary(self) -> str:
         text = f"drill of plan {self.plan!r} at {self.started_at:%Y-%m-%d %H:%M:%S} UTC: "
         text += self.result.value.upper() if self.result is not DrillOutcome.PASSED else "passed"
