@@ -7,7 +7,6 @@ Plain data, renderable as text (terminal), HTML (Jupyter) and JSON (machines), a
 from __future__ import annotations
 
 import html
-import json
 from datetime import datetime
 from typing import Any
 
@@ -15,8 +14,7 @@ import attrs
 
 from vmfailover._jsonable import jsonable_fields
 from vmfailover._render import format_duration, html_table, text_table
-from vmfailover.engine.results import CleanupResult, RunReport
-from vmfailover.errors import ValidationError
+from vmfailover.engine.results import CleanupResult, RunReport, json_text
 from vmfailover.policy.drills import DrillOutcome
 
 __all__ = ["DrillResult", "VMReadiness"]
@@ -89,12 +87,7 @@ class DrillResult:
 
     def to_json(self, **kwargs: Any) -> str:
         """The drill as JSON; ``kwargs`` go to :func:`json.dumps` (``indent=2``, ...)."""
-        try:
-            return json.dumps(self.as_dict(), **kwargs)
-        except (TypeError, ValueError) as error:
-            raise ValidationError.of(
-                "to_json", f"json.dumps refused {kwargs!r:.100}: {error}"
-            ) from None
+        return json_text(self.as_dict(), kwargs)
 
     # --- rendering -------------------------------------------------------------------------------
 
