@@ -19,6 +19,8 @@ from vmfailover.engine.aftercare_results import (
 from vmfailover.engine.clean_point import CleanPointSearch, find_clean_point
 from vmfailover.engine.clean_point_result import CleanPointResult, PointVerdict, SearchedGroup
 from vmfailover.engine.deadlines import DeadlineOutcome, act_on_due, pending_deadlines
+from vmfailover.engine.drill_results import DrillResult, VMReadiness
+from vmfailover.engine.drills import Drill, DrillDriver, run_drill
 from vmfailover.engine.fenced import FencedBackend
 from vmfailover.engine.fenced_journal import FencedJournal
 from vmfailover.engine.host_failover import HostFailoverResponse
@@ -149,6 +151,7 @@ from vmfailover.policy.cluster import (
     RestartPriority,
 )
 from vmfailover.policy.cluster_check import check_cluster
+from vmfailover.policy.drills import DrillOutcome
 from vmfailover.policy.host_health import (
     HealthEvent,
     HostDecision,
@@ -240,6 +243,10 @@ __all__ = [
     "DeadlineAction",
     "DeadlineOutcome",
     "Distribution",
+    "Drill",
+    "DrillDriver",
+    "DrillOutcome",
+    "DrillResult",
     "FailbackResult",
     "FailbackVM",
     "FailoverKind",
@@ -372,6 +379,7 @@ __all__ = [
     "UnplacedVM",
     "VMFailoverError",
     "VMPowerWitness",
+    "VMReadiness",
     "VMResult",
     "VMState",
     "VMSyncResult",
@@ -393,5 +401,6 @@ __all__ = [
     "reverse_plan",
     "rpo_compliance",
     "rpo_status",
+    "run_drill",
     "simulate",
 ]

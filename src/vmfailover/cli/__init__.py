@@ -7,10 +7,12 @@ test run's copies in a later process; ``commit RUN``, ``undo RUN`` and ``failbac
 follows a planned or regular run (:mod:`vmfailover.cli.aftercare`); ``deadlines`` commits or
 undoes every run whose plan deadline is due (:mod:`vmfailover.cli.deadlines`); ``report [RUN]``
 shows the run journal's history or one run; ``resume RUN`` continues an interrupted run;
-``serve`` runs an orchestrator that takes over interrupted runs under their plans' leases (and
-keeps their deadlines); ``lab reset`` starts the lab over; ``demo`` plays the whole story on the
-lab. On a terminal with the ``cli`` extra (rich) the output has tables, colour and progress bars;
-piped, or without rich, it is plain text. ``--json`` prints one JSON document for machines.
+``drill PLAN`` runs one recovery drill now (a test failover and its proven cleanup, for cron to
+schedule); ``serve`` runs an orchestrator that takes over interrupted runs under their plans'
+leases (and keeps their deadlines); ``lab reset`` starts the lab over; ``demo`` plays the whole
+story on the lab. On a terminal with the ``cli`` extra (rich) the output has tables, colour and
+progress bars; piped, or without rich, it is plain text. ``--json`` prints one JSON document for
+machines.
 
 Exit codes: 0 success, 2 usage error (unknown option, missing file, missing extra), 3 the input
 was refused (validation failed, or a simulated RTO misses the plan's target), 4 a run ended
@@ -46,6 +48,7 @@ from vmfailover.cli.backends import DEFAULT_LAB, LAB_BACKEND, reset_lab
 from vmfailover.cli.commands import EXIT_INVALID, simulate_command, validate_command
 from vmfailover.cli.deadlines import deadlines_command
 from vmfailover.cli.demo import run_demo
+from vmfailover.cli.drills import drill_command
 from vmfailover.cli.journal import DEFAULT_JOURNAL, report_command, resume_command
 from vmfailover.cli.output import Output
 from vmfailover.cli.runs import cleanup_command, run_command
@@ -305,6 +308,7 @@ def _parser() -> argparse.ArgumentParser:
     deadlines.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
     deadlines.add_argument("--journal", metavar="STORE", help=journal_help)
     deadlines.add_argument("--json", action="store_true", help="print what was done as JSON")
+    _drill_parser(commands, backend_help, lab_help, journal_help)
 
     lab_command = commands.add_parser(
         "lab",
@@ -419,6 +423,33 @@ def _serve_parser(commands: argparse._SubParsersAction[Any]) -> None:
     serve.add_argument("--kind", choices=_KINDS, default="regular", help="the kind to --submit")
 
 
+def _drill_parser(commands: Any, backend_help: str, lab_help: str, journal_help: str) -> None:
+    drill = commands.add_parser(
+        "drill",
+        help="one recovery drill now: a test failover, its cleanup proven, for cron to schedule",
+        description="Runs the plan as a test failover (journaled), removes its copies and proves "
+        "the inventory as before, then prints the drill's result. Skipped, with the reason, when "
+        "a production run of the plan or of its VMs is in progress or not yet committed or "
+        "undone, a test run of them is still running, or an earlier test's cleanup was never "
+        "proven. Exit 0: passed; 1: failed; 3: skipped or refused.",
+    )
+    drill.add_argument("plan", type=Path, metavar="PLAN", help="the plan file")
+    drill.add_argument(
+        "--backend", default=LAB_BACKEND, metavar="lab|FILE|MODULE:FACTORY", help=backend_help
+    )
+    drill.add_argument("--lab", type=Path, metavar="FILE", help=lab_help)
+    drill.add_argument("--journal", metavar="STORE", help=journal_help)
+    drill.add_argument(
+        "--max-duration",
+        metavar="SPAN",
+        help="cancel, clean up and fail the drill when run and cleanup take longer (e.g. 30m)",
+    )
+    drill.add_argument(
+        "--workers", type=_positive_int, default=8, help="VMs recovered at once (default 8)"
+    )
+    drill.add_argument("--json", action="store_true", help="print the result as JSON only")
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit code. ``out`` replaces standard output.
 
@@ -511,6 +542,17 @@ def _command(argv: Sequence[str] | None, stream: TextIO) -> int:
                 lab_file=args.lab,
                 journal=args.journal,
                 plan_path=args.plan,
+                as_json=args.json,
+            )
+        if args.command == "drill":
+            return drill_command(
+                output,
+                args.plan,
+                backend=args.backend,
+                lab_file=args.lab,
+                journal=args.journal,
+                max_duration=args.max_duration,
+                max_parallel=args.workers,
                 as_json=args.json,
             )
         if args.command in ("commit", "undo", "failback"):

@@ -35,6 +35,7 @@ __all__ = [
     "RunResult",
     "StepRecord",
     "VMResult",
+    "json_text",
 ]
 
 
@@ -229,12 +230,7 @@ class RunReport:
 
     def to_json(self, **kwargs: Any) -> str:
         """The report as JSON; ``kwargs`` go to :func:`json.dumps` (``indent=2``, ...)."""
-        try:
-            return json.dumps(self.as_dict(), **kwargs)
-        except (TypeError, ValueError) as error:
-            raise ValidationError.of(
-                "to_json", f"json.dumps refused {kwargs!r:.100}: {error}"
-            ) from None
+        return json_text(self.as_dict(), kwargs)
 
     # --- rendering -------------------------------------------------------------------------------
 
@@ -400,6 +396,16 @@ _OUTCOME_COLOURS = {
     Outcome.FAILED: _FAILED,
     Outcome.TIMED_OUT: _TIMED_OUT,
 }
+
+
+def json_text(data: dict[str, Any], kwargs: dict[str, Any]) -> str:
+    """``data`` as JSON, ``kwargs`` going to :func:`json.dumps`; what it refuses (an unknown
+    keyword, a bad indent) is our ValidationError, as a result's ``to_json`` promises."""
+    try:
+        return json.dumps(data, **kwargs)
+    except (TypeError, ValueError) as error:
+        refused = f"json.dumps refused {kwargs!r:.100}: {error}"
+        raise ValidationError.of("to_json", refused) from None
 
 
 def _clock(moment: datetime | None) -> str:

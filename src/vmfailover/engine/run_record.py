@@ -42,6 +42,7 @@ __all__ = [
     "RECORD_FORMAT",
     "RunRecord",
     "read_host_run",
+    "read_plan_vms",
     "read_record",
     "write_decision_record",
     "write_record",
@@ -125,6 +126,16 @@ def read_host_run(text: str) -> Mapping[str, Any] | None:
     ):
         raise ValidationError.of("run record", f"has an unknown host_run {host_run!r}")
     return host_run
+
+
+def read_plan_vms(text: str) -> tuple[str, ...]:
+    """The names of the VMs the run's plan held, read from its record without rebuilding the
+    plan (no callables needed): what a drill checks a run against."""
+    plan = _data(text).get("plan")
+    vms = plan.get("vms") if isinstance(plan, dict) else None
+    if not isinstance(vms, list) or not all(isinstance(name, str) for name in vms):
+        raise ValidationError.of("run record", f"has no list of VM names in its plan: {vms!r:.80}")
+    return tuple(vms)
 
 
 def write_decision_record(
