@@ -8,12 +8,14 @@ errors, never anything else, and never hangs.
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -501,6 +503,25 @@ def test_a_huge_value_is_shortened_in_the_error_that_quotes_it() -> None:
     error = refused(lambda: Site("x" * 100_000, description=5), "description must be text")  # type: ignore[arg-type]
     assert len(str(error)) < 500
     assert "(99,747 characters left out)" in str(error)  # of the 100,007 of "Site 'x...'"
+
+
+def test_an_integer_too_large_for_a_float_is_refused_as_bad_input(tmp_path: Path) -> None:
+    """``math.isfinite(10**400)`` raises OverflowError: each check that called it directly let
+    that escape instead of our error (the harness met it by chance, in one run of many)."""
+    from vmfailover import SQLiteLease
+    from vmfailover.backends.memory import MemoryBackend
+
+    huge = 10**400
+    refused(lambda: SQLiteLease(tmp_path / "lease.db", timeout=huge), "SQLite lease timeout")
+    lease = SQLiteLease(tmp_path / "lease.db")
+    refused(lambda: lease.acquire("plan", "site-a", huge), "lease ttl")
+    lease.close()
+    saved = tmp_path / "lab.json"
+    lab().save(saved)
+    document = json.loads(saved.read_text())
+    document["clock"]["rate"] = huge
+    saved.write_text(json.dumps(document))
+    refused(lambda: MemoryBackend.load(saved), "clock.rate", "finite number")
 
 
 def test_what_the_harness_found_stays_refused() -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from vmfailover.cli.output import Output
 from vmfailover.cli.show import show_findings, show_simulation
 from vmfailover.engine.simulate import DurationSpec, LogNormal, SimulationResult, simulate
 from vmfailover.errors import Finding, Findings, Severity, ValidationError
-from vmfailover.model import FailoverKind, as_enum, parse_seconds
+from vmfailover.model import FailoverKind, as_enum, is_finite_number, parse_seconds
 from vmfailover.plan import FailoverPlan
 
 __all__ = ["EXIT_INVALID", "EXIT_OK", "durations_for", "simulate_command", "validate_command"]
@@ -156,7 +155,7 @@ def durations_for(
                 + ("" if use_lab else ", or --lab for the lab's boot times"),
             )
         )
-    if not (isinstance(spread, int | float) and math.isfinite(spread) and spread >= 0):
+    if not (is_finite_number(spread) and spread >= 0):
         findings.append(Finding("--spread", f"must be a finite number >= 0, got {spread!r}"))
     if findings:
         raise ValidationError(findings)

@@ -25,7 +25,6 @@ reach the database.
 
 from __future__ import annotations
 
-import math
 import os
 import secrets
 import socket
@@ -36,6 +35,7 @@ import attrs
 
 from vmfailover.clock import Clock
 from vmfailover.errors import ConflictError, TransientBackendError, ValidationError
+from vmfailover.model import is_finite_number
 
 __all__ = [
     "MAX_LEASE_SECONDS",
@@ -71,12 +71,7 @@ def checked_name(value: object, item: str) -> str:
 
 def checked_ttl(value: object, item: str = "lease ttl") -> float:
     """A lease length in seconds: finite, between a tenth of a second and a day."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or not MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS
-    ):
+    if not is_finite_number(value) or not MIN_LEASE_SECONDS <= value <= MAX_LEASE_SECONDS:
         raise ValidationError.of(
             item,
             f"must be a finite number of seconds in [{MIN_LEASE_SECONDS}, {MAX_LEASE_SECONDS:g}]"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import math
 import random
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -46,6 +45,7 @@ from vmfailover.model import (
     ReplicaState,
     Site,
     aware_utc,
+    is_finite_number,
 )
 
 __all__ = [
@@ -423,7 +423,7 @@ def _optional_count(value: object, where: str) -> int | None:
 def _number(value: object, where: str, *, optional: bool = False) -> float | None:
     if value is None and optional:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise _Refusal(where, f"must be a finite number, got {value!r}")
     return float(value)
 
