@@ -13,7 +13,7 @@ import os
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -525,7 +525,8 @@ def test_an_integer_too_large_for_a_float_is_refused_as_bad_input(tmp_path: Path
 
 
 def test_what_the_harness_found_stays_refused() -> None:
-    """Calls the harness once failed on (each raised TypeError, AttributeError or OverflowError)."""
+    """Calls the harness once failed on (each raised TypeError, AttributeError, ValueError or
+    OverflowError)."""
     from vmfailover import (
         CalendarDuration,
         Cluster,
@@ -533,8 +534,10 @@ def test_what_the_harness_found_stays_refused() -> None:
         Findings,
         HostHealth,
         ReIPRules,
+        SQLiteLease,
         TCPPort,
         choose_point,
+        rpo_status,
         simulate,
     )
     from vmfailover.testing import FaultInjector
@@ -567,6 +570,9 @@ def test_what_the_harness_found_stays_refused() -> None:
         lambda: choose_point([[1]], "latest"),  # type: ignore[list-item]
         lambda: FaultInjector().before_call([], None),  # type: ignore[arg-type]
         lambda: Findings(None),  # type: ignore[arg-type]
+        lambda: rpo_status([[1]], {"dc01": timedelta(microseconds=1)}),  # type: ignore[arg-type]
+        lambda: SQLiteLease("\x00"),
+        lambda: SQLiteLease(os.devnull, clock=[[1]]),  # type: ignore[arg-type]
     ]
     for position, call in enumerate(calls):
         error = bounded(call)

@@ -17,7 +17,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmfailover.clock import Clock, SystemClock
+from vmfailover.clock import Clock, SystemClock, full_clock
 from vmfailover.engine.lease import (
     FencingToken,
     LeaseGrant,
@@ -65,16 +65,22 @@ class SQLiteLease:
             raise ValidationError.of("SQLite lease path", f"must be a file path, got {path!r}")
         self.path = Path(path)
         self._timeout = checked_ttl(timeout, "SQLite lease timeout")
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = SystemClock() if clock is None else full_clock(clock)
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(
                 str(path), timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
+        except (sqlite3.Error, ValueError) as error:  # ValueError: a NUL in the name
+            raise ValidationError.of(
+                f"SQLite lease database {str(path)[:200]!r}", f"cannot be opened: {error}"
+            ) from None
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._create_schema()
         except sqlite3.DatabaseError as error:
+            self._db.close()
             raise ValidationError.of(
                 f"SQLite lease database {str(path)!r}", f"cannot be used: {error}"
             ) from error

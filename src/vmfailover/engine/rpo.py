@@ -152,6 +152,12 @@ def rpo_status(
     state changes), or a mapping of VM name or id to RPO target (``{"db01": "15m"}``). ``window``
     is the span over which ``compliance`` is measured, ending at ``now``.
     """
+    if not isinstance(backend, Backend):
+        raise ValidationError.of(
+            "rpo_status backend",
+            f"{backend!r} is not a backend",
+            "open one by name with vmfailover.backends.open_backend('memory')",
+        )
     clock = getattr(backend, "clock", None) or SystemClock()
     at = clock.now() if now is None else aware_utc(now, "now")
     span = parse_elapsed(window, "window")
