@@ -77,8 +77,10 @@ HEADLINES: dict[str, tuple[str, ...]] = {
         r"^server start \(test settings, initdb included\): median",
         r"^server start \(durable, initdb included\): median",
         rf"^PostgreSQL, durable: acquire\+release {_NUMBER}/s, renew {_NUMBER}/s",
-        rf"^  check {_NUMBER} us vs SELECT 1 {_NUMBER} us: ratio {_NUMBER}",
-        rf"^  intent row with its check in the same statement .*: ratio {_NUMBER}",
+        rf"^  check {_NUMBER} us vs SELECT 1 {_NUMBER} us \(bests\): median ratio of \d+ paired "
+        rf"turns {_NUMBER}",
+        rf"^  intent row with its check in the same statement .*: median ratio of \d+ paired "
+        rf"turns {_NUMBER}",
         r"^PostgreSQL: a fenced call costs",
         rf"^SQLite \(WAL, synchronous=FULL\): acquire\+release {_NUMBER}/s",
         r"^SQLite: a fenced call costs",
