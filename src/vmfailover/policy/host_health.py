@@ -414,24 +414,14 @@ class HostHealth:
             tracked.released |= frozenset(verdict.restart)
             # Later looks that find nothing new to release are no news.
             tracked.last_event = HealthEvent.SEEN_ALIVE
-            return HostDecision(
-                host=host,
-                at=observation.at,
-                event=event,
-                previous=previous,
-                state=tracked.state,
-                evidence=observation,
-                silent_for=silent_for,
-                grace=self.grace,
-                reason=_isolation_reason(verdict, observation, silent_for, self.grace),
-                isolation=verdict,
-            )
-        if tracked.state is previous and tracked.last_event is event:
-            return None
-        if previous is HostState.HEALTHY and event is HealthEvent.ANSWERED:
+            reason = _isolation_reason(verdict, observation, silent_for, self.grace)
+        else:
+            if tracked.state is previous and tracked.last_event is event:
+                return None
             tracked.last_event = event
-            return None  # a healthy host that answers is no news
-        tracked.last_event = event
+            if previous is HostState.HEALTHY and event is HealthEvent.ANSWERED:
+                return None  # a healthy host that answers is no news
+            reason = _reason(event, previous, observation, silent_for, self.grace, verdict)
         return HostDecision(
             host=host,
             at=observation.at,
@@ -441,7 +431,7 @@ class HostHealth:
             evidence=observation,
             silent_for=silent_for,
             grace=self.grace,
-            reason=_reason(event, previous, observation, silent_for, self.grace, verdict),
+            reason=reason,
             isolation=verdict,
         )
 
