@@ -24,7 +24,8 @@ from typing import Any
 
 import attrs
 
-from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.clock import Clock, SystemClock, VirtualClock, full_clock
+from vmfailover.engine._named_members import named_members
 from vmfailover.engine.drill_results import DrillResult, VMReadiness
 from vmfailover.engine.journal import EntryKind, Journal
 from vmfailover.engine.results import Outcome, RunReport, RunResult
@@ -32,7 +33,7 @@ from vmfailover.engine.run import Run
 from vmfailover.engine.run_record import read_plan_vms
 from vmfailover.engine.runner import Runner
 from vmfailover.errors import ConflictError, Finding, ValidationError, VMFailoverError
-from vmfailover.model import FailoverKind, aware_utc, is_collection, is_finite_number
+from vmfailover.model import FailoverKind, aware_utc, is_finite_number
 from vmfailover.plan import FailoverPlan
 from vmfailover.policy.drills import (
     PRODUCTION_SETTLED,
@@ -360,26 +361,16 @@ class DrillDriver:
     ) -> None:
         if not isinstance(runner, Runner):
             raise ValidationError.of("DrillDriver runner", f"expected a Runner, got {runner!r:.80}")
-        given: object = drills
-        if not isinstance(given, Drill) and not is_collection(given):
-            raise ValidationError.of("DrillDriver drills", f"expected Drills, got {drills!r:.80}")
-        listed: list[object] = [given] if isinstance(given, Drill) else list(drills)
-        findings: list[Finding] = []
-        names: set[str] = set()
-        for drill in listed:
-            if not isinstance(drill, Drill):
-                findings.append(Finding(f"{drill!r:.80}", "is not a Drill"))
-            elif drill.name in names:
-                findings.append(Finding(f"drill {drill.name!r}", "appears twice in the driver"))
-            else:
-                names.add(drill.name)
+        listed, findings = named_members(
+            drills, Drill, owner="DrillDriver", parameter="drills", noun="drill", place="the driver"
+        )
         if not is_finite_number(max_idle) or not max_idle > 0:
             findings.append(Finding("DrillDriver max_idle", f"must be > 0 seconds: {max_idle!r}"))
         if findings:
             raise ValidationError(findings)
         self.runner = runner
-        self.drills: tuple[Drill, ...] = tuple(d for d in listed if isinstance(d, Drill))
-        self.clock: Clock = clock or runner.clock
+        self.drills: tuple[Drill, ...] = tuple(listed)
+        self.clock: Clock = runner.clock if clock is None else full_clock(clock)
         self.max_idle = float(max_idle)
         self._history: dict[str, deque[DrillResult]] = {
             drill.name: deque(maxlen=drill.keep) for drill in self.drills

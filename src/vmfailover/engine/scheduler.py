@@ -21,13 +21,14 @@ from concurrent.futures import wait as wait_for
 from datetime import datetime, timedelta
 
 from vmfailover.clock import Clock, SystemClock, VirtualClock
+from vmfailover.engine._named_members import named_members
 from vmfailover.engine.journal import Journal
 from vmfailover.engine.replication import ReplicationJob
 from vmfailover.engine.replication_events import ReplicationSubscriber
 from vmfailover.engine.replication_results import JobResult
 from vmfailover.engine.rpo import RPOReport, rpo_status
 from vmfailover.errors import ConflictError, Finding, ValidationError
-from vmfailover.model import aware_utc, is_collection, is_finite_number
+from vmfailover.model import aware_utc, is_finite_number
 from vmfailover.policy.schedule import parse_elapsed
 
 __all__ = ["Scheduler"]
@@ -52,21 +53,14 @@ class Scheduler:
         rpo_check: str | timedelta | None = "5m",
         journal: Journal | None = None,
     ) -> None:
-        given: object = jobs
-        if not isinstance(given, ReplicationJob) and not is_collection(given):
-            raise ValidationError.of(
-                "Scheduler jobs", f"expected ReplicationJobs, got {jobs!r:.80}"
-            )
-        job_list: list[object] = list(jobs) if not isinstance(jobs, ReplicationJob) else [jobs]
-        findings: list[Finding] = []
-        names: set[str] = set()
-        for job in job_list:
-            if not isinstance(job, ReplicationJob):
-                findings.append(Finding(f"{job!r}", "is not a ReplicationJob"))
-            elif job.name in names:
-                findings.append(Finding(f"job {job.name!r}", "appears twice in the scheduler"))
-            else:
-                names.add(job.name)
+        job_list, findings = named_members(
+            jobs,
+            ReplicationJob,
+            owner="Scheduler",
+            parameter="jobs",
+            noun="job",
+            place="the scheduler",
+        )
         if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
             findings.append(Finding("Scheduler max_parallel", f"must be >= 1: {max_parallel!r}"))
         if not is_finite_number(max_idle) or not max_idle > 0:
@@ -88,18 +82,15 @@ class Scheduler:
                     hint="give the job and the scheduler the same journal, or the job none",
                 )
                 for job in job_list
-                if isinstance(job, ReplicationJob)
-                and job.journal is not None
-                and job.journal is not journal
+                if job.journal is not None and job.journal is not journal
             )
         if findings:
             raise ValidationError(findings)
-        valid = [job for job in job_list if isinstance(job, ReplicationJob)]
         if journal is not None:
-            for job in valid:
+            for job in job_list:
                 job.journal = journal
         self.jobs: tuple[ReplicationJob, ...] = tuple(
-            sorted(valid, key=lambda job: (job.priority, job.name))
+            sorted(job_list, key=lambda job: (job.priority, job.name))
         )
         self.clock: Clock = clock or (self.jobs[0].clock if self.jobs else SystemClock())
         self.max_parallel = max_parallel
