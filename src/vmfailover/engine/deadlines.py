@@ -34,8 +34,9 @@ from vmfailover._jsonable import jsonable_fields
 from vmfailover.engine.aftercare_results import BY_DEADLINE, Deadline, DeadlineAction
 from vmfailover.engine.journal import EntryKind, Journal, JournalEntry, RunSummary
 from vmfailover.engine.run import process_owner
-from vmfailover.engine.run_state import RunAction, RunState
+from vmfailover.engine.run_state import RunAction, table_for
 from vmfailover.errors import ConflictError, NotFoundError, ValidationError, VMFailoverError
+from vmfailover.model import FailoverKind
 
 if TYPE_CHECKING:
     from vmfailover.engine.run import Run
@@ -55,18 +56,21 @@ __all__ = [
 
 log = logging.getLogger("vmfailover.deadlines")
 
+
+def _starts_from(action: RunAction) -> frozenset[str]:
+    """The states a production run's ``action`` starts from (not those where it goes on with
+    an interrupted one), read from the run's transition table."""
+    table = table_for(FailoverKind.REGULAR)
+    return frozenset(
+        state.value for state, moves in table.items() if moves.get(action) not in (None, state)
+    )
+
+
 #: The states a run's recovery ends in, from which each deadline action is allowed. A run in
 #: any other state was decided (committing, undone, failing back ...): its deadline is over.
 _WAITING: dict[DeadlineAction, frozenset[str]] = {
-    DeadlineAction.COMMIT: frozenset({RunState.FAILED_OVER.value, RunState.PARTIAL.value}),
-    DeadlineAction.UNDO: frozenset(
-        {
-            RunState.FAILED_OVER.value,
-            RunState.PARTIAL.value,
-            RunState.FAILED.value,
-            RunState.CANCELLED.value,
-        }
-    ),
+    DeadlineAction.COMMIT: _starts_from(RunAction.COMMIT),
+    DeadlineAction.UNDO: _starts_from(RunAction.UNDO),
 }
 
 #: The states in which a run may have a pending deadline.
