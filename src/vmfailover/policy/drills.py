@@ -103,7 +103,6 @@ def skip_reason(plan: str, vms: Iterable[str], runs: Iterable[RunView]) -> str |
     before test, gives the reason, naming the run, its state and the VMs it shares.
     """
     wanted = set(vms)
-    blocking: list[str] = []
     for run in sorted(runs, key=lambda r: (not r.production, r.run_id)):
         shared = sorted(wanted.intersection(run.vms))
         if run.plan != plan and not shared:
@@ -115,16 +114,16 @@ def skip_reason(plan: str, vms: Iterable[str], runs: Iterable[RunView]) -> str |
                 if run.state in TEST_IN_PROGRESS or run.state.endswith("ing")
                 else "commit or undo it first"
             )
-            blocking.append(
+            return (
                 f"production {run.kind.value} run {run.run_id} {what} is "
                 f"{run.state.replace('_', ' ')}: {settle}"
             )
-        elif not run.production and run.state in TEST_IN_PROGRESS:
-            blocking.append(f"test run {run.run_id} {what} is still running: drills never overlap")
-        elif not run.production and run.state != "cleaned_up":
-            blocking.append(
+        if not run.production and run.state in TEST_IN_PROGRESS:
+            return f"test run {run.run_id} {what} is still running: drills never overlap"
+        if not run.production and run.state != "cleaned_up":
+            return (
                 f"test run {run.run_id} {what} ended {run.state.replace('_', ' ')} and its "
                 f"cleanup has not proven the inventory restored: a person must look first "
                 f"(vmfailover cleanup {run.run_id})"
             )
-    return blocking[0] if blocking else None
+    return None
