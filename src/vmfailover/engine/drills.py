@@ -36,10 +36,10 @@ from vmfailover.errors import ConflictError, Finding, ValidationError, VMFailove
 from vmfailover.model import FailoverKind, aware_utc, is_finite_number
 from vmfailover.plan import FailoverPlan
 from vmfailover.policy.drills import (
-    PRODUCTION_SETTLED,
     DrillOutcome,
     RunView,
     drill_due,
+    settled,
     skip_reason,
 )
 from vmfailover.policy.schedule import Schedule, format_elapsed, parse_elapsed
@@ -159,12 +159,7 @@ def known_runs(runner: Runner, extra: Iterable[Run] = ()) -> list[RunView]:
     journal: Journal | None = runner.journal
     if journal is not None:
         for summary in journal.runs():
-            settled = (
-                summary.state == "cleaned_up"
-                if summary.kind is FailoverKind.TEST
-                else summary.state in PRODUCTION_SETTLED
-            )
-            if settled:
+            if settled(summary.kind, summary.state):
                 continue
             vms = read_plan_vms(journal.load(summary.run_id, kinds=(EntryKind.STATE,)).record)
             views[summary.run_id] = RunView(
@@ -195,8 +190,7 @@ def _last_measured(runner: Runner, plan: str) -> Mapping[str, float] | None:
 
 
 def _measured(report: RunReport) -> dict[str, float] | None:
-    seconds = {vm.vm: vm.seconds for vm in report.vms if vm.seconds is not None}
-    return {name: value for name, value in seconds.items() if value is not None} or None
+    return {vm.vm: vm.seconds for vm in report.vms if vm.seconds is not None} or None
 
 
 def run_drill(

@@ -38,6 +38,7 @@ __all__ = [
     "DrillOutcome",
     "RunView",
     "drill_due",
+    "settled",
     "skip_reason",
 ]
 
@@ -46,6 +47,14 @@ PRODUCTION_SETTLED = frozenset({"committed", "undone", "failed_back"})
 
 TEST_IN_PROGRESS = frozenset({"pending", "validating", "running"})
 """The states of a test run that has not ended its recovery."""
+
+
+def settled(kind: FailoverKind, state: str) -> bool:
+    """Whether a run of ``kind`` in ``state`` is done with its VMs (it can never block a
+    drill): a production run committed, undone or failed back; a test run cleaned up."""
+    if kind is FailoverKind.TEST:
+        return state == "cleaned_up"
+    return state in PRODUCTION_SETTLED
 
 
 class DrillOutcome(enum.StrEnum):
@@ -105,10 +114,10 @@ def skip_reason(plan: str, vms: Iterable[str], runs: Iterable[RunView]) -> str |
     wanted = set(vms)
     for run in sorted(runs, key=lambda r: (not r.production, r.run_id)):
         shared = sorted(wanted.intersection(run.vms))
-        if run.plan != plan and not shared:
+        if (run.plan != plan and not shared) or settled(run.kind, run.state):
             continue
         what = f"of plan {run.plan!r}" if run.plan == plan else f"holding {listing(shared)}"
-        if run.production and run.state not in PRODUCTION_SETTLED:
+        if run.production:
             settle = (
                 "it is in progress"
                 if run.state in TEST_IN_PROGRESS or run.state.endswith("ing")
@@ -118,12 +127,11 @@ def skip_reason(plan: str, vms: Iterable[str], runs: Iterable[RunView]) -> str |
                 f"production {run.kind.value} run {run.run_id} {what} is "
                 f"{run.state.replace('_', ' ')}: {settle}"
             )
-        if not run.production and run.state in TEST_IN_PROGRESS:
+        if run.state in TEST_IN_PROGRESS:
             return f"test run {run.run_id} {what} is still running: drills never overlap"
-        if not run.production and run.state != "cleaned_up":
-            return (
-                f"test run {run.run_id} {what} ended {run.state.replace('_', ' ')} and its "
-                f"cleanup has not proven the inventory restored: a person must look first "
-                f"(vmfailover cleanup {run.run_id})"
-            )
+        return (
+            f"test run {run.run_id} {what} ended {run.state.replace('_', ' ')} and its "
+            f"cleanup has not proven the inventory restored: a person must look first "
+            f"(vmfailover cleanup {run.run_id})"
+        )
     return None
